@@ -1,0 +1,225 @@
+// cachecarctl: a command line for a running cachecar sidecar. See `cachecarctl --help`.
+//
+// Exit codes: 0 ok; 1 cachecar unreachable or failed (UNAVAILABLE, INTERNAL, ...);
+// 2 bad usage; 3 key not found (get); 4 not ready (status, or a read before catch-up);
+// 5 rejected request (unknown topic, invalid argument).
+#include <CLI/CLI.hpp>
+#include <absl/strings/escaping.h>
+#include <nlohmann/json.hpp>
+
+#include <cstdio>
+#include <iostream>
+#include <sstream>
+
+#include "client/client.h"
+#include "common/utf8.h"
+
+namespace {
+
+using cachecar::Code;
+using nlohmann::json;
+
+enum Exit { kOk = 0, kFailed = 1, kUsage = 2, kNotFound = 3, kNotReady = 4, kRejected = 5 };
+
+int ExitFor(const cachecar::Status& st) {
+  std::fprintf(stderr, "cachecarctl: %s\n", st.ToString().c_str());
+  if (!st.reason().empty()) std::fprintf(stderr, "  reason: %s\n", st.reason().c_str());
+  if (st.reason() == "CACHE_NOT_READY") return kNotReady;
+  switch (st.code()) {
+    case Code::kInvalidArgument:
+    case Code::kNotFound:
+    case Code::kPermissionDenied:
+    case Code::kOutOfRange:
+      return kRejected;
+    default:
+      return kFailed;
+  }
+}
+
+// A key or value as JSON: a UTF-8 string, or {"base64": ...} for other bytes.
+json BytesJson(const std::string& b) {
+  if (cachecar::IsValidUtf8(b)) return b;
+  return json{{"base64", absl::Base64Escape(b)}};
+}
+
+json ValueJson(const std::string& v) {
+  json parsed = json::parse(v, nullptr, false);
+  if (!parsed.is_discarded()) return parsed;
+  return BytesJson(v);
+}
+
+std::string Timestamp(const google::protobuf::Timestamp& t) {
+  time_t secs = static_cast<time_t>(t.seconds());
+  struct tm tm;
+  gmtime_r(&secs, &tm);
+  char buf[64];
+  std::snprintf(buf, sizeof(buf), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                t.nanos() / 1000000);
+  return buf;
+}
+
+json EntryJson(const cachecar::v1::Entry& e) {
+  return json{{"key", BytesJson(e.key())},
+              {"value", ValueJson(e.value())},
+              {"partition", e.partition()},
+              {"offset", e.offset()},
+              {"timestamp", Timestamp(e.kafka_timestamp())},
+              {"revision", e.revision()}};
+}
+
+std::string Printable(const std::string& b, size_t max) {
+  std::string s = cachecar::IsValidUtf8(b) ? b : "base64:" + absl::Base64Escape(b);
+  for (char& c : s) {
+    if (c == '\n' || c == '\t' || c == '\r') c = ' ';
+  }
+  if (s.size() > max) s = s.substr(0, max - 3) + "...";
+  return s;
+}
+
+void PrintJson(const json& j) {
+  std::cout << j.dump(-1, ' ', false, json::error_handler_t::replace) << "\n";
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"cachecarctl: query a cachecar sidecar"};
+  app.require_subcommand(1);
+  app.fallthrough();  // global options may follow the subcommand
+  cachecar::client::ClientOptions opts;
+  std::string output = "table";
+  int timeout_ms = 5000;
+  bool allow_cold = false;
+  app.add_option("-a,--address", opts.target,
+                 "cachecar gRPC target (host:port or unix:PATH); env CACHECAR_ADDRESS")
+      ->envname("CACHECAR_ADDRESS")
+      ->capture_default_str();
+  app.add_option("-o,--output", output, "table, json, or raw (get: the value bytes only)")
+      ->check(CLI::IsMember({"table", "json", "raw"}))
+      ->capture_default_str();
+  app.add_option("--timeout-ms", timeout_ms, "deadline of each call")
+      ->check(CLI::Range(1, 3600000))
+      ->capture_default_str();
+  app.add_flag("--allow-cold-cache", allow_cold, "read even before the sidecar has caught up");
+
+  std::string topic, key, prefix;
+  int limit = 0;
+  auto* get = app.add_subcommand("get", "print the latest value of a key");
+  get->add_option("topic", topic, "topic")->required();
+  get->add_option("key", key, "key")->required();
+  auto* list = app.add_subcommand("list", "list entries by key prefix");
+  list->add_option("topic", topic, "topic")->required();
+  list->add_option("-p,--prefix", prefix, "only keys starting with this");
+  list->add_option("-n,--limit", limit, "print at most this many entries (0: all)")
+      ->check(CLI::NonNegativeNumber);
+  auto* status = app.add_subcommand("status", "readiness and catch-up progress per partition");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int rc = app.exit(e);
+    return rc == 0 ? kOk : kUsage;
+  }
+  opts.timeout = std::chrono::milliseconds(timeout_ms);
+  cachecar::client::Client client(opts);
+  cachecar::client::ReadOptions ro{allow_cold};
+
+  if (get->parsed()) {
+    auto r = client.Get(topic, key, ro);
+    if (!r.ok()) return ExitFor(r.status());
+    if (!r->found()) {
+      if (output == "json") PrintJson(json{{"found", false}, {"key", BytesJson(key)}});
+      std::fprintf(stderr, "cachecarctl: key not found in %s\n", topic.c_str());
+      return kNotFound;
+    }
+    const auto& e = r->entry();
+    if (output == "json") {
+      json j = EntryJson(e);
+      j["found"] = true;
+      PrintJson(j);
+    } else if (output == "raw") {
+      std::fwrite(e.value().data(), 1, e.value().size(), stdout);
+    } else {
+      std::printf("key        %s\nvalue      %s\npartition  %d\noffset     %lld\n"
+                  "timestamp  %s\nrevision   %llu\n",
+                  Printable(e.key(), 4096).c_str(), Printable(e.value(), 1 << 20).c_str(),
+                  e.partition(), static_cast<long long>(e.offset()),
+                  Timestamp(e.kafka_timestamp()).c_str(),
+                  static_cast<unsigned long long>(e.revision()));
+    }
+    return kOk;
+  }
+  if (list->parsed()) {
+    auto r = client.ListAll(topic, prefix, static_cast<size_t>(limit), ro);
+    if (!r.ok()) return ExitFor(r.status());
+    if (output == "json" || output == "raw") {
+      for (const auto& e : *r) PrintJson(EntryJson(e));
+    } else {
+      std::printf("%-32s %-9s %-10s %-9s %s\n", "KEY", "PARTITION", "OFFSET", "REVISION",
+                  "VALUE");
+      for (const auto& e : *r) {
+        std::printf("%-32s %-9d %-10lld %-9llu %s\n", Printable(e.key(), 32).c_str(),
+                    e.partition(), static_cast<long long>(e.offset()),
+                    static_cast<unsigned long long>(e.revision()),
+                    Printable(e.value(), 80).c_str());
+      }
+    }
+    return kOk;
+  }
+  if (status->parsed()) {
+    auto r = client.GetStatus();
+    if (!r.ok()) return ExitFor(r.status());
+    if (output == "json" || output == "raw") {
+      json topics = json::array();
+      for (const auto& t : r->topics()) {
+        json parts = json::array();
+        for (const auto& p : t.partitions()) {
+          parts.push_back({{"partition", p.partition()},
+                           {"applied_offset", p.applied_offset()},
+                           {"start_end_offset", p.start_end_offset()},
+                           {"end_offset", p.end_offset()},
+                           {"lag", p.lag()},
+                           {"ready", p.ready()}});
+        }
+        topics.push_back({{"topic", t.topic()},
+                          {"ready", t.ready()},
+                          {"key_count", t.key_count()},
+                          {"records_applied", t.records_applied()},
+                          {"records_rejected", t.records_rejected()},
+                          {"partitions", parts}});
+      }
+      PrintJson({{"ready", r->ready()},
+                 {"store_id", r->store_id()},
+                 {"store_revision", r->store_revision()},
+                 {"topics", topics}});
+    } else {
+      std::printf("ready: %s   store: %s   revision: %llu\n\n", r->ready() ? "yes" : "no",
+                  r->store_id().c_str(), static_cast<unsigned long long>(r->store_revision()));
+      std::printf("%-24s %-9s %-12s %-12s %-12s %-8s %-5s\n", "TOPIC", "PARTITION", "APPLIED",
+                  "START_END", "END", "LAG", "READY");
+      for (const auto& t : r->topics()) {
+        if (t.partitions_size() == 0) {
+          std::printf("%-24s %-9s %-12s %-12s %-12s %-8s %-5s\n", t.topic().c_str(), "-", "-",
+                      "-", "-", "-", "no (topic not assigned yet)");
+        }
+        for (const auto& p : t.partitions()) {
+          std::printf("%-24s %-9d %-12lld %-12lld %-12lld %-8lld %-5s\n", t.topic().c_str(),
+                      p.partition(), static_cast<long long>(p.applied_offset()),
+                      static_cast<long long>(p.start_end_offset()),
+                      static_cast<long long>(p.end_offset()), static_cast<long long>(p.lag()),
+                      p.ready() ? "yes" : "no");
+        }
+      }
+      std::printf("\n%-24s %-10s %-14s %-14s\n", "TOPIC", "KEYS", "APPLIED", "REJECTED");
+      for (const auto& t : r->topics()) {
+        std::printf("%-24s %-10llu %-14llu %-14llu\n", t.topic().c_str(),
+                    static_cast<unsigned long long>(t.key_count()),
+                    static_cast<unsigned long long>(t.records_applied()),
+                    static_cast<unsigned long long>(t.records_rejected()));
+      }
+    }
+    return r->ready() ? kOk : kNotReady;
+  }
+  return kUsage;
+}

@@ -1,0 +1,116 @@
+#include "client/client.h"
+
+#include <grpcpp/create_channel.h>
+#include <grpcpp/security/credentials.h>
+
+#include "google/rpc/error_details.pb.h"
+#include "google/rpc/status.pb.h"
+
+namespace cachecar::client {
+
+Status FromGrpcStatus(const grpc::Status& status) {
+  if (status.ok()) return Status::Ok();
+  std::string reason;
+  std::vector<FieldViolation> violations;
+  std::map<std::string, std::string> metadata;
+  google::rpc::Status details;
+  if (!status.error_details().empty() && details.ParseFromString(status.error_details())) {
+    for (const auto& any : details.details()) {
+      google::rpc::ErrorInfo info;
+      google::rpc::BadRequest bad;
+      if (any.UnpackTo(&info)) {
+        reason = info.reason();
+        for (const auto& [k, v] : info.metadata()) metadata[k] = v;
+      } else if (any.UnpackTo(&bad)) {
+        for (const auto& fv : bad.field_violations()) {
+          violations.push_back({fv.field(), fv.description()});
+        }
+      }
+    }
+  }
+  Status out(static_cast<Code>(status.error_code()), status.error_message(), reason,
+             std::move(violations));
+  for (auto& [k, v] : metadata) out = std::move(out).With(k, v);
+  return out;
+}
+
+Client::Client(ClientOptions options) : options_(std::move(options)) {
+  channel_ = grpc::CreateChannel(options_.target, grpc::InsecureChannelCredentials());
+  stub_ = v1::CacheService::NewStub(channel_);
+}
+
+std::unique_ptr<grpc::ClientContext> Client::NewContext() const {
+  auto ctx = std::make_unique<grpc::ClientContext>();
+  ctx->set_deadline(std::chrono::system_clock::now() + options_.timeout);
+  return ctx;
+}
+
+Result<v1::GetResponse> Client::Get(const std::string& topic, const std::string& key,
+                                    ReadOptions ro) {
+  v1::GetRequest req;
+  req.set_topic(topic);
+  req.set_key(key);
+  req.set_allow_cold_cache(ro.allow_cold_cache);
+  v1::GetResponse resp;
+  auto ctx = NewContext();
+  grpc::Status st = stub_->Get(ctx.get(), req, &resp);
+  if (!st.ok()) return FromGrpcStatus(st);
+  return resp;
+}
+
+Result<v1::BatchGetResponse> Client::BatchGet(const std::string& topic,
+                                              const std::vector<std::string>& keys,
+                                              ReadOptions ro) {
+  v1::BatchGetRequest req;
+  req.set_topic(topic);
+  for (const auto& k : keys) req.add_keys(k);
+  req.set_allow_cold_cache(ro.allow_cold_cache);
+  v1::BatchGetResponse resp;
+  auto ctx = NewContext();
+  grpc::Status st = stub_->BatchGet(ctx.get(), req, &resp);
+  if (!st.ok()) return FromGrpcStatus(st);
+  return resp;
+}
+
+Result<v1::ListResponse> Client::List(const std::string& topic, const std::string& prefix,
+                                      int32_t page_size, const std::string& page_token,
+                                      ReadOptions ro) {
+  v1::ListRequest req;
+  req.set_topic(topic);
+  req.set_prefix(prefix);
+  req.set_page_size(page_size);
+  req.set_page_token(page_token);
+  req.set_allow_cold_cache(ro.allow_cold_cache);
+  v1::ListResponse resp;
+  auto ctx = NewContext();
+  grpc::Status st = stub_->List(ctx.get(), req, &resp);
+  if (!st.ok()) return FromGrpcStatus(st);
+  return resp;
+}
+
+Result<std::vector<v1::Entry>> Client::ListAll(const std::string& topic,
+                                               const std::string& prefix, size_t limit,
+                                               ReadOptions ro) {
+  std::vector<v1::Entry> out;
+  std::string token;
+  do {
+    Result<v1::ListResponse> page = List(topic, prefix, 1000, token, ro);
+    if (!page.ok()) return page.status();
+    for (auto& e : *page->mutable_entries()) {
+      if (limit != 0 && out.size() >= limit) return out;
+      out.push_back(std::move(e));
+    }
+    token = page->next_page_token();
+  } while (!token.empty());
+  return out;
+}
+
+Result<v1::GetStatusResponse> Client::GetStatus() {
+  v1::GetStatusResponse resp;
+  auto ctx = NewContext();
+  grpc::Status st = stub_->GetStatus(ctx.get(), v1::GetStatusRequest(), &resp);
+  if (!st.ok()) return FromGrpcStatus(st);
+  return resp;
+}
+
+}  // namespace cachecar::client

@@ -1,0 +1,61 @@
+// cachecar::client::Client: the C++ client an app links to talk to its cachecar sidecar.
+//
+// Every call has a deadline (ClientOptions::timeout unless given). Errors come back as a
+// cachecar::Status carrying the server's google.rpc details: the ErrorInfo reason
+// (TOPIC_NOT_FOUND, CACHE_NOT_READY, ...) and every BadRequest field violation.
+// Thread-safe: one Client may be shared by all threads.
+#pragma once
+
+#include <grpcpp/channel.h>
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "cachecar/v1/cache.grpc.pb.h"
+#include "common/status.h"
+
+namespace cachecar::client {
+
+struct ClientOptions {
+  // gRPC target: "127.0.0.1:50051" or "unix:/run/cachecar/cachecar.sock".
+  std::string target = "127.0.0.1:50051";
+  // Deadline of each call. Default 5 s.
+  std::chrono::milliseconds timeout{5000};
+};
+
+struct ReadOptions {
+  bool allow_cold_cache = false;
+};
+
+class Client {
+ public:
+  explicit Client(ClientOptions options);
+
+  Result<v1::GetResponse> Get(const std::string& topic, const std::string& key,
+                              ReadOptions ro = {});
+  Result<v1::BatchGetResponse> BatchGet(const std::string& topic,
+                                        const std::vector<std::string>& keys,
+                                        ReadOptions ro = {});
+  // One page; pass the previous page's next_page_token to continue.
+  Result<v1::ListResponse> List(const std::string& topic, const std::string& prefix,
+                                int32_t page_size, const std::string& page_token,
+                                ReadOptions ro = {});
+  // Every entry with the prefix, following pages (at most `limit` entries; 0 = no limit).
+  Result<std::vector<v1::Entry>> ListAll(const std::string& topic, const std::string& prefix,
+                                         size_t limit = 0, ReadOptions ro = {});
+  Result<v1::GetStatusResponse> GetStatus();
+
+ private:
+  std::unique_ptr<grpc::ClientContext> NewContext() const;
+
+  ClientOptions options_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<v1::CacheService::Stub> stub_;
+};
+
+// Converts a gRPC status, decoding google.rpc details (reason, metadata, violations).
+Status FromGrpcStatus(const grpc::Status& status);
+
+}  // namespace cachecar::client

@@ -1,0 +1,397 @@
+#include "config/config.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <charconv>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+namespace cachecar::config {
+
+const char* KeyEncodingName(KeyEncoding e) { return e == KeyEncoding::kUtf8 ? "utf-8" : "bytes"; }
+const char* ValueFormatName(ValueFormat f) { return f == ValueFormat::kJson ? "json" : "bytes"; }
+
+const TopicConfig* Config::FindTopic(std::string_view name) const {
+  for (const auto& t : topics) {
+    if (t.name == name) return &t;
+  }
+  return nullptr;
+}
+
+bool IsValidTopicName(const std::string& name) {
+  if (name.empty() || name.size() > 249 || name == "." || name == "..") return false;
+  for (char c : name) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == '-';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+namespace {
+
+// librdkafka properties that cachecar sets itself: letting a user change them would
+// break resume, readiness or read_committed semantics.
+const std::set<std::string>& ManagedProperties() {
+  static const std::set<std::string> kManaged = {
+      "bootstrap.servers", "metadata.broker.list", "group.id", "enable.auto.commit",
+      "enable.auto.offset.store", "enable.partition.eof", "isolation.level",
+      "auto.offset.reset", "group.instance.id"};
+  return kManaged;
+}
+
+// Walks the YAML tree collecting every problem with its path and place.
+class Reader {
+ public:
+  Reader(const EnvLookup& env) : env_(env) {}
+
+  std::vector<FieldViolation>& problems() { return problems_; }
+
+  void Problem(const std::string& path, const YAML::Node& node, const std::string& what) {
+    std::string where;
+    if (node && node.Mark().line >= 0) {
+      where = "line " + std::to_string(node.Mark().line + 1) + ", column " +
+              std::to_string(node.Mark().column + 1) + ": ";
+    }
+    problems_.push_back({path, where + what});
+  }
+
+  // Checks that `node` is a map whose keys are all in `allowed`, with no duplicates.
+  bool ExpectMap(const std::string& path, const YAML::Node& node,
+                 const std::set<std::string>& allowed) {
+    if (!node.IsMap()) {
+      Problem(path, node, "must be a mapping");
+      return false;
+    }
+    std::set<std::string> seen;
+    for (const auto& kv : node) {
+      std::string key = kv.first.Scalar();
+      std::string child = path.empty() ? key : path + "." + key;
+      if (!seen.insert(key).second) Problem(child, kv.first, "duplicate key");
+      if (!allowed.count(key)) Problem(child, kv.first, "unknown field");
+    }
+    return true;
+  }
+
+  // Reads a scalar as a string with ${ENV} expanded. nullopt (and a problem) if not a scalar.
+  std::optional<std::string> String(const std::string& path, const YAML::Node& node) {
+    if (!node.IsScalar()) {
+      Problem(path, node, "must be a string");
+      return std::nullopt;
+    }
+    Result<std::string> s = ExpandEnv(node.Scalar(), env_);
+    if (!s.ok()) {
+      Problem(path, node, s.status().message());
+      return std::nullopt;
+    }
+    return s.value();
+  }
+
+  void ReadString(const YAML::Node& parent, const std::string& path, const char* key,
+                  std::string* out) {
+    YAML::Node n = parent[key];
+    if (!n) return;
+    if (auto s = String(Join(path, key), n)) *out = *s;
+  }
+
+  void ReadBool(const YAML::Node& parent, const std::string& path, const char* key, bool* out) {
+    YAML::Node n = parent[key];
+    if (!n) return;
+    auto s = String(Join(path, key), n);
+    if (!s) return;
+    if (*s == "true") {
+      *out = true;
+    } else if (*s == "false") {
+      *out = false;
+    } else {
+      Problem(Join(path, key), n, "must be true or false, not \"" + *s + "\"");
+    }
+  }
+
+  template <typename T>
+  void ReadUint(const YAML::Node& parent, const std::string& path, const char* key, T* out,
+                uint64_t min, uint64_t max) {
+    YAML::Node n = parent[key];
+    if (!n) return;
+    auto s = String(Join(path, key), n);
+    if (!s) return;
+    uint64_t v = 0;
+    auto [end, ec] = std::from_chars(s->data(), s->data() + s->size(), v);
+    if (ec != std::errc() || end != s->data() + s->size() || s->empty()) {
+      Problem(Join(path, key), n, "must be a whole number, not \"" + *s + "\"");
+      return;
+    }
+    if (v < min || v > max) {
+      Problem(Join(path, key), n,
+              "must be between " + std::to_string(min) + " and " + std::to_string(max));
+      return;
+    }
+    *out = static_cast<T>(v);
+  }
+
+  static std::string Join(const std::string& path, const char* key) {
+    return path.empty() ? key : path + "." + key;
+  }
+
+ private:
+  const EnvLookup& env_;
+  std::vector<FieldViolation> problems_;
+};
+
+bool IsLoopbackHost(const std::string& host) {
+  return host == "127.0.0.1" || host == "localhost" || host == "[::1]" || host == "::1" ||
+         host.rfind("127.", 0) == 0;
+}
+
+// Checks a host:port listen address; `allow_any` permits non-loopback hosts.
+void CheckListenAddress(Reader& r, const std::string& path, const YAML::Node& node,
+                        const std::string& address, bool allow_any, const char* allow_field) {
+  if (address.empty()) return;
+  size_t colon = address.rfind(':');
+  if (colon == std::string::npos || colon == 0 || colon + 1 == address.size()) {
+    r.Problem(path, node, "must be host:port, not \"" + address + "\"");
+    return;
+  }
+  std::string host = address.substr(0, colon);
+  std::string port = address.substr(colon + 1);
+  unsigned p = 0;
+  auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), p);
+  if (ec != std::errc() || end != port.data() + port.size() || p > 65535) {
+    r.Problem(path, node, "port must be a number from 0 to 65535, not \"" + port + "\"");
+    return;
+  }
+  if (!allow_any && !IsLoopbackHost(host)) {
+    r.Problem(path, node,
+              "\"" + host + "\" is not a loopback address; set " + allow_field +
+                  ": true to listen beyond this pod");
+  }
+}
+
+void ReadTopics(Reader& r, const YAML::Node& node, const std::filesystem::path& base_dir,
+                Config* cfg) {
+  if (!node) {
+    r.Problem("topics", node, "required: list at least one topic");
+    return;
+  }
+  if (!node.IsSequence() || node.size() == 0) {
+    r.Problem("topics", node, "must be a non-empty list of topics");
+    return;
+  }
+  std::set<std::string> names;
+  for (size_t i = 0; i < node.size(); ++i) {
+    const YAML::Node t = node[i];
+    std::string path = "topics[" + std::to_string(i) + "]";
+    TopicConfig tc;
+    if (!r.ExpectMap(path, t, {"name", "key_encoding", "value_format", "schema", "read_only"})) {
+      continue;
+    }
+    if (!t["name"]) {
+      r.Problem(path + ".name", t, "required");
+    } else if (auto s = r.String(path + ".name", t["name"])) {
+      tc.name = *s;
+      if (!IsValidTopicName(tc.name)) {
+        r.Problem(path + ".name", t["name"],
+                  "\"" + tc.name + "\" is not a Kafka topic name (1-249 of A-Z a-z 0-9 . _ -)");
+      } else if (!names.insert(tc.name).second) {
+        r.Problem(path + ".name", t["name"], "topic \"" + tc.name + "\" is listed twice");
+      }
+    }
+    if (t["key_encoding"]) {
+      if (auto s = r.String(path + ".key_encoding", t["key_encoding"])) {
+        if (*s == "utf-8" || *s == "utf8") {
+          tc.key_encoding = KeyEncoding::kUtf8;
+        } else if (*s == "bytes") {
+          tc.key_encoding = KeyEncoding::kBytes;
+        } else {
+          r.Problem(path + ".key_encoding", t["key_encoding"],
+                    "must be utf-8 or bytes, not \"" + *s + "\"");
+        }
+      }
+    }
+    if (t["value_format"]) {
+      if (auto s = r.String(path + ".value_format", t["value_format"])) {
+        if (*s == "json") {
+          tc.value_format = ValueFormat::kJson;
+        } else if (*s == "bytes") {
+          tc.value_format = ValueFormat::kBytes;
+        } else {
+          r.Problem(path + ".value_format", t["value_format"],
+                    "must be json or bytes, not \"" + *s + "\"");
+        }
+      }
+    }
+    if (t["schema"]) {
+      if (auto s = r.String(path + ".schema", t["schema"])) {
+        std::filesystem::path p(*s);
+        if (p.is_relative()) p = base_dir / p;
+        tc.schema_path = p.lexically_normal().string();
+        std::error_code ec;
+        if (tc.value_format != ValueFormat::kJson) {
+          r.Problem(path + ".schema", t["schema"], "a schema needs value_format: json");
+        } else if (!std::filesystem::is_regular_file(tc.schema_path, ec)) {
+          r.Problem(path + ".schema", t["schema"],
+                    "schema file " + tc.schema_path + " does not exist or is not a file");
+        }
+      }
+    }
+    r.ReadBool(t, path, "read_only", &tc.read_only);
+    cfg->topics.push_back(std::move(tc));
+  }
+}
+
+void ReadAll(Reader& r, const YAML::Node& root, const std::filesystem::path& base_dir,
+             Config* cfg) {
+  if (!r.ExpectMap("", root,
+                   {"kafka", "store", "materializer", "grpc", "http", "log", "topics"})) {
+    return;
+  }
+  if (const YAML::Node k = root["kafka"]) {
+    if (r.ExpectMap("kafka", k, {"bootstrap_servers", "properties"})) {
+      r.ReadString(k, "kafka", "bootstrap_servers", &cfg->kafka.bootstrap_servers);
+      if (const YAML::Node p = k["properties"]) {
+        if (!p.IsMap()) {
+          r.Problem("kafka.properties", p, "must be a mapping of librdkafka properties");
+        } else {
+          for (const auto& kv : p) {
+            std::string name = kv.first.Scalar();
+            std::string path = "kafka.properties." + name;
+            if (ManagedProperties().count(name)) {
+              r.Problem(path, kv.first, "is set by cachecar and cannot be overridden");
+              continue;
+            }
+            if (auto v = r.String(path, kv.second)) cfg->kafka.properties[name] = *v;
+          }
+        }
+      }
+    }
+  }
+  if (const YAML::Node s = root["store"]) {
+    if (r.ExpectMap("store", s, {"path", "map_size_bytes", "sync"})) {
+      r.ReadString(s, "store", "path", &cfg->store.path);
+      r.ReadUint(s, "store", "map_size_bytes", &cfg->store.map_size_bytes, 1ull << 20,
+                 1ull << 40);
+      r.ReadBool(s, "store", "sync", &cfg->store.sync);
+    }
+  }
+  if (const YAML::Node m = root["materializer"]) {
+    if (r.ExpectMap("materializer", m,
+                    {"batch_max_records", "batch_max_bytes", "batch_max_delay_ms"})) {
+      r.ReadUint(m, "materializer", "batch_max_records", &cfg->materializer.batch_max_records,
+                 1, 1000000);
+      r.ReadUint(m, "materializer", "batch_max_bytes", &cfg->materializer.batch_max_bytes,
+                 1024, 1ull << 30);
+      r.ReadUint(m, "materializer", "batch_max_delay_ms",
+                 &cfg->materializer.batch_max_delay_ms, 0, 60000);
+    }
+  }
+  if (const YAML::Node g = root["grpc"]) {
+    if (r.ExpectMap("grpc", g,
+                    {"address", "unix_socket", "allow_non_loopback", "max_request_bytes"})) {
+      r.ReadString(g, "grpc", "address", &cfg->grpc.address);
+      r.ReadString(g, "grpc", "unix_socket", &cfg->grpc.unix_socket);
+      r.ReadBool(g, "grpc", "allow_non_loopback", &cfg->grpc.allow_non_loopback);
+      r.ReadUint(g, "grpc", "max_request_bytes", &cfg->grpc.max_request_bytes, 1024,
+                 64u << 20);
+    }
+  }
+  if (const YAML::Node h = root["http"]) {
+    if (r.ExpectMap("http", h, {"address", "allow_non_loopback"})) {
+      r.ReadString(h, "http", "address", &cfg->http.address);
+      r.ReadBool(h, "http", "allow_non_loopback", &cfg->http.allow_non_loopback);
+    }
+  }
+  if (const YAML::Node l = root["log"]) {
+    if (r.ExpectMap("log", l, {"level", "format"})) {
+      r.ReadString(l, "log", "level", &cfg->log.level);
+      r.ReadString(l, "log", "format", &cfg->log.format);
+    }
+  }
+  ReadTopics(r, root["topics"], base_dir, cfg);
+}
+
+// Rules that look at the result as a whole, after overrides.
+void Validate(Reader& r, const YAML::Node& root, Config* cfg) {
+  auto at = [&](const char* a, const char* b) {
+    YAML::Node n = root.IsMap() ? root[a] : YAML::Node();
+    return (n && n.IsMap() && n[b]) ? n[b] : (n ? n : root);
+  };
+  if (cfg->kafka.bootstrap_servers.empty()) {
+    r.Problem("kafka.bootstrap_servers", at("kafka", "bootstrap_servers"),
+              "required (or --bootstrap-servers)");
+  }
+  if (cfg->store.path.empty()) r.Problem("store.path", at("store", "path"), "required");
+  if (cfg->grpc.address.empty() && cfg->grpc.unix_socket.empty()) {
+    r.Problem("grpc.address", at("grpc", "address"),
+              "set grpc.address or grpc.unix_socket: the sidecar must listen somewhere");
+  }
+  CheckListenAddress(r, "grpc.address", at("grpc", "address"), cfg->grpc.address,
+                     cfg->grpc.allow_non_loopback, "grpc.allow_non_loopback");
+  CheckListenAddress(r, "http.address", at("http", "address"), cfg->http.address,
+                     cfg->http.allow_non_loopback, "http.allow_non_loopback");
+  static const std::set<std::string> kLevels = {"trace", "debug", "info", "warn", "error"};
+  if (!kLevels.count(cfg->log.level)) {
+    r.Problem("log.level", at("log", "level"),
+              "must be trace, debug, info, warn or error, not \"" + cfg->log.level + "\"");
+  }
+  if (cfg->log.format != "json" && cfg->log.format != "text") {
+    r.Problem("log.format", at("log", "format"),
+              "must be json or text, not \"" + cfg->log.format + "\"");
+  }
+}
+
+}  // namespace
+
+Result<Config> ParseConfig(const std::string& yaml_text, const std::string& source,
+                           const EnvLookup& env, const Overrides& overrides) {
+  YAML::Node root;
+  try {
+    root = YAML::Load(yaml_text);
+  } catch (const YAML::Exception& e) {
+    return InvalidArgument(source + ": not valid YAML",
+                           {{"", "line " + std::to_string(e.mark.line + 1) + ", column " +
+                                     std::to_string(e.mark.column + 1) + ": " + e.msg}});
+  }
+  Config cfg;
+  cfg.source = source;
+  Reader r(env);
+  std::filesystem::path base_dir = std::filesystem::path(source).parent_path();
+  try {
+    if (!root || root.IsNull()) {
+      r.Problem("", root, "the configuration is empty");
+    } else {
+      ReadAll(r, root, base_dir, &cfg);
+    }
+    if (overrides.bootstrap_servers) cfg.kafka.bootstrap_servers = *overrides.bootstrap_servers;
+    if (overrides.store_path) cfg.store.path = *overrides.store_path;
+    if (overrides.grpc_address) cfg.grpc.address = *overrides.grpc_address;
+    if (overrides.unix_socket) cfg.grpc.unix_socket = *overrides.unix_socket;
+    if (overrides.http_address) cfg.http.address = *overrides.http_address;
+    if (overrides.log_level) cfg.log.level = *overrides.log_level;
+    Validate(r, root, &cfg);
+  } catch (const YAML::Exception& e) {
+    // yaml-cpp throws on some malformed trees (e.g. a key that is itself a mapping).
+    r.problems().push_back({"", std::string("malformed document: ") + e.what()});
+  }
+  if (!r.problems().empty()) {
+    return InvalidArgument(source + ": " + std::to_string(r.problems().size()) +
+                               " problem(s) in the configuration",
+                           std::move(r.problems()));
+  }
+  return cfg;
+}
+
+Result<Config> LoadConfig(const std::string& path, const EnvLookup& env,
+                          const Overrides& overrides) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    return InvalidArgument("cannot read config file " + path + ": " + std::strerror(errno));
+  }
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ParseConfig(ss.str(), path, env, overrides);
+}
+
+}  // namespace cachecar::config

@@ -1,0 +1,141 @@
+// The sidecar's configuration: parsed and validated once at start, then frozen and shared
+// read-only by every component (no locking needed).
+//
+// Source: a YAML file (in Kubernetes, a ConfigMap) in which every scalar may use
+// ${NAME} or ${NAME:-default} to read the environment ($$ is a literal $), plus command-line
+// overrides applied before validation. LoadConfig reports every problem at once, each with
+// its place: "cachecar.yaml:12:5: topics[2].name: required".
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+
+namespace cachecar::config {
+
+enum class KeyEncoding { kUtf8, kBytes };
+enum class ValueFormat { kJson, kBytes };
+
+const char* KeyEncodingName(KeyEncoding e);
+const char* ValueFormatName(ValueFormat f);
+
+struct TopicConfig {
+  std::string name;
+  // utf-8: keys must be valid UTF-8 (records with other keys are rejected, requests with
+  // other keys are INVALID_ARGUMENT). bytes: any key.
+  KeyEncoding key_encoding = KeyEncoding::kUtf8;
+  // json: values must be JSON documents (invalid ones are rejected, never served).
+  // bytes: any value.
+  ValueFormat value_format = ValueFormat::kJson;
+  // Path of the topic's JSON Schema, relative paths resolved against the config file's
+  // directory. Empty: no schema.
+  std::string schema_path;
+  // Read-only topics accept no writes through the sidecar. Default true.
+  bool read_only = true;
+};
+
+struct KafkaConfig {
+  // Comma-separated host:port list. Required.
+  std::string bootstrap_servers;
+  // librdkafka properties passed through as they are (TLS, SASL, timeouts...). The ones
+  // cachecar must control itself are refused at load.
+  std::map<std::string, std::string> properties;
+};
+
+struct StoreConfig {
+  // Directory of the LMDB environment; created if missing. Default /var/lib/cachecar.
+  std::string path = "/var/lib/cachecar";
+  // LMDB map size: the most the store can hold. Costs address space, not memory or disk
+  // (the file grows as data is written). Default 16 GiB.
+  uint64_t map_size_bytes = 16ull << 30;
+  // fsync every commit. Default false: a process crash (kill -9) loses nothing either way,
+  // because committed pages are already in the OS page cache; only a machine crash can
+  // lose the last commits, and the next start resumes from the offsets that survived.
+  bool sync = false;
+};
+
+struct MaterializerConfig {
+  // A write transaction commits when it holds this many records, this many bytes, or has
+  // been open this long, whichever comes first, and at once when the consumer is idle.
+  // Larger batches make catch-up faster; the delay bounds how stale a live read can be.
+  uint32_t batch_max_records = 10000;
+  uint64_t batch_max_bytes = 16ull << 20;
+  uint32_t batch_max_delay_ms = 50;
+};
+
+struct GrpcConfig {
+  // host:port to listen on; empty disables TCP. Default 127.0.0.1:50051.
+  std::string address = "127.0.0.1:50051";
+  // Unix socket path to listen on as well; empty (default) disables it.
+  std::string unix_socket;
+  // Binding a non-loopback address exposes the cache to the network: it must be asked
+  // for explicitly. Default false.
+  bool allow_non_loopback = false;
+  // Largest request accepted. Default 4 MiB.
+  uint32_t max_request_bytes = 4u << 20;
+};
+
+struct HttpConfig {
+  // host:port for /metrics, /readyz and /livez; empty disables. Default 127.0.0.1:9090.
+  std::string address = "127.0.0.1:9090";
+  bool allow_non_loopback = false;
+};
+
+struct LogConfig {
+  // trace, debug, info, warn or error. Default info.
+  std::string level = "info";
+  // json (one object per line) or text. Default json.
+  std::string format = "json";
+};
+
+struct Config {
+  std::string source;  // the file it came from, for messages
+  KafkaConfig kafka;
+  StoreConfig store;
+  MaterializerConfig materializer;
+  GrpcConfig grpc;
+  HttpConfig http;
+  LogConfig log;
+  std::vector<TopicConfig> topics;
+
+  // Returns the topic's config, or nullptr if it is not configured.
+  const TopicConfig* FindTopic(std::string_view name) const;
+};
+
+// Command-line values that replace the file's.
+struct Overrides {
+  std::optional<std::string> bootstrap_servers;
+  std::optional<std::string> store_path;
+  std::optional<std::string> grpc_address;
+  std::optional<std::string> unix_socket;
+  std::optional<std::string> http_address;
+  std::optional<std::string> log_level;
+};
+
+// Looks up an environment variable; nullopt if unset.
+using EnvLookup = std::function<std::optional<std::string>(const std::string&)>;
+EnvLookup ProcessEnv();
+
+// Parses and validates YAML text. `source` names it in messages. On failure the Status is
+// INVALID_ARGUMENT with one FieldViolation per problem: field = "topics[2].name",
+// description = "line 12, column 5: required".
+Result<Config> ParseConfig(const std::string& yaml_text, const std::string& source,
+                           const EnvLookup& env, const Overrides& overrides = {});
+
+// Reads the file, then ParseConfig. Schema paths are resolved against its directory.
+Result<Config> LoadConfig(const std::string& path, const EnvLookup& env,
+                          const Overrides& overrides = {});
+
+// Expands ${NAME}, ${NAME:-default} and $$ in `text`. Fails (INVALID_ARGUMENT, message
+// naming the variable) on an unset variable without default or a malformed reference.
+Result<std::string> ExpandEnv(const std::string& text, const EnvLookup& env);
+
+// True for a legal Kafka topic name: 1-249 of [A-Za-z0-9._-], not "." or "..".
+bool IsValidTopicName(const std::string& name);
+
+}  // namespace cachecar::config

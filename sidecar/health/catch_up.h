@@ -1,0 +1,77 @@
+// CatchUpTracker: how far each partition has been applied, against the end offset read at
+// start, and so whether the sidecar is ready to serve.
+//
+// A partition is ready once its applied position (the next offset to apply, which also
+// moves past transaction markers and aborted records) reaches the end offset read when
+// it was assigned. Positions are compared, never the offset of the last record, so empty,
+// compacted and transactional topics become ready. A topic is ready when it has been
+// assigned and all its partitions are; the sidecar when every topic is. Once ready, a
+// topic stays ready (the cache then only gets fresher).
+//
+// Threads: the materializer writes; any thread reads. Listeners are called on the
+// writer's thread, with no lock held, in the order transitions happen.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace cachecar::health {
+
+struct PartitionProgress {
+  int32_t partition = 0;
+  int64_t applied = -1;          // next offset to apply; -1 before anything is known
+  int64_t start_end_offset = 0;  // end offset read at assignment
+  int64_t end_offset = -1;       // latest end offset seen, -1 if none
+  bool ready = false;
+};
+
+struct TopicProgress {
+  std::string topic;
+  bool assigned = false;
+  bool ready = false;
+  std::vector<PartitionProgress> partitions;
+};
+
+class CatchUpTracker {
+ public:
+  // `topics` in configuration order; indices below refer to it.
+  explicit CatchUpTracker(std::vector<std::string> topics);
+
+  // nullopt topic: the sidecar as a whole.
+  using Listener = std::function<void(std::optional<size_t> topic, bool ready)>;
+  // Registers a listener; call before the materializer starts.
+  void AddListener(Listener listener);
+
+  // The topic's partitions are assigned; `applied` and `start_end_offset` per partition.
+  void SetAssigned(size_t topic, std::vector<PartitionProgress> partitions);
+  // A partition's applied position moved (after a commit).
+  void SetApplied(size_t topic, int32_t partition, int64_t applied);
+  // A fresher end offset was seen (for lag only; does not affect readiness).
+  void SetEndOffset(size_t topic, int32_t partition, int64_t end_offset);
+
+  bool Ready() const;
+  bool TopicReady(size_t topic) const;
+  std::vector<TopicProgress> Snapshot() const;
+
+  // Blocks until ready or the deadline; returns Ready().
+  bool WaitReady(std::chrono::steady_clock::time_point deadline) const;
+
+ private:
+  // Recomputes readiness of `topic` and the whole; appends transitions. Needs mu_.
+  void Recompute(size_t topic, std::vector<std::pair<std::optional<size_t>, bool>>* changes);
+  void Notify(const std::vector<std::pair<std::optional<size_t>, bool>>& changes);
+
+  std::vector<Listener> listeners_;  // fixed before the writer starts
+  mutable std::mutex mu_;            // guards topics_, ready_
+  mutable std::condition_variable ready_cv_;
+  std::vector<TopicProgress> topics_;
+  bool ready_ = false;
+};
+
+}  // namespace cachecar::health

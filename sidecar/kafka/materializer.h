@@ -1,0 +1,129 @@
+// Materializer: the one writer. Its thread owns the RecordSource and is the only thread
+// that writes the Store.
+//
+// For every configured topic it assigns every partition (a topic that does not exist yet
+// is retried; the sidecar stays not ready meanwhile), starting at the position stored in
+// the store, or the beginning. Records are checked (record_check.h), turned into puts
+// and deletes, and committed in batches: a batch commits when it holds batch_max_records
+// records or batch_max_bytes bytes, when its first record is batch_max_delay old, or at
+// once when the source has nothing more to give. Each commit writes the partitions' next
+// offsets with the data, then tells the CatchUpTracker.
+//
+// A failed commit (disk or map full) is retried with the same batch; consumption waits.
+#pragma once
+
+#include <prometheus/counter.h>
+#include <prometheus/family.h>
+#include <prometheus/gauge.h>
+#include <prometheus/registry.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <map>
+#include <mutex>
+#include <set>
+#include <thread>
+#include <vector>
+
+#include "config/config.h"
+#include "health/catch_up.h"
+#include "kafka/record_check.h"
+#include "kafka/record_source.h"
+#include "store/store.h"
+
+namespace cachecar::kafka {
+
+struct MaterializerOptions {
+  std::vector<config::TopicConfig> topics;  // same order as the store's and tracker's
+  uint32_t batch_max_records = 10000;
+  uint64_t batch_max_bytes = 16ull << 20;
+  std::chrono::milliseconds batch_max_delay{50};
+  // How long a metadata or offsets request may take, and how long to wait before asking
+  // again for a topic that is missing or a broker that did not answer.
+  std::chrono::milliseconds request_timeout{5000};
+  std::chrono::milliseconds retry_backoff{1000};
+  // Longest a Poll blocks when there is nothing to commit (bounds Stop latency).
+  std::chrono::milliseconds idle_poll{100};
+};
+
+// Per-topic totals since start, for status reporting.
+struct TopicCounters {
+  uint64_t consumed = 0;
+  uint64_t applied = 0;
+  uint64_t rejected = 0;
+};
+
+class Materializer {
+ public:
+  // None of the pointers is owned; all must outlive the Materializer.
+  Materializer(MaterializerOptions options, store::Store* store, RecordSource* source,
+               health::CatchUpTracker* tracker, prometheus::Registry* registry);
+  ~Materializer();
+
+  // Starts the thread.
+  void Start();
+  // Commits what has been consumed and stops the thread. Idempotent.
+  void Stop();
+
+  std::vector<TopicCounters> Counters() const;
+
+ private:
+  struct PartitionMetrics {
+    prometheus::Gauge* applied_offset;
+    prometheus::Gauge* end_offset;
+    prometheus::Gauge* lag;
+    prometheus::Gauge* start_offset;
+  };
+
+  void Run();
+  // Assigns topics not yet assigned whose metadata can now be read. Commits first.
+  void SetUpPendingTopics();
+  void Handle(const SourceEvent& ev);
+  // Commits the batch, retrying until it succeeds or Stop() is called.
+  void CommitWithRetry();
+  Status Commit();
+  void RefreshEndOffsets();
+  PartitionMetrics& MetricsFor(size_t topic, int32_t partition);
+  // Waits up to `d` unless stopping. Returns false if stopping.
+  bool WaitFor(std::chrono::milliseconds d);
+
+  const MaterializerOptions options_;
+  store::Store* const store_;
+  RecordSource* const source_;
+  health::CatchUpTracker* const tracker_;
+
+  // Metrics (families owned by the registry).
+  prometheus::Family<prometheus::Counter>* consumed_family_;
+  prometheus::Family<prometheus::Counter>* applied_family_;
+  prometheus::Family<prometheus::Counter>* rejected_family_;
+  prometheus::Family<prometheus::Counter>* errors_family_;
+  prometheus::Family<prometheus::Gauge>* applied_offset_family_;
+  prometheus::Family<prometheus::Gauge>* end_offset_family_;
+  prometheus::Family<prometheus::Gauge>* lag_family_;
+  prometheus::Family<prometheus::Gauge>* start_offset_family_;
+  prometheus::Counter* commits_;
+  prometheus::Gauge* revision_;
+  std::vector<prometheus::Counter*> consumed_;
+  std::vector<prometheus::Counter*> applied_;
+
+  // Writer-thread state.
+  std::thread thread_;
+  std::set<size_t> pending_topics_;
+  std::vector<Assignment> assignments_;
+  std::map<std::pair<size_t, int32_t>, int64_t> positions_;  // next offset, by partition
+  std::map<std::pair<size_t, int32_t>, PartitionMetrics> partition_metrics_;
+  store::WriteBatch batch_;
+  std::chrono::steady_clock::time_point batch_started_;
+  std::chrono::steady_clock::time_point last_refresh_;
+  std::vector<std::pair<std::chrono::steady_clock::time_point, int>> reject_log_budget_;
+
+  std::atomic<bool> stopping_{false};
+  std::mutex stop_mu_;  // guards nothing but stop_cv_ waits
+  std::condition_variable stop_cv_;
+
+  mutable std::mutex counters_mu_;  // guards counters_
+  std::vector<TopicCounters> counters_;
+};
+
+}  // namespace cachecar::kafka

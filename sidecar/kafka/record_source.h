@@ -1,0 +1,66 @@
+// RecordSource: where the materializer's records come from. The seam between the
+// materializer and Kafka, so the materializer's logic (batching, positions, rejects,
+// readiness) can be tested with a scripted source; RdKafkaSource is the real one.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/status.h"
+
+namespace cachecar::kafka {
+
+inline constexpr int64_t kOffsetBeginning = -2;  // as RD_KAFKA_OFFSET_BEGINNING
+
+struct Assignment {
+  size_t topic = 0;  // index into the source's topic list
+  int32_t partition = 0;
+  int64_t offset = kOffsetBeginning;  // next offset to read
+};
+
+struct SourceEvent {
+  enum class Kind {
+    kRecord,        // a data record (never a control record or an aborted one)
+    kPartitionEnd,  // the partition has been read up to `offset` (exclusive)
+    kError,         // a consumer error; `error` says what. The source keeps retrying.
+  };
+  Kind kind = Kind::kRecord;
+  size_t topic = 0;
+  int32_t partition = 0;
+  int64_t offset = 0;
+  int64_t timestamp_ms = 0;
+  bool has_key = false;
+  std::string_view key;  // views valid until the next Poll
+  bool has_value = false;
+  std::string_view value;
+  Status error;
+};
+
+class RecordSource {
+ public:
+  virtual ~RecordSource() = default;
+
+  // Partition count of a topic, from broker metadata. NOT_FOUND if the topic does not
+  // exist, UNAVAILABLE if no broker answered in time.
+  virtual Result<int32_t> PartitionCount(size_t topic, std::chrono::milliseconds timeout) = 0;
+
+  // The end offsets now of partitions 0..partitions-1 (for read_committed: the last
+  // stable offsets, the furthest a read_committed consumer can get).
+  virtual Result<std::vector<int64_t>> EndOffsets(size_t topic, int32_t partitions,
+                                                  std::chrono::milliseconds timeout) = 0;
+
+  // Replaces the whole assignment.
+  virtual Status Assign(const std::vector<Assignment>& assignments) = 0;
+
+  // Waits up to `timeout` for the next event. Returns false if none came.
+  virtual bool Poll(std::chrono::milliseconds timeout, SourceEvent* event) = 0;
+
+  // The latest end offset the consumer has seen for the partition, without asking the
+  // broker; -1 if unknown.
+  virtual int64_t CachedEndOffset(size_t topic, int32_t partition) = 0;
+};
+
+}  // namespace cachecar::kafka

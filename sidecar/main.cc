@@ -1,0 +1,60 @@
+// cachecar: a per-pod sidecar that materializes Kafka topics into LMDB and serves them
+// over localhost gRPC. See README.md.
+#include <CLI/CLI.hpp>
+
+#include <csignal>
+#include <cstdio>
+#include <pthread.h>
+
+#include "common/log.h"
+#include "config/config.h"
+#include "server.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"cachecar: a local, always-current copy of Kafka topics, served over gRPC"};
+  std::string config_path;
+  cachecar::config::Overrides o;
+  bool check_only = false;
+  app.add_option("-c,--config", config_path, "YAML configuration file")->required();
+  app.add_option("--bootstrap-servers", o.bootstrap_servers, "Kafka bootstrap servers");
+  app.add_option("--store-path", o.store_path, "LMDB directory");
+  app.add_option("--grpc-address", o.grpc_address, "gRPC listen address (host:port)");
+  app.add_option("--unix-socket", o.unix_socket, "also listen on this Unix socket");
+  app.add_option("--http-address", o.http_address, "metrics/probes address (host:port)");
+  app.add_option("--log-level", o.log_level, "trace, debug, info, warn or error");
+  app.add_flag("--check-config", check_only, "validate the configuration and exit");
+  CLI11_PARSE(app, argc, argv);
+
+  auto cfg = cachecar::config::LoadConfig(config_path, cachecar::config::ProcessEnv(), o);
+  if (!cfg.ok()) {
+    std::fprintf(stderr, "cachecar: %s\n", cfg.status().message().c_str());
+    for (const auto& v : cfg.status().violations()) {
+      std::fprintf(stderr, "  %s: %s\n", v.field.empty() ? "(document)" : v.field.c_str(),
+                   v.description.c_str());
+    }
+    return 2;
+  }
+  if (check_only) {
+    std::printf("%s: ok (%zu topics)\n", config_path.c_str(), cfg->topics.size());
+    return 0;
+  }
+  cachecar::log::Init(cfg->log.format, cfg->log.level);
+
+  // Signals are taken by sigwait below, never by an arbitrary thread.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  auto server = cachecar::Server::BuildAndStart(std::move(cfg).value());
+  if (!server.ok()) {
+    cachecar::log::Error("cannot start", {{"error", server.status().ToString()}});
+    return 1;
+  }
+  int sig = 0;
+  sigwait(&signals, &sig);
+  cachecar::log::Info("shutting down", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
+  (*server)->Shutdown();
+  return 0;
+}

@@ -1,0 +1,72 @@
+#include "metrics/http_server.h"
+
+#include <CivetServer.h>
+#include <prometheus/text_serializer.h>
+
+namespace cachecar::metrics {
+namespace {
+
+void Reply(mg_connection* conn, int code, const char* content_type, const std::string& body) {
+  mg_printf(conn,
+            "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
+            "Cache-Control: no-store\r\nConnection: close\r\n\r\n",
+            code, code == 200 ? "OK" : "Service Unavailable", content_type, body.size());
+  mg_write(conn, body.data(), body.size());
+}
+
+class MetricsHandler : public CivetHandler {
+ public:
+  explicit MetricsHandler(std::shared_ptr<prometheus::Registry> r) : registry_(std::move(r)) {}
+  bool handleGet(CivetServer*, mg_connection* conn) override {
+    prometheus::TextSerializer serializer;
+    Reply(conn, 200, "text/plain; version=0.0.4; charset=utf-8",
+          serializer.Serialize(registry_->Collect()));
+    return true;
+  }
+
+ private:
+  std::shared_ptr<prometheus::Registry> registry_;
+};
+
+class ProbeHandler : public CivetHandler {
+ public:
+  explicit ProbeHandler(std::function<bool()> ok) : ok_(std::move(ok)) {}
+  bool handleGet(CivetServer*, mg_connection* conn) override {
+    bool ok = ok_();
+    Reply(conn, ok ? 200 : 503, "text/plain", ok ? "ok\n" : "not ready: catching up\n");
+    return true;
+  }
+
+ private:
+  std::function<bool()> ok_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<HttpServer>> HttpServer::Start(
+    const std::string& address, std::shared_ptr<prometheus::Registry> registry,
+    std::function<bool()> ready) {
+  std::unique_ptr<HttpServer> s(new HttpServer());
+  std::vector<std::string> options = {"listening_ports", address, "num_threads", "2"};
+  try {
+    s->server_ = std::make_unique<CivetServer>(options);
+  } catch (const std::exception& e) {
+    return Status(Code::kUnavailable, "cannot listen for HTTP on " + address + ": " + e.what(),
+                  "LISTEN_FAILED");
+  }
+  s->handlers_.push_back(std::make_unique<MetricsHandler>(registry));
+  s->handlers_.push_back(std::make_unique<ProbeHandler>(std::move(ready)));
+  s->handlers_.push_back(std::make_unique<ProbeHandler>([] { return true; }));
+  s->server_->addHandler("/metrics", s->handlers_[0].get());
+  s->server_->addHandler("/readyz", s->handlers_[1].get());
+  s->server_->addHandler("/livez", s->handlers_[2].get());
+  std::vector<int> ports = s->server_->getListeningPorts();
+  s->port_ = ports.empty() ? 0 : ports[0];
+  return s;
+}
+
+HttpServer::~HttpServer() {
+  if (server_) server_->close();
+}
+
+}  // namespace cachecar::metrics

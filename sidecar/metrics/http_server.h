@@ -1,0 +1,35 @@
+// HttpServer: the operator's port. GET /metrics (Prometheus text format), /readyz (200
+// once caught up, else 503) and /livez (200 while the process runs). CivetWeb does HTTP.
+#pragma once
+
+#include <prometheus/registry.h>
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "common/status.h"
+
+class CivetServer;
+class CivetHandler;
+
+namespace cachecar::metrics {
+
+class HttpServer {
+ public:
+  // `ready` answers /readyz and must be cheap and thread-safe.
+  static Result<std::unique_ptr<HttpServer>> Start(const std::string& address,
+                                                   std::shared_ptr<prometheus::Registry> registry,
+                                                   std::function<bool()> ready);
+  ~HttpServer();
+  // The port actually bound (useful with port 0).
+  int port() const { return port_; }
+
+ private:
+  HttpServer() = default;
+  std::unique_ptr<CivetServer> server_;
+  std::vector<std::unique_ptr<CivetHandler>> handlers_;
+  int port_ = 0;
+};
+
+}  // namespace cachecar::metrics

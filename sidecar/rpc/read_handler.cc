@@ -1,0 +1,222 @@
+#include "rpc/read_handler.h"
+
+#include <absl/strings/escaping.h>
+#include <openssl/sha.h>
+
+#include "common/utf8.h"
+
+namespace cachecar::rpc {
+namespace {
+
+constexpr char kTokenVersion = 1;
+constexpr size_t kBindingBytes = 8;
+
+std::string Binding(const std::string& topic, const std::string& prefix) {
+  std::string material = topic;
+  material.push_back('\0');
+  material += prefix;
+  unsigned char digest[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const unsigned char*>(material.data()), material.size(), digest);
+  return std::string(reinterpret_cast<const char*>(digest), kBindingBytes);
+}
+
+void ToProto(const store::Entry& e, v1::Entry* out) {
+  out->set_key(e.key);
+  out->set_value(e.value);
+  out->set_partition(e.meta.partition);
+  out->set_offset(e.meta.offset);
+  out->mutable_kafka_timestamp()->set_seconds(e.meta.timestamp_ms / 1000);
+  out->mutable_kafka_timestamp()->set_nanos(static_cast<int32_t>(e.meta.timestamp_ms % 1000) *
+                                            1000000);
+  out->set_revision(e.meta.revision);
+}
+
+Status BadRequest(std::vector<FieldViolation> violations) {
+  return InvalidArgument("the request is invalid", std::move(violations));
+}
+
+}  // namespace
+
+std::string EncodePageToken(const std::string& topic, const std::string& prefix,
+                            const std::string& cursor) {
+  std::string raw(1, kTokenVersion);
+  raw += Binding(topic, prefix);
+  raw += cursor;
+  return absl::WebSafeBase64Escape(raw);
+}
+
+Result<std::string> DecodePageToken(const std::string& token, const std::string& topic,
+                                    const std::string& prefix) {
+  std::string raw;
+  if (!absl::WebSafeBase64Unescape(token, &raw) || raw.size() <= 1 + kBindingBytes ||
+      raw[0] != kTokenVersion) {
+    return BadRequest({{"page_token", "is not a page token issued by this sidecar"}});
+  }
+  if (raw.substr(1, kBindingBytes) != Binding(topic, prefix)) {
+    return BadRequest({{"page_token", "was issued for another topic or prefix"}});
+  }
+  return raw.substr(1 + kBindingBytes);
+}
+
+ReadHandler::ReadHandler(const config::Config* config, const store::Store* store,
+                         const health::CatchUpTracker* tracker, CountersFn counters,
+                         ReadLimits limits)
+    : config_(config),
+      store_(store),
+      tracker_(tracker),
+      counters_(std::move(counters)),
+      limits_(limits) {}
+
+Result<size_t> ReadHandler::ResolveTopic(const std::string& topic, bool allow_cold,
+                                         std::vector<FieldViolation>* violations) const {
+  if (topic.empty()) {
+    violations->push_back({"topic", "required"});
+    return Status(Code::kInvalidArgument, "");
+  }
+  for (size_t i = 0; i < config_->topics.size(); ++i) {
+    if (config_->topics[i].name != topic) continue;
+    if (!allow_cold && !tracker_->TopicReady(i)) {
+      return Unavailable("topic " + topic +
+                             " is still catching up; retry, or set allow_cold_cache to read "
+                             "what has been applied so far",
+                         "CACHE_NOT_READY")
+          .With("topic", topic);
+    }
+    return i;
+  }
+  // Echo at most a bounded part of a hostile name.
+  std::string shown = topic.substr(0, 256);
+  return NotFound("topic \"" + shown + "\" is not configured in this sidecar", "TOPIC_NOT_FOUND")
+      .With("topic", shown);
+}
+
+void ReadHandler::CheckKey(size_t topic, const std::string& key, const std::string& field,
+                           std::vector<FieldViolation>* violations) const {
+  if (key.empty()) {
+    violations->push_back({field, "required"});
+  } else if (key.size() > limits_.max_key_bytes) {
+    violations->push_back({field, "is " + std::to_string(key.size()) + " bytes; at most " +
+                                      std::to_string(limits_.max_key_bytes) + " allowed"});
+  } else if (config_->topics[topic].key_encoding == config::KeyEncoding::kUtf8 &&
+             !IsValidUtf8(key)) {
+    violations->push_back({field, "must be valid UTF-8 (topic " + config_->topics[topic].name +
+                                      " has key_encoding utf-8)"});
+  }
+}
+
+Status ReadHandler::Get(const v1::GetRequest& req, v1::GetResponse* resp) const {
+  std::vector<FieldViolation> violations;
+  Result<size_t> topic = ResolveTopic(req.topic(), req.allow_cold_cache(), &violations);
+  if (!topic.ok() && violations.empty()) return topic.status();
+  if (topic.ok()) CheckKey(*topic, req.key(), "key", &violations);
+  if (!topic.ok() && req.key().empty()) violations.push_back({"key", "required"});
+  if (!violations.empty()) return BadRequest(std::move(violations));
+
+  Result<store::Snapshot> snap = store_->NewSnapshot();
+  if (!snap.ok()) return snap.status();
+  Result<std::optional<store::Entry>> e = snap->Get(*topic, req.key());
+  if (!e.ok()) return e.status();
+  resp->set_store_revision(snap->revision());
+  resp->set_found(e->has_value());
+  if (e->has_value()) ToProto(**e, resp->mutable_entry());
+  return Status::Ok();
+}
+
+Status ReadHandler::BatchGet(const v1::BatchGetRequest& req, v1::BatchGetResponse* resp) const {
+  std::vector<FieldViolation> violations;
+  Result<size_t> topic = ResolveTopic(req.topic(), req.allow_cold_cache(), &violations);
+  if (!topic.ok() && violations.empty()) return topic.status();
+  if (req.keys_size() == 0) {
+    violations.push_back({"keys", "at least one key is required"});
+  } else if (static_cast<size_t>(req.keys_size()) > limits_.max_batch_keys) {
+    violations.push_back({"keys", std::to_string(req.keys_size()) + " keys; at most " +
+                                      std::to_string(limits_.max_batch_keys) + " allowed"});
+  } else if (topic.ok()) {
+    for (int i = 0; i < req.keys_size() && violations.size() < 100; ++i) {
+      CheckKey(*topic, req.keys(i), "keys[" + std::to_string(i) + "]", &violations);
+    }
+  }
+  if (!violations.empty()) return BadRequest(std::move(violations));
+
+  Result<store::Snapshot> snap = store_->NewSnapshot();
+  if (!snap.ok()) return snap.status();
+  resp->mutable_results()->Reserve(req.keys_size());
+  for (const std::string& key : req.keys()) {
+    Result<std::optional<store::Entry>> e = snap->Get(*topic, key);
+    if (!e.ok()) return e.status();
+    v1::BatchGetResult* r = resp->add_results();
+    r->set_key(key);
+    r->set_found(e->has_value());
+    if (e->has_value()) ToProto(**e, r->mutable_entry());
+  }
+  resp->set_store_revision(snap->revision());
+  return Status::Ok();
+}
+
+Status ReadHandler::List(const v1::ListRequest& req, v1::ListResponse* resp) const {
+  std::vector<FieldViolation> violations;
+  Result<size_t> topic = ResolveTopic(req.topic(), req.allow_cold_cache(), &violations);
+  if (!topic.ok() && violations.empty()) return topic.status();
+  if (req.page_size() < 0) violations.push_back({"page_size", "must not be negative"});
+  if (req.prefix().size() > limits_.max_key_bytes) {
+    violations.push_back({"prefix", "is longer than the longest key allowed"});
+  }
+  std::string cursor;
+  if (!req.page_token().empty()) {
+    Result<std::string> c = DecodePageToken(req.page_token(), req.topic(), req.prefix());
+    if (!c.ok()) {
+      for (const auto& v : c.status().violations()) violations.push_back(v);
+    } else {
+      cursor = std::move(c).value();
+    }
+  }
+  if (!violations.empty()) return BadRequest(std::move(violations));
+
+  size_t limit = req.page_size() == 0 ? limits_.default_page_size
+                                      : std::min(req.page_size(), limits_.max_page_size);
+  Result<store::Snapshot> snap = store_->NewSnapshot();
+  if (!snap.ok()) return snap.status();
+  Result<store::ScanPage> page =
+      snap->Scan(*topic, req.prefix(), cursor, limit, limits_.max_page_bytes);
+  if (!page.ok()) return page.status();
+  resp->mutable_entries()->Reserve(static_cast<int>(page->entries.size()));
+  for (const auto& e : page->entries) ToProto(e, resp->add_entries());
+  if (!page->next_cursor.empty()) {
+    resp->set_next_page_token(EncodePageToken(req.topic(), req.prefix(), page->next_cursor));
+  }
+  resp->set_store_revision(snap->revision());
+  return Status::Ok();
+}
+
+Status ReadHandler::GetStatus(const v1::GetStatusRequest&, v1::GetStatusResponse* resp) const {
+  std::vector<health::TopicProgress> progress = tracker_->Snapshot();
+  std::vector<kafka::TopicCounters> counters = counters_ ? counters_() : std::vector<kafka::TopicCounters>();
+  resp->set_ready(tracker_->Ready());
+  resp->set_store_revision(store_->revision());
+  resp->set_store_id(store_->store_id());
+  for (size_t i = 0; i < progress.size(); ++i) {
+    const health::TopicProgress& tp = progress[i];
+    v1::TopicStatus* ts = resp->add_topics();
+    ts->set_topic(tp.topic);
+    ts->set_ready(tp.ready);
+    if (i < counters.size()) {
+      ts->set_records_applied(counters[i].applied);
+      ts->set_records_rejected(counters[i].rejected);
+    }
+    Result<uint64_t> keys = store_->KeyCount(i);
+    if (keys.ok()) ts->set_key_count(*keys);
+    for (const auto& p : tp.partitions) {
+      v1::PartitionStatus* ps = ts->add_partitions();
+      ps->set_partition(p.partition);
+      ps->set_applied_offset(p.applied);
+      ps->set_start_end_offset(p.start_end_offset);
+      ps->set_end_offset(p.end_offset);
+      ps->set_lag(p.end_offset < 0 ? -1
+                                   : std::max<int64_t>(0, p.end_offset - std::max<int64_t>(0, p.applied)));
+      ps->set_ready(p.ready);
+    }
+  }
+  return Status::Ok();
+}
+
+}  // namespace cachecar::rpc

@@ -1,0 +1,161 @@
+#include "server.h"
+
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/health_check_service_interface.h>
+#include <grpcpp/security/server_credentials.h>
+#include <grpcpp/server_builder.h>
+#include <prometheus/gauge.h>
+#include <prometheus/registry.h>
+
+#include <filesystem>
+
+#include "common/log.h"
+#include "health/catch_up.h"
+#include "kafka/materializer.h"
+#include "kafka/rdkafka_source.h"
+#include "metrics/http_server.h"
+#include "rpc/cache_service.h"
+#include "rpc/read_handler.h"
+#include "store/store.h"
+
+namespace cachecar {
+
+namespace {
+std::string TopicHealthName(const std::string& topic) { return "topic/" + topic; }
+}  // namespace
+
+Server::Server(config::Config config) : config_(std::move(config)) {}
+
+Server::~Server() { Shutdown(); }
+
+int Server::http_port() const { return http_server_ ? http_server_->port() : 0; }
+
+Result<std::unique_ptr<Server>> Server::BuildAndStart(config::Config config) {
+  std::unique_ptr<Server> s(new Server(std::move(config)));
+  Status st = s->Start();
+  if (!st.ok()) return st;
+  return s;
+}
+
+Status Server::Start() {
+  registry_ = std::make_shared<prometheus::Registry>();
+  std::vector<std::string> topic_names;
+  for (const auto& t : config_.topics) topic_names.push_back(t.name);
+
+  store::Options so;
+  so.path = config_.store.path;
+  so.topics = topic_names;
+  so.map_size_bytes = config_.store.map_size_bytes;
+  so.sync = config_.store.sync;
+  Result<std::unique_ptr<store::Store>> store = store::Store::Open(so);
+  if (!store.ok()) return store.status();
+  store_ = std::move(store).value();
+  log::Info("store opened", {{"path", config_.store.path},
+                             {"store_id", store_->store_id()},
+                             {"revision", store_->revision()}});
+
+  tracker_ = std::make_unique<health::CatchUpTracker>(topic_names);
+
+  Result<std::unique_ptr<kafka::RdKafkaSource>> source = kafka::RdKafkaSource::Create(
+      config_.kafka.bootstrap_servers, config_.kafka.properties, topic_names);
+  if (!source.ok()) return source.status();
+  source_ = std::move(source).value();
+
+  kafka::MaterializerOptions mo;
+  mo.topics = config_.topics;
+  mo.batch_max_records = config_.materializer.batch_max_records;
+  mo.batch_max_bytes = config_.materializer.batch_max_bytes;
+  mo.batch_max_delay = std::chrono::milliseconds(config_.materializer.batch_max_delay_ms);
+  materializer_ = std::make_unique<kafka::Materializer>(mo, store_.get(), source_.get(),
+                                                        tracker_.get(), registry_.get());
+  read_handler_ = std::make_unique<rpc::ReadHandler>(
+      &config_, store_.get(), tracker_.get(),
+      [m = materializer_.get()] { return m->Counters(); });
+  cache_service_ = std::make_unique<rpc::CacheService>(read_handler_.get(), registry_.get());
+
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  if (!config_.grpc.address.empty()) {
+    builder.AddListeningPort(config_.grpc.address, grpc::InsecureServerCredentials(),
+                             &grpc_port_);
+  }
+  if (!config_.grpc.unix_socket.empty()) {
+    std::error_code ec;
+    std::filesystem::remove(config_.grpc.unix_socket, ec);  // a stale socket from a crash
+    builder.AddListeningPort("unix:" + config_.grpc.unix_socket,
+                             grpc::InsecureServerCredentials());
+  }
+  builder.SetMaxReceiveMessageSize(static_cast<int>(config_.grpc.max_request_bytes));
+  builder.RegisterService(cache_service_.get());
+  grpc_server_ = builder.BuildAndStart();
+  if (!grpc_server_ || (!config_.grpc.address.empty() && grpc_port_ == 0)) {
+    return Status(Code::kUnavailable,
+                  "cannot listen for gRPC on " +
+                      (config_.grpc.address.empty() ? "unix:" + config_.grpc.unix_socket
+                                                    : config_.grpc.address) +
+                      " (address in use or not local?)",
+                  "LISTEN_FAILED");
+  }
+  grpc::HealthCheckServiceInterface* health = grpc_server_->GetHealthCheckService();
+  health->SetServingStatus("", false);
+  for (const auto& t : topic_names) health->SetServingStatus(TopicHealthName(t), false);
+
+  auto* ready_gauge = &prometheus::BuildGauge()
+                           .Name("cachecar_ready")
+                           .Help("1 once every topic has caught up, else 0.")
+                           .Register(*registry_)
+                           .Add({});
+  auto* catchup_gauge = &prometheus::BuildGauge()
+                             .Name("cachecar_catchup_duration_seconds")
+                             .Help("Time from start until every topic had caught up.")
+                             .Register(*registry_)
+                             .Add({});
+  auto started = std::chrono::steady_clock::now();
+  tracker_->AddListener([this, health, topic_names, ready_gauge, catchup_gauge, started](
+                            std::optional<size_t> topic, bool ready) {
+    if (topic) {
+      health->SetServingStatus(TopicHealthName(topic_names[*topic]), ready);
+      log::Info(ready ? "topic caught up" : "topic not ready",
+                {{"topic", topic_names[*topic]}});
+      return;
+    }
+    health->SetServingStatus("", ready);
+    ready_gauge->Set(ready ? 1 : 0);
+    double secs =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    if (ready) catchup_gauge->Set(secs);
+    log::Info(ready ? "ready: every topic caught up" : "not ready",
+              {{"catchup_seconds", secs}, {"revision", store_->revision()}});
+  });
+
+  if (!config_.http.address.empty()) {
+    Result<std::unique_ptr<metrics::HttpServer>> http = metrics::HttpServer::Start(
+        config_.http.address, registry_, [t = tracker_.get()] { return t->Ready(); });
+    if (!http.ok()) return http.status();
+    http_server_ = std::move(http).value();
+  }
+  materializer_->Start();
+  log::Info("listening", {{"grpc_address", config_.grpc.address},
+                          {"grpc_port", grpc_port_},
+                          {"unix_socket", config_.grpc.unix_socket},
+                          {"http_port", http_port()}});
+  return Status::Ok();
+}
+
+void Server::Shutdown(std::chrono::milliseconds grace) {
+  if (shut_down_) return;
+  shut_down_ = true;
+  if (grpc_server_) {
+    grpc_server_->GetHealthCheckService()->Shutdown();  // probes see NOT_SERVING at once
+    grpc_server_->Shutdown(std::chrono::system_clock::now() + grace);
+    grpc_server_->Wait();
+  }
+  http_server_.reset();
+  if (materializer_) materializer_->Stop();
+  source_.reset();
+  log::Info("stopped", {{"revision", store_ ? store_->revision() : 0}});
+  store_.reset();
+}
+
+}  // namespace cachecar

@@ -1,0 +1,59 @@
+// Server: the composition root. Owns every component and fixes their start and stop order.
+//
+// Start: store -> catch-up tracker -> Kafka source -> materializer -> gRPC (cache service,
+// health, reflection) -> HTTP. Health says NOT_SERVING for "" and for "topic/<name>" until
+// the tracker reports the topic (or all topics) caught up.
+// Stop: health NOT_SERVING -> gRPC stops accepting and drains in-flight calls -> HTTP ->
+// materializer commits its last batch -> Kafka consumer closes -> store closes.
+#pragma once
+
+#include <grpcpp/server.h>
+
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include "common/status.h"
+#include "config/config.h"
+
+namespace prometheus { class Registry; }
+
+namespace cachecar {
+
+namespace store { class Store; }
+namespace health { class CatchUpTracker; }
+namespace kafka { class RdKafkaSource; class Materializer; }
+namespace rpc { class ReadHandler; class CacheService; }
+namespace metrics { class HttpServer; }
+
+class Server {
+ public:
+  // Builds every component and starts serving. Errors name what could not start.
+  static Result<std::unique_ptr<Server>> BuildAndStart(config::Config config);
+  ~Server();
+
+  // Ordered shutdown; in-flight RPCs get up to `grace` to finish. Idempotent.
+  void Shutdown(std::chrono::milliseconds grace = std::chrono::milliseconds(5000));
+
+  int grpc_port() const { return grpc_port_; }
+  int http_port() const;
+
+ private:
+  explicit Server(config::Config config);
+  Status Start();
+
+  const config::Config config_;
+  std::shared_ptr<prometheus::Registry> registry_;
+  std::unique_ptr<store::Store> store_;
+  std::unique_ptr<health::CatchUpTracker> tracker_;
+  std::unique_ptr<kafka::RdKafkaSource> source_;
+  std::unique_ptr<kafka::Materializer> materializer_;
+  std::unique_ptr<rpc::ReadHandler> read_handler_;
+  std::unique_ptr<rpc::CacheService> cache_service_;
+  std::unique_ptr<grpc::Server> grpc_server_;
+  std::unique_ptr<metrics::HttpServer> http_server_;
+  int grpc_port_ = 0;
+  bool shut_down_ = false;
+};
+
+}  // namespace cachecar

@@ -1,0 +1,53 @@
+// How an entry is laid out in LMDB. Internal to the store.
+//
+// Key: LMDB keys are limited to 511 bytes, Kafka keys are not. A key shorter than
+// kLongKeyThreshold is stored as it is; a longer one as its first kLongKeyPrefix bytes
+// followed by the SHA-256 of the whole key (exactly kLongKeyThreshold bytes, so the two
+// forms never collide), with the whole key kept in the value. Byte order, and so prefix
+// scans, hold for the first kLongKeyPrefix bytes of every key.
+//
+// Value: a fixed little-endian header, then (long keys only) the whole key, then the value:
+//   u8 version | u8 flags | i32 partition | i64 offset | i64 timestamp_ms | u64 revision |
+//   [u32 key_len | key] | value
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace cachecar::store {
+
+inline constexpr size_t kLongKeyPrefix = 448;
+inline constexpr size_t kLongKeyThreshold = kLongKeyPrefix + 32;
+
+struct EntryMeta {
+  int32_t partition = 0;
+  int64_t offset = 0;
+  int64_t timestamp_ms = 0;
+  uint64_t revision = 0;
+};
+
+// The LMDB key for a Kafka key (non-empty).
+std::string StoreKey(std::string_view key);
+
+// True if `store_key` is the hashed form of a long key.
+inline bool IsLongStoreKey(std::string_view store_key) {
+  return store_key.size() == kLongKeyThreshold;
+}
+
+// Appends the encoded record to `out` (cleared first).
+void EncodeRecord(std::string_view key, std::string_view value, const EntryMeta& meta,
+                  std::string* out);
+
+struct DecodedRecord {
+  EntryMeta meta;
+  std::string_view key;  // the whole key (from the value for long keys, else store_key)
+  std::string_view value;
+};
+
+// Decodes a stored record; nullopt if it is malformed (a corrupt or foreign store).
+// The views point into `store_key` and `stored`.
+std::optional<DecodedRecord> DecodeRecord(std::string_view store_key, std::string_view stored);
+
+}  // namespace cachecar::store

@@ -1,0 +1,332 @@
+#include "store/store.h"
+
+#include <cstring>
+#include <filesystem>
+#include <random>
+
+namespace cachecar::store {
+namespace {
+
+constexpr char kFormatVersion[] = "cachecar-store-1";
+constexpr std::string_view kKeyFormat = "format";
+constexpr std::string_view kKeyStoreId = "store_id";
+constexpr std::string_view kKeyRevision = "revision";
+
+MDB_val Val(std::string_view s) {
+  return MDB_val{s.size(), const_cast<char*>(s.data())};
+}
+std::string_view View(const MDB_val& v) {
+  return std::string_view(static_cast<const char*>(v.mv_data), v.mv_size);
+}
+
+Status LmdbError(const char* what, int rc) {
+  std::string msg = std::string("lmdb ") + what + ": " + mdb_strerror(rc);
+  if (rc == MDB_MAP_FULL) {
+    return Status(Code::kResourceExhausted, msg + " (raise store.map_size_bytes)",
+                  "STORE_FULL");
+  }
+  if (rc == MDB_CORRUPTED || rc == MDB_PAGE_NOTFOUND || rc == MDB_INVALID ||
+      rc == MDB_VERSION_MISMATCH) {
+    return Status(Code::kDataLoss, msg, "STORE_CORRUPT");
+  }
+  if (rc == ENOSPC) return Status(Code::kResourceExhausted, msg, "DISK_FULL");
+  return Internal(msg);
+}
+
+std::string PositionKey(const std::string& topic, int32_t partition) {
+  std::string k = topic;
+  k.push_back('\0');
+  uint32_t p = static_cast<uint32_t>(partition);
+  char be[4] = {static_cast<char>(p >> 24), static_cast<char>(p >> 16),
+                static_cast<char>(p >> 8), static_cast<char>(p)};
+  k.append(be, 4);
+  return k;
+}
+
+std::string NewStoreId() {
+  std::random_device rd;
+  std::uniform_int_distribution<uint64_t> dist;
+  uint64_t hi = dist(rd), lo = dist(rd);
+  char buf[33];
+  std::snprintf(buf, sizeof(buf), "%016llx%016llx", static_cast<unsigned long long>(hi),
+                static_cast<unsigned long long>(lo));
+  return buf;
+}
+
+// Aborts a transaction unless released.
+struct TxnGuard {
+  MDB_txn* txn;
+  ~TxnGuard() {
+    if (txn != nullptr) mdb_txn_abort(txn);
+  }
+  MDB_txn* Release() {
+    MDB_txn* t = txn;
+    txn = nullptr;
+    return t;
+  }
+};
+
+}  // namespace
+
+Result<std::unique_ptr<Store>> Store::Open(const Options& options) {
+  std::unique_ptr<Store> s(new Store(options));
+  Status st = s->Init();
+  if (!st.ok()) return st;
+  return s;
+}
+
+Store::~Store() {
+  if (env_ != nullptr) mdb_env_close(env_);
+}
+
+Status Store::Init() {
+  std::error_code ec;
+  std::filesystem::create_directories(options_.path, ec);
+  if (ec) {
+    return InvalidArgument("cannot create store directory " + options_.path + ": " +
+                           ec.message());
+  }
+  int rc = mdb_env_create(&env_);
+  if (rc != 0) return LmdbError("env_create", rc);
+  mdb_env_set_maxdbs(env_, static_cast<MDB_dbi>(options_.topics.size() + 8));
+  mdb_env_set_maxreaders(env_, options_.max_readers);
+  rc = mdb_env_set_mapsize(env_, options_.map_size_bytes);
+  if (rc != 0) return LmdbError("set_mapsize", rc);
+  // NOTLS: read transactions are not tied to threads (gRPC runs handlers on a pool).
+  // NORDAHEAD: random point reads; readahead only wastes page cache.
+  unsigned flags = MDB_NOTLS | MDB_NORDAHEAD | (options_.sync ? 0 : MDB_NOSYNC);
+  rc = mdb_env_open(env_, options_.path.c_str(), flags, 0644);
+  if (rc != 0) {
+    Status st = LmdbError("open", rc);
+    return Status(st.code(), "cannot open store in " + options_.path + ": " + st.message(),
+                  st.reason());
+  }
+
+  MDB_txn* txn = nullptr;
+  rc = mdb_txn_begin(env_, nullptr, 0, &txn);
+  if (rc != 0) return LmdbError("txn_begin", rc);
+  TxnGuard guard{txn};
+  if ((rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &meta_dbi_)) != 0 ||
+      (rc = mdb_dbi_open(txn, "positions", MDB_CREATE, &positions_dbi_)) != 0) {
+    return LmdbError("dbi_open", rc);
+  }
+  MDB_val k = Val(kKeyFormat), v;
+  rc = mdb_get(txn, meta_dbi_, &k, &v);
+  if (rc == MDB_NOTFOUND) {
+    // A new store: stamp its format and a fresh identity.
+    store_id_ = NewStoreId();
+    MDB_val fv = Val(kFormatVersion), ik = Val(kKeyStoreId), iv = Val(store_id_);
+    uint64_t zero = 0;
+    MDB_val rk = Val(kKeyRevision), rv{sizeof(zero), &zero};
+    if ((rc = mdb_put(txn, meta_dbi_, &k, &fv, 0)) != 0 ||
+        (rc = mdb_put(txn, meta_dbi_, &ik, &iv, 0)) != 0 ||
+        (rc = mdb_put(txn, meta_dbi_, &rk, &rv, 0)) != 0) {
+      return LmdbError("put meta", rc);
+    }
+  } else if (rc != 0) {
+    return LmdbError("get format", rc);
+  } else if (View(v) != kFormatVersion) {
+    return Status(Code::kDataLoss,
+                  "store in " + options_.path + " has format \"" + std::string(View(v)) +
+                      "\", this cachecar reads \"" + kFormatVersion + "\"",
+                  "STORE_INCOMPATIBLE");
+  } else {
+    MDB_val ik = Val(kKeyStoreId), iv, rk = Val(kKeyRevision), rv;
+    if (mdb_get(txn, meta_dbi_, &ik, &iv) != 0 || mdb_get(txn, meta_dbi_, &rk, &rv) != 0 ||
+        rv.mv_size != sizeof(uint64_t)) {
+      return Status(Code::kDataLoss, "store in " + options_.path + " has no valid identity",
+                    "STORE_CORRUPT");
+    }
+    store_id_ = std::string(View(iv));
+    uint64_t rev;
+    std::memcpy(&rev, rv.mv_data, sizeof(rev));
+    revision_.store(rev, std::memory_order_release);
+  }
+  for (const auto& topic : options_.topics) {
+    MDB_dbi dbi;
+    std::string name = "t:" + topic;
+    if ((rc = mdb_dbi_open(txn, name.c_str(), MDB_CREATE, &dbi)) != 0) {
+      return LmdbError("dbi_open topic", rc);
+    }
+    topic_dbis_.push_back(dbi);
+  }
+  rc = mdb_txn_commit(guard.Release());
+  if (rc != 0) return LmdbError("commit", rc);
+  return Status::Ok();
+}
+
+Result<ApplyResult> Store::Apply(const WriteBatch& batch) {
+  MDB_txn* txn = nullptr;
+  int rc = mdb_txn_begin(env_, nullptr, 0, &txn);
+  if (rc != 0) return LmdbError("txn_begin", rc);
+  TxnGuard guard{txn};
+  uint64_t rev = revision();
+  ApplyResult result;
+  for (const Mutation& m : batch.mutations) {
+    std::string store_key = StoreKey(m.key);
+    MDB_val k = Val(store_key);
+    MDB_dbi dbi = topic_dbis_.at(m.topic);
+    if (m.value) {
+      EntryMeta meta{m.partition, m.offset, m.timestamp_ms, rev + 1};
+      EncodeRecord(m.key, *m.value, meta, &scratch_);
+      MDB_val v = Val(scratch_);
+      rc = mdb_put(txn, dbi, &k, &v, 0);
+      if (rc != 0) return LmdbError("put", rc);
+      ++rev;
+      ++result.changes;
+    } else {
+      rc = mdb_del(txn, dbi, &k, nullptr);
+      if (rc == MDB_NOTFOUND) continue;  // deleting an absent key changes nothing
+      if (rc != 0) return LmdbError("del", rc);
+      ++rev;
+      ++result.changes;
+    }
+  }
+  for (const auto& [tp, next_offset] : batch.positions) {
+    std::string pk = PositionKey(options_.topics.at(tp.first), tp.second);
+    MDB_val k = Val(pk), v{sizeof(next_offset), const_cast<int64_t*>(&next_offset)};
+    rc = mdb_put(txn, positions_dbi_, &k, &v, 0);
+    if (rc != 0) return LmdbError("put position", rc);
+  }
+  if (result.changes > 0) {
+    MDB_val k = Val(kKeyRevision), v{sizeof(rev), &rev};
+    rc = mdb_put(txn, meta_dbi_, &k, &v, 0);
+    if (rc != 0) return LmdbError("put revision", rc);
+  }
+  rc = mdb_txn_commit(guard.Release());
+  if (rc != 0) return LmdbError("commit", rc);
+  // Publish after commit: readers never see a revision whose data is not readable.
+  revision_.store(rev, std::memory_order_release);
+  result.revision = rev;
+  return result;
+}
+
+Result<std::map<int32_t, int64_t>> Store::LoadPositions(size_t topic) const {
+  MDB_txn* txn = nullptr;
+  int rc = mdb_txn_begin(env_, nullptr, MDB_RDONLY, &txn);
+  if (rc != 0) return LmdbError("txn_begin", rc);
+  TxnGuard guard{txn};
+  MDB_cursor* cur = nullptr;
+  rc = mdb_cursor_open(txn, positions_dbi_, &cur);
+  if (rc != 0) return LmdbError("cursor_open", rc);
+  std::string prefix = options_.topics.at(topic);
+  prefix.push_back('\0');
+  std::map<int32_t, int64_t> out;
+  MDB_val k = Val(prefix), v;
+  for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0;
+       rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+    std::string_view key = View(k);
+    if (key.size() != prefix.size() + 4 || key.substr(0, prefix.size()) != prefix) break;
+    const auto* b = reinterpret_cast<const unsigned char*>(key.data() + prefix.size());
+    int32_t partition = static_cast<int32_t>((uint32_t{b[0]} << 24) | (uint32_t{b[1]} << 16) |
+                                             (uint32_t{b[2]} << 8) | uint32_t{b[3]});
+    int64_t off;
+    if (v.mv_size != sizeof(off)) break;
+    std::memcpy(&off, v.mv_data, sizeof(off));
+    out[partition] = off;
+  }
+  mdb_cursor_close(cur);
+  if (rc != 0 && rc != MDB_NOTFOUND) return LmdbError("cursor_get", rc);
+  return out;
+}
+
+Result<Snapshot> Store::NewSnapshot() const {
+  MDB_txn* txn = nullptr;
+  int rc = mdb_txn_begin(env_, nullptr, MDB_RDONLY, &txn);
+  if (rc != 0) return LmdbError("txn_begin", rc);
+  MDB_val k = Val(kKeyRevision), v;
+  uint64_t rev = 0;
+  if (mdb_get(txn, meta_dbi_, &k, &v) == 0 && v.mv_size == sizeof(rev)) {
+    std::memcpy(&rev, v.mv_data, sizeof(rev));
+  }
+  return Snapshot(this, txn, rev);
+}
+
+Result<uint64_t> Store::KeyCount(size_t topic) const {
+  MDB_txn* txn = nullptr;
+  int rc = mdb_txn_begin(env_, nullptr, MDB_RDONLY, &txn);
+  if (rc != 0) return LmdbError("txn_begin", rc);
+  TxnGuard guard{txn};
+  MDB_stat stat;
+  rc = mdb_stat(txn, topic_dbis_.at(topic), &stat);
+  if (rc != 0) return LmdbError("stat", rc);
+  return static_cast<uint64_t>(stat.ms_entries);
+}
+
+Store::Usage Store::GetUsage() const {
+  MDB_envinfo info;
+  MDB_stat stat;
+  Usage u;
+  if (mdb_env_info(env_, &info) == 0 && mdb_env_stat(env_, &stat) == 0) {
+    u.used_bytes = static_cast<uint64_t>(info.me_last_pgno + 1) * stat.ms_psize;
+    u.map_size_bytes = info.me_mapsize;
+  }
+  return u;
+}
+
+Snapshot::Snapshot(Snapshot&& other) noexcept
+    : store_(other.store_), txn_(other.txn_), revision_(other.revision_) {
+  other.txn_ = nullptr;
+}
+
+Snapshot::~Snapshot() {
+  if (txn_ != nullptr) mdb_txn_abort(txn_);
+}
+
+Result<std::optional<Entry>> Snapshot::Get(size_t topic, std::string_view key) const {
+  std::string store_key = StoreKey(key);
+  MDB_val k = Val(store_key), v;
+  int rc = mdb_get(txn_, store_->topic_dbis_.at(topic), &k, &v);
+  if (rc == MDB_NOTFOUND) return std::optional<Entry>();
+  if (rc != 0) return LmdbError("get", rc);
+  auto rec = DecodeRecord(store_key, View(v));
+  if (!rec) return Status(Code::kDataLoss, "malformed record in store", "STORE_CORRUPT");
+  // A long key's hash matched: confirm it really is this key.
+  if (rec->key != key) return std::optional<Entry>();
+  return std::optional<Entry>(Entry{std::string(key), std::string(rec->value), rec->meta});
+}
+
+Result<ScanPage> Snapshot::Scan(size_t topic, std::string_view prefix, std::string_view cursor,
+                                size_t limit, size_t max_bytes) const {
+  MDB_cursor* cur = nullptr;
+  int rc = mdb_cursor_open(txn_, store_->topic_dbis_.at(topic), &cur);
+  if (rc != 0) return LmdbError("cursor_open", rc);
+  // Stored keys keep only the first kLongKeyPrefix bytes of long keys, so range on that
+  // much of the prefix and check the rest against the whole key.
+  std::string_view range_prefix = prefix.substr(0, std::min(prefix.size(), kLongKeyPrefix));
+  std::string start(cursor.empty() ? range_prefix : cursor);
+  MDB_val k = Val(start), v;
+  ScanPage page;
+  size_t bytes = 0;
+  rc = start.empty() ? mdb_cursor_get(cur, &k, &v, MDB_FIRST)
+                     : mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+  if (rc == 0 && !cursor.empty() && View(k) == cursor) {
+    rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);  // the cursor names the last entry sent
+  }
+  std::string last_key;
+  for (; rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+    std::string_view sk = View(k);
+    if (sk.substr(0, range_prefix.size()) != range_prefix) {
+      rc = MDB_NOTFOUND;
+      break;
+    }
+    if (page.entries.size() >= limit || (bytes >= max_bytes && !page.entries.empty())) {
+      page.next_cursor = last_key;
+      break;
+    }
+    auto rec = DecodeRecord(sk, View(v));
+    if (!rec) {
+      mdb_cursor_close(cur);
+      return Status(Code::kDataLoss, "malformed record in store", "STORE_CORRUPT");
+    }
+    last_key.assign(sk);
+    if (rec->key.substr(0, prefix.size()) != prefix) continue;
+    bytes += rec->key.size() + rec->value.size();
+    page.entries.push_back(Entry{std::string(rec->key), std::string(rec->value), rec->meta});
+  }
+  mdb_cursor_close(cur);
+  if (rc != 0 && rc != MDB_NOTFOUND) return LmdbError("cursor_get", rc);
+  return page;
+}
+
+}  // namespace cachecar::store

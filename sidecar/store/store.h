@@ -1,0 +1,167 @@
+// Store: the materialized topics, in one LMDB environment on the pod's volume.
+//
+// Per configured topic, one LMDB database maps key -> (value, partition, offset, Kafka
+// timestamp, revision). Beside them: each partition's next offset to consume, and the
+// store's revision and identity. Apply() writes data, offsets and revision in ONE write
+// transaction, so after any crash the data and the offsets agree and consumption resumes
+// exactly where the data ends.
+//
+// Revision: a counter that increases by one for every change applied (a put, or a delete
+// of a key that existed), across topics, and survives restarts. store_id() changes only
+// when the store is created from scratch, so a revision is meaningful only with its id.
+//
+// Threads: exactly one thread may call Apply() (the materializer). Any number of threads
+// may take Snapshots concurrently; a Snapshot is a short LMDB read transaction and must
+// be released promptly (it pins the pages it can see).
+#pragma once
+
+#include <lmdb.h>
+
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/status.h"
+#include "store/record_codec.h"
+
+namespace cachecar::store {
+
+struct Options {
+  // Directory of the environment; created if missing.
+  std::string path;
+  // Topics this process serves. Each gets a database (created if missing).
+  std::vector<std::string> topics;
+  // See config::StoreConfig.
+  uint64_t map_size_bytes = 16ull << 30;
+  bool sync = false;
+  // Concurrent read transactions allowed (LMDB reader slots). Default 1024.
+  unsigned max_readers = 1024;
+};
+
+// One entry as returned to readers (owned copies).
+struct Entry {
+  std::string key;
+  std::string value;
+  EntryMeta meta;
+};
+
+// A change for Apply(). `value` nullopt means delete (a tombstone).
+struct Mutation {
+  size_t topic = 0;  // index into Options::topics
+  std::string key;
+  std::optional<std::string> value;
+  int32_t partition = 0;
+  int64_t offset = 0;
+  int64_t timestamp_ms = 0;
+};
+
+// Everything one write transaction applies.
+struct WriteBatch {
+  std::vector<Mutation> mutations;
+  // (topic index, partition) -> next offset to consume.
+  std::map<std::pair<size_t, int32_t>, int64_t> positions;
+  size_t bytes = 0;  // payload bytes, for the caller's batching decisions
+
+  void Clear() {
+    mutations.clear();
+    positions.clear();
+    bytes = 0;
+  }
+  bool empty() const { return mutations.empty() && positions.empty(); }
+};
+
+struct ApplyResult {
+  uint64_t revision = 0;      // the store revision after the batch
+  size_t changes = 0;         // puts, and deletes that removed a key
+};
+
+// One page of a prefix scan.
+struct ScanPage {
+  std::vector<Entry> entries;
+  // Opaque cursor to continue after the last entry; empty if the scan is complete.
+  std::string next_cursor;
+};
+
+class Snapshot;
+
+class Store {
+ public:
+  // Opens (or creates) the store. Errors: INVALID_ARGUMENT for an unusable path,
+  // DATA_LOSS for a store of another format or a corrupt one, INTERNAL otherwise.
+  static Result<std::unique_ptr<Store>> Open(const Options& options);
+  ~Store();
+  Store(const Store&) = delete;
+  Store& operator=(const Store&) = delete;
+
+  // Applies the batch in one transaction. Writer thread only.
+  Result<ApplyResult> Apply(const WriteBatch& batch);
+
+  // Next offsets stored for a topic, by partition (absent: never consumed).
+  Result<std::map<int32_t, int64_t>> LoadPositions(size_t topic) const;
+
+  // A consistent read-only view. Any thread.
+  Result<Snapshot> NewSnapshot() const;
+
+  // Last committed revision. Any thread.
+  uint64_t revision() const { return revision_.load(std::memory_order_acquire); }
+  const std::string& store_id() const { return store_id_; }
+  const Options& options() const { return options_; }
+
+  // Live keys of a topic (LMDB's entry count; cheap).
+  Result<uint64_t> KeyCount(size_t topic) const;
+  // Bytes of the map in use, and the map size.
+  struct Usage {
+    uint64_t used_bytes = 0;
+    uint64_t map_size_bytes = 0;
+  };
+  Usage GetUsage() const;
+
+ private:
+  friend class Snapshot;
+  explicit Store(Options options) : options_(std::move(options)) {}
+  Status Init();
+
+  Options options_;
+  MDB_env* env_ = nullptr;
+  MDB_dbi meta_dbi_ = 0;
+  MDB_dbi positions_dbi_ = 0;
+  std::vector<MDB_dbi> topic_dbis_;
+  std::string store_id_;
+  std::atomic<uint64_t> revision_{0};
+  std::string scratch_;  // writer-only encode buffer
+};
+
+// A read-only view of the store at one revision. Movable, not copyable; releases its
+// LMDB read transaction when destroyed.
+class Snapshot {
+ public:
+  Snapshot(Snapshot&& other) noexcept;
+  Snapshot& operator=(Snapshot&&) = delete;
+  ~Snapshot();
+
+  uint64_t revision() const { return revision_; }
+
+  // The entry for a key, or nullopt on a miss.
+  Result<std::optional<Entry>> Get(size_t topic, std::string_view key) const;
+
+  // Entries whose keys start with `prefix`, after `cursor` (a ScanPage::next_cursor from a
+  // scan with the same prefix, or empty), at most `limit` entries and about `max_bytes`
+  // of keys and values (always at least one entry if any remain).
+  Result<ScanPage> Scan(size_t topic, std::string_view prefix, std::string_view cursor,
+                        size_t limit, size_t max_bytes) const;
+
+ private:
+  friend class Store;
+  Snapshot(const Store* store, MDB_txn* txn, uint64_t revision)
+      : store_(store), txn_(txn), revision_(revision) {}
+  const Store* store_;
+  MDB_txn* txn_;
+  uint64_t revision_;
+};
+
+}  // namespace cachecar::store
