@@ -30,7 +30,7 @@ Status FromGrpcStatus(const grpc::Status& status) {
   }
   Status out(static_cast<Code>(status.error_code()), status.error_message(), reason,
              std::move(violations));
-  for (auto& [k, v] : metadata) out = std::move(out).With(k, v);
+  for (auto& [k, v] : metadata) out.SetMetadata(k, v);
   return out;
 }
 

@@ -66,8 +66,11 @@ class Status {
   // Extra ErrorInfo metadata, e.g. {"topic": "users"}.
   const std::map<std::string, std::string>& metadata() const { return metadata_; }
   Status&& With(std::string key, std::string value) && {
-    metadata_[std::move(key)] = std::move(value);
+    SetMetadata(std::move(key), std::move(value));
     return std::move(*this);
+  }
+  void SetMetadata(std::string key, std::string value) {
+    metadata_[std::move(key)] = std::move(value);
   }
 
   // "INVALID_ARGUMENT: key: must be valid UTF-8".
@@ -112,6 +115,8 @@ class Result {
   T* operator->() { return &value(); }
   const T* operator->() const { return &value(); }
   T& operator*() & { return value(); }
+  const T& operator*() const& { return value(); }
+  T operator*() && { return std::move(*this).value(); }
 
  private:
   std::variant<T, Status> v_;

@@ -1,0 +1,316 @@
+#include "config/config.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <map>
+
+#include "test_util.h"
+
+namespace cachecar::config {
+namespace {
+
+using ::testing::HasSubstr;
+
+EnvLookup Env(std::map<std::string, std::string> vars = {}) {
+  return [vars](const std::string& name) -> std::optional<std::string> {
+    auto it = vars.find(name);
+    if (it == vars.end()) return std::nullopt;
+    return it->second;
+  };
+}
+
+constexpr char kMinimal[] = R"(
+kafka:
+  bootstrap_servers: localhost:9092
+topics:
+  - name: users
+)";
+
+// The violation for `field`, or "" if none.
+std::string ProblemFor(const Status& st, const std::string& field) {
+  for (const auto& v : st.violations()) {
+    if (v.field == field) return v.description;
+  }
+  return "";
+}
+
+TEST(ConfigTest, MinimalConfigGetsDefaults) {
+  auto cfg = ParseConfig(kMinimal, "c.yaml", Env());
+  ASSERT_TRUE(cfg.ok()) << cfg.status().ToString();
+  ASSERT_EQ(cfg->topics.size(), 1u);
+  EXPECT_EQ(cfg->topics[0].name, "users");
+  EXPECT_EQ(cfg->topics[0].key_encoding, KeyEncoding::kUtf8);
+  EXPECT_EQ(cfg->topics[0].value_format, ValueFormat::kJson);
+  EXPECT_TRUE(cfg->topics[0].read_only);
+  EXPECT_EQ(cfg->grpc.address, "127.0.0.1:50051");
+  EXPECT_EQ(cfg->http.address, "127.0.0.1:9090");
+  EXPECT_EQ(cfg->store.path, "/var/lib/cachecar");
+  EXPECT_EQ(cfg->materializer.batch_max_records, 10000u);
+  EXPECT_EQ(cfg->log.level, "info");
+}
+
+TEST(ConfigTest, FullConfigIsRead) {
+  auto cfg = ParseConfig(R"(
+kafka:
+  bootstrap_servers: ${KAFKA_BOOTSTRAP}
+  properties:
+    security.protocol: SASL_SSL
+    sasl.username: ${USER:-svc}
+store: {path: /data, map_size_bytes: 1073741824, sync: true}
+materializer: {batch_max_records: 500, batch_max_bytes: 65536, batch_max_delay_ms: 5}
+grpc: {address: "[::1]:7000", unix_socket: /run/c.sock, max_request_bytes: 2048}
+http: {address: ""}
+log: {level: debug, format: text}
+topics:
+  - {name: users, key_encoding: bytes, value_format: bytes, read_only: false}
+  - name: sessions
+)",
+                         "c.yaml", Env({{"KAFKA_BOOTSTRAP", "k:9092"}}));
+  ASSERT_TRUE(cfg.ok()) << cfg.status().ToString();
+  EXPECT_EQ(cfg->kafka.bootstrap_servers, "k:9092");
+  EXPECT_EQ(cfg->kafka.properties.at("security.protocol"), "SASL_SSL");
+  EXPECT_EQ(cfg->kafka.properties.at("sasl.username"), "svc");
+  EXPECT_EQ(cfg->store.path, "/data");
+  EXPECT_EQ(cfg->store.map_size_bytes, 1073741824u);
+  EXPECT_TRUE(cfg->store.sync);
+  EXPECT_EQ(cfg->materializer.batch_max_records, 500u);
+  EXPECT_EQ(cfg->materializer.batch_max_delay_ms, 5u);
+  EXPECT_EQ(cfg->grpc.address, "[::1]:7000");
+  EXPECT_EQ(cfg->grpc.unix_socket, "/run/c.sock");
+  EXPECT_EQ(cfg->http.address, "");
+  EXPECT_EQ(cfg->log.format, "text");
+  EXPECT_EQ(cfg->topics[0].key_encoding, KeyEncoding::kBytes);
+  EXPECT_EQ(cfg->topics[0].value_format, ValueFormat::kBytes);
+  EXPECT_FALSE(cfg->topics[0].read_only);
+  EXPECT_NE(cfg->FindTopic("sessions"), nullptr);
+  EXPECT_EQ(cfg->FindTopic("nope"), nullptr);
+}
+
+TEST(ConfigTest, EveryProblemIsReportedWithItsPlace) {
+  auto cfg = ParseConfig(R"(kafka:
+  bootstrap_servers: localhost:9092
+topics:
+  - name: users
+  - key_encoding: latin1
+  - name: "bad topic!"
+  - name: users
+)",
+                         "c.yaml", Env());
+  ASSERT_FALSE(cfg.ok());
+  EXPECT_EQ(cfg.status().code(), Code::kInvalidArgument);
+  EXPECT_THAT(ProblemFor(cfg.status(), "topics[1].name"), HasSubstr("required"));
+  EXPECT_THAT(ProblemFor(cfg.status(), "topics[1].key_encoding"),
+              HasSubstr("must be utf-8 or bytes"));
+  EXPECT_THAT(ProblemFor(cfg.status(), "topics[1].key_encoding"), HasSubstr("line 5"));
+  EXPECT_THAT(ProblemFor(cfg.status(), "topics[2].name"), HasSubstr("not a Kafka topic name"));
+  EXPECT_THAT(ProblemFor(cfg.status(), "topics[3].name"), HasSubstr("listed twice"));
+  EXPECT_EQ(cfg.status().violations().size(), 4u);
+}
+
+TEST(ConfigTest, MalformedYamlSaysWhere) {
+  auto cfg = ParseConfig("kafka: [unclosed\n", "c.yaml", Env());
+  ASSERT_FALSE(cfg.ok());
+  EXPECT_THAT(cfg.status().message(), HasSubstr("not valid YAML"));
+  ASSERT_EQ(cfg.status().violations().size(), 1u);
+  EXPECT_THAT(cfg.status().violations()[0].description, HasSubstr("line"));
+}
+
+TEST(ConfigTest, EmptyAndNonMappingDocumentsAreRefused) {
+  EXPECT_FALSE(ParseConfig("", "c.yaml", Env()).ok());
+  EXPECT_FALSE(ParseConfig("- a\n- b\n", "c.yaml", Env()).ok());
+  EXPECT_FALSE(ParseConfig("just a string", "c.yaml", Env()).ok());
+}
+
+TEST(ConfigTest, UnknownAndDuplicateFieldsAreRefused) {
+  auto cfg = ParseConfig(R"(
+kafka: {bootstrap_servers: a:1, bootstrap_server: b:1}
+topics:
+  - {name: a, nmae: x}
+store: {path: /a}
+store: {path: /b}
+)",
+                         "c.yaml", Env());
+  ASSERT_FALSE(cfg.ok());
+  EXPECT_THAT(ProblemFor(cfg.status(), "kafka.bootstrap_server"), HasSubstr("unknown field"));
+  EXPECT_THAT(ProblemFor(cfg.status(), "topics[0].nmae"), HasSubstr("unknown field"));
+  EXPECT_THAT(ProblemFor(cfg.status(), "store"), HasSubstr("duplicate key"));
+}
+
+TEST(ConfigTest, TopicsAreRequired) {
+  auto cfg = ParseConfig("kafka: {bootstrap_servers: a:1}\n", "c.yaml", Env());
+  ASSERT_FALSE(cfg.ok());
+  EXPECT_THAT(ProblemFor(cfg.status(), "topics"), HasSubstr("required"));
+  cfg = ParseConfig("kafka: {bootstrap_servers: a:1}\ntopics: []\n", "c.yaml", Env());
+  ASSERT_FALSE(cfg.ok());
+  EXPECT_THAT(ProblemFor(cfg.status(), "topics"), HasSubstr("non-empty"));
+}
+
+TEST(ConfigTest, BootstrapServersAreRequiredUnlessOverridden) {
+  auto cfg = ParseConfig("topics: [{name: a}]\n", "c.yaml", Env());
+  ASSERT_FALSE(cfg.ok());
+  EXPECT_THAT(ProblemFor(cfg.status(), "kafka.bootstrap_servers"), HasSubstr("required"));
+  Overrides o;
+  o.bootstrap_servers = "x:9092";
+  o.grpc_address = "127.0.0.1:1234";
+  cfg = ParseConfig("topics: [{name: a}]\n", "c.yaml", Env(), o);
+  ASSERT_TRUE(cfg.ok()) << cfg.status().ToString();
+  EXPECT_EQ(cfg->kafka.bootstrap_servers, "x:9092");
+  EXPECT_EQ(cfg->grpc.address, "127.0.0.1:1234");
+}
+
+TEST(ConfigTest, UnsetEnvironmentVariableIsAProblemAtItsPlace) {
+  auto cfg = ParseConfig("kafka: {bootstrap_servers: '${KAFKA_BOOTSTRAP}'}\ntopics: [{name: a}]\n",
+                         "c.yaml", Env());
+  ASSERT_FALSE(cfg.ok());
+  EXPECT_THAT(ProblemFor(cfg.status(), "kafka.bootstrap_servers"),
+              HasSubstr("KAFKA_BOOTSTRAP is not set"));
+}
+
+TEST(ConfigTest, NumbersAreCheckedForFormAndRange) {
+  auto cfg = ParseConfig(R"(
+kafka: {bootstrap_servers: a:1}
+store: {map_size_bytes: 12abc}
+materializer: {batch_max_records: 0, batch_max_bytes: -5, batch_max_delay_ms: 99999999999999999999}
+grpc: {max_request_bytes: 1.5}
+topics: [{name: a, read_only: maybe}]
+)",
+                         "c.yaml", Env());
+  ASSERT_FALSE(cfg.ok());
+  EXPECT_THAT(ProblemFor(cfg.status(), "store.map_size_bytes"), HasSubstr("whole number"));
+  EXPECT_THAT(ProblemFor(cfg.status(), "materializer.batch_max_records"), HasSubstr("between"));
+  EXPECT_THAT(ProblemFor(cfg.status(), "materializer.batch_max_bytes"),
+              HasSubstr("whole number"));
+  EXPECT_THAT(ProblemFor(cfg.status(), "materializer.batch_max_delay_ms"),
+              HasSubstr("whole number"));
+  EXPECT_THAT(ProblemFor(cfg.status(), "grpc.max_request_bytes"), HasSubstr("whole number"));
+  EXPECT_THAT(ProblemFor(cfg.status(), "topics[0].read_only"), HasSubstr("true or false"));
+}
+
+TEST(ConfigTest, WrongTypesAreRefused) {
+  auto cfg = ParseConfig(R"(
+kafka: {bootstrap_servers: [a, b], properties: [x]}
+store: 5
+topics: [{name: {nested: map}}]
+)",
+                         "c.yaml", Env());
+  ASSERT_FALSE(cfg.ok());
+  EXPECT_THAT(ProblemFor(cfg.status(), "kafka.bootstrap_servers"), HasSubstr("must be a string"));
+  EXPECT_THAT(ProblemFor(cfg.status(), "kafka.properties"), HasSubstr("mapping"));
+  EXPECT_THAT(ProblemFor(cfg.status(), "store"), HasSubstr("mapping"));
+  EXPECT_THAT(ProblemFor(cfg.status(), "topics[0].name"), HasSubstr("must be a string"));
+}
+
+TEST(ConfigTest, PropertiesCachecarOwnsAreRefused) {
+  auto cfg = ParseConfig(R"(
+kafka:
+  bootstrap_servers: a:1
+  properties: {isolation.level: read_uncommitted, group.id: mine, enable.auto.commit: "true"}
+topics: [{name: a}]
+)",
+                         "c.yaml", Env());
+  ASSERT_FALSE(cfg.ok());
+  EXPECT_THAT(ProblemFor(cfg.status(), "kafka.properties.isolation.level"),
+              HasSubstr("set by cachecar"));
+  EXPECT_THAT(ProblemFor(cfg.status(), "kafka.properties.group.id"), HasSubstr("set by cachecar"));
+  EXPECT_THAT(ProblemFor(cfg.status(), "kafka.properties.enable.auto.commit"),
+              HasSubstr("set by cachecar"));
+}
+
+TEST(ConfigTest, NonLoopbackListenersNeedExplicitConsent) {
+  const char* text = R"(
+kafka: {bootstrap_servers: a:1}
+grpc: {address: "0.0.0.0:50051"}
+http: {address: "10.0.0.5:9090"}
+topics: [{name: a}]
+)";
+  auto cfg = ParseConfig(text, "c.yaml", Env());
+  ASSERT_FALSE(cfg.ok());
+  EXPECT_THAT(ProblemFor(cfg.status(), "grpc.address"), HasSubstr("grpc.allow_non_loopback"));
+  EXPECT_THAT(ProblemFor(cfg.status(), "http.address"), HasSubstr("http.allow_non_loopback"));
+  cfg = ParseConfig(R"(
+kafka: {bootstrap_servers: a:1}
+grpc: {address: "0.0.0.0:50051", allow_non_loopback: true}
+http: {address: "0.0.0.0:9090", allow_non_loopback: true}
+topics: [{name: a}]
+)",
+                    "c.yaml", Env());
+  EXPECT_TRUE(cfg.ok()) << cfg.status().ToString();
+}
+
+TEST(ConfigTest, ListenAddressesMustBeHostPort) {
+  auto cfg = ParseConfig(R"(
+kafka: {bootstrap_servers: a:1}
+grpc: {address: "localhost"}
+http: {address: "127.0.0.1:99999"}
+topics: [{name: a}]
+)",
+                         "c.yaml", Env());
+  ASSERT_FALSE(cfg.ok());
+  EXPECT_THAT(ProblemFor(cfg.status(), "grpc.address"), HasSubstr("host:port"));
+  EXPECT_THAT(ProblemFor(cfg.status(), "http.address"), HasSubstr("port"));
+}
+
+TEST(ConfigTest, SomewhereToListenIsRequired) {
+  auto cfg = ParseConfig("kafka: {bootstrap_servers: a:1}\ngrpc: {address: ''}\ntopics: [{name: a}]\n",
+                         "c.yaml", Env());
+  ASSERT_FALSE(cfg.ok());
+  EXPECT_THAT(ProblemFor(cfg.status(), "grpc.address"), HasSubstr("listen somewhere"));
+}
+
+TEST(ConfigTest, LogSettingsAreChecked) {
+  auto cfg = ParseConfig(
+      "kafka: {bootstrap_servers: a:1}\nlog: {level: loud, format: xml}\ntopics: [{name: a}]\n",
+      "c.yaml", Env());
+  ASSERT_FALSE(cfg.ok());
+  EXPECT_THAT(ProblemFor(cfg.status(), "log.level"), HasSubstr("must be trace"));
+  EXPECT_THAT(ProblemFor(cfg.status(), "log.format"), HasSubstr("json or text"));
+}
+
+TEST(ConfigTest, SchemaPathsResolveAgainstTheConfigDirectory) {
+  testing::TempDir dir;
+  std::ofstream(dir.path() + "/users.schema.json") << "{}";
+  std::string text = R"(
+kafka: {bootstrap_servers: a:1}
+topics:
+  - {name: a, schema: users.schema.json}
+  - {name: b, schema: missing.json}
+  - {name: c, value_format: bytes, schema: users.schema.json}
+)";
+  auto cfg = ParseConfig(text, dir.path() + "/c.yaml", Env());
+  ASSERT_FALSE(cfg.ok());
+  EXPECT_EQ(ProblemFor(cfg.status(), "topics[0].schema"), "");
+  EXPECT_THAT(ProblemFor(cfg.status(), "topics[1].schema"), HasSubstr("does not exist"));
+  EXPECT_THAT(ProblemFor(cfg.status(), "topics[2].schema"), HasSubstr("value_format: json"));
+}
+
+TEST(ConfigTest, LoadConfigReportsAnUnreadableFile) {
+  auto cfg = LoadConfig("/nonexistent/cachecar.yaml", Env());
+  ASSERT_FALSE(cfg.ok());
+  EXPECT_THAT(cfg.status().message(), HasSubstr("cannot read config file"));
+}
+
+TEST(ConfigTest, HostileInputDoesNotCrash) {
+  // Deep nesting, anchors and binary garbage all end in an error, not a crash.
+  std::string deep(5000, '[');
+  EXPECT_FALSE(ParseConfig(deep, "c.yaml", Env()).ok());
+  EXPECT_FALSE(ParseConfig(std::string("\0\xff\xfe", 3), "c.yaml", Env()).ok());
+  EXPECT_FALSE(ParseConfig("a: &x [*x]\n", "c.yaml", Env()).ok());
+  EXPECT_FALSE(ParseConfig("topics: [{name: " + std::string(300, 'a') + "}]\n", "c.yaml", Env()).ok());
+}
+
+TEST(TopicNameTest, FollowsKafkaRules) {
+  EXPECT_TRUE(IsValidTopicName("users"));
+  EXPECT_TRUE(IsValidTopicName("a.b_c-D9"));
+  EXPECT_FALSE(IsValidTopicName(""));
+  EXPECT_FALSE(IsValidTopicName("."));
+  EXPECT_FALSE(IsValidTopicName(".."));
+  EXPECT_FALSE(IsValidTopicName("a b"));
+  EXPECT_FALSE(IsValidTopicName("a/b"));
+  EXPECT_FALSE(IsValidTopicName(std::string(250, 'a')));
+  EXPECT_TRUE(IsValidTopicName(std::string(249, 'a')));
+}
+
+}  // namespace
+}  // namespace cachecar::config

@@ -1,0 +1,141 @@
+// The gRPC adapter over a real in-process server on port 0, called through the C++ client.
+#include "rpc/cache_service.h"
+
+#include <grpcpp/create_channel.h>
+#include <grpcpp/server_builder.h>
+#include <gtest/gtest.h>
+
+#include "client/client.h"
+#include "test_util.h"
+
+namespace cachecar::rpc {
+namespace {
+
+class CacheServiceTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    config_.topics.resize(1);
+    config_.topics[0].name = "users";
+    store::Options so;
+    so.path = dir_.path();
+    so.topics = {"users"};
+    so.map_size_bytes = 64 << 20;
+    store_ = std::move(store::Store::Open(so)).value();
+    tracker_ = std::make_unique<health::CatchUpTracker>(so.topics);
+    handler_ = std::make_unique<ReadHandler>(&config_, store_.get(), tracker_.get(), nullptr);
+    service_ = std::make_unique<CacheService>(handler_.get(), &registry_);
+    grpc::ServerBuilder b;
+    b.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port_);
+    b.SetMaxReceiveMessageSize(64 * 1024);
+    b.RegisterService(service_.get());
+    server_ = b.BuildAndStart();
+    ASSERT_NE(port_, 0);
+    client::ClientOptions co;
+    co.target = "127.0.0.1:" + std::to_string(port_);
+    client_ = std::make_unique<client::Client>(co);
+  }
+  void TearDown() override { server_->Shutdown(); }
+
+  void PutAndReady() {
+    store::WriteBatch b;
+    store::Mutation m;
+    m.key = "u1";
+    m.value = "{}";
+    b.mutations.push_back(m);
+    ASSERT_TRUE(store_->Apply(b).ok());
+    health::PartitionProgress p;
+    p.applied = 0;
+    tracker_->SetAssigned(0, {p});
+  }
+
+  testing::TempDir dir_;
+  config::Config config_;
+  std::unique_ptr<store::Store> store_;
+  std::unique_ptr<health::CatchUpTracker> tracker_;
+  std::unique_ptr<ReadHandler> handler_;
+  prometheus::Registry registry_;
+  std::unique_ptr<CacheService> service_;
+  std::unique_ptr<grpc::Server> server_;
+  int port_ = 0;
+  std::unique_ptr<client::Client> client_;
+};
+
+TEST_F(CacheServiceTest, ResponsesCarryTheRevisionHeader) {
+  PutAndReady();
+  auto stub = v1::CacheService::NewStub(
+      grpc::CreateChannel("127.0.0.1:" + std::to_string(port_), grpc::InsecureChannelCredentials()));
+  grpc::ClientContext ctx;
+  v1::GetRequest req;
+  req.set_topic("users");
+  req.set_key("u1");
+  v1::GetResponse resp;
+  ASSERT_TRUE(stub->Get(&ctx, req, &resp).ok());
+  auto md = ctx.GetServerInitialMetadata();
+  auto it = md.find(kRevisionHeader);
+  ASSERT_NE(it, md.end());
+  EXPECT_EQ(std::string(it->second.data(), it->second.size()), "1");
+}
+
+TEST_F(CacheServiceTest, ErrorsReachTheClientWithTheirDetails) {
+  auto r = client_->Get("users", "u1");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), Code::kUnavailable);
+  EXPECT_EQ(r.status().reason(), "CACHE_NOT_READY");
+  PutAndReady();
+  r = client_->Get("nope", "u1");
+  EXPECT_EQ(r.status().reason(), "TOPIC_NOT_FOUND");
+  r = client_->Get("users", "");
+  ASSERT_EQ(r.status().violations().size(), 1u);
+  EXPECT_EQ(r.status().violations()[0].field, "key");
+  r = client_->Get("users", "u1");
+  ASSERT_TRUE(r.ok());
+  EXPECT_TRUE(r->found());
+}
+
+TEST_F(CacheServiceTest, OversizedRequestIsRefusedByTheTransport) {
+  PutAndReady();
+  auto r = client_->Get("users", std::string(100 * 1024, 'k'));
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), Code::kResourceExhausted);
+  EXPECT_TRUE(client_->Get("users", "u1").ok());  // the server is fine afterwards
+}
+
+TEST_F(CacheServiceTest, LatencyIsRecordedByMethodAndCode) {
+  PutAndReady();
+  ASSERT_TRUE(client_->Get("users", "u1").ok());
+  ASSERT_FALSE(client_->Get("nope", "u1").ok());
+  bool ok_seen = false, not_found_seen = false;
+  for (const auto& f : registry_.Collect()) {
+    if (f.name != "cachecar_rpc_requests_total") continue;
+    for (const auto& m : f.metric) {
+      std::map<std::string, std::string> l;
+      for (const auto& p : m.label) l[p.name] = p.value;
+      if (l["method"] == "Get" && l["code"] == "OK") ok_seen = m.counter.value == 1;
+      if (l["method"] == "Get" && l["code"] == "NOT_FOUND") not_found_seen = true;
+    }
+  }
+  EXPECT_TRUE(ok_seen);
+  EXPECT_TRUE(not_found_seen);
+}
+
+TEST_F(CacheServiceTest, ListAllFollowsPages) {
+  store::WriteBatch b;
+  for (int i = 0; i < 2500; ++i) {
+    store::Mutation m;
+    m.key = "k" + std::to_string(i);
+    m.value = "1";
+    b.mutations.push_back(m);
+  }
+  ASSERT_TRUE(store_->Apply(b).ok());
+  health::PartitionProgress p;
+  p.applied = 0;
+  tracker_->SetAssigned(0, {p});
+  auto all = client_->ListAll("users", "k");
+  ASSERT_TRUE(all.ok()) << all.status().ToString();
+  EXPECT_EQ(all->size(), 2500u);
+  auto some = client_->ListAll("users", "k", 10);
+  EXPECT_EQ(some->size(), 10u);
+}
+
+}  // namespace
+}  // namespace cachecar::rpc

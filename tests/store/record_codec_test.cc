@@ -1,0 +1,61 @@
+#include "store/record_codec.h"
+
+#include <gtest/gtest.h>
+
+namespace cachecar::store {
+namespace {
+
+TEST(RecordCodecTest, RoundTripsShortKeys) {
+  std::string buf;
+  EntryMeta meta{3, 42, 1700000000123, 7};
+  EncodeRecord("k", "value", meta, &buf);
+  std::string sk = StoreKey("k");
+  EXPECT_EQ(sk, "k");
+  auto r = DecodeRecord(sk, buf);
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r->key, "k");
+  EXPECT_EQ(r->value, "value");
+  EXPECT_EQ(r->meta.partition, 3);
+  EXPECT_EQ(r->meta.offset, 42);
+  EXPECT_EQ(r->meta.timestamp_ms, 1700000000123);
+  EXPECT_EQ(r->meta.revision, 7u);
+}
+
+TEST(RecordCodecTest, LongKeysAreHashedAndKeptWhole) {
+  std::string key(5000, 'x');
+  key += "tail";
+  std::string sk = StoreKey(key);
+  EXPECT_EQ(sk.size(), kLongKeyThreshold);
+  EXPECT_TRUE(IsLongStoreKey(sk));
+  EXPECT_EQ(sk.substr(0, kLongKeyPrefix), key.substr(0, kLongKeyPrefix));
+  std::string other = key;
+  other.back() = 'X';
+  EXPECT_NE(StoreKey(other), sk);  // same prefix, different key
+  std::string buf;
+  EncodeRecord(key, "", EntryMeta{}, &buf);
+  auto r = DecodeRecord(sk, buf);
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r->key, key);
+  EXPECT_EQ(r->value, "");
+}
+
+TEST(RecordCodecTest, KeysJustBelowTheThresholdAreStoredAsIs) {
+  std::string key(kLongKeyThreshold - 1, 'k');
+  EXPECT_EQ(StoreKey(key), key);
+  EXPECT_FALSE(IsLongStoreKey(StoreKey(key)));
+}
+
+TEST(RecordCodecTest, MalformedRecordsAreRejected) {
+  EXPECT_FALSE(DecodeRecord("k", "").has_value());
+  EXPECT_FALSE(DecodeRecord("k", std::string(10, '\1')).has_value());
+  std::string buf;
+  EncodeRecord("k", "v", EntryMeta{}, &buf);
+  buf[0] = 9;  // unknown version
+  EXPECT_FALSE(DecodeRecord("k", buf).has_value());
+  std::string long_key(600, 'a');
+  EncodeRecord(long_key, "v", EntryMeta{}, &buf);
+  EXPECT_FALSE(DecodeRecord(StoreKey(long_key), buf.substr(0, 40)).has_value());  // truncated
+}
+
+}  // namespace
+}  // namespace cachecar::store

@@ -1,0 +1,320 @@
+#include "store/store.h"
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+#include "test_util.h"
+
+namespace cachecar::store {
+namespace {
+
+class StoreTest : public ::testing::Test {
+ protected:
+  std::unique_ptr<Store> Open(std::vector<std::string> topics = {"users", "sessions"}) {
+    Options o;
+    o.path = dir_.path();
+    o.topics = std::move(topics);
+    o.map_size_bytes = 64 << 20;
+    auto s = Store::Open(o);
+    EXPECT_TRUE(s.ok()) << s.status().ToString();
+    return s.ok() ? std::move(s).value() : nullptr;
+  }
+
+  static Mutation Put(size_t topic, std::string key, std::string value, int64_t offset,
+                      int32_t partition = 0) {
+    Mutation m;
+    m.topic = topic;
+    m.key = std::move(key);
+    m.value = std::move(value);
+    m.offset = offset;
+    m.partition = partition;
+    m.timestamp_ms = 1000 + offset;
+    return m;
+  }
+  static Mutation Del(size_t topic, std::string key, int64_t offset) {
+    Mutation m;
+    m.topic = topic;
+    m.key = std::move(key);
+    m.offset = offset;
+    return m;
+  }
+
+  std::optional<Entry> Get(Store& s, size_t topic, const std::string& key) {
+    auto snap = s.NewSnapshot();
+    EXPECT_TRUE(snap.ok());
+    auto e = snap->Get(topic, key);
+    EXPECT_TRUE(e.ok()) << e.status().ToString();
+    return *e;
+  }
+
+  testing::TempDir dir_;
+};
+
+TEST_F(StoreTest, PutThenGetReturnsValueAndMetadata) {
+  auto s = Open();
+  WriteBatch b;
+  b.mutations.push_back(Put(0, "u1", "{\"a\":1}", 5, 2));
+  auto r = s->Apply(b);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->revision, 1u);
+  auto e = Get(*s, 0, "u1");
+  ASSERT_TRUE(e.has_value());
+  EXPECT_EQ(e->value, "{\"a\":1}");
+  EXPECT_EQ(e->meta.partition, 2);
+  EXPECT_EQ(e->meta.offset, 5);
+  EXPECT_EQ(e->meta.timestamp_ms, 1005);
+  EXPECT_EQ(e->meta.revision, 1u);
+}
+
+TEST_F(StoreTest, MissIsNotAnError) {
+  auto s = Open();
+  EXPECT_FALSE(Get(*s, 0, "nobody").has_value());
+}
+
+TEST_F(StoreTest, TopicsAreSeparate) {
+  auto s = Open();
+  WriteBatch b;
+  b.mutations.push_back(Put(0, "k", "users-value", 0));
+  ASSERT_TRUE(s->Apply(b).ok());
+  EXPECT_TRUE(Get(*s, 0, "k").has_value());
+  EXPECT_FALSE(Get(*s, 1, "k").has_value());
+}
+
+TEST_F(StoreTest, LatestValueWinsAndTombstoneDeletes) {
+  auto s = Open();
+  WriteBatch b;
+  b.mutations.push_back(Put(0, "k", "v1", 0));
+  b.mutations.push_back(Put(0, "k", "v2", 1));
+  b.mutations.push_back(Put(0, "gone", "x", 2));
+  b.mutations.push_back(Del(0, "gone", 3));
+  auto r = s->Apply(b);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->revision, 4u);
+  EXPECT_EQ(Get(*s, 0, "k")->value, "v2");
+  EXPECT_EQ(Get(*s, 0, "k")->meta.revision, 2u);
+  EXPECT_FALSE(Get(*s, 0, "gone").has_value());
+}
+
+TEST_F(StoreTest, DeletingAnAbsentKeyDoesNotAdvanceTheRevision) {
+  auto s = Open();
+  WriteBatch b;
+  b.mutations.push_back(Del(0, "never", 0));
+  auto r = s->Apply(b);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->revision, 0u);
+  EXPECT_EQ(r->changes, 0u);
+}
+
+TEST_F(StoreTest, PositionsAndRevisionSurviveReopen) {
+  std::string id;
+  {
+    auto s = Open();
+    id = s->store_id();
+    EXPECT_EQ(id.size(), 32u);
+    WriteBatch b;
+    b.mutations.push_back(Put(0, "k", "v", 9, 1));
+    b.positions[{0, 1}] = 10;
+    b.positions[{0, 0}] = 3;
+    b.positions[{1, 7}] = 100;
+    ASSERT_TRUE(s->Apply(b).ok());
+  }
+  auto s = Open();
+  EXPECT_EQ(s->store_id(), id);
+  EXPECT_EQ(s->revision(), 1u);
+  auto users = s->LoadPositions(0);
+  ASSERT_TRUE(users.ok());
+  EXPECT_EQ(*users, (std::map<int32_t, int64_t>{{0, 3}, {1, 10}}));
+  auto sessions = s->LoadPositions(1);
+  EXPECT_EQ(*sessions, (std::map<int32_t, int64_t>{{7, 100}}));
+  EXPECT_EQ(Get(*s, 0, "k")->value, "v");
+}
+
+TEST_F(StoreTest, TopicNamesThatArePrefixesDoNotShareOffsets) {
+  {
+    auto s = Open({"a", "ab"});
+    WriteBatch b;
+    b.positions[{0, 0}] = 1;
+    b.positions[{1, 0}] = 2;
+    ASSERT_TRUE(s->Apply(b).ok());
+  }
+  auto s = Open({"a", "ab"});
+  EXPECT_EQ(*s->LoadPositions(0), (std::map<int32_t, int64_t>{{0, 1}}));
+  EXPECT_EQ(*s->LoadPositions(1), (std::map<int32_t, int64_t>{{0, 2}}));
+}
+
+TEST_F(StoreTest, NewStoreHasNewIdentity) {
+  std::string first;
+  { first = Open()->store_id(); }
+  testing::TempDir other;
+  Options o;
+  o.path = other.path();
+  o.topics = {"users"};
+  auto s = Store::Open(o);
+  ASSERT_TRUE(s.ok());
+  EXPECT_NE((*s)->store_id(), first);
+}
+
+TEST_F(StoreTest, SnapshotIsIsolatedFromLaterWrites) {
+  auto s = Open();
+  WriteBatch b;
+  b.mutations.push_back(Put(0, "k", "old", 0));
+  ASSERT_TRUE(s->Apply(b).ok());
+  auto snap = s->NewSnapshot();
+  ASSERT_TRUE(snap.ok());
+  b.Clear();
+  b.mutations.push_back(Put(0, "k", "new", 1));
+  ASSERT_TRUE(s->Apply(b).ok());
+  EXPECT_EQ((*snap->Get(0, "k"))->value, "old");
+  EXPECT_EQ(snap->revision(), 1u);
+  EXPECT_EQ(Get(*s, 0, "k")->value, "new");
+}
+
+TEST_F(StoreTest, LongKeysWorkForGetDeleteAndScan) {
+  auto s = Open();
+  std::string a(2000, 'p');
+  std::string b = a;
+  a += "a";
+  b += "b";
+  WriteBatch batch;
+  batch.mutations.push_back(Put(0, a, "A", 0));
+  batch.mutations.push_back(Put(0, b, "B", 1));
+  ASSERT_TRUE(s->Apply(batch).ok());
+  EXPECT_EQ(Get(*s, 0, a)->value, "A");
+  EXPECT_EQ(Get(*s, 0, b)->value, "B");
+  EXPECT_EQ(Get(*s, 0, a)->key, a);
+  auto snap = s->NewSnapshot();
+  auto page = snap->Scan(0, a, "", 10, 1 << 20);  // prefix longer than the stored prefix
+  ASSERT_TRUE(page.ok());
+  ASSERT_EQ(page->entries.size(), 1u);
+  EXPECT_EQ(page->entries[0].key, a);
+  page = snap->Scan(0, std::string(100, 'p'), "", 10, 1 << 20);
+  EXPECT_EQ(page->entries.size(), 2u);
+  batch.Clear();
+  batch.mutations.push_back(Del(0, a, 2));
+  ASSERT_TRUE(s->Apply(batch).ok());
+  EXPECT_FALSE(Get(*s, 0, a).has_value());
+  EXPECT_TRUE(Get(*s, 0, b).has_value());
+}
+
+TEST_F(StoreTest, LargeValuesRoundTrip) {
+  auto s = Open();
+  std::string big(3 << 20, 'v');
+  big[12345] = '\0';
+  WriteBatch b;
+  b.mutations.push_back(Put(0, "big", big, 0));
+  ASSERT_TRUE(s->Apply(b).ok());
+  EXPECT_EQ(Get(*s, 0, "big")->value, big);
+}
+
+TEST_F(StoreTest, ScanByPrefixPagesThroughEverythingOnce) {
+  auto s = Open();
+  WriteBatch b;
+  for (int i = 0; i < 250; ++i) {
+    char key[16];
+    std::snprintf(key, sizeof(key), "user:%03d", i);
+    b.mutations.push_back(Put(0, key, "v", i));
+  }
+  b.mutations.push_back(Put(0, "other", "v", 999));
+  b.mutations.push_back(Put(0, "user", "v", 1000));  // the prefix itself is a match
+  ASSERT_TRUE(s->Apply(b).ok());
+  std::vector<std::string> seen;
+  std::string cursor;
+  int pages = 0;
+  do {
+    auto snap = s->NewSnapshot();
+    auto page = snap->Scan(0, "user", cursor, 100, 1 << 20);
+    ASSERT_TRUE(page.ok());
+    for (auto& e : page->entries) seen.push_back(e.key);
+    cursor = page->next_cursor;
+    ++pages;
+  } while (!cursor.empty());
+  EXPECT_EQ(pages, 3);
+  ASSERT_EQ(seen.size(), 251u);
+  EXPECT_EQ(seen.front(), "user");
+  EXPECT_EQ(seen[1], "user:000");
+  EXPECT_EQ(seen.back(), "user:249");
+  EXPECT_TRUE(std::is_sorted(seen.begin(), seen.end()));
+}
+
+TEST_F(StoreTest, ScanStopsAtByteBudgetButReturnsAtLeastOne) {
+  auto s = Open();
+  WriteBatch b;
+  b.mutations.push_back(Put(0, "a", std::string(1000, 'x'), 0));
+  b.mutations.push_back(Put(0, "b", std::string(1000, 'x'), 1));
+  ASSERT_TRUE(s->Apply(b).ok());
+  auto snap = s->NewSnapshot();
+  auto page = snap->Scan(0, "", "", 100, 10);
+  ASSERT_TRUE(page.ok());
+  EXPECT_EQ(page->entries.size(), 1u);
+  EXPECT_FALSE(page->next_cursor.empty());
+  page = snap->Scan(0, "", page->next_cursor, 100, 10);
+  EXPECT_EQ(page->entries.size(), 1u);
+  EXPECT_EQ(page->entries[0].key, "b");
+  EXPECT_TRUE(page->next_cursor.empty());
+}
+
+TEST_F(StoreTest, ExactlyFullLastPageHasNoNextCursor) {
+  auto s = Open();
+  WriteBatch b;
+  b.mutations.push_back(Put(0, "a", "1", 0));
+  b.mutations.push_back(Put(0, "b", "2", 1));
+  ASSERT_TRUE(s->Apply(b).ok());
+  auto page = s->NewSnapshot()->Scan(0, "", "", 2, 1 << 20);
+  ASSERT_TRUE(page.ok());
+  EXPECT_EQ(page->entries.size(), 2u);
+  EXPECT_TRUE(page->next_cursor.empty());
+}
+
+TEST_F(StoreTest, KeyCountCountsLiveKeys) {
+  auto s = Open();
+  WriteBatch b;
+  b.mutations.push_back(Put(0, "a", "1", 0));
+  b.mutations.push_back(Put(0, "b", "2", 1));
+  b.mutations.push_back(Del(0, "a", 2));
+  ASSERT_TRUE(s->Apply(b).ok());
+  EXPECT_EQ(*s->KeyCount(0), 1u);
+  EXPECT_EQ(*s->KeyCount(1), 0u);
+}
+
+TEST_F(StoreTest, MapFullIsResourceExhaustedAndLeavesTheStoreIntact) {
+  Options o;
+  o.path = dir_.path();
+  o.topics = {"t"};
+  o.map_size_bytes = 1 << 20;
+  auto s = Store::Open(o);
+  ASSERT_TRUE(s.ok());
+  WriteBatch ok;
+  ok.mutations.push_back(Put(0, "keep", "v", 0));
+  ASSERT_TRUE((*s)->Apply(ok).ok());
+  WriteBatch b;
+  for (int i = 0; i < 100; ++i) b.mutations.push_back(Put(0, "k" + std::to_string(i), std::string(100000, 'x'), i));
+  auto r = (*s)->Apply(b);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), Code::kResourceExhausted);
+  EXPECT_EQ((*s)->revision(), 1u);
+  EXPECT_TRUE(Get(**s, 0, "keep").has_value());
+  EXPECT_FALSE(Get(**s, 0, "k0").has_value());  // the failed batch left nothing behind
+}
+
+TEST_F(StoreTest, ForeignFileIsRefusedWithDataLoss) {
+  std::ofstream(dir_.path() + "/data.mdb") << std::string(8192, 'z');
+  Options o;
+  o.path = dir_.path();
+  o.topics = {"t"};
+  auto s = Store::Open(o);
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.status().message().find(dir_.path()), std::string::npos);
+}
+
+TEST_F(StoreTest, UnusablePathIsInvalidArgument) {
+  Options o;
+  o.path = "/proc/cachecar-cannot-be-here";
+  o.topics = {"t"};
+  auto s = Store::Open(o);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.status().code(), Code::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace cachecar::store
