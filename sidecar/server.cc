@@ -87,6 +87,8 @@ Status Server::Start() {
                              grpc::InsecureServerCredentials());
   }
   builder.SetMaxReceiveMessageSize(static_cast<int>(config_.grpc.max_request_bytes));
+  // gRPC turns SO_REUSEPORT on by default; two sidecars must never share a port.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.RegisterService(cache_service_.get());
   grpc_server_ = builder.BuildAndStart();
   if (!grpc_server_ || (!config_.grpc.address.empty() && grpc_port_ == 0)) {

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Installs everything cachecar needs on a fresh Debian 12 machine, then builds it.
+# Idempotent: a second run installs nothing and rebuilds only what changed.
+#
+#   scripts/setup.sh            install + configure + build (into build/)
+#   SKIP_BUILD=1 scripts/setup.sh   install only
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PACKAGES=(
+  build-essential cmake ninja-build pkg-config python3-venv
+  libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
+  librdkafka-dev liblmdb-dev lmdb-utils nlohmann-json3-dev prometheus-cpp-dev libcivetweb-dev
+  libyaml-cpp-dev libspdlog-dev libcli11-dev libutfcpp-dev libssl-dev
+  libgtest-dev libgmock-dev libbenchmark-dev
+  kcat maven openjdk-17-jre-headless redis-server redis-tools
+)
+
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}" >&2
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# Python: the integration tests' independent gRPC client and Kafka producer/consumer, and
+# the google/rpc protos the C++ build compiles.
+if [ ! -x .venv/bin/python ]; then python3 -m venv .venv; fi
+if ! .venv/bin/python -c 'import grpc, grpc_tools, grpc_health, grpc_reflection, confluent_kafka, pytest, google.rpc' 2>/dev/null; then
+  echo "setup: installing Python packages into .venv" >&2
+  .venv/bin/pip install -q --disable-pip-version-check -r tests/integration/requirements.txt
+fi
+
+# Apache Kafka's jars (cached under ~/.cache/cachecar after the first run).
+scripts/kafka.sh fetch
+
+if [ -z "${SKIP_BUILD:-}" ]; then
+  if [ ! -f build/build.ninja ]; then
+    cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+  fi
+  ninja -C build
+fi
