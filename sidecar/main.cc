@@ -41,6 +41,10 @@ int main(int argc, char** argv) {
   cachecar::log::Init(cfg->log.format, cfg->log.level);
 
   // Signals are taken by sigwait below, never by an arbitrary thread.
+  // A shell without job control starts background commands with SIGINT ignored; an ignored
+  // signal never reaches sigwait, so restore the defaults first.
+  std::signal(SIGINT, SIG_DFL);
+  std::signal(SIGTERM, SIG_DFL);
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGTERM);

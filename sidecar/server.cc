@@ -39,6 +39,15 @@ Result<std::unique_ptr<Server>> Server::BuildAndStart(config::Config config) {
 
 Status Server::Start() {
   registry_ = std::make_shared<prometheus::Registry>();
+  for (size_t i = 0; i < config_.topics.size(); ++i) {
+    // Refuse rather than silently serve unvalidated data.
+    if (!config_.topics[i].schema_path.empty()) {
+      return Status(Code::kFailedPrecondition,
+                    "topics[" + std::to_string(i) + "].schema: JSON Schema validation is not "
+                    "available in this version of cachecar; remove the schema to run without it",
+                    "SCHEMA_UNSUPPORTED");
+    }
+  }
   std::vector<std::string> topic_names;
   for (const auto& t : config_.topics) topic_names.push_back(t.name);
 

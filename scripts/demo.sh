@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Runs cachecar for real: installs and builds (scripts/setup.sh), starts a single-node Kafka
+# broker on loopback, creates the example topics, feeds them examples/data/*.tsv, and runs
+# cachecar with examples/cachecar.yaml in the foreground. Ctrl-C stops everything it started;
+# so does `scripts/demo.sh stop` from another terminal.
+#
+# Then, in another terminal:
+#   build/cachecarctl status
+#   build/cachecarctl get users 9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d
+#   build/cachecarctl list cacheInvalidation --prefix guest/ -o json
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+run=$root/.run
+
+stop_all() {
+  if [ -f "$run/cachecar.pid" ]; then
+    kill "$(cat "$run/cachecar.pid")" 2>/dev/null || true
+    rm -f "$run/cachecar.pid"
+  fi
+  scripts/kafka.sh stop "$run/kafka" || true
+}
+
+if [ "${1:-}" = "stop" ]; then
+  stop_all
+  echo "demo: stopped"
+  exit 0
+fi
+
+scripts/setup.sh
+mkdir -p "$run"
+export KAFKA_PORT=${KAFKA_PORT:-9092}
+scripts/kafka.sh start "$run/kafka"
+trap stop_all EXIT
+bootstrap=$(cat "$run/kafka/bootstrap")
+
+scripts/kafka.sh create-topic "$run/kafka" users 4 cleanup.policy=compact >/dev/null
+scripts/kafka.sh create-topic "$run/kafka" sessions 4 cleanup.policy=compact >/dev/null
+scripts/kafka.sh create-topic "$run/kafka" cacheInvalidation 1 >/dev/null
+scripts/kafka.sh create-topic "$run/kafka" feature-flags 1 cleanup.policy=compact >/dev/null
+for f in examples/data/*.tsv; do
+  topic=$(basename "$f" .tsv)
+  kcat -P -b "$bootstrap" -t "$topic" -K $'\t' <"$f"
+  echo "demo: produced $(wc -l <"$f") records to $topic" >&2
+done
+
+rm -rf "$run/store"
+cat >&2 <<MSG
+
+demo: starting cachecar (gRPC 127.0.0.1:50051, metrics http://127.0.0.1:9090/metrics).
+      In another terminal:
+        build/cachecarctl status
+        build/cachecarctl get users 9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d
+        build/cachecarctl list cacheInvalidation --prefix guest/ -o json
+        kcat -P -b $bootstrap -t feature-flags -K: <<< 'checkout.v2:off'   # then get it again
+      Ctrl-C (or scripts/demo.sh stop) stops cachecar and the broker.
+
+MSG
+KAFKA_BOOTSTRAP=$bootstrap CACHECAR_STORE=$run/store CACHECAR_LOG_FORMAT=text \
+  build/cachecar --config examples/cachecar.yaml &
+echo $! >"$run/cachecar.pid"
+wait "$(cat "$run/cachecar.pid")" || true
