@@ -15,7 +15,11 @@ run=$root/.run
 
 stop_all() {
   if [ -f "$run/cachecar.pid" ]; then
-    kill "$(cat "$run/cachecar.pid")" 2>/dev/null || true
+    local pid
+    pid=$(cat "$run/cachecar.pid")
+    kill "$pid" 2>/dev/null || true
+    # Let cachecar commit and close before its broker goes away.
+    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     rm -f "$run/cachecar.pid"
   fi
   scripts/kafka.sh stop "$run/kafka" || true

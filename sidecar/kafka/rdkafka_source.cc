@@ -2,8 +2,20 @@
 
 #include <cstring>
 
+#include "common/log.h"
+
 namespace cachecar::kafka {
 namespace {
+
+// librdkafka's own diagnostics, as structured log lines (syslog levels: 3 error, 4 warning).
+void LogFromKafka(const rd_kafka_t*, int level, const char* facility, const char* message) {
+  spdlog::level::level_enum l = level <= 3   ? spdlog::level::err
+                                : level == 4 ? spdlog::level::warn
+                                : level <= 6 ? spdlog::level::info
+                                             : spdlog::level::debug;
+  log::Write(l, "kafka client", {{"facility", std::string_view(facility)},
+                                 {"detail", std::string_view(message)}});
+}
 
 Status SetConf(rd_kafka_conf_t* conf, const std::string& name, const std::string& value) {
   char err[512];
@@ -59,6 +71,7 @@ Result<std::unique_ptr<RdKafkaSource>> RdKafkaSource::Create(
     Status st = SetConf(conf, k, v);
     if (!st.ok()) return fail(st);
   }
+  rd_kafka_conf_set_log_cb(conf, LogFromKafka);
   // Sensible throughput defaults a user may still override.
   if (!properties.count("fetch.wait.max.ms")) SetConf(conf, "fetch.wait.max.ms", "10");
   if (!properties.count("queued.max.messages.kbytes")) {
