@@ -7,6 +7,8 @@
 #include <prometheus/histogram.h>
 #include <prometheus/registry.h>
 
+#include <atomic>
+
 #include "cachecar/v1/cache.grpc.pb.h"
 #include "rpc/read_handler.h"
 
@@ -30,12 +32,19 @@ class CacheService final : public v1::CacheService::CallbackService {
                                       v1::GetStatusResponse* resp) override;
 
  private:
+  enum Method { kGet, kBatchGet, kList, kGetStatus, kMethodCount };
+  static constexpr int kCodeCount = 17;  // gRPC status codes 0..16
+
   template <typename Fn>
-  grpc::ServerUnaryReactor* Serve(grpc::CallbackServerContext* ctx, const char* method, Fn fn);
+  grpc::ServerUnaryReactor* Serve(grpc::CallbackServerContext* ctx, Method method, Fn fn);
 
   const ReadHandler* handler_;
-  prometheus::Family<prometheus::Histogram>* latency_;
-  prometheus::Family<prometheus::Counter>* requests_;
+  // Resolved once per (method, code) on first use: a family lookup takes a lock and hashes
+  // labels, too much for every call; creating all up front would flood /metrics.
+  prometheus::Family<prometheus::Histogram>* latency_family_;
+  prometheus::Family<prometheus::Counter>* requests_family_;
+  std::atomic<prometheus::Histogram*> latency_[kMethodCount][kCodeCount] = {};
+  std::atomic<prometheus::Counter*> requests_[kMethodCount][kCodeCount] = {};
 };
 
 }  // namespace cachecar::rpc

@@ -20,16 +20,24 @@ std::string Binding(const std::string& topic, const std::string& prefix) {
   return std::string(reinterpret_cast<const char*>(digest), kBindingBytes);
 }
 
-void ToProto(const store::Entry& e, v1::Entry* out) {
-  out->set_key(e.key);
-  out->set_value(e.value);
-  out->set_partition(e.meta.partition);
-  out->set_offset(e.meta.offset);
-  out->mutable_kafka_timestamp()->set_seconds(e.meta.timestamp_ms / 1000);
-  out->mutable_kafka_timestamp()->set_nanos(static_cast<int32_t>(e.meta.timestamp_ms % 1000) *
-                                            1000000);
-  out->set_revision(e.meta.revision);
+void ToProto(std::string_view key, std::string_view value, const store::EntryMeta& meta,
+             v1::Entry* out) {
+  out->set_key(key.data(), key.size());
+  out->set_value(value.data(), value.size());
+  out->set_partition(meta.partition);
+  out->set_offset(meta.offset);
+  // Floor division: timestamps before 1970 keep nanos in [0, 1e9).
+  int64_t secs = meta.timestamp_ms / 1000, ms = meta.timestamp_ms % 1000;
+  if (ms < 0) {
+    secs -= 1;
+    ms += 1000;
+  }
+  out->mutable_kafka_timestamp()->set_seconds(secs);
+  out->mutable_kafka_timestamp()->set_nanos(static_cast<int32_t>(ms) * 1000000);
+  out->set_revision(meta.revision);
 }
+
+void ToProto(const store::Entry& e, v1::Entry* out) { ToProto(e.key, e.value, e.meta, out); }
 
 Status BadRequest(std::vector<FieldViolation> violations) {
   return InvalidArgument("the request is invalid", std::move(violations));
@@ -114,11 +122,11 @@ Status ReadHandler::Get(const v1::GetRequest& req, v1::GetResponse* resp) const 
 
   Result<store::Snapshot> snap = store_->NewSnapshot();
   if (!snap.ok()) return snap.status();
-  Result<std::optional<store::Entry>> e = snap->Get(*topic, req.key());
+  Result<std::optional<store::DecodedRecord>> e = snap->GetView(*topic, req.key());
   if (!e.ok()) return e.status();
   resp->set_store_revision(snap->revision());
   resp->set_found(e->has_value());
-  if (e->has_value()) ToProto(**e, resp->mutable_entry());
+  if (e->has_value()) ToProto(req.key(), (*e)->value, (*e)->meta, resp->mutable_entry());
   return Status::Ok();
 }
 
@@ -142,12 +150,12 @@ Status ReadHandler::BatchGet(const v1::BatchGetRequest& req, v1::BatchGetRespons
   if (!snap.ok()) return snap.status();
   resp->mutable_results()->Reserve(req.keys_size());
   for (const std::string& key : req.keys()) {
-    Result<std::optional<store::Entry>> e = snap->Get(*topic, key);
+    Result<std::optional<store::DecodedRecord>> e = snap->GetView(*topic, key);
     if (!e.ok()) return e.status();
     v1::BatchGetResult* r = resp->add_results();
     r->set_key(key);
     r->set_found(e->has_value());
-    if (e->has_value()) ToProto(**e, r->mutable_entry());
+    if (e->has_value()) ToProto(key, (*e)->value, (*e)->meta, r->mutable_entry());
   }
   resp->set_store_revision(snap->revision());
   return Status::Ok();

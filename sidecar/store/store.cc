@@ -76,7 +76,37 @@ Result<std::unique_ptr<Store>> Store::Open(const Options& options) {
 }
 
 Store::~Store() {
+  for (MDB_txn* txn : read_pool_) mdb_txn_abort(txn);
   if (env_ != nullptr) mdb_env_close(env_);
+}
+
+MDB_txn* Store::AcquireReadTxn() const {
+  MDB_txn* txn = nullptr;
+  {
+    std::lock_guard<std::mutex> lock(pool_mu_);
+    if (!read_pool_.empty()) {
+      txn = read_pool_.back();
+      read_pool_.pop_back();
+    }
+  }
+  if (txn != nullptr) {
+    if (mdb_txn_renew(txn) == 0) return txn;
+    mdb_txn_abort(txn);
+    txn = nullptr;
+  }
+  if (mdb_txn_begin(env_, nullptr, MDB_RDONLY, &txn) != 0) return nullptr;
+  return txn;
+}
+
+void Store::ReleaseReadTxn(MDB_txn* txn) const {
+  mdb_txn_reset(txn);
+  std::lock_guard<std::mutex> lock(pool_mu_);
+  // Keep at most half the reader slots parked, so new readers always find one.
+  if (read_pool_.size() < options_.max_readers / 2) {
+    read_pool_.push_back(txn);
+    return;
+  }
+  mdb_txn_abort(txn);
 }
 
 Status Store::Init() {
@@ -231,9 +261,11 @@ Result<std::map<int32_t, int64_t>> Store::LoadPositions(size_t topic) const {
 }
 
 Result<Snapshot> Store::NewSnapshot() const {
-  MDB_txn* txn = nullptr;
-  int rc = mdb_txn_begin(env_, nullptr, MDB_RDONLY, &txn);
-  if (rc != 0) return LmdbError("txn_begin", rc);
+  MDB_txn* txn = AcquireReadTxn();
+  if (txn == nullptr) {
+    return Status(Code::kResourceExhausted, "lmdb: no reader slot for a read transaction",
+                  "STORE_BUSY");
+  }
   MDB_val k = Val(kKeyRevision), v;
   uint64_t rev = 0;
   if (mdb_get(txn, meta_dbi_, &k, &v) == 0 && v.mv_size == sizeof(rev)) {
@@ -270,20 +302,36 @@ Snapshot::Snapshot(Snapshot&& other) noexcept
 }
 
 Snapshot::~Snapshot() {
-  if (txn_ != nullptr) mdb_txn_abort(txn_);
+  if (txn_ != nullptr) store_->ReleaseReadTxn(txn_);
+}
+
+Result<std::optional<DecodedRecord>> Snapshot::GetView(size_t topic, std::string_view key) const {
+  // Short keys are stored as they are: no copy to build the store key.
+  std::string long_key;
+  std::string_view store_key = key;
+  if (key.size() >= kLongKeyThreshold) {
+    long_key = StoreKey(key);
+    store_key = long_key;
+  }
+  MDB_val k = Val(store_key), v;
+  int rc = mdb_get(txn_, store_->topic_dbis_.at(topic), &k, &v);
+  if (rc == MDB_NOTFOUND) return std::optional<DecodedRecord>();
+  if (rc != 0) return LmdbError("get", rc);
+  // For short keys, point the key view at the caller's key rather than at long_key's
+  // temporary; for long keys DecodeRecord takes it from the stored value.
+  auto rec = DecodeRecord(long_key.empty() ? key : std::string_view(), View(v));
+  if (!rec) return Status(Code::kDataLoss, "malformed record in store", "STORE_CORRUPT");
+  // A long key's hash matched: confirm it really is this key.
+  if (rec->key != key) return std::optional<DecodedRecord>();
+  return rec;
 }
 
 Result<std::optional<Entry>> Snapshot::Get(size_t topic, std::string_view key) const {
-  std::string store_key = StoreKey(key);
-  MDB_val k = Val(store_key), v;
-  int rc = mdb_get(txn_, store_->topic_dbis_.at(topic), &k, &v);
-  if (rc == MDB_NOTFOUND) return std::optional<Entry>();
-  if (rc != 0) return LmdbError("get", rc);
-  auto rec = DecodeRecord(store_key, View(v));
-  if (!rec) return Status(Code::kDataLoss, "malformed record in store", "STORE_CORRUPT");
-  // A long key's hash matched: confirm it really is this key.
-  if (rec->key != key) return std::optional<Entry>();
-  return std::optional<Entry>(Entry{std::string(key), std::string(rec->value), rec->meta});
+  Result<std::optional<DecodedRecord>> rec = GetView(topic, key);
+  if (!rec.ok()) return rec.status();
+  if (!rec->has_value()) return std::optional<Entry>();
+  const DecodedRecord& r = **rec;
+  return std::optional<Entry>(Entry{std::string(key), std::string(r.value), r.meta});
 }
 
 Result<ScanPage> Snapshot::Scan(size_t topic, std::string_view prefix, std::string_view cursor,

@@ -21,6 +21,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -134,6 +135,13 @@ class Store {
   std::string store_id_;
   std::atomic<uint64_t> revision_{0};
   std::string scratch_;  // writer-only encode buffer
+
+  // Read transactions that were reset rather than aborted: renewing one keeps its reader
+  // slot, so a read takes no lock in LMDB's reader table. Bounded by max_readers.
+  MDB_txn* AcquireReadTxn() const;
+  void ReleaseReadTxn(MDB_txn* txn) const;
+  mutable std::mutex pool_mu_;  // guards read_pool_
+  mutable std::vector<MDB_txn*> read_pool_;
 };
 
 // A read-only view of the store at one revision. Movable, not copyable; releases its
@@ -148,6 +156,10 @@ class Snapshot {
 
   // The entry for a key, or nullopt on a miss.
   Result<std::optional<Entry>> Get(size_t topic, std::string_view key) const;
+
+  // As Get, without copying: the views point into the store's memory map and stay valid
+  // only while this Snapshot lives.
+  Result<std::optional<DecodedRecord>> GetView(size_t topic, std::string_view key) const;
 
   // Entries whose keys start with `prefix`, after `cursor` (a ScanPage::next_cursor from a
   // scan with the same prefix, or empty), at most `limit` entries and about `max_bytes`
