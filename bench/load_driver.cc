@@ -1,0 +1,156 @@
+// load_driver: closed-loop gRPC load against cachecar or the echo server, with the same
+// client for both. Keeps --concurrency calls in flight for --seconds (after a warm-up),
+// each on a random key of the keyspace, and prints QPS and latency percentiles.
+#include <grpcpp/create_channel.h>
+#include <grpcpp/grpcpp.h>
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include "cachecar/v1/cache.grpc.pb.h"
+
+using Clock = std::chrono::steady_clock;
+namespace v1 = cachecar::v1;
+
+struct Options {
+  std::string target, method = "get", topic = "bench";
+  long keys = 1000000;
+  int batch = 100, concurrency = 16, channels = 0;
+  double seconds = 10, warmup = 2;
+};
+
+class Driver {
+ public:
+  explicit Driver(const Options& o) : o_(o) {
+    int n = o.channels > 0 ? o.channels : std::max(1, o.concurrency / 8);
+    for (int i = 0; i < n; ++i) {
+      grpc::ChannelArguments args;
+      args.SetInt("grpc.channel_id", i);  // distinct connections
+      stubs_.push_back(v1::CacheService::NewStub(
+          grpc::CreateCustomChannel(o.target, grpc::InsecureChannelCredentials(), args)));
+    }
+    slots_.resize(o.concurrency);
+    for (int i = 0; i < o.concurrency; ++i) slots_[i].rng = 0x9E3779B97F4A7C15ull * (i + 1);
+  }
+
+  void Run() {
+    start_ = Clock::now();
+    measure_from_ = start_ + std::chrono::duration_cast<Clock::duration>(
+                                 std::chrono::duration<double>(o_.warmup));
+    end_ = measure_from_ + std::chrono::duration_cast<Clock::duration>(
+                               std::chrono::duration<double>(o_.seconds));
+    outstanding_ = o_.concurrency;
+    for (int i = 0; i < o_.concurrency; ++i) Issue(i);
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [&] { return outstanding_ == 0; });
+  }
+
+  void Report() {
+    std::vector<double> all;
+    long errors = 0;
+    for (auto& s : slots_) {
+      all.insert(all.end(), s.latencies_us.begin(), s.latencies_us.end());
+      errors += s.errors;
+    }
+    std::sort(all.begin(), all.end());
+    auto pct = [&](double p) { return all.empty() ? 0.0 : all[static_cast<size_t>(p * (all.size() - 1))]; };
+    double qps = all.size() / o_.seconds;
+    std::printf("method=%s concurrency=%d calls=%zu errors=%ld qps=%.0f keys_per_second=%.0f "
+                "p50_us=%.0f p99_us=%.0f\n",
+                o_.method.c_str(), o_.concurrency, all.size(), errors, qps,
+                qps * (o_.method == "batchget" ? o_.batch : 1), pct(0.50), pct(0.99));
+  }
+
+ private:
+  struct Slot {
+    std::unique_ptr<grpc::ClientContext> ctx;
+    v1::GetRequest get;
+    v1::GetResponse get_resp;
+    v1::BatchGetRequest batch;
+    v1::BatchGetResponse batch_resp;
+    Clock::time_point sent;
+    uint64_t rng;
+    std::vector<double> latencies_us;
+    long errors = 0;
+  };
+
+  std::string Key(Slot& s) {
+    s.rng ^= s.rng << 13;
+    s.rng ^= s.rng >> 7;
+    s.rng ^= s.rng << 17;
+    char buf[32];
+    std::snprintf(buf, sizeof(buf), "key-%08ld", static_cast<long>(s.rng % o_.keys));
+    return buf;
+  }
+
+  void Issue(int i) {
+    Slot& s = slots_[i];
+    s.ctx = std::make_unique<grpc::ClientContext>();
+    s.ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    auto* stub = stubs_[i % stubs_.size()].get();
+    s.sent = Clock::now();
+    auto done = [this, i](grpc::Status st) { OnDone(i, st); };
+    if (o_.method == "get") {
+      s.get.set_topic(o_.topic);
+      s.get.set_key(Key(s));
+      stub->async()->Get(s.ctx.get(), &s.get, &s.get_resp, done);
+    } else {
+      s.batch.set_topic(o_.topic);
+      s.batch.clear_keys();
+      for (int k = 0; k < o_.batch; ++k) s.batch.add_keys(Key(s));
+      stub->async()->BatchGet(s.ctx.get(), &s.batch, &s.batch_resp, done);
+    }
+  }
+
+  void OnDone(int i, const grpc::Status& st) {
+    Slot& s = slots_[i];
+    auto now = Clock::now();
+    if (s.sent >= measure_from_ && now <= end_) {
+      if (st.ok()) {
+        s.latencies_us.push_back(std::chrono::duration<double, std::micro>(now - s.sent).count());
+      } else {
+        ++s.errors;
+      }
+    }
+    if (now < end_) {
+      Issue(i);
+      return;
+    }
+    std::lock_guard<std::mutex> lock(mu_);
+    if (--outstanding_ == 0) cv_.notify_all();
+  }
+
+  Options o_;
+  std::vector<std::unique_ptr<v1::CacheService::Stub>> stubs_;
+  std::vector<Slot> slots_;
+  Clock::time_point start_, measure_from_, end_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  int outstanding_ = 0;
+};
+
+int main(int argc, char** argv) {
+  CLI::App app{"gRPC load driver for cachecar benchmarks"};
+  Options o;
+  app.add_option("--target", o.target)->required();
+  app.add_option("--method", o.method)->check(CLI::IsMember({"get", "batchget"}));
+  app.add_option("--topic", o.topic);
+  app.add_option("--keys", o.keys, "keyspace: key-00000000 .. key-(N-1)");
+  app.add_option("--batch", o.batch, "keys per BatchGet");
+  app.add_option("--concurrency", o.concurrency);
+  app.add_option("--channels", o.channels, "connections (default concurrency/8, at least 1)");
+  app.add_option("--seconds", o.seconds);
+  app.add_option("--warmup", o.warmup);
+  CLI11_PARSE(app, argc, argv);
+  Driver d(o);
+  d.Run();
+  d.Report();
+  return 0;
+}

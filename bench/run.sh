@@ -1,0 +1,139 @@
+#!/usr/bin/env bash
+# End-to-end benchmarks against a real local Kafka broker. Prints one line per measurement;
+# the README's tables come from this script's output (bench/results.txt keeps the last run).
+#
+#   bench/run.sh                 everything (about 5 minutes on 2 cores)
+#   RECORDS=200000 bench/run.sh  a smaller topic
+#   PHASES="serve" bench/run.sh  only some phases: floors catchup memory serve redis micro
+#
+# Measures, each beside its baseline on the same machine:
+#   catch-up  cachecar (start to ready, fresh store) vs a bare librdkafka consumer into
+#             nothing and a bare consumer into LMDB (10k-record transactions)
+#   get       Get QPS and p50/p99 at concurrency 1/16/64 vs a bare gRPC echo server,
+#             same load driver
+#   batchget  BatchGet(100 keys) keys/s at concurrency 16 vs the echo server and vs Redis
+#             GET pipelined 16 deep (redis-benchmark -P 16)
+#   memory    peak RSS during catch-up, RSS and anonymous RSS after catch-up and after the
+#             Get load, for RECORDS keys and for RECORDS/10 keys
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+RECORDS=${RECORDS:-1000000}
+PARTITIONS=${PARTITIONS:-16}
+SECONDS_PER_RUN=${SECONDS_PER_RUN:-8}
+PHASES=" ${PHASES:-floors catchup memory serve redis micro} "
+phase() { [[ "$PHASES" == *" $1 "* ]]; }
+B=$root/build/bench
+work=$root/.run/bench
+out=$root/bench/results.txt
+mkdir -p "$work"
+: >"$out"
+say() { echo "$*" | tee -a "$out"; }
+
+SKIP_BUILD=1 scripts/setup.sh
+ninja -C build >/dev/null
+
+kdir=$work/kafka
+scripts/kafka.sh start "$kdir"
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  scripts/kafka.sh stop "$kdir" || true
+}
+trap cleanup EXIT
+bootstrap=$(cat "$kdir/bootstrap")
+
+topic=bench-$RECORDS
+small_topic=bench-small-$RECORDS
+if ! scripts/kafka.sh java "$kdir" org.apache.kafka.tools.TopicCommand --bootstrap-server "$bootstrap" \
+     --list 2>/dev/null | grep -qx "$topic"; then
+  scripts/kafka.sh create-topic "$kdir" "$topic" "$PARTITIONS" >/dev/null
+  scripts/kafka.sh create-topic "$kdir" "$small_topic" "$PARTITIONS" >/dev/null
+  "$B/bench_produce" --bootstrap "$bootstrap" --topic "$topic" --count "$RECORDS"
+  "$B/bench_produce" --bootstrap "$bootstrap" --topic "$small_topic" --count $((RECORDS / 10))
+fi
+
+say "# cachecar benchmarks $(date -u +%Y-%m-%dT%H:%MZ) on $(nproc) cores; $RECORDS records, $PARTITIONS partitions, ~150-byte JSON"
+say "## catch-up (records/s)"
+phase floors && for mode in consume lmdb; do
+  say "floor $("$B/catchup_floor" --bootstrap "$bootstrap" --topic "$topic" --partitions "$PARTITIONS" --mode $mode --lmdb-dir "$work/floor-lmdb")"
+done
+rm -rf "$work/floor-lmdb"
+
+# Runs cachecar on a fresh store for $1 (topic); leaves its pid in $cc_pid and port in $cc_port.
+start_cachecar() {
+  local t=$1 name=$2
+  rm -rf "$work/$name"
+  mkdir -p "$work/$name"
+  cat >"$work/$name/cachecar.yaml" <<EOF
+kafka: {bootstrap_servers: "$bootstrap"}
+store: {path: "$work/$name/store"}
+grpc: {address: "127.0.0.1:0"}
+http: {address: "127.0.0.1:0"}
+topics: [{name: "$t"}]
+EOF
+  build/cachecar --config "$work/$name/cachecar.yaml" 2>"$work/$name/log" &
+  cc_pid=$!
+  pids+=("$cc_pid")
+  local peak=0
+  until grep -q '"ready: every topic caught up"' "$work/$name/log"; do
+    kill -0 "$cc_pid" || { cat "$work/$name/log"; exit 1; }
+    sleep 0.05
+  done
+  cc_port=$(grep -o '"grpc_port":[0-9]*' "$work/$name/log" | head -1 | cut -d: -f2)
+  catchup=$(grep -o '"catchup_seconds":[0-9.]*' "$work/$name/log" | cut -d: -f2)
+}
+
+mem() {  # peak RSS, RSS, anonymous RSS of $1 in MiB
+  awk '/VmHWM|VmRSS|RssAnon/ {printf "%s=%.0fMiB ", $1, $2/1024}' "/proc/$1/status"
+}
+
+runs="1 2"; phase catchup || runs=2
+for run in $runs; do
+  start_cachecar "$topic" "catchup-$run"
+  say "cachecar run=$run records=$RECORDS seconds=$catchup records_per_second=$(awk -v n="$RECORDS" -v s="$catchup" 'BEGIN{printf "%.0f", n/s}') $(mem "$cc_pid")"
+  [ "$run" = 2 ] || { kill "$cc_pid"; wait "$cc_pid" || true; }
+done
+big_pid=$cc_pid
+big_port=$cc_port
+
+if phase memory; then
+  say "## memory after catch-up"
+  say "keys=$RECORDS $(mem "$big_pid")"
+  start_cachecar "$small_topic" small
+  say "keys=$((RECORDS / 10)) $(mem "$cc_pid")"
+  kill "$cc_pid"; wait "$cc_pid" || true
+fi
+
+"$B/echo_server" --address 127.0.0.1:0 >"$work/echo.out" &
+pids+=($!)
+echo_pid=$!
+until grep -q port= "$work/echo.out"; do sleep 0.05; done
+echo_port=$(sed -n 's/.*port=\([0-9]*\).*/\1/p' "$work/echo.out")
+
+if phase serve; then
+say "## get (QPS, latency) — same load driver for both"
+for c in 1 16 64; do
+  say "echo     $("$B/load_driver" --target 127.0.0.1:$echo_port --topic "$topic" --keys "$RECORDS" --concurrency $c --seconds "$SECONDS_PER_RUN")"
+  say "cachecar $("$B/load_driver" --target 127.0.0.1:$big_port --topic "$topic" --keys "$RECORDS" --concurrency $c --seconds "$SECONDS_PER_RUN")"
+done
+say "## batchget of 100 keys at concurrency 16"
+say "echo     $("$B/load_driver" --target 127.0.0.1:$echo_port --topic "$topic" --keys "$RECORDS" --method batchget --batch 100 --concurrency 16 --seconds "$SECONDS_PER_RUN")"
+say "cachecar $("$B/load_driver" --target 127.0.0.1:$big_port --topic "$topic" --keys "$RECORDS" --method batchget --batch 100 --concurrency 16 --seconds "$SECONDS_PER_RUN")"
+say "## memory after the Get/BatchGet load"
+say "keys=$RECORDS $(mem "$big_pid")"
+fi
+kill "$big_pid" "$echo_pid"; wait "$big_pid" "$echo_pid" 2>/dev/null || true
+
+if phase redis && command -v redis-server >/dev/null; then
+  rport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  redis-server --port "$rport" --bind 127.0.0.1 --save '' --appendonly no --daemonize no >/dev/null &
+  pids+=($!)
+  until redis-cli -p "$rport" ping >/dev/null 2>&1; do sleep 0.05; done
+  redis-benchmark -p "$rport" -t set -n "$RECORDS" -r "$RECORDS" -d 150 -P 64 -q >/dev/null
+  say "redis GET pipelined 16 deep, 16 clients: $(redis-benchmark -p "$rport" -t get -n $((RECORDS * 4)) -r "$RECORDS" -d 150 -c 16 -P 16 -q | tr '\r' '\n' | grep -E 'GET: [0-9]' | tail -1)"
+fi
+if phase micro; then
+  say "## store micro-benchmarks (Google Benchmark)"
+  "$B/store_bench" --benchmark_min_time=1 2>/dev/null | grep -E '^BM_' | tee -a "$out"
+fi
