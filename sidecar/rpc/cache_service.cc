@@ -15,7 +15,11 @@ CacheService::CacheService(const ReadHandler* handler, prometheus::Registry* reg
       requests_family_(&prometheus::BuildCounter()
                             .Name("cachecar_rpc_requests_total")
                             .Help("RPCs handled, by method and status code.")
-                            .Register(*registry)) {}
+                            .Register(*registry)) {
+  SetMessageAllocatorFor_Get(&get_allocator_);
+  SetMessageAllocatorFor_BatchGet(&batch_get_allocator_);
+  SetMessageAllocatorFor_List(&list_allocator_);
+}
 
 template <typename Fn>
 grpc::ServerUnaryReactor* CacheService::Serve(grpc::CallbackServerContext* ctx, Method method,

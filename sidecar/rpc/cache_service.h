@@ -10,6 +10,7 @@
 #include <atomic>
 
 #include "cachecar/v1/cache.grpc.pb.h"
+#include "rpc/arena_allocator.h"
 #include "rpc/read_handler.h"
 
 namespace cachecar::rpc {
@@ -39,6 +40,9 @@ class CacheService final : public v1::CacheService::CallbackService {
   grpc::ServerUnaryReactor* Serve(grpc::CallbackServerContext* ctx, Method method, Fn fn);
 
   const ReadHandler* handler_;
+  ArenaMessageAllocator<v1::GetRequest, v1::GetResponse> get_allocator_;
+  ArenaMessageAllocator<v1::BatchGetRequest, v1::BatchGetResponse> batch_get_allocator_;
+  ArenaMessageAllocator<v1::ListRequest, v1::ListResponse> list_allocator_;
   // Resolved once per (method, code) on first use: a family lookup takes a lock and hashes
   // labels, too much for every call; creating all up front would flood /metrics.
   prometheus::Family<prometheus::Histogram>* latency_family_;

@@ -98,25 +98,27 @@ Result<size_t> ReadHandler::ResolveTopic(const std::string& topic, bool allow_co
       .With("topic", shown);
 }
 
-void ReadHandler::CheckKey(size_t topic, const std::string& key, const std::string& field,
-                           std::vector<FieldViolation>* violations) const {
-  if (key.empty()) {
-    violations->push_back({field, "required"});
-  } else if (key.size() > limits_.max_key_bytes) {
-    violations->push_back({field, "is " + std::to_string(key.size()) + " bytes; at most " +
-                                      std::to_string(limits_.max_key_bytes) + " allowed"});
-  } else if (config_->topics[topic].key_encoding == config::KeyEncoding::kUtf8 &&
-             !IsValidUtf8(key)) {
-    violations->push_back({field, "must be valid UTF-8 (topic " + config_->topics[topic].name +
-                                      " has key_encoding utf-8)"});
+std::string ReadHandler::KeyProblem(size_t topic, const std::string& key) const {
+  if (key.empty()) return "required";
+  if (key.size() > limits_.max_key_bytes) {
+    return "is " + std::to_string(key.size()) + " bytes; at most " +
+           std::to_string(limits_.max_key_bytes) + " allowed";
   }
+  if (config_->topics[topic].key_encoding == config::KeyEncoding::kUtf8 && !IsValidUtf8(key)) {
+    return "must be valid UTF-8 (topic " + config_->topics[topic].name +
+           " has key_encoding utf-8)";
+  }
+  return {};
 }
 
 Status ReadHandler::Get(const v1::GetRequest& req, v1::GetResponse* resp) const {
   std::vector<FieldViolation> violations;
   Result<size_t> topic = ResolveTopic(req.topic(), req.allow_cold_cache(), &violations);
   if (!topic.ok() && violations.empty()) return topic.status();
-  if (topic.ok()) CheckKey(*topic, req.key(), "key", &violations);
+  if (topic.ok()) {
+    std::string problem = KeyProblem(*topic, req.key());
+    if (!problem.empty()) violations.push_back({"key", std::move(problem)});
+  }
   if (!topic.ok() && req.key().empty()) violations.push_back({"key", "required"});
   if (!violations.empty()) return BadRequest(std::move(violations));
 
@@ -141,7 +143,10 @@ Status ReadHandler::BatchGet(const v1::BatchGetRequest& req, v1::BatchGetRespons
                                       std::to_string(limits_.max_batch_keys) + " allowed"});
   } else if (topic.ok()) {
     for (int i = 0; i < req.keys_size() && violations.size() < 100; ++i) {
-      CheckKey(*topic, req.keys(i), "keys[" + std::to_string(i) + "]", &violations);
+      std::string problem = KeyProblem(*topic, req.keys(i));
+      if (!problem.empty()) {
+        violations.push_back({"keys[" + std::to_string(i) + "]", std::move(problem)});
+      }
     }
   }
   if (!violations.empty()) return BadRequest(std::move(violations));

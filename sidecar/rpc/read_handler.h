@@ -46,8 +46,9 @@ class ReadHandler {
   // Resolves the topic and checks readiness. Appends violations for a missing name.
   Result<size_t> ResolveTopic(const std::string& topic, bool allow_cold,
                               std::vector<FieldViolation>* violations) const;
-  void CheckKey(size_t topic, const std::string& key, const std::string& field,
-                std::vector<FieldViolation>* violations) const;
+  // Why `key` is not acceptable for `topic`, or empty when it is. Builds no string for a
+  // good key: BatchGet checks up to max_batch_keys of them per call.
+  std::string KeyProblem(size_t topic, const std::string& key) const;
 
   const config::Config* config_;
   const store::Store* store_;
