@@ -376,8 +376,10 @@ Result<Config> ParseConfig(const std::string& yaml_text, const std::string& sour
     r.problems().push_back({"", std::string("malformed document: ") + e.what()});
   }
   if (!r.problems().empty()) {
-    return InvalidArgument(source + ": " + std::to_string(r.problems().size()) +
-                               " problem(s) in the configuration",
+    // Count before moving: argument evaluation order is unspecified.
+    size_t n = r.problems().size();
+    return InvalidArgument(source + ": " + std::to_string(n) +
+                               (n == 1 ? " problem" : " problems") + " in the configuration",
                            std::move(r.problems()));
   }
   return cfg;

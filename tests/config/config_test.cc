@@ -107,6 +107,7 @@ topics:
   EXPECT_THAT(ProblemFor(cfg.status(), "topics[2].name"), HasSubstr("not a Kafka topic name"));
   EXPECT_THAT(ProblemFor(cfg.status(), "topics[3].name"), HasSubstr("listed twice"));
   EXPECT_EQ(cfg.status().violations().size(), 4u);
+  EXPECT_EQ(cfg.status().message(), "c.yaml: 4 problems in the configuration");
 }
 
 TEST(ConfigTest, MalformedYamlSaysWhere) {
