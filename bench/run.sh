@@ -25,7 +25,7 @@ PHASES=" ${PHASES:-floors catchup memory serve redis micro} "
 phase() { [[ "$PHASES" == *" $1 "* ]]; }
 B=$root/build/bench
 work=$root/.run/bench
-out=$root/bench/results.txt
+out=${RESULTS:-$root/bench/results.txt}  # RESULTS=file to keep the last full run
 mkdir -p "$work"
 : >"$out"
 say() { echo "$*" | tee -a "$out"; }
