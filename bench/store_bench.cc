@@ -12,7 +12,9 @@
 #include <algorithm>
 #include <cstdio>
 #include <numeric>
+#include <memory>
 #include <random>
+#include <vector>
 
 #include "store/store.h"
 #include "test_util.h"
@@ -28,12 +30,67 @@ std::string Key(long i) {
   return buf;
 }
 
-void BM_StoreApply10k(benchmark::State& state) {
-  cachecar::testing::TempDir dir;
+std::unique_ptr<cachecar::store::Store> OpenStore(const cachecar::testing::TempDir& dir) {
   cachecar::store::Options o;
   o.path = dir.path();
   o.topics = {"bench"};
-  auto store = std::move(cachecar::store::Store::Open(o)).value();
+  return std::move(cachecar::store::Store::Open(o)).value();
+}
+
+// Writes Key(id) = kValue for each id, in 10k-record transactions.
+void FillStore(cachecar::store::Store* store, const std::vector<long>& ids) {
+  for (size_t start = 0; start < ids.size(); start += 10000) {
+    cachecar::store::WriteBatch b;
+    for (size_t i = start; i < std::min(ids.size(), start + 10000); ++i) {
+      cachecar::store::Mutation m;
+      m.key = Key(ids[i]);
+      m.value = kValue;
+      b.mutations.push_back(std::move(m));
+    }
+    (void)store->Apply(b);
+  }
+}
+
+MDB_env* OpenRawEnv(const cachecar::testing::TempDir& dir) {
+  MDB_env* env;
+  mdb_env_create(&env);
+  mdb_env_set_mapsize(env, 16ull << 30);
+  mdb_env_open(env, dir.path().c_str(), MDB_NOSYNC | MDB_NOTLS, 0644);
+  return env;
+}
+
+// The raw counterpart of FillStore; returns the main database.
+MDB_dbi FillRaw(MDB_env* env, const std::vector<long>& ids) {
+  MDB_dbi dbi = 0;
+  for (size_t start = 0; start < ids.size(); start += 10000) {
+    MDB_txn* txn;
+    mdb_txn_begin(env, nullptr, 0, &txn);
+    mdb_dbi_open(txn, nullptr, 0, &dbi);
+    for (size_t i = start; i < std::min(ids.size(), start + 10000); ++i) {
+      std::string k = Key(ids[i]);
+      MDB_val kv{k.size(), k.data()}, vv{kValue.size(), const_cast<char*>(kValue.data())};
+      mdb_put(txn, dbi, &kv, &vv, 0);
+    }
+    mdb_txn_commit(txn);
+  }
+  return dbi;
+}
+
+std::vector<long> SequentialIds(long n) {
+  std::vector<long> ids(static_cast<size_t>(n));
+  std::iota(ids.begin(), ids.end(), 0);
+  return ids;
+}
+
+std::vector<long> ShuffledIds(long n) {
+  std::vector<long> ids = SequentialIds(n);
+  std::shuffle(ids.begin(), ids.end(), std::mt19937_64(42));
+  return ids;
+}
+
+void BM_StoreApply10k(benchmark::State& state) {
+  cachecar::testing::TempDir dir;
+  auto store = OpenStore(dir);
   long next = 0;
   for (auto _ : state) {
     cachecar::store::WriteBatch b;
@@ -53,10 +110,7 @@ BENCHMARK(BM_StoreApply10k)->Unit(benchmark::kMillisecond);
 
 void BM_RawLmdbPut10k(benchmark::State& state) {
   cachecar::testing::TempDir dir;
-  MDB_env* env;
-  mdb_env_create(&env);
-  mdb_env_set_mapsize(env, 16ull << 30);
-  mdb_env_open(env, dir.path().c_str(), MDB_NOSYNC, 0644);
+  MDB_env* env = OpenRawEnv(dir);
   MDB_dbi dbi;
   long next = 0;
   for (auto _ : state) {
@@ -77,18 +131,8 @@ BENCHMARK(BM_RawLmdbPut10k)->Unit(benchmark::kMillisecond);
 
 void BM_StoreGet(benchmark::State& state) {
   cachecar::testing::TempDir dir;
-  cachecar::store::Options o;
-  o.path = dir.path();
-  o.topics = {"bench"};
-  auto store = std::move(cachecar::store::Store::Open(o)).value();
-  cachecar::store::WriteBatch b;
-  for (int i = 0; i < kKeys; ++i) {
-    cachecar::store::Mutation m;
-    m.key = Key(i);
-    m.value = kValue;
-    b.mutations.push_back(std::move(m));
-  }
-  (void)store->Apply(b);
+  auto store = OpenStore(dir);
+  FillStore(store.get(), SequentialIds(kKeys));
   uint64_t rng = 88172645463325252ull;
   for (auto _ : state) {
     rng ^= rng << 13;
@@ -103,20 +147,8 @@ BENCHMARK(BM_StoreGet);
 
 void BM_RawLmdbGet(benchmark::State& state) {
   cachecar::testing::TempDir dir;
-  MDB_env* env;
-  mdb_env_create(&env);
-  mdb_env_set_mapsize(env, 16ull << 30);
-  mdb_env_open(env, dir.path().c_str(), MDB_NOSYNC | MDB_NOTLS, 0644);
-  MDB_dbi dbi;
-  MDB_txn* txn;
-  mdb_txn_begin(env, nullptr, 0, &txn);
-  mdb_dbi_open(txn, nullptr, 0, &dbi);
-  for (int i = 0; i < kKeys; ++i) {
-    std::string k = Key(i);
-    MDB_val kv{k.size(), k.data()}, vv{kValue.size(), const_cast<char*>(kValue.data())};
-    mdb_put(txn, dbi, &kv, &vv, 0);
-  }
-  mdb_txn_commit(txn);
+  MDB_env* env = OpenRawEnv(dir);
+  MDB_dbi dbi = FillRaw(env, SequentialIds(kKeys));
   uint64_t rng = 88172645463325252ull;
   for (auto _ : state) {
     rng ^= rng << 13;
@@ -134,13 +166,6 @@ void BM_RawLmdbGet(benchmark::State& state) {
 }
 BENCHMARK(BM_RawLmdbGet);
 
-std::vector<long> ShuffledIds(long n) {
-  std::vector<long> ids(static_cast<size_t>(n));
-  std::iota(ids.begin(), ids.end(), 0);
-  std::shuffle(ids.begin(), ids.end(), std::mt19937_64(42));
-  return ids;
-}
-
 // Fills `batch` with random keys of a keyspace of `keys`.
 void RandomBatch(long keys, uint64_t* rng, std::vector<std::string>* batch) {
   for (auto& k : *batch) {
@@ -154,21 +179,8 @@ void RandomBatch(long keys, uint64_t* rng, std::vector<std::string>* batch) {
 void BM_StoreBatchGet100(benchmark::State& state) {
   const long keys = state.range(0);
   cachecar::testing::TempDir dir;
-  cachecar::store::Options o;
-  o.path = dir.path();
-  o.topics = {"bench"};
-  auto store = std::move(cachecar::store::Store::Open(o)).value();
-  std::vector<long> ids = ShuffledIds(keys);
-  for (size_t start = 0; start < ids.size(); start += 10000) {
-    cachecar::store::WriteBatch b;
-    for (size_t i = start; i < std::min(ids.size(), start + 10000); ++i) {
-      cachecar::store::Mutation m;
-      m.key = Key(ids[i]);
-      m.value = kValue;
-      b.mutations.push_back(std::move(m));
-    }
-    (void)store->Apply(b);
-  }
+  auto store = OpenStore(dir);
+  FillStore(store.get(), ShuffledIds(keys));
   uint64_t rng = 88172645463325252ull;
   std::vector<std::string> batch(100);
   for (auto _ : state) {
@@ -183,23 +195,8 @@ BENCHMARK(BM_StoreBatchGet100)->Arg(100000)->Arg(1000000);
 void BM_RawLmdbBatchGet100(benchmark::State& state) {
   const long keys = state.range(0);
   cachecar::testing::TempDir dir;
-  MDB_env* env;
-  mdb_env_create(&env);
-  mdb_env_set_mapsize(env, 16ull << 30);
-  mdb_env_open(env, dir.path().c_str(), MDB_NOSYNC | MDB_NOTLS, 0644);
-  MDB_dbi dbi;
-  std::vector<long> ids = ShuffledIds(keys);
-  for (size_t start = 0; start < ids.size(); start += 10000) {
-    MDB_txn* txn;
-    mdb_txn_begin(env, nullptr, 0, &txn);
-    mdb_dbi_open(txn, nullptr, 0, &dbi);
-    for (size_t i = start; i < std::min(ids.size(), start + 10000); ++i) {
-      std::string k = Key(ids[i]);
-      MDB_val kv{k.size(), k.data()}, vv{kValue.size(), const_cast<char*>(kValue.data())};
-      mdb_put(txn, dbi, &kv, &vv, 0);
-    }
-    mdb_txn_commit(txn);
-  }
+  MDB_env* env = OpenRawEnv(dir);
+  MDB_dbi dbi = FillRaw(env, ShuffledIds(keys));
   uint64_t rng = 88172645463325252ull;
   std::vector<std::string> batch(100);
   for (auto _ : state) {
