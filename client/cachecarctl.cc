@@ -197,7 +197,7 @@ int main(int argc, char** argv) {
       std::printf("ready: %s   store: %s   revision: %llu\n\n", r->ready() ? "yes" : "no",
                   r->store_id().c_str(), static_cast<unsigned long long>(r->store_revision()));
       std::printf("%-24s %-9s %-12s %-12s %-12s %-8s %-5s\n", "TOPIC", "PARTITION", "APPLIED",
-                  "START_END", "END", "LAG", "READY");
+                  "READY_AT", "END", "LAG", "READY");
       for (const auto& t : r->topics()) {
         if (t.partitions_size() == 0) {
           std::printf("%-24s %-9s %-12s %-12s %-12s %-8s %-5s\n", t.topic().c_str(), "-", "-",
