@@ -6,9 +6,9 @@
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
-#include <functional>
+#include <condition_variable>
 #include <string>
-#include <thread>
+#include <mutex>
 
 namespace cachecar::testing {
 
@@ -29,16 +29,27 @@ class TempDir {
   std::string path_;
 };
 
-// Polls `cond` until it holds or `timeout` passes. Returns whether it held.
-inline bool WaitFor(const std::function<bool()>& cond,
-                    std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (cond()) return true;
-    std::this_thread::yield();
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));  // poll interval, not a wait
+// A one-way latch for waiting on another thread's event with a deadline: Notify() may be
+// called any number of times (e.g. from a listener that fires repeatedly).
+class Notification {
+ public:
+  void Notify() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      notified_ = true;
+    }
+    cv_.notify_all();
   }
-  return cond();
-}
+  // Whether Notify() was called within `timeout`.
+  bool WaitFor(std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
+    std::unique_lock<std::mutex> lock(mu_);
+    return cv_.wait_for(lock, timeout, [&] { return notified_; });
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool notified_ = false;
+};
 
 }  // namespace cachecar::testing

@@ -49,9 +49,10 @@ class FakeSource : public RecordSource {
     std::lock_guard<std::mutex> lock(mu_);
     return assignment_;
   }
-  size_t pending() {
-    std::lock_guard<std::mutex> lock(mu_);
-    return queue_.size();
+  // Waits until Poll has handed out every pushed event.
+  bool WaitDrained(std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
+    std::unique_lock<std::mutex> lock(mu_);
+    return cv_.wait_for(lock, timeout, [&] { return queue_.empty(); });
   }
 
   Result<int32_t> PartitionCount(size_t topic, std::chrono::milliseconds) override {
@@ -75,6 +76,7 @@ class FakeSource : public RecordSource {
     if (queue_.empty()) return false;
     current_ = std::move(queue_.front());
     queue_.pop_front();
+    if (queue_.empty()) cv_.notify_all();  // WaitDrained
     *ev = current_.ev;
     ev->key = current_.key;
     ev->value = current_.value;
@@ -237,9 +239,14 @@ TEST_F(MaterializerTest, ResumesFromStoredPositions) {
 TEST_F(MaterializerTest, MissingTopicIsRetriedAndBlocksReadinessMeanwhile) {
   source_.SetPartitions(0, 1, {0});
   source_.PushEnd(0, 0, 0);
+  testing::Notification first_ready;
+  tracker_->AddListener([&](std::optional<size_t> topic, bool ready) {
+    if (topic == 0u && ready) first_ready.Notify();
+  });
   auto m = Make();
   m->Start();
-  ASSERT_TRUE(testing::WaitFor([&] { return tracker_->TopicReady(0); }));
+  ASSERT_TRUE(first_ready.WaitFor());
+  EXPECT_TRUE(tracker_->TopicReady(0));
   EXPECT_FALSE(tracker_->Ready());  // "raw" does not exist yet
   source_.SetPartitions(1, 1, {1});
   source_.PushRecord(1, 0, 0, "late", "v");
@@ -271,7 +278,7 @@ TEST_F(MaterializerTest, StopCommitsWhatWasConsumed) {
   auto m = Make(/*batch_records=*/100000);
   m->Start();
   for (int i = 0; i < 50; ++i) source_.PushRecord(0, 0, i, "k" + std::to_string(i), "1");
-  ASSERT_TRUE(testing::WaitFor([&] { return source_.pending() == 0; }));
+  ASSERT_TRUE(source_.WaitDrained());
   m->Stop();
   EXPECT_EQ(store_->LoadPositions(0)->at(0), 50);
   EXPECT_EQ(*store_->KeyCount(0), 50u);
