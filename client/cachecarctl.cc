@@ -48,7 +48,10 @@ json ValueJson(const std::string& v) {
   return BytesJson(v);
 }
 
-std::string Timestamp(const google::protobuf::Timestamp& t) {
+// RFC 3339 in UTC with milliseconds, or "-" when the record had no timestamp.
+std::string Timestamp(const cachecar::v1::Entry& e) {
+  if (!e.has_kafka_timestamp()) return "-";
+  const google::protobuf::Timestamp& t = e.kafka_timestamp();
   time_t secs = static_cast<time_t>(t.seconds());
   struct tm tm;
   gmtime_r(&secs, &tm);
@@ -64,7 +67,7 @@ json EntryJson(const cachecar::v1::Entry& e) {
               {"value", ValueJson(e.value())},
               {"partition", e.partition()},
               {"offset", e.offset()},
-              {"timestamp", Timestamp(e.kafka_timestamp())},
+              {"timestamp", e.has_kafka_timestamp() ? json(Timestamp(e)) : json(nullptr)},
               {"revision", e.revision()}};
 }
 
@@ -145,7 +148,7 @@ int main(int argc, char** argv) {
                   "timestamp  %s\nrevision   %llu\n",
                   Printable(e.key(), 4096).c_str(), Printable(e.value(), 1 << 20).c_str(),
                   e.partition(), static_cast<long long>(e.offset()),
-                  Timestamp(e.kafka_timestamp()).c_str(),
+                  Timestamp(e).c_str(),
                   static_cast<unsigned long long>(e.revision()));
     }
     return kOk;

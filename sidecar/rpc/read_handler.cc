@@ -26,14 +26,13 @@ void ToProto(std::string_view key, std::string_view value, const store::EntryMet
   out->set_value(value.data(), value.size());
   out->set_partition(meta.partition);
   out->set_offset(meta.offset);
-  // Floor division: timestamps before 1970 keep nanos in [0, 1e9).
-  int64_t secs = meta.timestamp_ms / 1000, ms = meta.timestamp_ms % 1000;
-  if (ms < 0) {
-    secs -= 1;
-    ms += 1000;
+  // Kafka says -1 for a record without a timestamp (and producers refuse negative ones):
+  // leave the field unset rather than claim 1969-12-31T23:59:59.999Z.
+  if (meta.timestamp_ms >= 0) {
+    out->mutable_kafka_timestamp()->set_seconds(meta.timestamp_ms / 1000);
+    out->mutable_kafka_timestamp()->set_nanos(static_cast<int32_t>(meta.timestamp_ms % 1000) *
+                                              1000000);
   }
-  out->mutable_kafka_timestamp()->set_seconds(secs);
-  out->mutable_kafka_timestamp()->set_nanos(static_cast<int32_t>(ms) * 1000000);
   out->set_revision(meta.revision);
 }
 

@@ -38,12 +38,14 @@ class ReadHandlerTest : public ::testing::Test {
     tracker_->SetAssigned(1, {p});
   }
 
-  void Put(size_t topic, const std::string& key, const std::string& value) {
+  void Put(size_t topic, const std::string& key, const std::string& value,
+           int64_t timestamp_ms = 0) {
     store::WriteBatch b;
     store::Mutation m;
     m.topic = topic;
     m.key = key;
     m.value = value;
+    m.timestamp_ms = timestamp_ms;
     b.mutations.push_back(m);
     ASSERT_TRUE(store_->Apply(b).ok());
   }
@@ -61,6 +63,25 @@ class ReadHandlerTest : public ::testing::Test {
   std::unique_ptr<health::CatchUpTracker> tracker_;
   std::unique_ptr<ReadHandler> handler_;
 };
+
+TEST_F(ReadHandlerTest, KafkaTimestampIsConvertedOrLeftUnsetWhenAbsent) {
+  MakeReady();
+  Put(0, "stamped", "1", 1700000000123);
+  Put(0, "unstamped", "2", -1);  // Kafka's "no timestamp"
+  v1::GetRequest req;
+  req.set_topic("users");
+  req.set_key("stamped");
+  v1::GetResponse resp;
+  ASSERT_TRUE(handler_->Get(req, &resp).ok());
+  ASSERT_TRUE(resp.entry().has_kafka_timestamp());
+  EXPECT_EQ(resp.entry().kafka_timestamp().seconds(), 1700000000);
+  EXPECT_EQ(resp.entry().kafka_timestamp().nanos(), 123000000);
+  req.set_key("unstamped");
+  resp.Clear();
+  ASSERT_TRUE(handler_->Get(req, &resp).ok());
+  ASSERT_TRUE(resp.found());
+  EXPECT_FALSE(resp.entry().has_kafka_timestamp());
+}
 
 TEST_F(ReadHandlerTest, GetReturnsEntryOrMiss) {
   MakeReady();
