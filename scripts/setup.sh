@@ -12,7 +12,7 @@ APT_PACKAGES=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   librdkafka-dev liblmdb-dev lmdb-utils nlohmann-json3-dev prometheus-cpp-dev libcivetweb-dev
   libyaml-cpp-dev libspdlog-dev libcli11-dev libutfcpp-dev libssl-dev
-  libgtest-dev libgmock-dev libbenchmark-dev
+  libgtest-dev libgmock-dev libbenchmark-dev json-schema-test-suite libvalijson-dev
   kcat maven openjdk-17-jre-headless redis-server redis-tools
 )
 
@@ -34,6 +34,15 @@ if ! .venv/bin/python -c 'import grpc, grpc_tools, grpc_health, grpc_reflection,
   echo "setup: installing Python packages into .venv" >&2
   .venv/bin/pip install -q --disable-pip-version-check -r tests/integration/requirements.txt
 fi
+
+# The JSON Schema validator's Rust crates (crates.io), so the CMake build can run cargo
+# offline. rustup installs cargo under ~/.cargo/bin.
+export PATH="$HOME/.cargo/bin:$PATH"
+if ! command -v cargo >/dev/null; then
+  echo "setup: cargo not found: install Rust (https://rustup.rs), then run this again" >&2
+  exit 1
+fi
+cargo fetch --locked --quiet --manifest-path sidecar/schema/jsonschema_ffi/Cargo.toml
 
 # Apache Kafka's jars (cached under ~/.cache/cachecar after the first run).
 scripts/kafka.sh fetch

@@ -42,6 +42,7 @@ const char* CodeName(Code code);
 struct FieldViolation {
   std::string field;
   std::string description;
+  std::string reason;  // optional, e.g. the JSON Schema keyword that failed
 };
 
 class Status {

@@ -21,6 +21,7 @@ grpc::Status ToGrpcStatus(const Status& status) {
       auto* fv = bad.add_field_violations();
       fv->set_field(v.field);
       fv->set_description(v.description);
+      if (!v.reason.empty()) fv->set_reason(v.reason);
     }
     details.add_details()->PackFrom(bad);
   }

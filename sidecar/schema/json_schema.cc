@@ -1,0 +1,137 @@
+#include "schema/json_schema.h"
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+extern "C" {
+// jsonschema_ffi/src/lib.rs
+::Schema* ccjs_compile(const char* schema, size_t schema_len, const char* options,
+                       size_t options_len, char** error);
+void ccjs_schema_free(::Schema* schema);
+const char* ccjs_schema_draft(const ::Schema* schema);
+int ccjs_check(const ::Schema* schema, const char* doc, size_t len);
+char* ccjs_explain(const ::Schema* schema, const char* doc, size_t len, size_t max_errors,
+                   int mask_values);
+void ccjs_string_free(char* s);
+}
+
+namespace cachecar::schema {
+
+namespace {
+
+constexpr size_t kMaxSchemaFileBytes = 4 << 20;
+
+// Owns a string the Rust side allocated.
+struct RustString {
+  char* p = nullptr;
+  ~RustString() { ccjs_string_free(p); }
+};
+
+std::string FileUri(const std::filesystem::path& p) {
+  // Percent-encode what a URI path cannot hold; the Rust side decodes it back.
+  std::string out = "file://";
+  for (unsigned char c : p.string()) {
+    if (std::isalnum(c) || std::string_view("/-._~").find(c) != std::string_view::npos) {
+      out += static_cast<char>(c);
+    } else {
+      static const char kHex[] = "0123456789ABCDEF";
+      out += '%';
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    }
+  }
+  return out;
+}
+
+Status SchemaError(std::string message) {
+  return Status(Code::kInvalidArgument, std::move(message), "SCHEMA_INVALID");
+}
+
+}  // namespace
+
+JsonSchema::JsonSchema(::Schema* handle) : handle_(handle), draft_(ccjs_schema_draft(handle)) {}
+
+JsonSchema::~JsonSchema() { ccjs_schema_free(handle_); }
+
+Result<std::shared_ptr<const JsonSchema>> JsonSchema::Compile(std::string_view text,
+                                                              const CompileOptions& options) {
+  nlohmann::json o = nlohmann::json::object();
+  if (!options.base_uri.empty()) o["base_uri"] = options.base_uri;
+  if (!options.root_dir.empty()) o["root_dir"] = options.root_dir;
+  o["strict"] = options.strict;
+  if (!options.url_map.empty()) {
+    nlohmann::json m = nlohmann::json::object();
+    for (const auto& [prefix, dir] : options.url_map) m[prefix] = dir;
+    o["url_map"] = std::move(m);
+  }
+  // Paths are bytes to us but must be UTF-8 to nlohmann's dump; replace what is not.
+  std::string opts = o.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  RustString error;
+  ::Schema* handle = ccjs_compile(text.data(), text.size(), opts.data(), opts.size(), &error.p);
+  if (handle == nullptr) {
+    return SchemaError(error.p != nullptr ? error.p : "schema refused");
+  }
+  return std::shared_ptr<const JsonSchema>(new JsonSchema(handle));
+}
+
+Result<std::shared_ptr<const JsonSchema>> JsonSchema::CompileFile(const std::string& path) {
+  std::error_code ec;
+  std::filesystem::path abs = std::filesystem::absolute(path, ec);
+  if (ec) return SchemaError(path + ": " + ec.message());
+  auto size = std::filesystem::file_size(abs, ec);
+  if (ec) return SchemaError(path + ": " + ec.message());
+  if (size > kMaxSchemaFileBytes) {
+    return SchemaError(path + ": larger than " + std::to_string(kMaxSchemaFileBytes) + " bytes");
+  }
+  std::ifstream in(abs, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  if (!in.good() && !in.eof()) {
+    return SchemaError(path + ": cannot be read");
+  }
+  CompileOptions options;
+  options.base_uri = FileUri(abs);
+  options.root_dir = abs.parent_path().string();
+  Result<std::shared_ptr<const JsonSchema>> r = Compile(ss.str(), options);
+  if (!r.ok()) {
+    return SchemaError(path + ": " + r.status().message());
+  }
+  return r;
+}
+
+Verdict JsonSchema::Check(std::string_view document) const {
+  switch (ccjs_check(handle_, document.data(), document.size())) {
+    case 0:
+      return Verdict::kValid;
+    case 2:
+      return Verdict::kNotJson;
+    default:
+      return Verdict::kInvalid;  // 1, or 3 (a validator bug): never serve it
+  }
+}
+
+std::vector<Violation> JsonSchema::Explain(std::string_view document, size_t max_violations,
+                                           bool mask_values) const {
+  RustString out;
+  out.p = ccjs_explain(handle_, document.data(), document.size(), max_violations,
+                       mask_values ? 1 : 0);
+  std::vector<Violation> violations;
+  nlohmann::json j = nlohmann::json::parse(out.p != nullptr ? out.p : "", nullptr, false);
+  if (j.is_discarded() || !j.is_object()) {
+    violations.push_back({"", "internal", "the validator gave no explanation"});
+    return violations;
+  }
+  if (j.contains("json_error")) {
+    violations.push_back({"", "json", "not JSON: " + j["json_error"].get<std::string>()});
+    return violations;
+  }
+  for (const auto& e : j.value("errors", nlohmann::json::array())) {
+    violations.push_back({e.value("pointer", ""), e.value("keyword", ""), e.value("message", "")});
+  }
+  return violations;
+}
+
+}  // namespace cachecar::schema

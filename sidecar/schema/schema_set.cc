@@ -1,0 +1,145 @@
+#include "schema/schema_set.h"
+
+#include <openssl/evp.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "common/log.h"
+
+namespace cachecar::schema {
+
+namespace fs = std::filesystem;
+
+std::string FingerprintSchemaFolder(const std::string& schema_path) {
+  std::error_code ec;
+  fs::path file = fs::absolute(schema_path, ec);
+  if (ec) return {};
+  std::vector<fs::path> files = {file};
+  for (fs::directory_iterator it(file.parent_path(), ec), end; !ec && it != end; it.increment(ec)) {
+    std::string name = it->path().filename().string();
+    // Kubernetes' "..data" and "..<timestamp>" entries hold the same files again.
+    if (name.rfind("..", 0) == 0 || it->path().extension() != ".json") continue;
+    files.push_back(it->path());
+  }
+  if (ec) return {};
+  std::sort(files.begin() + 1, files.end());
+  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+  EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr);
+  for (const auto& f : files) {
+    std::string name = f.string();
+    EVP_DigestUpdate(ctx, name.data(), name.size() + 1);
+    std::ifstream in(f, std::ios::binary);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    std::string content = in ? ss.str() : std::string("\xff unreadable");
+    EVP_DigestUpdate(ctx, content.data(), content.size());
+    EVP_DigestUpdate(ctx, "\0", 1);
+  }
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_DigestFinal_ex(ctx, digest, &len);
+  EVP_MD_CTX_free(ctx);
+  return std::string(reinterpret_cast<char*>(digest), len);
+}
+
+Result<std::unique_ptr<SchemaSet>> SchemaSet::Load(std::vector<TopicSchema> topics,
+                                                   prometheus::Registry* registry) {
+  std::unique_ptr<SchemaSet> set(new SchemaSet());
+  auto& reloads = prometheus::BuildCounter()
+                      .Name("cachecar_schema_reloads_total")
+                      .Help("Schema files recompiled after a change, by result (ok: swapped "
+                            "in; refused: did not compile, the previous schema stays).")
+                      .Register(*registry);
+  auto& failing = prometheus::BuildGauge()
+                      .Name("cachecar_schema_reload_failing")
+                      .Help("1 while a topic's schema file on disk does not compile and the "
+                            "previous version is still enforced.")
+                      .Register(*registry);
+  for (auto& t : topics) {
+    Slot slot;
+    slot.source = std::move(t);
+    if (!slot.source.path.empty()) {
+      slot.fingerprint = FingerprintSchemaFolder(slot.source.path);
+      Result<std::shared_ptr<const JsonSchema>> s = JsonSchema::CompileFile(slot.source.path);
+      if (!s.ok()) {
+        return Status(Code::kInvalidArgument,
+                      "topic " + slot.source.topic + ": schema " + s.status().message(),
+                      "SCHEMA_INVALID")
+            .With("topic", slot.source.topic);
+      }
+      slot.current = *s;
+      slot.reloaded = &reloads.Add({{"topic", slot.source.topic}, {"result", "ok"}});
+      slot.refused = &reloads.Add({{"topic", slot.source.topic}, {"result", "refused"}});
+      slot.failing = &failing.Add({{"topic", slot.source.topic}});
+      log::Info("schema loaded", {{"topic", slot.source.topic},
+                                  {"schema", slot.source.path},
+                                  {"draft", std::string(slot.current->draft())}});
+    }
+    set->slots_.push_back(std::move(slot));
+  }
+  return set;
+}
+
+SchemaSet::~SchemaSet() { Stop(); }
+
+std::shared_ptr<const JsonSchema> SchemaSet::Get(size_t topic) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return topic < slots_.size() ? slots_[topic].current : nullptr;
+}
+
+SchemaSet::ReloadResult SchemaSet::Reload() {
+  std::lock_guard<std::mutex> reload_lock(reload_mu_);
+  ReloadResult result;
+  for (auto& slot : slots_) {
+    if (slot.source.path.empty()) continue;
+    std::string fp = FingerprintSchemaFolder(slot.source.path);
+    if (fp.empty() || fp == slot.fingerprint) continue;
+    slot.fingerprint = fp;
+    Result<std::shared_ptr<const JsonSchema>> s = JsonSchema::CompileFile(slot.source.path);
+    if (!s.ok()) {
+      ++result.refused;
+      slot.refused->Increment();
+      slot.failing->Set(1);
+      log::Error("new schema refused; the previous one stays in force",
+                 {{"topic", slot.source.topic}, {"schema", slot.source.path},
+                  {"error", s.status().message()}});
+      continue;
+    }
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      slot.current = *s;
+    }
+    ++result.replaced;
+    slot.reloaded->Increment();
+    slot.failing->Set(0);
+    log::Info("schema reloaded", {{"topic", slot.source.topic}, {"schema", slot.source.path},
+                                  {"draft", std::string((*s)->draft())}});
+  }
+  return result;
+}
+
+void SchemaSet::StartWatching(std::chrono::milliseconds interval) {
+  if (interval.count() <= 0 || watcher_.joinable()) return;
+  watcher_ = std::thread([this, interval] {
+    std::unique_lock<std::mutex> lock(stop_mu_);
+    while (!stop_cv_.wait_for(lock, interval, [this] { return stopping_; })) {
+      lock.unlock();
+      Reload();
+      lock.lock();
+    }
+  });
+}
+
+void SchemaSet::Stop() {
+  {
+    std::lock_guard<std::mutex> lock(stop_mu_);
+    stopping_ = true;
+  }
+  stop_cv_.notify_all();
+  if (watcher_.joinable()) watcher_.join();
+}
+
+}  // namespace cachecar::schema
