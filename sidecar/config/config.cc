@@ -13,6 +13,17 @@ namespace cachecar::config {
 
 const char* KeyEncodingName(KeyEncoding e) { return e == KeyEncoding::kUtf8 ? "utf-8" : "bytes"; }
 const char* ValueFormatName(ValueFormat f) { return f == ValueFormat::kJson ? "json" : "bytes"; }
+const char* InvalidPolicyName(InvalidPolicy p) {
+  switch (p) {
+    case InvalidPolicy::kSkip:
+      return "skip";
+    case InvalidPolicy::kDeadLetter:
+      return "dead-letter";
+    case InvalidPolicy::kFail:
+      return "fail";
+  }
+  return "skip";
+}
 
 const TopicConfig* Config::FindTopic(std::string_view name) const {
   for (const auto& t : topics) {
@@ -185,7 +196,9 @@ void ReadTopics(Reader& r, const YAML::Node& node, const std::filesystem::path& 
     const YAML::Node t = node[i];
     std::string path = "topics[" + std::to_string(i) + "]";
     TopicConfig tc;
-    if (!r.ExpectMap(path, t, {"name", "key_encoding", "value_format", "schema", "read_only"})) {
+    if (!r.ExpectMap(path, t,
+                     {"name", "key_encoding", "value_format", "schema", "read_only", "on_invalid",
+                      "dead_letter_topic", "max_value_bytes", "rejected_history"})) {
       continue;
     }
     if (!t["name"]) {
@@ -238,6 +251,37 @@ void ReadTopics(Reader& r, const YAML::Node& node, const std::filesystem::path& 
       }
     }
     r.ReadBool(t, path, "read_only", &tc.read_only);
+    if (t["on_invalid"]) {
+      if (auto s = r.String(path + ".on_invalid", t["on_invalid"])) {
+        if (*s == "skip") {
+          tc.on_invalid = InvalidPolicy::kSkip;
+        } else if (*s == "dead-letter") {
+          tc.on_invalid = InvalidPolicy::kDeadLetter;
+        } else if (*s == "fail") {
+          tc.on_invalid = InvalidPolicy::kFail;
+        } else {
+          r.Problem(path + ".on_invalid", t["on_invalid"],
+                    "must be skip, dead-letter or fail, not \"" + *s + "\"");
+        }
+      }
+    }
+    r.ReadString(t, path, "dead_letter_topic", &tc.dead_letter_topic);
+    const YAML::Node dlt = t["dead_letter_topic"] ? t["dead_letter_topic"] : t;
+    if (tc.on_invalid == InvalidPolicy::kDeadLetter && tc.dead_letter_topic.empty()) {
+      r.Problem(path + ".dead_letter_topic", dlt, "required with on_invalid: dead-letter");
+    } else if (!tc.dead_letter_topic.empty()) {
+      if (tc.on_invalid != InvalidPolicy::kDeadLetter) {
+        r.Problem(path + ".dead_letter_topic", dlt,
+                  "only used with on_invalid: dead-letter (set it, or remove this)");
+      } else if (!IsValidTopicName(tc.dead_letter_topic)) {
+        r.Problem(path + ".dead_letter_topic", dlt,
+                  "\"" + tc.dead_letter_topic + "\" is not a Kafka topic name");
+      } else if (tc.dead_letter_topic == tc.name) {
+        r.Problem(path + ".dead_letter_topic", dlt, "must not be the topic itself");
+      }
+    }
+    r.ReadUint(t, path, "max_value_bytes", &tc.max_value_bytes, 1, 64u << 20);
+    r.ReadUint(t, path, "rejected_history", &tc.rejected_history, 0, 10000);
     cfg->topics.push_back(std::move(tc));
   }
 }
@@ -245,7 +289,8 @@ void ReadTopics(Reader& r, const YAML::Node& node, const std::filesystem::path& 
 void ReadAll(Reader& r, const YAML::Node& root, const std::filesystem::path& base_dir,
              Config* cfg) {
   if (!r.ExpectMap("", root,
-                   {"kafka", "store", "materializer", "grpc", "http", "log", "topics"})) {
+                   {"kafka", "store", "materializer", "grpc", "http", "log", "schemas", "writes",
+                    "topics"})) {
     return;
   }
   if (const YAML::Node k = root["kafka"]) {
@@ -307,6 +352,20 @@ void ReadAll(Reader& r, const YAML::Node& root, const std::filesystem::path& bas
     if (r.ExpectMap("log", l, {"level", "format"})) {
       r.ReadString(l, "log", "level", &cfg->log.level);
       r.ReadString(l, "log", "format", &cfg->log.format);
+    }
+  }
+  if (const YAML::Node sc = root["schemas"]) {
+    if (r.ExpectMap("schemas", sc, {"reload_interval_ms"})) {
+      r.ReadUint(sc, "schemas", "reload_interval_ms", &cfg->schemas.reload_interval_ms, 0,
+                 3600000);
+    }
+  }
+  if (const YAML::Node w = root["writes"]) {
+    if (r.ExpectMap("writes", w, {"linger_ms", "delivery_timeout_ms", "max_wait_ms"})) {
+      r.ReadUint(w, "writes", "linger_ms", &cfg->writes.linger_ms, 0, 1000);
+      r.ReadUint(w, "writes", "delivery_timeout_ms", &cfg->writes.delivery_timeout_ms, 100,
+                 3600000);
+      r.ReadUint(w, "writes", "max_wait_ms", &cfg->writes.max_wait_ms, 1, 3600000);
     }
   }
   ReadTopics(r, root["topics"], base_dir, cfg);

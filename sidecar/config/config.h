@@ -20,9 +20,17 @@ namespace cachecar::config {
 
 enum class KeyEncoding { kUtf8, kBytes };
 enum class ValueFormat { kJson, kBytes };
+// What the materializer does with a record it cannot serve (bad key, not JSON, schema
+// violation). In every case the record is never served.
+enum class InvalidPolicy {
+  kSkip,        // keep the key's previous value, count it, remember it, move on
+  kDeadLetter,  // produce it with error headers to dead_letter_topic, then skip it
+  kFail,        // stop applying that partition; the sidecar reports not ready
+};
 
 const char* KeyEncodingName(KeyEncoding e);
 const char* ValueFormatName(ValueFormat f);
+const char* InvalidPolicyName(InvalidPolicy p);
 
 struct TopicConfig {
   std::string name;
@@ -35,8 +43,18 @@ struct TopicConfig {
   // Path of the topic's JSON Schema, relative paths resolved against the config file's
   // directory. Empty: no schema.
   std::string schema_path;
-  // Read-only topics accept no writes through the sidecar. Default true.
+  // Read-only topics accept no writes through the sidecar (PERMISSION_DENIED), and no
+  // producer is created for them. Default true.
   bool read_only = true;
+  // See InvalidPolicy. Default skip.
+  InvalidPolicy on_invalid = InvalidPolicy::kSkip;
+  // Where on_invalid: dead-letter sends records; required with it.
+  std::string dead_letter_topic;
+  // Largest value a Put may write. Default 1 MiB (the broker's own default limit is about
+  // the same; a larger record is refused by the broker anyway).
+  uint32_t max_value_bytes = 1u << 20;
+  // How many rejected records to remember for ListRejectedRecords. Default 100.
+  uint32_t rejected_history = 100;
 };
 
 struct KafkaConfig {
@@ -86,6 +104,24 @@ struct HttpConfig {
   bool allow_non_loopback = false;
 };
 
+struct SchemasConfig {
+  // How often to look for changed schema files (0: never). Default 5000 ms. Each look
+  // reads the schema folders and hashes them; recompiling happens only on a change.
+  uint32_t reload_interval_ms = 5000;
+};
+
+struct WritesConfig {
+  // librdkafka linger.ms for Put/Delete: how long the producer waits to fill a batch.
+  // Default 0 (lowest latency); raise it for throughput under many concurrent writers.
+  uint32_t linger_ms = 0;
+  // How long the producer keeps retrying one record before giving up (message.timeout.ms).
+  // Default 30000. A call's own deadline ends the wait for it sooner.
+  uint32_t delivery_timeout_ms = 30000;
+  // The longest a Put waits for its record to be applied, or a read for min_revision,
+  // when the call has no deadline of its own. Default 30000.
+  uint32_t max_wait_ms = 30000;
+};
+
 struct LogConfig {
   // trace, debug, info, warn or error. Default info.
   std::string level = "info";
@@ -101,6 +137,8 @@ struct Config {
   GrpcConfig grpc;
   HttpConfig http;
   LogConfig log;
+  SchemasConfig schemas;
+  WritesConfig writes;
   std::vector<TopicConfig> topics;
 
   // Returns the topic's config, or nullptr if it is not configured.

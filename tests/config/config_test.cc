@@ -286,6 +286,60 @@ topics:
   EXPECT_THAT(ProblemFor(cfg.status(), "topics[2].schema"), HasSubstr("value_format: json"));
 }
 
+TEST(ConfigTest, WritePolicyDefaultsAreSafe) {
+  auto cfg = ParseConfig("kafka: {bootstrap_servers: a:1}\ntopics: [{name: a}]\n", "c.yaml", Env());
+  ASSERT_TRUE(cfg.ok()) << cfg.status().ToString();
+  const TopicConfig& t = cfg->topics[0];
+  EXPECT_TRUE(t.read_only);
+  EXPECT_EQ(t.on_invalid, InvalidPolicy::kSkip);
+  EXPECT_EQ(t.max_value_bytes, 1u << 20);
+  EXPECT_EQ(t.rejected_history, 100u);
+  EXPECT_EQ(cfg->schemas.reload_interval_ms, 5000u);
+  EXPECT_EQ(cfg->writes.max_wait_ms, 30000u);
+}
+
+TEST(ConfigTest, InvalidRecordPolicyIsChecked) {
+  std::string text = R"(
+kafka: {bootstrap_servers: a:1}
+schemas: {reload_interval_ms: 250}
+writes: {linger_ms: 2, delivery_timeout_ms: 5000, max_wait_ms: 100}
+topics:
+  - {name: a, on_invalid: dead-letter, dead_letter_topic: a.dlq, read_only: false}
+  - {name: b, on_invalid: dead-letter}
+  - {name: c, on_invalid: explode}
+  - {name: d, on_invalid: fail, dead_letter_topic: d.dlq}
+  - {name: e, on_invalid: dead-letter, dead_letter_topic: "bad name"}
+  - {name: f, on_invalid: dead-letter, dead_letter_topic: f}
+  - {name: g, max_value_bytes: 0, rejected_history: 100001}
+)";
+  auto cfg = ParseConfig(text, "c.yaml", Env());
+  ASSERT_FALSE(cfg.ok());
+  EXPECT_EQ(ProblemFor(cfg.status(), "topics[0].dead_letter_topic"), "");
+  EXPECT_THAT(ProblemFor(cfg.status(), "topics[1].dead_letter_topic"), HasSubstr("required"));
+  EXPECT_THAT(ProblemFor(cfg.status(), "topics[2].on_invalid"), HasSubstr("skip, dead-letter or fail"));
+  EXPECT_THAT(ProblemFor(cfg.status(), "topics[3].dead_letter_topic"), HasSubstr("only used"));
+  EXPECT_THAT(ProblemFor(cfg.status(), "topics[4].dead_letter_topic"), HasSubstr("not a Kafka topic"));
+  EXPECT_THAT(ProblemFor(cfg.status(), "topics[5].dead_letter_topic"), HasSubstr("itself"));
+  EXPECT_THAT(ProblemFor(cfg.status(), "topics[6].max_value_bytes"), HasSubstr("between"));
+  EXPECT_THAT(ProblemFor(cfg.status(), "topics[6].rejected_history"), HasSubstr("between"));
+  EXPECT_EQ(cfg.status().violations().size(), 7u);
+
+  auto ok = ParseConfig(R"(
+kafka: {bootstrap_servers: a:1}
+schemas: {reload_interval_ms: 250}
+writes: {linger_ms: 2, delivery_timeout_ms: 5000, max_wait_ms: 100}
+topics: [{name: a, on_invalid: dead-letter, dead_letter_topic: a.dlq, read_only: false}]
+)", "c.yaml", Env());
+  ASSERT_TRUE(ok.ok()) << ok.status().ToString();
+  EXPECT_EQ(ok->topics[0].on_invalid, InvalidPolicy::kDeadLetter);
+  EXPECT_EQ(ok->topics[0].dead_letter_topic, "a.dlq");
+  EXPECT_FALSE(ok->topics[0].read_only);
+  EXPECT_EQ(ok->schemas.reload_interval_ms, 250u);
+  EXPECT_EQ(ok->writes.linger_ms, 2u);
+  EXPECT_EQ(ok->writes.delivery_timeout_ms, 5000u);
+  EXPECT_EQ(ok->writes.max_wait_ms, 100u);
+}
+
 TEST(ConfigTest, LoadConfigReportsAnUnreadableFile) {
   auto cfg = LoadConfig("/nonexistent/cachecar.yaml", Env());
   ASSERT_FALSE(cfg.ok());
