@@ -154,7 +154,7 @@ Status Server::Start() {
 
   if (!config_.http.address.empty()) {
     Result<std::unique_ptr<metrics::HttpServer>> http = metrics::HttpServer::Start(
-        config_.http.address, registry_, [t = tracker_.get()] { return t->Ready(); });
+        config_.http.address, registry_, [t = tracker_.get()] { return t->NotReadyReason(); });
     if (!http.ok()) return http.status();
     http_server_ = std::move(http).value();
   }

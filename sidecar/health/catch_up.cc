@@ -50,22 +50,48 @@ void CatchUpTracker::SetEndOffset(size_t topic, int32_t partition, int64_t end_o
   }
 }
 
+void CatchUpTracker::SetHalted(size_t topic, int32_t partition, std::string reason) {
+  std::vector<std::pair<std::optional<size_t>, bool>> changes;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto& p : topics_.at(topic).partitions) {
+      if (p.partition != partition) continue;
+      p.halted = !reason.empty();
+      p.halt_reason = std::move(reason);
+      break;
+    }
+    Recompute(topic, &changes);
+  }
+  Notify(changes);
+}
+
 void CatchUpTracker::Recompute(size_t topic,
                                std::vector<std::pair<std::optional<size_t>, bool>>* changes) {
   TopicProgress& t = topics_[topic];
   bool topic_ready = t.assigned;
-  for (const auto& p : t.partitions) topic_ready = topic_ready && p.ready;
-  if (topic_ready && !t.ready) {
-    t.ready = true;
-    changes->push_back({topic, true});
+  for (const auto& p : t.partitions) topic_ready = topic_ready && p.ready && !p.halted;
+  if (topic_ready != t.ready) {
+    t.ready = topic_ready;
+    changes->push_back({topic, topic_ready});
   }
   bool all = true;
   for (const auto& tp : topics_) all = all && tp.ready;
-  if (all && !ready_) {
-    ready_ = true;
-    changes->push_back({std::nullopt, true});
+  if (all != ready_) {
+    ready_ = all;
+    changes->push_back({std::nullopt, all});
     ready_cv_.notify_all();
   }
+}
+
+std::string CatchUpTracker::NotReadyReason() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (ready_) return {};
+  for (const auto& t : topics_) {
+    for (const auto& p : t.partitions) {
+      if (p.halted) return p.halt_reason;
+    }
+  }
+  return "catching up";
 }
 
 void CatchUpTracker::Notify(const std::vector<std::pair<std::optional<size_t>, bool>>& changes) {

@@ -5,8 +5,10 @@
 // moves past transaction markers and aborted records) reaches the end offset read when
 // it was assigned. Positions are compared, never the offset of the last record, so empty,
 // compacted and transactional topics become ready. A topic is ready when it has been
-// assigned and all its partitions are; the sidecar when every topic is. Once ready, a
-// topic stays ready (the cache then only gets fresher).
+// assigned and all its partitions are; the sidecar when every topic is. Once caught up, a
+// partition stays caught up (the cache then only gets fresher); only a halt (a record
+// refused under on_invalid: fail) makes a topic, and so the sidecar, not ready again,
+// until the halt is lifted.
 //
 // Threads: the materializer writes; any thread reads. Listeners are called on the
 // writer's thread, with no lock held, in the order transitions happen.
@@ -28,7 +30,9 @@ struct PartitionProgress {
   int64_t applied = -1;          // next offset to apply; -1 before anything is known
   int64_t start_end_offset = 0;  // end offset read at assignment
   int64_t end_offset = -1;       // latest end offset seen, -1 if none
-  bool ready = false;
+  bool ready = false;     // caught up once (stays true)
+  bool halted = false;    // on_invalid: fail stopped it; the sidecar is not ready
+  std::string halt_reason;
 };
 
 struct TopicProgress {
@@ -54,8 +58,12 @@ class CatchUpTracker {
   void SetApplied(size_t topic, int32_t partition, int64_t applied);
   // A fresher end offset was seen (for lag only; does not affect readiness).
   void SetEndOffset(size_t topic, int32_t partition, int64_t end_offset);
+  // The partition stopped applying (`reason` says where and why), or resumed (empty).
+  void SetHalted(size_t topic, int32_t partition, std::string reason);
 
   bool Ready() const;
+  // Empty when ready; otherwise why not, for people ("catching up", or the first halt).
+  std::string NotReadyReason() const;
   bool TopicReady(size_t topic) const;
   std::vector<TopicProgress> Snapshot() const;
 

@@ -30,22 +30,26 @@ class MetricsHandler : public CivetHandler {
 
 class ProbeHandler : public CivetHandler {
  public:
-  explicit ProbeHandler(std::function<bool()> ok) : ok_(std::move(ok)) {}
+  explicit ProbeHandler(std::function<std::string()> problem) : problem_(std::move(problem)) {}
   bool handleGet(CivetServer*, mg_connection* conn) override {
-    bool ok = ok_();
-    Reply(conn, ok ? 200 : 503, "text/plain", ok ? "ok\n" : "not ready: catching up\n");
+    std::string problem = problem_();
+    if (problem.empty()) {
+      Reply(conn, 200, "text/plain", "ok\n");
+    } else {
+      Reply(conn, 503, "text/plain", "not ready: " + problem + "\n");
+    }
     return true;
   }
 
  private:
-  std::function<bool()> ok_;
+  std::function<std::string()> problem_;
 };
 
 }  // namespace
 
 Result<std::unique_ptr<HttpServer>> HttpServer::Start(
     const std::string& address, std::shared_ptr<prometheus::Registry> registry,
-    std::function<bool()> ready) {
+    std::function<std::string()> not_ready_reason) {
   std::unique_ptr<HttpServer> s(new HttpServer());
   std::vector<std::string> options = {"listening_ports", address, "num_threads", "2"};
   try {
@@ -55,8 +59,8 @@ Result<std::unique_ptr<HttpServer>> HttpServer::Start(
                   "LISTEN_FAILED");
   }
   s->handlers_.push_back(std::make_unique<MetricsHandler>(registry));
-  s->handlers_.push_back(std::make_unique<ProbeHandler>(std::move(ready)));
-  s->handlers_.push_back(std::make_unique<ProbeHandler>([] { return true; }));
+  s->handlers_.push_back(std::make_unique<ProbeHandler>(std::move(not_ready_reason)));
+  s->handlers_.push_back(std::make_unique<ProbeHandler>([] { return std::string(); }));
   s->server_->addHandler("/metrics", s->handlers_[0].get());
   s->server_->addHandler("/readyz", s->handlers_[1].get());
   s->server_->addHandler("/livez", s->handlers_[2].get());

@@ -17,10 +17,11 @@ namespace cachecar::metrics {
 
 class HttpServer {
  public:
-  // `ready` answers /readyz and must be cheap and thread-safe.
-  static Result<std::unique_ptr<HttpServer>> Start(const std::string& address,
-                                                   std::shared_ptr<prometheus::Registry> registry,
-                                                   std::function<bool()> ready);
+  // `not_ready_reason` answers /readyz: empty means ready (200 "ok"), anything else is
+  // not ready (503 "not ready: <reason>"). It must be cheap and thread-safe.
+  static Result<std::unique_ptr<HttpServer>> Start(
+      const std::string& address, std::shared_ptr<prometheus::Registry> registry,
+      std::function<std::string()> not_ready_reason);
   ~HttpServer();
   // The port actually bound (useful with port 0).
   int port() const { return port_; }

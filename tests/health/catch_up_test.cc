@@ -51,6 +51,33 @@ TEST(CatchUpTrackerTest, StaysReadyOnceReady) {
   EXPECT_EQ(snap[0].partitions[0].end_offset, 1000);
 }
 
+TEST(CatchUpTrackerTest, HaltMakesNotReadyWithReasonUntilLifted) {
+  CatchUpTracker t({"a", "b"});
+  std::vector<std::pair<std::optional<size_t>, bool>> events;
+  t.AddListener([&](std::optional<size_t> topic, bool ready) { events.push_back({topic, ready}); });
+  t.SetAssigned(0, {P(0, 1, 1), P(1, 1, 1)});
+  t.SetAssigned(1, {P(0, 1, 1)});
+  ASSERT_TRUE(t.Ready());
+  EXPECT_EQ(t.NotReadyReason(), "");
+  events.clear();
+  t.SetHalted(0, 1, "topic a partition 1 halted at offset 7: schema_violation");
+  EXPECT_FALSE(t.Ready());
+  EXPECT_FALSE(t.TopicReady(0));
+  EXPECT_TRUE(t.TopicReady(1));
+  EXPECT_EQ(t.NotReadyReason(), "topic a partition 1 halted at offset 7: schema_violation");
+  ASSERT_EQ(events.size(), 2u);
+  EXPECT_EQ(events[0], (std::pair<std::optional<size_t>, bool>{0, false}));
+  EXPECT_EQ(events[1], (std::pair<std::optional<size_t>, bool>{std::nullopt, false}));
+  t.SetHalted(0, 1, "");
+  EXPECT_TRUE(t.Ready());
+  EXPECT_EQ(events.size(), 4u);
+}
+
+TEST(CatchUpTrackerTest, NotReadyReasonBeforeCatchUp) {
+  CatchUpTracker t({"a"});
+  EXPECT_EQ(t.NotReadyReason(), "catching up");
+}
+
 TEST(CatchUpTrackerTest, WaitReadyReturnsAtDeadlineWhenNotReady) {
   CatchUpTracker t({"a"});
   EXPECT_FALSE(t.WaitReady(std::chrono::steady_clock::now()));

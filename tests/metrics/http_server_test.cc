@@ -36,11 +36,15 @@ TEST(HttpServerTest, ServesProbesAndMetrics) {
   auto registry = std::make_shared<prometheus::Registry>();
   prometheus::BuildCounter().Name("cachecar_test_total").Help("t").Register(*registry).Add({}).Increment();
   std::atomic<bool> ready{false};
-  auto s = HttpServer::Start("127.0.0.1:0", registry, [&] { return ready.load(); });
+  auto s = HttpServer::Start("127.0.0.1:0", registry, [&] {
+    return ready.load() ? std::string() : std::string("topic t partition 0 halted");
+  });
   ASSERT_TRUE(s.ok()) << s.status().ToString();
   int port = (*s)->port();
   ASSERT_GT(port, 0);
-  EXPECT_NE(HttpGet(port, "/readyz").find("503"), std::string::npos);
+  std::string not_ready = HttpGet(port, "/readyz");
+  EXPECT_NE(not_ready.find("503"), std::string::npos);
+  EXPECT_NE(not_ready.find("not ready: topic t partition 0 halted"), std::string::npos);
   EXPECT_NE(HttpGet(port, "/livez").find("200 OK"), std::string::npos);
   ready = true;
   EXPECT_NE(HttpGet(port, "/readyz").find("200 OK"), std::string::npos);
@@ -51,10 +55,10 @@ TEST(HttpServerTest, ServesProbesAndMetrics) {
 
 TEST(HttpServerTest, PortInUseIsAClearError) {
   auto registry = std::make_shared<prometheus::Registry>();
-  auto first = HttpServer::Start("127.0.0.1:0", registry, [] { return true; });
+  auto first = HttpServer::Start("127.0.0.1:0", registry, [] { return std::string(); });
   ASSERT_TRUE(first.ok());
   auto second = HttpServer::Start("127.0.0.1:" + std::to_string((*first)->port()), registry,
-                                  [] { return true; });
+                                  [] { return std::string(); });
   ASSERT_FALSE(second.ok());
   EXPECT_NE(second.status().message().find("cannot listen"), std::string::npos);
 }
