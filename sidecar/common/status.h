@@ -40,6 +40,9 @@ const char* CodeName(Code code);
 
 // One problem with one input field, e.g. {"key", "must be valid UTF-8"}.
 struct FieldViolation {
+  FieldViolation() = default;
+  FieldViolation(std::string f, std::string d, std::string r = {})
+      : field(std::move(f)), description(std::move(d)), reason(std::move(r)) {}
   std::string field;
   std::string description;
   std::string reason;  // optional, e.g. the JSON Schema keyword that failed

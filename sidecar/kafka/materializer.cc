@@ -50,6 +50,15 @@ Materializer::Materializer(MaterializerOptions options, store::Store* store,
                               .Help("Offset this process started consuming from: the stored "
                                     "position on a resume, the log start on a first run.")
                               .Register(*registry);
+  halted_family_ = &BuildGauge()
+                       .Name("cachecar_partition_halted")
+                       .Help("1 while the partition is halted by on_invalid: fail.")
+                       .Register(*registry);
+  dead_letters_family_ = &BuildCounter()
+                              .Name("cachecar_materializer_dead_letters_total")
+                              .Help("Refused records produced to a dead-letter topic, by "
+                                    "result (ok, failed).")
+                              .Register(*registry);
   commits_ = &BuildCounter()
                   .Name("cachecar_store_commits_total")
                   .Help("Write transactions committed.")
@@ -132,6 +141,9 @@ void Materializer::Run() {
       CommitWithRetry();
     }
     if (steady_clock::now() - last_refresh_ >= milliseconds(500)) RefreshEndOffsets();
+    if (!halted_.empty() && steady_clock::now() - last_halt_check_ >= options_.retry_backoff) {
+      RetryHalted();
+    }
   }
   if (!batch_.empty()) {
     Status st = Commit();
@@ -183,10 +195,19 @@ void Materializer::SetUpPendingTopics() {
       }
     }
     tracker_->SetAssigned(t, std::move(progress));
+    if (options_.notifier != nullptr) {
+      std::map<std::pair<size_t, int32_t>, int64_t> known;
+      for (const auto& [p, next] : *stored) known[{t, p}] = next;
+      options_.notifier->Published(store_->revision(), known);
+    }
     ready_now.push_back(t);
   }
   if (ready_now.empty()) return;
   for (size_t t : ready_now) pending_topics_.erase(t);
+  Reassign();
+}
+
+void Materializer::Reassign() {
   // Re-assigning restarts every partition at the given offset, so first make the
   // in-memory positions durable and hand the consumer exactly those.
   CommitWithRetry();
@@ -196,12 +217,50 @@ void Materializer::SetUpPendingTopics() {
   }
   Status st = source_->Assign(assignments_);
   if (!st.ok()) log::Error("assign failed", {{"error", st.ToString()}});
+  for (const auto& [key, halt] : halted_) source_->Pause(key.first, key.second);
+}
+
+void Materializer::HaltPartition(const SourceEvent& ev, const std::string& why,
+                                 std::shared_ptr<const schema::JsonSchema> schema) {
+  const std::string& name = options_.topics[ev.topic].name;
+  halted_[{ev.topic, ev.partition}] = Halt{ev.offset, std::move(schema)};
+  std::string reason = "topic " + name + " partition " + std::to_string(ev.partition) +
+                       " halted at offset " + std::to_string(ev.offset) + ": " + why;
+  log::Error("partition halted (on_invalid: fail); the sidecar is not ready",
+             {{"topic", name}, {"partition", ev.partition}, {"offset", ev.offset},
+              {"reason", why}});
+  halted_family_->Add({{"topic", name}, {"partition", std::to_string(ev.partition)}}).Set(1);
+  Status st = source_->Pause(ev.topic, ev.partition);
+  if (!st.ok()) log::Warn("pause failed", {{"topic", name}, {"error", st.ToString()}});
+  tracker_->SetHalted(ev.topic, ev.partition, reason);
+  if (options_.notifier != nullptr) options_.notifier->SetHalted(ev.topic, ev.partition, reason);
+}
+
+void Materializer::RetryHalted() {
+  last_halt_check_ = steady_clock::now();
+  std::vector<std::pair<size_t, int32_t>> lifted;
+  for (const auto& [key, halt] : halted_) {
+    auto now = options_.schemas != nullptr ? options_.schemas->Get(key.first) : nullptr;
+    if (now != halt.schema) lifted.push_back(key);
+  }
+  if (lifted.empty()) return;
+  for (const auto& key : lifted) {
+    const std::string& name = options_.topics[key.first].name;
+    log::Info("schema replaced; resuming halted partition",
+              {{"topic", name}, {"partition", key.second}, {"offset", halted_[key].offset}});
+    halted_.erase(key);
+    halted_family_->Add({{"topic", name}, {"partition", std::to_string(key.second)}}).Set(0);
+    tracker_->SetHalted(key.first, key.second, "");
+    if (options_.notifier != nullptr) options_.notifier->SetHalted(key.first, key.second, "");
+  }
+  Reassign();
 }
 
 void Materializer::Handle(const SourceEvent& ev) {
   if (ev.topic >= options_.topics.size()) return;
   const config::TopicConfig& topic = options_.topics[ev.topic];
   auto key = std::make_pair(ev.topic, ev.partition);
+  if (ev.kind != SourceEvent::Kind::kError && halted_.count(key)) return;  // fetched before Pause
   switch (ev.kind) {
     case SourceEvent::Kind::kError:
       errors_family_->Add({{"reason", ev.error.reason()}}).Increment();
@@ -220,32 +279,16 @@ void Materializer::Handle(const SourceEvent& ev) {
     case SourceEvent::Kind::kRecord:
       break;
   }
+  std::shared_ptr<const schema::JsonSchema> schema =
+      options_.schemas != nullptr ? options_.schemas->Get(ev.topic) : nullptr;
+  RejectReason reason = CheckRecord(topic, schema.get(), ev.has_key, ev.key, ev.has_value,
+                                    ev.value);
+  if (reason != RejectReason::kNone && !HandleInvalid(ev, reason, schema.get())) return;
   if (batch_.empty()) batch_started_ = steady_clock::now();
   positions_[key] = ev.offset + 1;
   batch_.positions[key] = ev.offset + 1;
   consumed_[ev.topic]->Increment();
-  RejectReason reason = CheckRecord(topic, ev.has_key, ev.key, ev.has_value, ev.value);
-  if (reason != RejectReason::kNone) {
-    rejected_family_->Add({{"topic", topic.name}, {"reason", RejectReasonName(reason)}})
-        .Increment();
-    {
-      std::lock_guard<std::mutex> lock(counters_mu_);
-      ++counters_[ev.topic].consumed;
-      ++counters_[ev.topic].rejected;
-    }
-    auto& [window, count] = reject_log_budget_[ev.topic];
-    auto now = steady_clock::now();
-    if (now - window >= std::chrono::seconds(1)) {
-      window = now;
-      count = 0;
-    }
-    if (count++ < kRejectLogsPerSecond) {
-      log::Warn("record rejected; it is not served",
-                {{"topic", topic.name}, {"partition", ev.partition}, {"offset", ev.offset},
-                 {"reason", RejectReasonName(reason)}});
-    }
-    return;
-  }
+  if (reason != RejectReason::kNone) return;
   store::Mutation m;
   m.topic = ev.topic;
   m.key.assign(ev.key);
@@ -255,6 +298,77 @@ void Materializer::Handle(const SourceEvent& ev) {
   m.timestamp_ms = ev.timestamp_ms;
   batch_.bytes += ev.key.size() + ev.value.size();
   batch_.mutations.push_back(std::move(m));
+}
+
+bool Materializer::HandleInvalid(const SourceEvent& ev, RejectReason reason,
+                                 const schema::JsonSchema* schema) {
+  const config::TopicConfig& topic = options_.topics[ev.topic];
+  std::string detail = DescribeReject(reason, schema, ev.value);
+  RejectedRecord rec;
+  rec.partition = ev.partition;
+  rec.offset = ev.offset;
+  rec.has_key = ev.has_key;
+  rec.key.assign(ev.key.substr(0, RejectedLog::kMaxKeyBytes));
+  rec.reason = RejectReasonName(reason);
+  rec.detail = detail;
+  rec.timestamp_ms = ev.timestamp_ms;
+  rec.rejected_at = std::chrono::system_clock::now();
+  rec.action = "skipped";
+
+  if (topic.on_invalid == config::InvalidPolicy::kFail) {
+    rec.action = "halted";
+    if (options_.rejected != nullptr) options_.rejected->Add(ev.topic, rec);
+    HaltPartition(ev, rec.reason + ": " + detail,
+                  options_.schemas != nullptr ? options_.schemas->Get(ev.topic) : nullptr);
+    return false;
+  }
+  if (topic.on_invalid == config::InvalidPolicy::kDeadLetter) {
+    ProduceRequest dl;
+    dl.topic = topic.dead_letter_topic;
+    dl.has_key = ev.has_key;
+    dl.key.assign(ev.key);
+    if (ev.has_value) dl.value.emplace(ev.value);
+    dl.headers = {{"cachecar.error.reason", rec.reason},
+                  {"cachecar.error.detail", detail},
+                  {"cachecar.source.topic", topic.name},
+                  {"cachecar.source.partition", std::to_string(ev.partition)},
+                  {"cachecar.source.offset", std::to_string(ev.offset)},
+                  {"cachecar.source.timestamp", std::to_string(ev.timestamp_ms)}};
+    Delivery d = options_.dead_letters != nullptr
+                     ? ProduceAndWait(options_.dead_letters, std::move(dl),
+                                      options_.dead_letter_timeout)
+                     : Delivery{Status(Code::kInternal, "no dead-letter producer"), -1, -1};
+    dead_letters_family_->Add({{"topic", topic.name}, {"result", d.status.ok() ? "ok" : "failed"}})
+        .Increment();
+    if (!d.status.ok()) {
+      rec.action = "halted";
+      if (options_.rejected != nullptr) options_.rejected->Add(ev.topic, rec);
+      HaltPartition(ev, "dead letter to " + topic.dead_letter_topic + " failed (" +
+                            d.status.message() + ") for " + rec.reason + ": " + detail,
+                    options_.schemas != nullptr ? options_.schemas->Get(ev.topic) : nullptr);
+      return false;
+    }
+    rec.action = "dead-lettered";
+  }
+  rejected_family_->Add({{"topic", topic.name}, {"reason", rec.reason}}).Increment();
+  {
+    std::lock_guard<std::mutex> lock(counters_mu_);
+    ++counters_[ev.topic].consumed;
+    ++counters_[ev.topic].rejected;
+  }
+  auto& [window, count] = reject_log_budget_[ev.topic];
+  auto now = steady_clock::now();
+  if (now - window >= std::chrono::seconds(1)) {
+    window = now;
+    count = 0;
+  }
+  if (count++ < kRejectLogsPerSecond) {
+    log::Warn("record rejected; it is not served",
+              {{"topic", topic.name}, {"partition", ev.partition}, {"offset", ev.offset},
+               {"reason", rec.reason}, {"detail", detail}, {"action", rec.action}});
+  }
+  if (options_.rejected != nullptr) options_.rejected->Add(ev.topic, std::move(rec));
+  return true;
 }
 
 void Materializer::CommitWithRetry() {
@@ -287,6 +401,7 @@ Status Materializer::Commit() {
     MetricsFor(tp.first, tp.second).applied_offset->Set(static_cast<double>(next));
     tracker_->SetApplied(tp.first, tp.second, next);
   }
+  if (options_.notifier != nullptr) options_.notifier->Published(r->revision, batch_.positions);
   batch_.Clear();
   return Status::Ok();
 }

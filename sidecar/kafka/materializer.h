@@ -10,6 +10,16 @@
 // offsets with the data, then tells the CatchUpTracker.
 //
 // A failed commit (disk or map full) is retried with the same batch; consumption waits.
+//
+// A record that cannot be served (record_check.h: bad key, not JSON, or against the
+// topic's schema; the schema is read from the SchemaSet for every record, so a reloaded
+// schema applies from the next record on) is never applied, and the topic's on_invalid
+// policy decides the rest: skip moves past it; dead-letter first produces it, with error
+// headers, to the dead-letter topic and waits for the broker's acknowledgement, then moves
+// past it (a dead letter may be sent twice after a crash, never lost); fail halts the
+// partition at that offset: nothing more of it is applied, the CatchUpTracker and
+// ApplyNotifier are told, and the partition resumes from that very offset when the
+// topic's schema is replaced (a reload) or the process restarts.
 #pragma once
 
 #include <prometheus/counter.h>
@@ -28,8 +38,12 @@
 
 #include "config/config.h"
 #include "health/catch_up.h"
+#include "kafka/apply_notifier.h"
+#include "kafka/producer.h"
 #include "kafka/record_check.h"
 #include "kafka/record_source.h"
+#include "kafka/rejected_log.h"
+#include "schema/schema_set.h"
 #include "store/store.h"
 
 namespace cachecar::kafka {
@@ -45,6 +59,15 @@ struct MaterializerOptions {
   std::chrono::milliseconds retry_backoff{1000};
   // Longest a Poll blocks when there is nothing to commit (bounds Stop latency).
   std::chrono::milliseconds idle_poll{100};
+  // How long to wait for the broker to acknowledge one dead letter; past it, the
+  // partition halts (the record must not be skipped unrecorded).
+  std::chrono::milliseconds dead_letter_timeout{30000};
+
+  // Optional collaborators, none owned; each must outlive the Materializer.
+  const schema::SchemaSet* schemas = nullptr;  // null: no topic has a schema
+  RecordSink* dead_letters = nullptr;          // required if a topic dead-letters
+  RejectedLog* rejected = nullptr;
+  ApplyNotifier* notifier = nullptr;
 };
 
 // Per-topic totals since start, for status reporting.
@@ -76,10 +99,25 @@ class Materializer {
     prometheus::Gauge* start_offset;
   };
 
+  struct Halt {
+    int64_t offset;
+    std::shared_ptr<const schema::JsonSchema> schema;  // in force when it halted
+  };
+
   void Run();
   // Assigns topics not yet assigned whose metadata can now be read. Commits first.
   void SetUpPendingTopics();
+  // Commits, then hands the consumer every partition at its current position.
+  void Reassign();
   void Handle(const SourceEvent& ev);
+  // Applies the topic's on_invalid policy to a refused record. Returns false if the
+  // partition halted (the record's offset is not consumed).
+  bool HandleInvalid(const SourceEvent& ev, RejectReason reason,
+                     const schema::JsonSchema* schema);
+  void HaltPartition(const SourceEvent& ev, const std::string& why,
+                     std::shared_ptr<const schema::JsonSchema> schema);
+  // Lifts halts whose topic has a new schema since.
+  void RetryHalted();
   // Commits the batch, retrying until it succeeds or Stop() is called.
   void CommitWithRetry();
   Status Commit();
@@ -117,6 +155,10 @@ class Materializer {
   std::chrono::steady_clock::time_point batch_started_;
   std::chrono::steady_clock::time_point last_refresh_;
   std::vector<std::pair<std::chrono::steady_clock::time_point, int>> reject_log_budget_;
+  std::map<std::pair<size_t, int32_t>, Halt> halted_;
+  std::chrono::steady_clock::time_point last_halt_check_;
+  prometheus::Family<prometheus::Gauge>* halted_family_;
+  prometheus::Family<prometheus::Counter>* dead_letters_family_;
 
   std::atomic<bool> stopping_{false};
   std::mutex stop_mu_;  // guards nothing but stop_cv_ waits

@@ -3,45 +3,9 @@
 #include <cstring>
 
 #include "common/log.h"
+#include "kafka/rdkafka_util.h"
 
 namespace cachecar::kafka {
-namespace {
-
-// librdkafka's own diagnostics, as structured log lines (syslog levels: 3 error, 4 warning).
-void LogFromKafka(const rd_kafka_t*, int level, const char* facility, const char* message) {
-  spdlog::level::level_enum l = level <= 3   ? spdlog::level::err
-                                : level == 4 ? spdlog::level::warn
-                                : level <= 6 ? spdlog::level::info
-                                             : spdlog::level::debug;
-  log::Write(l, "kafka client", {{"facility", std::string_view(facility)},
-                                 {"detail", std::string_view(message)}});
-}
-
-Status SetConf(rd_kafka_conf_t* conf, const std::string& name, const std::string& value) {
-  char err[512];
-  if (rd_kafka_conf_set(conf, name.c_str(), value.c_str(), err, sizeof(err)) !=
-      RD_KAFKA_CONF_OK) {
-    return InvalidArgument("librdkafka property " + name + ": " + err,
-                           {{"kafka.properties." + name, err}});
-  }
-  return Status::Ok();
-}
-
-Status FromKafka(rd_kafka_resp_err_t err, const std::string& what) {
-  std::string msg = what + ": " + rd_kafka_err2str(err);
-  switch (err) {
-    case RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART:
-      return NotFound(msg, "KAFKA_TOPIC_NOT_FOUND");
-    case RD_KAFKA_RESP_ERR__TIMED_OUT:
-    case RD_KAFKA_RESP_ERR__TRANSPORT:
-    case RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN:
-      return Unavailable(msg, "KAFKA_UNAVAILABLE");
-    default:
-      return Status(Code::kUnavailable, msg, "KAFKA_ERROR");
-  }
-}
-
-}  // namespace
 
 Result<std::unique_ptr<RdKafkaSource>> RdKafkaSource::Create(
     const std::string& bootstrap_servers, const std::map<std::string, std::string>& properties,
@@ -168,8 +132,19 @@ Status RdKafkaSource::Assign(const std::vector<Assignment>& assignments) {
         a.offset;
   }
   rd_kafka_resp_err_t err = rd_kafka_assign(rk_, list);
+  // A partition paused before (halted) fetches again from its new offset.
+  if (err == RD_KAFKA_RESP_ERR_NO_ERROR) rd_kafka_resume_partitions(rk_, list);
   rd_kafka_topic_partition_list_destroy(list);
   if (err != RD_KAFKA_RESP_ERR_NO_ERROR) return FromKafka(err, "assign");
+  return Status::Ok();
+}
+
+Status RdKafkaSource::Pause(size_t topic, int32_t partition) {
+  rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(1);
+  rd_kafka_topic_partition_list_add(list, topics_.at(topic).c_str(), partition);
+  rd_kafka_resp_err_t err = rd_kafka_pause_partitions(rk_, list);
+  rd_kafka_topic_partition_list_destroy(list);
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) return FromKafka(err, "pause");
   return Status::Ok();
 }
 

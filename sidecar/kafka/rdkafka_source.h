@@ -29,6 +29,7 @@ class RdKafkaSource : public RecordSource {
   Result<std::vector<int64_t>> EndOffsets(size_t topic, int32_t partitions,
                                           std::chrono::milliseconds timeout) override;
   Status Assign(const std::vector<Assignment>& assignments) override;
+  Status Pause(size_t topic, int32_t partition) override;
   bool Poll(std::chrono::milliseconds timeout, SourceEvent* event) override;
   int64_t CachedEndOffset(size_t topic, int32_t partition) override;
 

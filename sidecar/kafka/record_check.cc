@@ -13,22 +13,67 @@ const char* RejectReasonName(RejectReason r) {
     case RejectReason::kEmptyKey: return "empty_key";
     case RejectReason::kInvalidUtf8Key: return "invalid_utf8_key";
     case RejectReason::kInvalidJson: return "invalid_json";
+    case RejectReason::kSchemaViolation: return "schema_violation";
   }
   return "unknown";
 }
 
-RejectReason CheckRecord(const config::TopicConfig& topic, bool has_key, std::string_view key,
-                         bool has_value, std::string_view value) {
+RejectReason CheckRecord(const config::TopicConfig& topic, const schema::JsonSchema* schema,
+                         bool has_key, std::string_view key, bool has_value,
+                         std::string_view value) {
   if (!has_key) return RejectReason::kMissingKey;
   if (key.empty()) return RejectReason::kEmptyKey;
   if (topic.key_encoding == config::KeyEncoding::kUtf8 && !IsValidUtf8(key)) {
     return RejectReason::kInvalidUtf8Key;
   }
-  if (has_value && topic.value_format == config::ValueFormat::kJson &&
-      !nlohmann::json::accept(value)) {
+  if (!has_value) return RejectReason::kNone;
+  if (schema != nullptr) {
+    switch (schema->Check(value)) {
+      case schema::Verdict::kValid:
+        return RejectReason::kNone;
+      case schema::Verdict::kNotJson:
+        return RejectReason::kInvalidJson;
+      case schema::Verdict::kInvalid:
+        return RejectReason::kSchemaViolation;
+    }
+  }
+  if (topic.value_format == config::ValueFormat::kJson && !nlohmann::json::accept(value)) {
     return RejectReason::kInvalidJson;
   }
   return RejectReason::kNone;
+}
+
+std::string DescribeReject(RejectReason reason, const schema::JsonSchema* schema,
+                           std::string_view value) {
+  switch (reason) {
+    case RejectReason::kNone:
+      return "";
+    case RejectReason::kMissingKey:
+      return "the record has no key, so it cannot be cached by key";
+    case RejectReason::kEmptyKey:
+      return "the record's key is empty";
+    case RejectReason::kInvalidUtf8Key:
+      return "the key is not valid UTF-8 (the topic's key_encoding is utf-8)";
+    case RejectReason::kInvalidJson:
+      if (schema != nullptr) {
+        auto v = schema->Explain(value, 1, true);
+        if (!v.empty()) return v[0].message;
+      }
+      return "the value is not a JSON document (the topic's value_format is json)";
+    case RejectReason::kSchemaViolation: {
+      constexpr size_t kShown = 3;
+      std::vector<schema::Violation> v = schema->Explain(value, kShown + 1, true);
+      std::string out;
+      for (size_t i = 0; i < v.size() && i < kShown; ++i) {
+        if (!out.empty()) out += "; ";
+        out += (v[i].pointer.empty() ? std::string("(root)") : v[i].pointer) + ": " +
+               v[i].message + " [" + v[i].keyword + "]";
+      }
+      if (v.size() > kShown) out += "; and more";
+      return out;
+    }
+  }
+  return "";
 }
 
 }  // namespace cachecar::kafka

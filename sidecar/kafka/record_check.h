@@ -4,7 +4,10 @@
 
 #include <string_view>
 
+#include <string>
+
 #include "config/config.h"
+#include "schema/json_schema.h"
 
 namespace cachecar::kafka {
 
@@ -14,14 +17,22 @@ enum class RejectReason {
   kEmptyKey,      // a zero-length key
   kInvalidUtf8Key,
   kInvalidJson,
+  kSchemaViolation,  // JSON, but not valid under the topic's schema
 };
 
-// Metric label / log value: "missing_key", "empty_key", "invalid_utf8_key", "invalid_json".
+// Metric label / log value: "missing_key", "empty_key", "invalid_utf8_key", "invalid_json",
+// "schema_violation".
 const char* RejectReasonName(RejectReason r);
 
-// Checks a record against its topic's encodings. A tombstone (no value) is checked only
-// for its key.
-RejectReason CheckRecord(const config::TopicConfig& topic, bool has_key, std::string_view key,
-                         bool has_value, std::string_view value);
+// Checks a record against its topic's encodings and, when `schema` is not null, its
+// schema. A tombstone (no value) is a delete: only its key is checked.
+RejectReason CheckRecord(const config::TopicConfig& topic, const schema::JsonSchema* schema,
+                         bool has_key, std::string_view key, bool has_value,
+                         std::string_view value);
+
+// What exactly is wrong, for the rejected-records list, logs and dead-letter headers.
+// Never quotes the record's values (they may be personal data).
+std::string DescribeReject(RejectReason reason, const schema::JsonSchema* schema,
+                           std::string_view value);
 
 }  // namespace cachecar::kafka

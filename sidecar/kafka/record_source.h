@@ -52,8 +52,12 @@ class RecordSource {
   virtual Result<std::vector<int64_t>> EndOffsets(size_t topic, int32_t partitions,
                                                   std::chrono::milliseconds timeout) = 0;
 
-  // Replaces the whole assignment.
+  // Replaces the whole assignment (every partition in it fetching, none paused).
   virtual Status Assign(const std::vector<Assignment>& assignments) = 0;
+
+  // Stops fetching a partition until the next Assign (a halted partition). Events already
+  // fetched may still arrive. The default does nothing.
+  virtual Status Pause(size_t topic, int32_t partition) { return Status::Ok(); }
 
   // Waits up to `timeout` for the next event. Returns false if none came.
   virtual bool Poll(std::chrono::milliseconds timeout, SourceEvent* event) = 0;

@@ -2,104 +2,11 @@
 
 #include <gtest/gtest.h>
 
-#include <deque>
-#include <mutex>
-
+#include "kafka/fake_source.h"
 #include "test_util.h"
 
 namespace cachecar::kafka {
 namespace {
-
-// A scripted RecordSource: tests push events; Poll hands them out in order.
-class FakeSource : public RecordSource {
- public:
-  struct Record {
-    SourceEvent ev;
-    std::string key, value;
-  };
-
-  void SetPartitions(size_t topic, int32_t count, std::vector<int64_t> ends) {
-    std::lock_guard<std::mutex> lock(mu_);
-    partitions_[topic] = count;
-    ends_[topic] = std::move(ends);
-  }
-  void PushRecord(size_t topic, int32_t partition, int64_t offset, std::optional<std::string> key,
-                  std::optional<std::string> value) {
-    Record r;
-    r.ev.kind = SourceEvent::Kind::kRecord;
-    r.ev.topic = topic;
-    r.ev.partition = partition;
-    r.ev.offset = offset;
-    r.ev.timestamp_ms = 1000;
-    r.ev.has_key = key.has_value();
-    r.key = key.value_or("");
-    r.ev.has_value = value.has_value();
-    r.value = value.value_or("");
-    Push(std::move(r));
-  }
-  void PushEnd(size_t topic, int32_t partition, int64_t offset) {
-    Record r;
-    r.ev.kind = SourceEvent::Kind::kPartitionEnd;
-    r.ev.topic = topic;
-    r.ev.partition = partition;
-    r.ev.offset = offset;
-    Push(std::move(r));
-  }
-  std::vector<Assignment> assignment() {
-    std::lock_guard<std::mutex> lock(mu_);
-    return assignment_;
-  }
-  // Waits until Poll has handed out every pushed event.
-  bool WaitDrained(std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
-    std::unique_lock<std::mutex> lock(mu_);
-    return cv_.wait_for(lock, timeout, [&] { return queue_.empty(); });
-  }
-
-  Result<int32_t> PartitionCount(size_t topic, std::chrono::milliseconds) override {
-    std::lock_guard<std::mutex> lock(mu_);
-    auto it = partitions_.find(topic);
-    if (it == partitions_.end()) return NotFound("no such topic", "KAFKA_TOPIC_NOT_FOUND");
-    return it->second;
-  }
-  Result<std::vector<int64_t>> EndOffsets(size_t topic, int32_t, std::chrono::milliseconds) override {
-    std::lock_guard<std::mutex> lock(mu_);
-    return ends_.at(topic);
-  }
-  Status Assign(const std::vector<Assignment>& a) override {
-    std::lock_guard<std::mutex> lock(mu_);
-    assignment_ = a;
-    return Status::Ok();
-  }
-  bool Poll(std::chrono::milliseconds timeout, SourceEvent* ev) override {
-    std::unique_lock<std::mutex> lock(mu_);
-    cv_.wait_for(lock, timeout, [&] { return !queue_.empty(); });
-    if (queue_.empty()) return false;
-    current_ = std::move(queue_.front());
-    queue_.pop_front();
-    if (queue_.empty()) cv_.notify_all();  // WaitDrained
-    *ev = current_.ev;
-    ev->key = current_.key;
-    ev->value = current_.value;
-    return true;
-  }
-  int64_t CachedEndOffset(size_t, int32_t) override { return -1; }
-
- private:
-  void Push(Record r) {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      queue_.push_back(std::move(r));
-    }
-    cv_.notify_all();
-  }
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::map<size_t, int32_t> partitions_;
-  std::map<size_t, std::vector<int64_t>> ends_;
-  std::vector<Assignment> assignment_;
-  std::deque<Record> queue_;
-  Record current_;  // the event the last Poll's views point into
-};
 
 class MaterializerTest : public ::testing::Test {
  protected:

@@ -1,0 +1,142 @@
+#include "kafka/apply_notifier.h"
+
+namespace cachecar::kafka {
+
+ApplyNotifier::ApplyNotifier(uint64_t revision) : revision_(revision) {
+  thread_ = std::thread([this] { Run(); });
+}
+
+ApplyNotifier::~ApplyNotifier() { Shutdown(); }
+
+size_t ApplyNotifier::pending() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return waiters_.size();
+}
+
+bool ApplyNotifier::Settle(const Waiter& w, Clock::time_point now, Ready* ready) const {
+  if (stopping_) {
+    ready->push_back({w.callback, {Unavailable("cachecar is shutting down", "SHUTTING_DOWN"), 0}});
+    return true;
+  }
+  if (w.by_revision) {
+    if (revision_ >= w.revision) {
+      ready->push_back({w.callback, {Status::Ok(), revision_}});
+      return true;
+    }
+  } else {
+    auto it = applied_.find(w.partition);
+    if (it != applied_.end() && it->second > w.offset) {
+      ready->push_back({w.callback, {Status::Ok(), revision_}});
+      return true;
+    }
+    auto h = halted_.find(w.partition);
+    if (h != halted_.end()) {
+      ready->push_back(
+          {w.callback,
+           {Status(Code::kFailedPrecondition, "the partition is halted: " + h->second,
+                   "PARTITION_HALTED"),
+            revision_}});
+      return true;
+    }
+  }
+  if (now >= w.deadline) {
+    ready->push_back({w.callback,
+                      {Status(Code::kDeadlineExceeded, "not applied before the deadline"),
+                       revision_}});
+    return true;
+  }
+  return false;
+}
+
+void ApplyNotifier::WaitForOffset(size_t topic, int32_t partition, int64_t offset,
+                                  Clock::time_point deadline, Callback callback) {
+  Waiter w;
+  w.partition = {topic, partition};
+  w.offset = offset;
+  w.deadline = deadline;
+  w.callback = std::move(callback);
+  Ready ready;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!Settle(w, Clock::now(), &ready)) waiters_.push_back(std::move(w));
+    changed_ = true;  // the thread may need an earlier wake-up for this deadline
+  }
+  cv_.notify_one();
+  for (auto& [cb, result] : ready) cb(result.first, result.second);
+}
+
+void ApplyNotifier::WaitForRevision(uint64_t revision, Clock::time_point deadline,
+                                    Callback callback) {
+  Waiter w;
+  w.by_revision = true;
+  w.revision = revision;
+  w.deadline = deadline;
+  w.callback = std::move(callback);
+  Ready ready;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!Settle(w, Clock::now(), &ready)) waiters_.push_back(std::move(w));
+    changed_ = true;
+  }
+  cv_.notify_one();
+  for (auto& [cb, result] : ready) cb(result.first, result.second);
+}
+
+void ApplyNotifier::Published(uint64_t revision, const std::map<PartitionKey, int64_t>& positions) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    revision_ = std::max(revision_, revision);
+    for (const auto& [key, next] : positions) {
+      int64_t& a = applied_[key];
+      a = std::max(a, next);
+    }
+    if (waiters_.empty()) return;
+    changed_ = true;
+  }
+  cv_.notify_one();
+}
+
+void ApplyNotifier::SetHalted(size_t topic, int32_t partition, std::string reason) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (reason.empty()) {
+      halted_.erase({topic, partition});
+    } else {
+      halted_[{topic, partition}] = std::move(reason);
+    }
+    changed_ = true;
+  }
+  cv_.notify_one();
+}
+
+void ApplyNotifier::Shutdown() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopping_) return;
+    stopping_ = true;
+  }
+  cv_.notify_one();
+  if (thread_.joinable()) thread_.join();
+}
+
+void ApplyNotifier::Run() {
+  std::unique_lock<std::mutex> lock(mu_);
+  for (;;) {
+    Clock::time_point next = Clock::time_point::max();
+    for (const auto& w : waiters_) next = std::min(next, w.deadline);
+    cv_.wait_until(lock, next, [&] { return changed_ || stopping_; });
+    changed_ = false;
+    Ready ready;
+    auto now = Clock::now();
+    for (auto it = waiters_.begin(); it != waiters_.end();) {
+      it = Settle(*it, now, &ready) ? waiters_.erase(it) : std::next(it);
+    }
+    bool stop = stopping_;
+    lock.unlock();
+    for (auto& [cb, result] : ready) cb(result.first, result.second);
+    lock.lock();
+    if (stop && waiters_.empty()) return;
+  }
+}
+
+}  // namespace cachecar::kafka

@@ -1,0 +1,89 @@
+// ApplyNotifier: lets a caller wait until a Kafka offset has been applied to the store, or
+// the store has reached a revision, with a deadline. It is how Put keeps its read-your-
+// writes promise and how reads honour min_revision.
+//
+// The materializer calls Published() after every commit (data first, then the news, so a
+// satisfied waiter's data is already readable). Published() only records the new state and
+// wakes the notifier's own thread, which runs the callbacks: no waiter, however slow its
+// callback, can delay the materializer.
+//
+// Every callback runs exactly once, on the notifier's thread (or inline, when the answer
+// is known at once), with:
+//   OK                   and the store revision at which the wait was satisfied;
+//   DEADLINE_EXCEEDED    the deadline passed first;
+//   FAILED_PRECONDITION  (PARTITION_HALTED) the partition was halted by on_invalid: fail;
+//   UNAVAILABLE          (SHUTTING_DOWN) the notifier is shutting down.
+//
+// Thread-safe.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <list>
+#include <map>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <utility>
+
+#include "common/status.h"
+
+namespace cachecar::kafka {
+
+class ApplyNotifier {
+ public:
+  using Clock = std::chrono::steady_clock;
+  using Callback = std::function<void(const Status& status, uint64_t revision)>;
+  using PartitionKey = std::pair<size_t, int32_t>;  // (topic index, partition)
+
+  // `revision`: the store's revision at start.
+  explicit ApplyNotifier(uint64_t revision);
+  ~ApplyNotifier();  // Shutdown()
+
+  // Waits until everything below `offset` + 1 of the partition is applied (the record at
+  // `offset` is readable).
+  void WaitForOffset(size_t topic, int32_t partition, int64_t offset, Clock::time_point deadline,
+                     Callback callback);
+  // Waits until the store revision is at least `revision`.
+  void WaitForRevision(uint64_t revision, Clock::time_point deadline, Callback callback);
+
+  // Materializer: a commit made the store `revision` and moved these partitions' next
+  // offsets. Also called at start with the stored positions.
+  void Published(uint64_t revision, const std::map<PartitionKey, int64_t>& positions);
+  // Materializer: the partition stopped applying (non-empty reason) or resumed (empty).
+  void SetHalted(size_t topic, int32_t partition, std::string reason);
+
+  // Fails every pending wait with UNAVAILABLE and stops the thread. Idempotent.
+  void Shutdown();
+
+  size_t pending() const;
+
+ private:
+  struct Waiter {
+    bool by_revision = false;
+    PartitionKey partition;
+    int64_t offset = 0;       // by offset: satisfied when next offset > offset
+    uint64_t revision = 0;    // by revision
+    Clock::time_point deadline;
+    Callback callback;
+  };
+  using Ready = std::vector<std::pair<Callback, std::pair<Status, uint64_t>>>;
+
+  // The answer for `w` now, if there is one. Needs mu_.
+  bool Settle(const Waiter& w, Clock::time_point now, Ready* ready) const;
+  void Run();
+
+  mutable std::mutex mu_;  // guards everything below
+  std::condition_variable cv_;
+  uint64_t revision_;
+  std::map<PartitionKey, int64_t> applied_;  // next offset to apply
+  std::map<PartitionKey, std::string> halted_;
+  std::list<Waiter> waiters_;
+  bool changed_ = false;
+  bool stopping_ = false;
+  std::thread thread_;
+};
+
+}  // namespace cachecar::kafka

@@ -1,0 +1,140 @@
+#include "kafka/producer.h"
+
+#include <future>
+
+#include "common/log.h"
+#include "kafka/rdkafka_util.h"
+
+namespace cachecar::kafka {
+
+namespace {
+
+Status DeliveryError(rd_kafka_resp_err_t err, const std::string& topic) {
+  std::string msg = "producing to " + topic + " failed: " + rd_kafka_err2str(err);
+  switch (err) {
+    case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE:
+    case RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE:
+      return Status(Code::kInvalidArgument, msg, "VALUE_TOO_LARGE").With("topic", topic);
+    case RD_KAFKA_RESP_ERR__MSG_TIMED_OUT:
+    case RD_KAFKA_RESP_ERR__TIMED_OUT:
+      return Status(Code::kDeadlineExceeded, msg, "KAFKA_TIMEOUT").With("topic", topic);
+    default:
+      return Status(Code::kUnavailable, msg, "KAFKA_UNAVAILABLE").With("topic", topic);
+  }
+}
+
+}  // namespace
+
+Delivery ProduceAndWait(RecordSink* sink, ProduceRequest request,
+                        std::chrono::milliseconds timeout) {
+  auto promise = std::make_shared<std::promise<Delivery>>();
+  std::future<Delivery> future = promise->get_future();
+  std::string topic = request.topic;
+  sink->Produce(std::move(request), [promise](const Delivery& d) { promise->set_value(d); });
+  if (future.wait_for(timeout) != std::future_status::ready) {
+    Delivery d;
+    d.status = Status(Code::kDeadlineExceeded, "producing to " + topic + " timed out",
+                      "KAFKA_TIMEOUT");
+    return d;
+  }
+  return future.get();
+}
+
+Result<std::unique_ptr<RdKafkaProducer>> RdKafkaProducer::Create(const ProducerOptions& options) {
+  rd_kafka_conf_t* conf = rd_kafka_conf_new();
+  auto fail = [&](Status st) -> Result<std::unique_ptr<RdKafkaProducer>> {
+    rd_kafka_conf_destroy(conf);
+    return st;
+  };
+  for (const auto& [k, v] : options.properties) {
+    Status st = SetConf(conf, k, v);
+    if (!st.ok()) return fail(st);
+  }
+  const std::pair<const char*, std::string> kOwn[] = {
+      {"bootstrap.servers", options.bootstrap_servers},
+      // No duplicates and no reordering on retries; implies acks=all.
+      {"enable.idempotence", "true"},
+      {"acks", "all"},
+      // The Java client's partitioner for keyed records.
+      {"partitioner", "murmur2_random"},
+      {"linger.ms", std::to_string(options.linger_ms)},
+      {"message.timeout.ms", std::to_string(options.delivery_timeout_ms)},
+  };
+  for (const auto& [k, v] : kOwn) {
+    Status st = SetConf(conf, k, v);
+    if (!st.ok()) return fail(st);
+  }
+  rd_kafka_conf_set_log_cb(conf, LogFromKafka);
+  rd_kafka_conf_set_dr_msg_cb(conf, &RdKafkaProducer::OnDelivery);
+  char err[512];
+  rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
+  if (rk == nullptr) return fail(InvalidArgument(std::string("cannot create producer: ") + err));
+  std::unique_ptr<RdKafkaProducer> p(new RdKafkaProducer());
+  p->rk_ = rk;
+  p->topics_ = options.topics;
+  p->poller_ = std::thread([raw = p.get()] {
+    while (!raw->stopping_) rd_kafka_poll(raw->rk_, 100);
+  });
+  return p;
+}
+
+RdKafkaProducer::~RdKafkaProducer() {
+  if (rk_ == nullptr) return;
+  rd_kafka_flush(rk_, 5000);
+  rd_kafka_purge(rk_, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+  stopping_ = true;
+  if (poller_.joinable()) poller_.join();
+  rd_kafka_poll(rk_, 0);  // deliver the purged records' callbacks
+  rd_kafka_destroy(rk_);
+}
+
+void RdKafkaProducer::OnDelivery(rd_kafka_t*, const rd_kafka_message_t* msg, void*) {
+  auto* done = static_cast<Callback*>(msg->_private);
+  if (done == nullptr) return;
+  Delivery d;
+  if (msg->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    d.status = DeliveryError(msg->err, msg->rkt != nullptr ? rd_kafka_topic_name(msg->rkt) : "");
+  } else {
+    d.partition = msg->partition;
+    d.offset = msg->offset;
+  }
+  (*done)(d);
+  delete done;
+}
+
+void RdKafkaProducer::Produce(ProduceRequest request, Callback done) {
+  if (!topics_.count(request.topic)) {
+    Delivery d;
+    d.status = Status(Code::kPermissionDenied,
+                      "topic " + request.topic + " is not writable through this sidecar",
+                      "TOPIC_READ_ONLY");
+    done(d);
+    return;
+  }
+  rd_kafka_headers_t* headers = nullptr;
+  if (!request.headers.empty()) {
+    headers = rd_kafka_headers_new(request.headers.size());
+    for (const auto& [name, value] : request.headers) {
+      rd_kafka_header_add(headers, name.data(), static_cast<ssize_t>(name.size()), value.data(),
+                          static_cast<ssize_t>(value.size()));
+    }
+  }
+  auto* cb = new Callback(std::move(done));
+  const char* value = request.value ? request.value->data() : nullptr;
+  size_t value_len = request.value ? request.value->size() : 0;
+  rd_kafka_resp_err_t err = rd_kafka_producev(
+      rk_, RD_KAFKA_V_TOPIC(request.topic.c_str()), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+      RD_KAFKA_V_KEY(request.has_key ? request.key.data() : nullptr,
+                     request.has_key ? request.key.size() : 0),
+      RD_KAFKA_V_VALUE(const_cast<char*>(value), value_len), RD_KAFKA_V_HEADERS(headers),
+      RD_KAFKA_V_OPAQUE(cb), RD_KAFKA_V_END);
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    if (headers != nullptr) rd_kafka_headers_destroy(headers);
+    Delivery d;
+    d.status = DeliveryError(err, request.topic);
+    (*cb)(d);
+    delete cb;
+  }
+}
+
+}  // namespace cachecar::kafka

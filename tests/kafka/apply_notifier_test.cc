@@ -1,0 +1,119 @@
+#include "kafka/apply_notifier.h"
+
+#include <gtest/gtest.h>
+
+#include "test_util.h"
+
+namespace cachecar::kafka {
+namespace {
+
+using Clock = ApplyNotifier::Clock;
+
+struct Outcome {
+  testing::Notification done;
+  Status status;
+  uint64_t revision = 0;
+  ApplyNotifier::Callback Callback() {
+    return [this](const Status& st, uint64_t r) {
+      status = st;
+      revision = r;
+      done.Notify();
+    };
+  }
+};
+
+const auto kLater = std::chrono::minutes(5);
+
+TEST(ApplyNotifierTest, AlreadyAppliedAnswersAtOnce) {
+  ApplyNotifier n(7);
+  n.Published(9, {{{0, 0}, 5}});
+  Outcome o;
+  n.WaitForOffset(0, 0, 4, Clock::now() + kLater, o.Callback());
+  ASSERT_TRUE(o.done.WaitFor(std::chrono::milliseconds(0)));  // inline
+  EXPECT_TRUE(o.status.ok());
+  EXPECT_EQ(o.revision, 9u);
+}
+
+TEST(ApplyNotifierTest, WaitsForTheCommitThatAppliesTheOffset) {
+  ApplyNotifier n(0);
+  Outcome o;
+  n.WaitForOffset(0, 1, 10, Clock::now() + kLater, o.Callback());
+  n.Published(3, {{{0, 1}, 10}});  // offset 10 not yet applied
+  n.Published(4, {{{0, 0}, 50}});  // another partition
+  EXPECT_FALSE(o.done.WaitFor(std::chrono::milliseconds(50)));
+  n.Published(5, {{{0, 1}, 11}});
+  ASSERT_TRUE(o.done.WaitFor());
+  EXPECT_TRUE(o.status.ok());
+  EXPECT_EQ(o.revision, 5u);
+}
+
+TEST(ApplyNotifierTest, RevisionWaits) {
+  ApplyNotifier n(10);
+  Outcome now, later;
+  n.WaitForRevision(10, Clock::now() + kLater, now.Callback());
+  ASSERT_TRUE(now.done.WaitFor(std::chrono::milliseconds(0)));
+  n.WaitForRevision(12, Clock::now() + kLater, later.Callback());
+  n.Published(11, {});
+  EXPECT_FALSE(later.done.WaitFor(std::chrono::milliseconds(50)));
+  n.Published(12, {});
+  ASSERT_TRUE(later.done.WaitFor());
+  EXPECT_EQ(later.revision, 12u);
+  EXPECT_EQ(n.pending(), 0u);
+}
+
+TEST(ApplyNotifierTest, DeadlinePassesWithDeadlineExceeded) {
+  ApplyNotifier n(0);
+  Outcome o;
+  n.WaitForRevision(5, Clock::now() + std::chrono::milliseconds(20), o.Callback());
+  ASSERT_TRUE(o.done.WaitFor());
+  EXPECT_EQ(o.status.code(), Code::kDeadlineExceeded);
+  EXPECT_EQ(n.pending(), 0u);
+}
+
+TEST(ApplyNotifierTest, HaltedPartitionFailsItsWaitersButNotOthers) {
+  ApplyNotifier n(0);
+  Outcome halted, other;
+  n.WaitForOffset(0, 0, 3, Clock::now() + kLater, halted.Callback());
+  n.WaitForOffset(0, 1, 3, Clock::now() + kLater, other.Callback());
+  n.SetHalted(0, 0, "bad record at offset 2");
+  ASSERT_TRUE(halted.done.WaitFor());
+  EXPECT_EQ(halted.status.code(), Code::kFailedPrecondition);
+  EXPECT_EQ(halted.status.reason(), "PARTITION_HALTED");
+  EXPECT_FALSE(other.done.WaitFor(std::chrono::milliseconds(20)));
+  n.SetHalted(0, 0, "");
+  Outcome after;
+  n.WaitForOffset(0, 0, 3, Clock::now() + std::chrono::milliseconds(20), after.Callback());
+  ASSERT_TRUE(after.done.WaitFor());
+  EXPECT_EQ(after.status.code(), Code::kDeadlineExceeded);  // waits again, not halted
+}
+
+TEST(ApplyNotifierTest, ShutdownFailsPendingAndLaterWaits) {
+  Outcome pending, late;
+  {
+    ApplyNotifier n(0);
+    n.WaitForRevision(100, Clock::now() + kLater, pending.Callback());
+    n.Shutdown();
+    ASSERT_TRUE(pending.done.WaitFor());
+    n.WaitForRevision(100, Clock::now() + kLater, late.Callback());
+    ASSERT_TRUE(late.done.WaitFor(std::chrono::milliseconds(0)));
+  }
+  EXPECT_EQ(pending.status.reason(), "SHUTTING_DOWN");
+  EXPECT_EQ(late.status.code(), Code::kUnavailable);
+}
+
+TEST(ApplyNotifierTest, SlowCallbackDoesNotBlockPublished) {
+  ApplyNotifier n(0);
+  testing::Notification entered, release;
+  n.WaitForRevision(1, Clock::now() + kLater, [&](const Status&, uint64_t) {
+    entered.Notify();
+    release.WaitFor();
+  });
+  n.Published(1, {});
+  ASSERT_TRUE(entered.WaitFor());
+  // The callback is still running on the notifier's thread; the writer is not held up.
+  for (uint64_t r = 2; r < 100; ++r) n.Published(r, {{{0, 0}, static_cast<int64_t>(r)}});
+  release.Notify();
+}
+
+}  // namespace
+}  // namespace cachecar::kafka
