@@ -10,13 +10,20 @@
 #include <malloc.h>
 
 #include <filesystem>
+#include <future>
+#include <set>
 
 #include "common/log.h"
 #include "health/catch_up.h"
+#include "kafka/apply_notifier.h"
 #include "kafka/materializer.h"
+#include "kafka/producer.h"
+#include "kafka/rejected_log.h"
+#include "schema/schema_set.h"
 #include "kafka/rdkafka_source.h"
 #include "metrics/http_server.h"
 #include "rpc/cache_service.h"
+#include "rpc/write_handler.h"
 #include "rpc/read_handler.h"
 #include "store/store.h"
 
@@ -50,17 +57,24 @@ Result<std::unique_ptr<Server>> Server::BuildAndStart(config::Config config) {
 
 Status Server::Start() {
   registry_ = std::make_shared<prometheus::Registry>();
-  for (size_t i = 0; i < config_.topics.size(); ++i) {
-    // Refuse rather than silently serve unvalidated data.
-    if (!config_.topics[i].schema_path.empty()) {
-      return Status(Code::kFailedPrecondition,
-                    "topics[" + std::to_string(i) + "].schema: JSON Schema validation is not "
-                    "available in this version of cachecar; remove the schema to run without it",
-                    "SCHEMA_UNSUPPORTED");
-    }
-  }
   std::vector<std::string> topic_names;
-  for (const auto& t : config_.topics) topic_names.push_back(t.name);
+  std::vector<schema::TopicSchema> topic_schemas;
+  std::vector<size_t> rejected_capacity;
+  std::set<std::string> produce_topics;  // writable ones and dead-letter targets
+  for (const auto& t : config_.topics) {
+    topic_names.push_back(t.name);
+    topic_schemas.push_back({t.name, t.schema_path});
+    rejected_capacity.push_back(t.rejected_history);
+    if (!t.read_only) produce_topics.insert(t.name);
+    if (t.on_invalid == config::InvalidPolicy::kDeadLetter) produce_topics.insert(t.dead_letter_topic);
+  }
+  // A schema that does not compile stops the start: never serve a topic whose rules
+  // cannot be enforced.
+  Result<std::unique_ptr<schema::SchemaSet>> schemas =
+      schema::SchemaSet::Load(topic_schemas, registry_.get());
+  if (!schemas.ok()) return schemas.status();
+  schemas_ = std::move(schemas).value();
+  rejected_log_ = std::make_unique<kafka::RejectedLog>(rejected_capacity);
 
   store::Options so;
   so.path = config_.store.path;
@@ -75,6 +89,18 @@ Status Server::Start() {
                              {"revision", store_->revision()}});
 
   tracker_ = std::make_unique<health::CatchUpTracker>(topic_names);
+  notifier_ = std::make_unique<kafka::ApplyNotifier>(store_->revision());
+  if (!produce_topics.empty()) {
+    kafka::ProducerOptions po;
+    po.bootstrap_servers = config_.kafka.bootstrap_servers;
+    po.properties = config_.kafka.properties;
+    po.topics = produce_topics;
+    po.linger_ms = config_.writes.linger_ms;
+    po.delivery_timeout_ms = config_.writes.delivery_timeout_ms;
+    Result<std::unique_ptr<kafka::RdKafkaProducer>> producer = kafka::RdKafkaProducer::Create(po);
+    if (!producer.ok()) return producer.status();
+    producer_ = std::move(producer).value();
+  }
 
   Result<std::unique_ptr<kafka::RdKafkaSource>> source = kafka::RdKafkaSource::Create(
       config_.kafka.bootstrap_servers, config_.kafka.properties, topic_names);
@@ -86,12 +112,22 @@ Status Server::Start() {
   mo.batch_max_records = config_.materializer.batch_max_records;
   mo.batch_max_bytes = config_.materializer.batch_max_bytes;
   mo.batch_max_delay = std::chrono::milliseconds(config_.materializer.batch_max_delay_ms);
+  mo.dead_letter_timeout = std::chrono::milliseconds(config_.writes.delivery_timeout_ms);
+  mo.schemas = schemas_.get();
+  mo.dead_letters = producer_.get();
+  mo.rejected = rejected_log_.get();
+  mo.notifier = notifier_.get();
   materializer_ = std::make_unique<kafka::Materializer>(mo, store_.get(), source_.get(),
                                                         tracker_.get(), registry_.get());
   read_handler_ = std::make_unique<rpc::ReadHandler>(
       &config_, store_.get(), tracker_.get(),
       [m = materializer_.get()] { return m->Counters(); });
-  cache_service_ = std::make_unique<rpc::CacheService>(read_handler_.get(), registry_.get());
+  read_handler_->set_rejected_log(rejected_log_.get());
+  write_handler_ = std::make_unique<rpc::WriteHandler>(&config_, schemas_.get(), producer_.get(),
+                                                       notifier_.get());
+  cache_service_ = std::make_unique<rpc::CacheService>(
+      read_handler_.get(), registry_.get(), write_handler_.get(), notifier_.get(),
+      std::chrono::milliseconds(config_.writes.max_wait_ms));
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -159,6 +195,7 @@ Status Server::Start() {
     http_server_ = std::move(http).value();
   }
   materializer_->Start();
+  schemas_->StartWatching(std::chrono::milliseconds(config_.schemas.reload_interval_ms));
   log::Info("listening", {{"grpc_address", config_.grpc.address},
                           {"grpc_port", grpc_port_},
                           {"unix_socket", config_.grpc.unix_socket},
@@ -171,11 +208,21 @@ void Server::Shutdown(std::chrono::milliseconds grace) {
   shut_down_ = true;
   if (grpc_server_) {
     grpc_server_->GetHealthCheckService()->Shutdown();  // probes see NOT_SERVING at once
-    grpc_server_->Shutdown(std::chrono::system_clock::now() + grace);
+    // Calls in flight get the grace period; Puts and reads still waiting after it are
+    // answered UNAVAILABLE (SHUTTING_DOWN) so that every call can finish.
+    auto deadline = std::chrono::system_clock::now() + grace;
+    auto stopped = std::async(std::launch::async, [&] { grpc_server_->Shutdown(deadline); });
+    if (stopped.wait_until(deadline) != std::future_status::ready && notifier_) {
+      notifier_->Shutdown();
+    }
+    stopped.wait();
     grpc_server_->Wait();
   }
+  if (schemas_) schemas_->Stop();
   http_server_.reset();
   if (materializer_) materializer_->Stop();
+  producer_.reset();  // after the materializer (dead letters), before the notifier
+  notifier_.reset();
   source_.reset();
   log::Info("stopped", {{"revision", store_ ? store_->revision() : 0}});
   store_.reset();

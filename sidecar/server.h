@@ -22,8 +22,15 @@ namespace cachecar {
 
 namespace store { class Store; }
 namespace health { class CatchUpTracker; }
-namespace kafka { class RdKafkaSource; class Materializer; }
-namespace rpc { class ReadHandler; class CacheService; }
+namespace kafka {
+class RdKafkaSource;
+class RdKafkaProducer;
+class Materializer;
+class ApplyNotifier;
+class RejectedLog;
+}  // namespace kafka
+namespace schema { class SchemaSet; }
+namespace rpc { class ReadHandler; class WriteHandler; class CacheService; }
 namespace metrics { class HttpServer; }
 
 class Server {
@@ -47,8 +54,13 @@ class Server {
   std::unique_ptr<store::Store> store_;
   std::unique_ptr<health::CatchUpTracker> tracker_;
   std::unique_ptr<kafka::RdKafkaSource> source_;
+  std::unique_ptr<schema::SchemaSet> schemas_;
+  std::unique_ptr<kafka::RejectedLog> rejected_log_;
+  std::unique_ptr<kafka::ApplyNotifier> notifier_;
+  std::unique_ptr<kafka::RdKafkaProducer> producer_;
   std::unique_ptr<kafka::Materializer> materializer_;
   std::unique_ptr<rpc::ReadHandler> read_handler_;
+  std::unique_ptr<rpc::WriteHandler> write_handler_;
   std::unique_ptr<rpc::CacheService> cache_service_;
   std::unique_ptr<grpc::Server> grpc_server_;
   std::unique_ptr<metrics::HttpServer> http_server_;

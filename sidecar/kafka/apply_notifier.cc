@@ -48,38 +48,45 @@ bool ApplyNotifier::Settle(const Waiter& w, Clock::time_point now, Ready* ready)
   return false;
 }
 
-void ApplyNotifier::WaitForOffset(size_t topic, int32_t partition, int64_t offset,
-                                  Clock::time_point deadline, Callback callback) {
+uint64_t ApplyNotifier::Add(Waiter w) {
+  Ready ready;
+  uint64_t id = 0;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!Settle(w, Clock::now(), &ready)) {
+      id = next_id_++;
+      waiters_.emplace(id, std::move(w));
+      changed_ = true;  // the thread may need an earlier wake-up for this deadline
+    }
+  }
+  if (id != 0) cv_.notify_one();
+  for (auto& [cb, result] : ready) cb(result.first, result.second);
+  return id;
+}
+
+uint64_t ApplyNotifier::WaitForOffset(size_t topic, int32_t partition, int64_t offset,
+                                      Clock::time_point deadline, Callback callback) {
   Waiter w;
   w.partition = {topic, partition};
   w.offset = offset;
   w.deadline = deadline;
   w.callback = std::move(callback);
-  Ready ready;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (!Settle(w, Clock::now(), &ready)) waiters_.push_back(std::move(w));
-    changed_ = true;  // the thread may need an earlier wake-up for this deadline
-  }
-  cv_.notify_one();
-  for (auto& [cb, result] : ready) cb(result.first, result.second);
+  return Add(std::move(w));
 }
 
-void ApplyNotifier::WaitForRevision(uint64_t revision, Clock::time_point deadline,
-                                    Callback callback) {
+uint64_t ApplyNotifier::WaitForRevision(uint64_t revision, Clock::time_point deadline,
+                                        Callback callback) {
   Waiter w;
   w.by_revision = true;
   w.revision = revision;
   w.deadline = deadline;
   w.callback = std::move(callback);
-  Ready ready;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (!Settle(w, Clock::now(), &ready)) waiters_.push_back(std::move(w));
-    changed_ = true;
-  }
-  cv_.notify_one();
-  for (auto& [cb, result] : ready) cb(result.first, result.second);
+  return Add(std::move(w));
+}
+
+void ApplyNotifier::Cancel(uint64_t id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  waiters_.erase(id);
 }
 
 void ApplyNotifier::Published(uint64_t revision, const std::map<PartitionKey, int64_t>& positions) {
@@ -123,13 +130,13 @@ void ApplyNotifier::Run() {
   std::unique_lock<std::mutex> lock(mu_);
   for (;;) {
     Clock::time_point next = Clock::time_point::max();
-    for (const auto& w : waiters_) next = std::min(next, w.deadline);
+    for (const auto& [id, w] : waiters_) next = std::min(next, w.deadline);
     cv_.wait_until(lock, next, [&] { return changed_ || stopping_; });
     changed_ = false;
     Ready ready;
     auto now = Clock::now();
     for (auto it = waiters_.begin(); it != waiters_.end();) {
-      it = Settle(*it, now, &ready) ? waiters_.erase(it) : std::next(it);
+      it = Settle(it->second, now, &ready) ? waiters_.erase(it) : std::next(it);
     }
     bool stop = stopping_;
     lock.unlock();

@@ -21,7 +21,6 @@
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
-#include <list>
 #include <map>
 #include <mutex>
 #include <string>
@@ -43,11 +42,14 @@ class ApplyNotifier {
   ~ApplyNotifier();  // Shutdown()
 
   // Waits until everything below `offset` + 1 of the partition is applied (the record at
-  // `offset` is readable).
-  void WaitForOffset(size_t topic, int32_t partition, int64_t offset, Clock::time_point deadline,
-                     Callback callback);
-  // Waits until the store revision is at least `revision`.
-  void WaitForRevision(uint64_t revision, Clock::time_point deadline, Callback callback);
+  // `offset` is readable). Returns an id for Cancel (0 if answered inline).
+  uint64_t WaitForOffset(size_t topic, int32_t partition, int64_t offset,
+                         Clock::time_point deadline, Callback callback);
+  // Waits until the store revision is at least `revision`. UINT64_MAX makes a plain
+  // timer (answered DEADLINE_EXCEEDED at the deadline, unless cancelled).
+  uint64_t WaitForRevision(uint64_t revision, Clock::time_point deadline, Callback callback);
+  // Drops a pending wait without calling it; no-op if it was answered already.
+  void Cancel(uint64_t id);
 
   // Materializer: a commit made the store `revision` and moved these partitions' next
   // offsets. Also called at start with the stored positions.
@@ -70,6 +72,7 @@ class ApplyNotifier {
     Callback callback;
   };
   using Ready = std::vector<std::pair<Callback, std::pair<Status, uint64_t>>>;
+  uint64_t Add(Waiter w);
 
   // The answer for `w` now, if there is one. Needs mu_.
   bool Settle(const Waiter& w, Clock::time_point now, Ready* ready) const;
@@ -80,7 +83,8 @@ class ApplyNotifier {
   uint64_t revision_;
   std::map<PartitionKey, int64_t> applied_;  // next offset to apply
   std::map<PartitionKey, std::string> halted_;
-  std::list<Waiter> waiters_;
+  std::map<uint64_t, Waiter> waiters_;  // by id
+  uint64_t next_id_ = 1;
   bool changed_ = false;
   bool stopping_ = false;
   std::thread thread_;

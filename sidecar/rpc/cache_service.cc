@@ -6,8 +6,13 @@
 
 namespace cachecar::rpc {
 
-CacheService::CacheService(const ReadHandler* handler, prometheus::Registry* registry)
+CacheService::CacheService(const ReadHandler* handler, prometheus::Registry* registry,
+                           const WriteHandler* writes, kafka::ApplyNotifier* notifier,
+                           std::chrono::milliseconds max_wait)
     : handler_(handler),
+      writes_(writes),
+      notifier_(notifier),
+      max_wait_(max_wait),
       latency_family_(&prometheus::BuildHistogram()
                            .Name("cachecar_rpc_duration_seconds")
                            .Help("Time to handle an RPC, by method and status code.")
@@ -21,24 +26,20 @@ CacheService::CacheService(const ReadHandler* handler, prometheus::Registry* reg
   SetMessageAllocatorFor_List(&list_allocator_);
 }
 
-template <typename Fn>
-grpc::ServerUnaryReactor* CacheService::Serve(grpc::CallbackServerContext* ctx, Method method,
-                                              Fn fn) {
-  auto start = std::chrono::steady_clock::now();
-  Status st = fn();
+void CacheService::Finish(grpc::CallbackServerContext* ctx, grpc::ServerUnaryReactor* reactor,
+                          Method method, Clock::time_point start, const Status& st) {
   ctx->AddInitialMetadata(kRevisionHeader, std::to_string(handler_->revision()));
-  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
   reactor->Finish(ToGrpcStatus(st));
-  double seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  double seconds = std::chrono::duration<double>(Clock::now() - start).count();
   int code = static_cast<int>(st.code());
   if (code < 0 || code >= kCodeCount) code = static_cast<int>(Code::kUnknown);
   prometheus::Histogram* latency = latency_[method][code].load(std::memory_order_acquire);
   prometheus::Counter* requests = requests_[method][code].load(std::memory_order_acquire);
   if (latency == nullptr || requests == nullptr) {
-    static const char* kMethods[kMethodCount] = {"Get", "BatchGet", "List", "GetStatus"};
+    static const char* kMethods[kMethodCount] = {"Get", "BatchGet", "List", "GetStatus",
+                                                 "Put", "Delete", "ListRejectedRecords"};
     static const prometheus::Histogram::BucketBoundaries kBuckets = {
-        0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 1};
+        0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 1, 10};
     std::map<std::string, std::string> labels = {{"method", kMethods[method]},
                                                  {"code", CodeName(static_cast<Code>(code))}};
     // Family::Add returns the existing metric for known labels, so racing threads agree.
@@ -49,29 +50,135 @@ grpc::ServerUnaryReactor* CacheService::Serve(grpc::CallbackServerContext* ctx, 
   }
   latency->Observe(seconds);
   requests->Increment();
+}
+
+template <typename Fn>
+grpc::ServerUnaryReactor* CacheService::Serve(grpc::CallbackServerContext* ctx, Method method,
+                                              Fn fn) {
+  auto start = Clock::now();
+  Status st = fn();
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  Finish(ctx, reactor, method, start, st);
+  return reactor;
+}
+
+CacheService::Clock::time_point CacheService::WaitDeadline(
+    const grpc::CallbackServerContext* ctx) const {
+  auto now = Clock::now();
+  auto limit = now + max_wait_;
+  auto sys_deadline = ctx->deadline();
+  if (sys_deadline == std::chrono::system_clock::time_point::max()) return limit;
+  auto remaining = sys_deadline - std::chrono::system_clock::now();
+  auto margin = std::min<std::chrono::system_clock::duration>(std::chrono::milliseconds(50),
+                                                              remaining / 10);
+  auto until = now + std::chrono::duration_cast<Clock::duration>(remaining - margin);
+  return std::min(until, limit);
+}
+
+template <typename Fn>
+grpc::ServerUnaryReactor* CacheService::ServeAt(grpc::CallbackServerContext* ctx, Method method,
+                                                uint64_t min_revision, Fn fn) {
+  if (min_revision <= handler_->revision() || notifier_ == nullptr) {
+    if (min_revision > handler_->revision()) {
+      return Serve(ctx, method, [&] {
+        return Status(Code::kOutOfRange, "min_revision is ahead of the store",
+                      "REVISION_NOT_YET_APPLIED")
+            .With("current_revision", std::to_string(handler_->revision()));
+      });
+    }
+    return Serve(ctx, method, fn);
+  }
+  auto start = Clock::now();
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  notifier_->WaitForRevision(
+      min_revision, WaitDeadline(ctx),
+      [this, ctx, reactor, method, start, min_revision, fn](const Status& st, uint64_t current) {
+        if (st.ok()) return Finish(ctx, reactor, method, start, fn());
+        Status out = st;
+        if (st.code() == Code::kDeadlineExceeded) {
+          out = Status(Code::kOutOfRange,
+                       "the store did not reach revision " + std::to_string(min_revision) +
+                           " before the deadline (it is at " + std::to_string(current) + ")",
+                       "REVISION_NOT_YET_APPLIED")
+                    .With("current_revision", std::to_string(current));
+        }
+        Finish(ctx, reactor, method, start, out);
+      });
   return reactor;
 }
 
 grpc::ServerUnaryReactor* CacheService::Get(grpc::CallbackServerContext* ctx,
                                             const v1::GetRequest* req, v1::GetResponse* resp) {
-  return Serve(ctx, kGet, [&] { return handler_->Get(*req, resp); });
+  return ServeAt(ctx, kGet, req->min_revision(), [this, req, resp] { return handler_->Get(*req, resp); });
 }
 
 grpc::ServerUnaryReactor* CacheService::BatchGet(grpc::CallbackServerContext* ctx,
                                                  const v1::BatchGetRequest* req,
                                                  v1::BatchGetResponse* resp) {
-  return Serve(ctx, kBatchGet, [&] { return handler_->BatchGet(*req, resp); });
+  return ServeAt(ctx, kBatchGet, req->min_revision(),
+                 [this, req, resp] { return handler_->BatchGet(*req, resp); });
 }
 
 grpc::ServerUnaryReactor* CacheService::List(grpc::CallbackServerContext* ctx,
                                              const v1::ListRequest* req, v1::ListResponse* resp) {
-  return Serve(ctx, kList, [&] { return handler_->List(*req, resp); });
+  return ServeAt(ctx, kList, req->min_revision(),
+                 [this, req, resp] { return handler_->List(*req, resp); });
 }
 
 grpc::ServerUnaryReactor* CacheService::GetStatus(grpc::CallbackServerContext* ctx,
                                                   const v1::GetStatusRequest* req,
                                                   v1::GetStatusResponse* resp) {
   return Serve(ctx, kGetStatus, [&] { return handler_->GetStatus(*req, resp); });
+}
+
+namespace {
+
+template <typename Response>
+void FillWrite(const WriteResult& r, Response* resp) {
+  resp->set_partition(r.partition);
+  resp->set_offset(r.offset);
+  resp->set_applied(r.applied);
+  resp->set_store_revision(r.revision);
+}
+
+}  // namespace
+
+grpc::ServerUnaryReactor* CacheService::Put(grpc::CallbackServerContext* ctx,
+                                            const v1::PutRequest* req, v1::PutResponse* resp) {
+  if (writes_ == nullptr) {
+    return Serve(ctx, kPut, [] { return Status(Code::kUnimplemented, "writes are disabled"); });
+  }
+  auto start = Clock::now();
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  writes_->Put(*req, WaitDeadline(ctx),
+               [this, ctx, reactor, start, resp](const Status& st, const WriteResult& r) {
+                 if (st.ok()) FillWrite(r, resp);
+                 Finish(ctx, reactor, kPut, start, st);
+               });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* CacheService::Delete(grpc::CallbackServerContext* ctx,
+                                               const v1::DeleteRequest* req,
+                                               v1::DeleteResponse* resp) {
+  if (writes_ == nullptr) {
+    return Serve(ctx, kDelete, [] { return Status(Code::kUnimplemented, "writes are disabled"); });
+  }
+  auto start = Clock::now();
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  writes_->Delete(*req, WaitDeadline(ctx),
+                  [this, ctx, reactor, start, resp](const Status& st, const WriteResult& r) {
+                    if (st.ok()) FillWrite(r, resp);
+                    Finish(ctx, reactor, kDelete, start, st);
+                  });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* CacheService::ListRejectedRecords(
+    grpc::CallbackServerContext* ctx, const v1::ListRejectedRecordsRequest* req,
+    v1::ListRejectedRecordsResponse* resp) {
+  return Serve(ctx, kListRejectedRecords,
+               [&] { return handler_->ListRejectedRecords(*req, resp); });
 }
 
 }  // namespace cachecar::rpc

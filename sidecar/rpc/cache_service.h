@@ -1,17 +1,22 @@
 // CacheService: the gRPC adapter. Each method converts nothing but transport concerns:
-// it calls the ReadHandler, sets the cachecar-store-revision header, records latency and
-// maps the Status (rpc/errors.h). Handlers run inline on gRPC's callback threads; they only
-// take short LMDB read transactions, so nothing blocks.
+// it calls the ReadHandler or WriteHandler, sets the cachecar-store-revision header,
+// records latency and maps the Status (rpc/errors.h). Reads run inline on gRPC's callback
+// threads (short LMDB read transactions); a read with min_revision ahead of the store, and
+// every Put and Delete, finish later from the ApplyNotifier's or producer's thread, so no
+// gRPC thread blocks.
 #pragma once
 
 #include <prometheus/histogram.h>
 #include <prometheus/registry.h>
 
 #include <atomic>
+#include <chrono>
 
 #include "cachecar/v1/cache.grpc.pb.h"
+#include "kafka/apply_notifier.h"
 #include "rpc/arena_allocator.h"
 #include "rpc/read_handler.h"
+#include "rpc/write_handler.h"
 
 namespace cachecar::rpc {
 
@@ -19,7 +24,12 @@ inline constexpr char kRevisionHeader[] = "cachecar-store-revision";
 
 class CacheService final : public v1::CacheService::CallbackService {
  public:
-  CacheService(const ReadHandler* handler, prometheus::Registry* registry);
+  // Not owned. `writes` and `notifier` may be null (then Put/Delete answer
+  // UNIMPLEMENTED and min_revision ahead of the store fails at once). `max_wait` bounds
+  // waits of calls without a deadline.
+  CacheService(const ReadHandler* handler, prometheus::Registry* registry,
+               const WriteHandler* writes = nullptr, kafka::ApplyNotifier* notifier = nullptr,
+               std::chrono::milliseconds max_wait = std::chrono::seconds(30));
 
   grpc::ServerUnaryReactor* Get(grpc::CallbackServerContext* ctx, const v1::GetRequest* req,
                                 v1::GetResponse* resp) override;
@@ -31,15 +41,39 @@ class CacheService final : public v1::CacheService::CallbackService {
   grpc::ServerUnaryReactor* GetStatus(grpc::CallbackServerContext* ctx,
                                       const v1::GetStatusRequest* req,
                                       v1::GetStatusResponse* resp) override;
+  grpc::ServerUnaryReactor* Put(grpc::CallbackServerContext* ctx, const v1::PutRequest* req,
+                                v1::PutResponse* resp) override;
+  grpc::ServerUnaryReactor* Delete(grpc::CallbackServerContext* ctx,
+                                   const v1::DeleteRequest* req,
+                                   v1::DeleteResponse* resp) override;
+  grpc::ServerUnaryReactor* ListRejectedRecords(grpc::CallbackServerContext* ctx,
+                                                const v1::ListRejectedRecordsRequest* req,
+                                                v1::ListRejectedRecordsResponse* resp) override;
 
  private:
-  enum Method { kGet, kBatchGet, kList, kGetStatus, kMethodCount };
+  enum Method {
+    kGet, kBatchGet, kList, kGetStatus, kPut, kDelete, kListRejectedRecords, kMethodCount
+  };
   static constexpr int kCodeCount = 17;  // gRPC status codes 0..16
+  using Clock = std::chrono::steady_clock;
 
+  // Finishes the call: revision header, status, latency and request metrics.
+  void Finish(grpc::CallbackServerContext* ctx, grpc::ServerUnaryReactor* reactor,
+              Method method, Clock::time_point start, const Status& st);
   template <typename Fn>
   grpc::ServerUnaryReactor* Serve(grpc::CallbackServerContext* ctx, Method method, Fn fn);
+  // As Serve, once the store has reached `min_revision` (or fails OUT_OF_RANGE).
+  template <typename Fn>
+  grpc::ServerUnaryReactor* ServeAt(grpc::CallbackServerContext* ctx, Method method,
+                                    uint64_t min_revision, Fn fn);
+  // When to give up waiting: a little before the call's deadline, so the answer (a
+  // distinct error) reaches the client before its own deadline does; max_wait if none.
+  Clock::time_point WaitDeadline(const grpc::CallbackServerContext* ctx) const;
 
   const ReadHandler* handler_;
+  const WriteHandler* writes_;
+  kafka::ApplyNotifier* notifier_;
+  std::chrono::milliseconds max_wait_;
   ArenaMessageAllocator<v1::GetRequest, v1::GetResponse> get_allocator_;
   ArenaMessageAllocator<v1::BatchGetRequest, v1::BatchGetResponse> batch_get_allocator_;
   ArenaMessageAllocator<v1::ListRequest, v1::ListResponse> list_allocator_;

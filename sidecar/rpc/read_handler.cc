@@ -97,17 +97,49 @@ Result<size_t> ReadHandler::ResolveTopic(const std::string& topic, bool allow_co
       .With("topic", shown);
 }
 
-std::string ReadHandler::KeyProblem(size_t topic, const std::string& key) const {
+std::string KeyProblem(const config::TopicConfig& topic, const std::string& key,
+                       size_t max_key_bytes) {
   if (key.empty()) return "required";
-  if (key.size() > limits_.max_key_bytes) {
+  if (key.size() > max_key_bytes) {
     return "is " + std::to_string(key.size()) + " bytes; at most " +
-           std::to_string(limits_.max_key_bytes) + " allowed";
+           std::to_string(max_key_bytes) + " allowed";
   }
-  if (config_->topics[topic].key_encoding == config::KeyEncoding::kUtf8 && !IsValidUtf8(key)) {
-    return "must be valid UTF-8 (topic " + config_->topics[topic].name +
-           " has key_encoding utf-8)";
+  if (topic.key_encoding == config::KeyEncoding::kUtf8 && !IsValidUtf8(key)) {
+    return "must be valid UTF-8 (topic " + topic.name + " has key_encoding utf-8)";
   }
   return {};
+}
+
+std::string ReadHandler::KeyProblem(size_t topic, const std::string& key) const {
+  return rpc::KeyProblem(config_->topics[topic], key, limits_.max_key_bytes);
+}
+
+Status ReadHandler::ListRejectedRecords(const v1::ListRejectedRecordsRequest& req,
+                                        v1::ListRejectedRecordsResponse* resp) const {
+  std::vector<FieldViolation> violations;
+  Result<size_t> topic = ResolveTopic(req.topic(), /*allow_cold=*/true, &violations);
+  if (!violations.empty()) return BadRequest(std::move(violations));
+  if (!topic.ok()) return topic.status();
+  if (rejected_ == nullptr) return Status::Ok();
+  for (const kafka::RejectedRecord& r : rejected_->List(*topic)) {
+    v1::RejectedRecord* out = resp->add_records();
+    out->set_partition(r.partition);
+    out->set_offset(r.offset);
+    if (r.has_key) out->set_key(r.key);
+    out->set_reason(r.reason);
+    out->set_detail(r.detail);
+    out->set_action(r.action);
+    if (r.timestamp_ms >= 0) {
+      out->mutable_kafka_timestamp()->set_seconds(r.timestamp_ms / 1000);
+      out->mutable_kafka_timestamp()->set_nanos(static_cast<int32_t>(r.timestamp_ms % 1000) * 1000000);
+    }
+    auto since = r.rejected_at.time_since_epoch();
+    auto secs = std::chrono::duration_cast<std::chrono::seconds>(since);
+    out->mutable_reject_time()->set_seconds(secs.count());
+    out->mutable_reject_time()->set_nanos(static_cast<int32_t>(
+        std::chrono::duration_cast<std::chrono::nanoseconds>(since - secs).count()));
+  }
+  return Status::Ok();
 }
 
 Status ReadHandler::Get(const v1::GetRequest& req, v1::GetResponse* resp) const {
@@ -225,7 +257,8 @@ Status ReadHandler::GetStatus(const v1::GetStatusRequest&, v1::GetStatusResponse
       ps->set_end_offset(p.end_offset);
       ps->set_lag(p.end_offset < 0 ? -1
                                    : std::max<int64_t>(0, p.end_offset - std::max<int64_t>(0, p.applied)));
-      ps->set_ready(p.ready);
+      ps->set_ready(p.ready && !p.halted);
+      if (p.halted) ps->set_halted_reason(p.halt_reason);
     }
   }
   return Status::Ok();

@@ -38,6 +38,11 @@ class ReadHandler {
   Status BatchGet(const v1::BatchGetRequest& req, v1::BatchGetResponse* resp) const;
   Status List(const v1::ListRequest& req, v1::ListResponse* resp) const;
   Status GetStatus(const v1::GetStatusRequest& req, v1::GetStatusResponse* resp) const;
+  Status ListRejectedRecords(const v1::ListRejectedRecordsRequest& req,
+                             v1::ListRejectedRecordsResponse* resp) const;
+
+  // Where rejected records are remembered (not owned; null: none are).
+  void set_rejected_log(const kafka::RejectedLog* log) { rejected_ = log; }
 
   // The store's revision now (for response headers on any outcome).
   uint64_t revision() const { return store_->revision(); }
@@ -55,7 +60,13 @@ class ReadHandler {
   const health::CatchUpTracker* tracker_;
   CountersFn counters_;
   ReadLimits limits_;
+  const kafka::RejectedLog* rejected_ = nullptr;
 };
+
+// Why `key` is not acceptable for `topic`, or empty when it is. Builds no string for a good
+// key (BatchGet checks up to max_batch_keys of them per call).
+std::string KeyProblem(const config::TopicConfig& topic, const std::string& key,
+                       size_t max_key_bytes);
 
 // Page tokens: opaque to clients, bound to the topic and prefix they were issued for.
 std::string EncodePageToken(const std::string& topic, const std::string& prefix,

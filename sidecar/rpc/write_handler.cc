@@ -1,0 +1,184 @@
+#include "rpc/write_handler.h"
+
+#include <atomic>
+#include <limits>
+#include <nlohmann/json.hpp>
+
+#include "rpc/read_handler.h"
+
+namespace cachecar::rpc {
+
+namespace {
+
+constexpr size_t kMaxViolations = 100;
+
+// Runs `done` once, whichever of delivery, apply and deadline comes first.
+struct OnceDone {
+  explicit OnceDone(WriteHandler::Done d) : done(std::move(d)) {}
+  bool Claim() { return !claimed.exchange(true); }
+  std::atomic<bool> claimed{false};
+  std::atomic<uint64_t> timer{0};
+  WriteHandler::Done done;
+};
+
+}  // namespace
+
+WriteHandler::WriteHandler(const config::Config* config, const schema::SchemaSet* schemas,
+                           kafka::RecordSink* sink, kafka::ApplyNotifier* notifier,
+                           size_t max_key_bytes)
+    : config_(config),
+      schemas_(schemas),
+      sink_(sink),
+      notifier_(notifier),
+      max_key_bytes_(max_key_bytes) {}
+
+Result<size_t> WriteHandler::ResolveWritable(const std::string& topic, const std::string& key,
+                                             std::vector<FieldViolation>* violations) const {
+  if (topic.empty()) {
+    violations->push_back({"topic", "required"});
+    if (key.empty()) violations->push_back({"key", "required"});
+    return Status(Code::kInvalidArgument, "");
+  }
+  for (size_t i = 0; i < config_->topics.size(); ++i) {
+    const config::TopicConfig& t = config_->topics[i];
+    if (t.name != topic) continue;
+    if (t.read_only || sink_ == nullptr) {
+      return Status(Code::kPermissionDenied,
+                    "topic " + topic + " is read-only in this sidecar (set read_only: false "
+                    "in its configuration to allow writes)",
+                    "TOPIC_READ_ONLY")
+          .With("topic", topic);
+    }
+    std::string problem = KeyProblem(t, key, max_key_bytes_);
+    if (!problem.empty()) violations->push_back({"key", std::move(problem)});
+    return i;
+  }
+  std::string shown = topic.substr(0, 256);
+  return NotFound("topic \"" + shown + "\" is not configured in this sidecar", "TOPIC_NOT_FOUND")
+      .With("topic", shown);
+}
+
+Status WriteHandler::CheckValue(size_t topic, const std::string& value) const {
+  const config::TopicConfig& t = config_->topics[topic];
+  if (value.size() > t.max_value_bytes) {
+    return Status(Code::kInvalidArgument,
+                  "the value is " + std::to_string(value.size()) + " bytes; topic " + t.name +
+                      " accepts at most " + std::to_string(t.max_value_bytes),
+                  "VALUE_TOO_LARGE",
+                  {{"value", "at most " + std::to_string(t.max_value_bytes) + " bytes"}})
+        .With("max_value_bytes", std::to_string(t.max_value_bytes));
+  }
+  if (t.value_format != config::ValueFormat::kJson) return Status::Ok();
+  std::shared_ptr<const schema::JsonSchema> schema =
+      schemas_ != nullptr ? schemas_->Get(topic) : nullptr;
+  if (schema == nullptr) {
+    if (nlohmann::json::accept(value)) return Status::Ok();
+    return Status(Code::kInvalidArgument, "the value is not a JSON document", "INVALID_JSON",
+                  {{"value", "must be a JSON document (topic " + t.name + " is json)", "json"}});
+  }
+  schema::Verdict verdict = schema->Check(value);
+  if (verdict == schema::Verdict::kValid) return Status::Ok();
+  std::vector<schema::Violation> found = schema->Explain(value, kMaxViolations);
+  if (verdict == schema::Verdict::kNotJson) {
+    return Status(Code::kInvalidArgument, "the value is not a JSON document", "INVALID_JSON",
+                  {{"value", found.empty() ? "not JSON" : found[0].message, "json"}});
+  }
+  std::vector<FieldViolation> violations;
+  for (auto& v : found) {
+    violations.push_back({"value" + v.pointer, std::move(v.message), std::move(v.keyword)});
+  }
+  size_t n = violations.size();
+  return Status(Code::kInvalidArgument,
+                "the value breaks the schema of topic " + t.name + " (" + std::to_string(n) +
+                    (n == 1 ? " violation)" : " violations)"),
+                "SCHEMA_VIOLATION", std::move(violations))
+      .With("topic", t.name);
+}
+
+void WriteHandler::Put(const v1::PutRequest& req, Clock::time_point deadline, Done done) const {
+  std::vector<FieldViolation> violations;
+  Result<size_t> topic = ResolveWritable(req.topic(), req.key(), &violations);
+  if (!topic.ok() && violations.empty()) return done(topic.status(), {});
+  if (!violations.empty()) {
+    return done(InvalidArgument("the request is invalid", std::move(violations)), {});
+  }
+  Status st = CheckValue(*topic, req.value());
+  if (!st.ok()) return done(st, {});
+  Write(*topic, req.key(), &req.value(), req.ack_only(), deadline, std::move(done));
+}
+
+void WriteHandler::Delete(const v1::DeleteRequest& req, Clock::time_point deadline,
+                          Done done) const {
+  std::vector<FieldViolation> violations;
+  Result<size_t> topic = ResolveWritable(req.topic(), req.key(), &violations);
+  if (!topic.ok() && violations.empty()) return done(topic.status(), {});
+  if (!violations.empty()) {
+    return done(InvalidArgument("the request is invalid", std::move(violations)), {});
+  }
+  Write(*topic, req.key(), nullptr, req.ack_only(), deadline, std::move(done));
+}
+
+void WriteHandler::Write(size_t topic, const std::string& key, const std::string* value,
+                         bool ack_only, Clock::time_point deadline, Done done) const {
+  auto once = std::make_shared<OnceDone>(std::move(done));
+  const std::string& name = config_->topics[topic].name;
+  // The broker may not answer before the deadline: answer for it.
+  uint64_t timer = notifier_->WaitForRevision(
+      std::numeric_limits<uint64_t>::max(), deadline, [once, name](const Status& st, uint64_t) {
+        if (!once->Claim()) return;
+        Status out = st.code() == Code::kDeadlineExceeded
+                         ? Status(Code::kDeadlineExceeded,
+                                  "the broker did not acknowledge the record before the "
+                                  "deadline; it may still be written",
+                                  "KAFKA_TIMEOUT")
+                               .With("topic", name)
+                         : st;
+        once->done(out, {});
+      });
+  once->timer = timer;
+  if (once->claimed) return;  // the deadline had passed already: produce nothing
+  kafka::ProduceRequest pr;
+  pr.topic = name;
+  pr.key = key;
+  if (value != nullptr) pr.value = *value;
+  kafka::ApplyNotifier* notifier = notifier_;
+  sink_->Produce(std::move(pr), [once, notifier, topic, ack_only, deadline,
+                                 name](const kafka::Delivery& d) {
+    if (!d.status.ok() || ack_only) {
+      if (!once->Claim()) return;
+      notifier->Cancel(once->timer);
+      WriteResult r;
+      r.partition = d.partition;
+      r.offset = d.offset;
+      once->done(d.status, r);
+      return;
+    }
+    notifier->WaitForOffset(
+        topic, d.partition, d.offset, deadline,
+        [once, notifier, d, name](const Status& st, uint64_t revision) {
+          if (!once->Claim()) return;
+          notifier->Cancel(once->timer);
+          WriteResult r;
+          r.partition = d.partition;
+          r.offset = d.offset;
+          r.applied = st.ok();
+          r.revision = st.ok() ? revision : 0;
+          Status out = st;
+          if (st.code() == Code::kDeadlineExceeded) {
+            out = Status(Code::kDeadlineExceeded,
+                         "written to partition " + std::to_string(d.partition) + " at offset " +
+                             std::to_string(d.offset) +
+                             " but not applied locally before the deadline",
+                         "NOT_YET_APPLIED");
+          }
+          if (!out.ok()) {
+            out.SetMetadata("topic", name);
+            out.SetMetadata("partition", std::to_string(d.partition));
+            out.SetMetadata("offset", std::to_string(d.offset));
+          }
+          once->done(out, r);
+        });
+  });
+}
+
+}  // namespace cachecar::rpc

@@ -1,0 +1,69 @@
+// WriteHandler: the logic of Put and Delete, on plain proto messages, testable without a
+// server. A write is checked (every problem at once: topic, key, size, JSON Schema) and
+// then produced to the topic; the store changes only when the materializer reads the
+// record back. Unless the request says ack_only, the answer waits until the record is
+// applied locally (ApplyNotifier), so the caller's next read sees it.
+//
+// Errors (reasons as in proto/cachecar/v1/cache.proto): TOPIC_NOT_FOUND, TOPIC_READ_ONLY,
+// INVALID_ARGUMENT (key), VALUE_TOO_LARGE, INVALID_JSON, SCHEMA_VIOLATION (BadRequest: one
+// violation per schema error, field "value/<JSON Pointer>", reason = keyword); then
+// KAFKA_UNAVAILABLE, KAFKA_TIMEOUT, NOT_YET_APPLIED, PARTITION_HALTED. Nothing is produced
+// when any check fails.
+//
+// Thread-safe. `done` runs exactly once, on the calling thread (refused at once), the
+// producer's thread (ack_only) or the notifier's thread; never after `deadline` by more
+// than the time the callback itself takes.
+#pragma once
+
+#include <chrono>
+#include <functional>
+
+#include "cachecar/v1/cache.pb.h"
+#include "common/status.h"
+#include "config/config.h"
+#include "kafka/apply_notifier.h"
+#include "kafka/producer.h"
+#include "schema/schema_set.h"
+
+namespace cachecar::rpc {
+
+struct WriteResult {
+  int32_t partition = -1;
+  int64_t offset = -1;
+  bool applied = false;
+  uint64_t revision = 0;
+};
+
+class WriteHandler {
+ public:
+  using Clock = std::chrono::steady_clock;
+  using Done = std::function<void(const Status&, const WriteResult&)>;
+
+  // Not owned; all must outlive the handler. `sink` may be null when no topic is
+  // writable; `schemas` may be null when no topic has a schema.
+  WriteHandler(const config::Config* config, const schema::SchemaSet* schemas,
+               kafka::RecordSink* sink, kafka::ApplyNotifier* notifier,
+               size_t max_key_bytes = 1 << 20);
+
+  void Put(const v1::PutRequest& req, Clock::time_point deadline, Done done) const;
+  void Delete(const v1::DeleteRequest& req, Clock::time_point deadline, Done done) const;
+
+  // The checks Put makes before producing, without producing: what `cachecarctl validate`
+  // and tests use. OK or the INVALID_ARGUMENT a Put would get.
+  Status CheckValue(size_t topic, const std::string& value) const;
+
+ private:
+  // Resolves a writable topic; appends violations for missing fields.
+  Result<size_t> ResolveWritable(const std::string& topic, const std::string& key,
+                                 std::vector<FieldViolation>* violations) const;
+  void Write(size_t topic, const std::string& key, const std::string* value, bool ack_only,
+             Clock::time_point deadline, Done done) const;
+
+  const config::Config* config_;
+  const schema::SchemaSet* schemas_;
+  kafka::RecordSink* sink_;
+  kafka::ApplyNotifier* notifier_;
+  size_t max_key_bytes_;
+};
+
+}  // namespace cachecar::rpc
