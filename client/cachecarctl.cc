@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cstdio>
+#include <fstream>
 #include <iostream>
 #include <sstream>
 
@@ -117,6 +118,24 @@ int main(int argc, char** argv) {
   list->add_option("-n,--limit", limit, "print at most this many entries (0: all)")
       ->check(CLI::NonNegativeNumber);
   auto* status = app.add_subcommand("status", "readiness and catch-up progress per partition");
+  std::string value, value_file;
+  bool ack_only = false;
+  auto* put = app.add_subcommand(
+      "put", "write a value through the topic; waits until this sidecar serves it");
+  put->add_option("topic", topic, "topic")->required();
+  put->add_option("key", key, "key")->required();
+  auto* value_opt = put->add_option("value", value, "the value (or --file, or - for stdin)");
+  put->add_option("-f,--file", value_file, "read the value from this file")
+      ->excludes(value_opt)
+      ->check(CLI::ExistingFile);
+  put->add_flag("--ack-only", ack_only, "return once Kafka acknowledges, without waiting");
+  auto* del = app.add_subcommand("delete", "delete a key (produce a tombstone)");
+  del->add_option("topic", topic, "topic")->required();
+  del->add_option("key", key, "key")->required();
+  del->add_flag("--ack-only", ack_only, "return once Kafka acknowledges, without waiting");
+  auto* rejected = app.add_subcommand(
+      "rejected", "the latest records of a topic that were not served, and why");
+  rejected->add_option("topic", topic, "topic")->required();
 
   try {
     app.parse(argc, argv);
@@ -170,6 +189,68 @@ int main(int argc, char** argv) {
     }
     return kOk;
   }
+  if (put->parsed() || del->parsed()) {
+    if (put->parsed() && !value_file.empty()) {
+      std::ifstream in(value_file, std::ios::binary);
+      std::stringstream ss;
+      ss << in.rdbuf();
+      value = ss.str();
+    } else if (put->parsed() && (value == "-" || put->count("value") == 0)) {
+      std::stringstream ss;
+      ss << std::cin.rdbuf();
+      value = ss.str();
+    }
+    int32_t partition = 0;
+    int64_t offset = 0;
+    uint64_t revision = 0;
+    bool applied = false;
+    if (put->parsed()) {
+      auto r = client.Put(topic, key, value, ack_only);
+      if (!r.ok()) return ExitFor(r.status());
+      partition = r->partition();
+      offset = r->offset();
+      revision = r->store_revision();
+      applied = r->applied();
+    } else {
+      auto r = client.Delete(topic, key, ack_only);
+      if (!r.ok()) return ExitFor(r.status());
+      partition = r->partition();
+      offset = r->offset();
+      revision = r->store_revision();
+      applied = r->applied();
+    }
+    if (output == "json" || output == "raw") {
+      PrintJson({{"partition", partition}, {"offset", offset}, {"applied", applied},
+                 {"store_revision", revision}});
+    } else {
+      std::printf("partition  %d\noffset     %lld\napplied    %s\nrevision   %llu\n", partition,
+                  static_cast<long long>(offset), applied ? "yes" : "no (ack only)",
+                  static_cast<unsigned long long>(revision));
+    }
+    return kOk;
+  }
+  if (rejected->parsed()) {
+    auto r = client.ListRejectedRecords(topic);
+    if (!r.ok()) return ExitFor(r.status());
+    if (output == "json" || output == "raw") {
+      for (const auto& x : r->records()) {
+        PrintJson({{"partition", x.partition()}, {"offset", x.offset()},
+                   {"key", x.has_key() ? BytesJson(x.key()) : json(nullptr)},
+                   {"reason", x.reason()}, {"detail", x.detail()}, {"action", x.action()},
+                   {"reject_time_seconds", x.reject_time().seconds()}});
+      }
+    } else {
+      std::printf("%-9s %-10s %-24s %-18s %-13s %s\n", "PARTITION", "OFFSET", "KEY", "REASON",
+                  "ACTION", "DETAIL");
+      for (const auto& x : r->records()) {
+        std::printf("%-9d %-10lld %-24s %-18s %-13s %s\n", x.partition(),
+                    static_cast<long long>(x.offset()),
+                    x.has_key() ? Printable(x.key(), 24).c_str() : "(none)", x.reason().c_str(),
+                    x.action().c_str(), x.detail().c_str());
+      }
+    }
+    return kOk;
+  }
   if (status->parsed()) {
     auto r = client.GetStatus();
     if (!r.ok()) return ExitFor(r.status());
@@ -183,7 +264,8 @@ int main(int argc, char** argv) {
                            {"start_end_offset", p.start_end_offset()},
                            {"end_offset", p.end_offset()},
                            {"lag", p.lag()},
-                           {"ready", p.ready()}});
+                           {"ready", p.ready()},
+                           {"halted_reason", p.halted_reason()}});
         }
         topics.push_back({{"topic", t.topic()},
                           {"ready", t.ready()},

@@ -113,4 +113,41 @@ Result<v1::GetStatusResponse> Client::GetStatus() {
   return resp;
 }
 
+Result<v1::PutResponse> Client::Put(const std::string& topic, const std::string& key,
+                                    const std::string& value, bool ack_only) {
+  v1::PutRequest req;
+  req.set_topic(topic);
+  req.set_key(key);
+  req.set_value(value);
+  req.set_ack_only(ack_only);
+  v1::PutResponse resp;
+  auto ctx = NewContext();
+  grpc::Status st = stub_->Put(ctx.get(), req, &resp);
+  if (!st.ok()) return FromGrpcStatus(st);
+  return resp;
+}
+
+Result<v1::DeleteResponse> Client::Delete(const std::string& topic, const std::string& key,
+                                          bool ack_only) {
+  v1::DeleteRequest req;
+  req.set_topic(topic);
+  req.set_key(key);
+  req.set_ack_only(ack_only);
+  v1::DeleteResponse resp;
+  auto ctx = NewContext();
+  grpc::Status st = stub_->Delete(ctx.get(), req, &resp);
+  if (!st.ok()) return FromGrpcStatus(st);
+  return resp;
+}
+
+Result<v1::ListRejectedRecordsResponse> Client::ListRejectedRecords(const std::string& topic) {
+  v1::ListRejectedRecordsRequest req;
+  req.set_topic(topic);
+  v1::ListRejectedRecordsResponse resp;
+  auto ctx = NewContext();
+  grpc::Status st = stub_->ListRejectedRecords(ctx.get(), req, &resp);
+  if (!st.ok()) return FromGrpcStatus(st);
+  return resp;
+}
+
 }  // namespace cachecar::client

@@ -46,6 +46,12 @@ class Client {
   Result<std::vector<v1::Entry>> ListAll(const std::string& topic, const std::string& prefix,
                                          size_t limit = 0, ReadOptions ro = {});
   Result<v1::GetStatusResponse> GetStatus();
+  // Writes through the topic; by default returns once the sidecar has applied the record.
+  Result<v1::PutResponse> Put(const std::string& topic, const std::string& key,
+                              const std::string& value, bool ack_only = false);
+  Result<v1::DeleteResponse> Delete(const std::string& topic, const std::string& key,
+                                    bool ack_only = false);
+  Result<v1::ListRejectedRecordsResponse> ListRejectedRecords(const std::string& topic);
 
  private:
   std::unique_ptr<grpc::ClientContext> NewContext() const;
