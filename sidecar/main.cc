@@ -8,6 +8,7 @@
 
 #include "common/log.h"
 #include "config/config.h"
+#include "schema/schema_set.h"
 #include "server.h"
 
 int main(int argc, char** argv) {
@@ -35,6 +36,16 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (check_only) {
+    // Schemas are part of the configuration: compile them exactly as a start would.
+    std::vector<cachecar::schema::TopicSchema> schemas;
+    for (const auto& t : cfg->topics) schemas.push_back({t.name, t.schema_path});
+    prometheus::Registry registry;
+    cachecar::log::Init("text", "warn");
+    auto loaded = cachecar::schema::SchemaSet::Load(schemas, &registry);
+    if (!loaded.ok()) {
+      std::fprintf(stderr, "cachecar: %s\n", loaded.status().message().c_str());
+      return 2;
+    }
     std::printf("%s: ok (%zu topics)\n", config_path.c_str(), cfg->topics.size());
     return 0;
   }
