@@ -283,7 +283,7 @@ void Materializer::Handle(const SourceEvent& ev) {
       options_.schemas != nullptr ? options_.schemas->Get(ev.topic) : nullptr;
   RejectReason reason = CheckRecord(topic, schema.get(), ev.has_key, ev.key, ev.has_value,
                                     ev.value);
-  if (reason != RejectReason::kNone && !HandleInvalid(ev, reason, schema.get())) return;
+  if (reason != RejectReason::kNone && !HandleInvalid(ev, reason, schema)) return;
   if (batch_.empty()) batch_started_ = steady_clock::now();
   positions_[key] = ev.offset + 1;
   batch_.positions[key] = ev.offset + 1;
@@ -301,14 +301,14 @@ void Materializer::Handle(const SourceEvent& ev) {
 }
 
 bool Materializer::HandleInvalid(const SourceEvent& ev, RejectReason reason,
-                                 const schema::JsonSchema* schema) {
+                                 const std::shared_ptr<const schema::JsonSchema>& schema) {
   const config::TopicConfig& topic = options_.topics[ev.topic];
-  std::string detail = DescribeReject(reason, schema, ev.value);
+  std::string detail = DescribeReject(reason, schema.get(), ev.value);
   RejectedRecord rec;
   rec.partition = ev.partition;
   rec.offset = ev.offset;
   rec.has_key = ev.has_key;
-  rec.key.assign(ev.key.substr(0, RejectedLog::kMaxKeyBytes));
+  rec.key.assign(ev.key.substr(0, RejectedLog::kMaxKeyBytes));  // copy only what is kept
   rec.reason = RejectReasonName(reason);
   rec.detail = detail;
   rec.timestamp_ms = ev.timestamp_ms;
@@ -318,8 +318,7 @@ bool Materializer::HandleInvalid(const SourceEvent& ev, RejectReason reason,
   if (topic.on_invalid == config::InvalidPolicy::kFail) {
     rec.action = "halted";
     if (options_.rejected != nullptr) options_.rejected->Add(ev.topic, rec);
-    HaltPartition(ev, rec.reason + ": " + detail,
-                  options_.schemas != nullptr ? options_.schemas->Get(ev.topic) : nullptr);
+    HaltPartition(ev, rec.reason + ": " + detail, schema);
     return false;
   }
   if (topic.on_invalid == config::InvalidPolicy::kDeadLetter) {
@@ -345,7 +344,7 @@ bool Materializer::HandleInvalid(const SourceEvent& ev, RejectReason reason,
       if (options_.rejected != nullptr) options_.rejected->Add(ev.topic, rec);
       HaltPartition(ev, "dead letter to " + topic.dead_letter_topic + " failed (" +
                             d.status.message() + ") for " + rec.reason + ": " + detail,
-                    options_.schemas != nullptr ? options_.schemas->Get(ev.topic) : nullptr);
+                    schema);
       return false;
     }
     rec.action = "dead-lettered";

@@ -113,7 +113,7 @@ class Materializer {
   // Applies the topic's on_invalid policy to a refused record. Returns false if the
   // partition halted (the record's offset is not consumed).
   bool HandleInvalid(const SourceEvent& ev, RejectReason reason,
-                     const schema::JsonSchema* schema);
+                     const std::shared_ptr<const schema::JsonSchema>& schema);
   void HaltPartition(const SourceEvent& ev, const std::string& why,
                      std::shared_ptr<const schema::JsonSchema> schema);
   // Lifts halts whose topic has a new schema since.

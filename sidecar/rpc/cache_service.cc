@@ -143,35 +143,33 @@ void FillWrite(const WriteResult& r, Response* resp) {
 
 }  // namespace
 
-grpc::ServerUnaryReactor* CacheService::Put(grpc::CallbackServerContext* ctx,
-                                            const v1::PutRequest* req, v1::PutResponse* resp) {
+template <typename Request, typename Response>
+grpc::ServerUnaryReactor* CacheService::ServeWrite(
+    grpc::CallbackServerContext* ctx, Method method, const Request* req, Response* resp,
+    void (WriteHandler::*write)(const Request&, Clock::time_point, WriteHandler::Done) const) {
   if (writes_ == nullptr) {
-    return Serve(ctx, kPut, [] { return Status(Code::kUnimplemented, "writes are disabled"); });
+    return Serve(ctx, method, [] { return Status(Code::kUnimplemented, "writes are disabled"); });
   }
   auto start = Clock::now();
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-  writes_->Put(*req, WaitDeadline(ctx),
-               [this, ctx, reactor, start, resp](const Status& st, const WriteResult& r) {
-                 if (st.ok()) FillWrite(r, resp);
-                 Finish(ctx, reactor, kPut, start, st);
-               });
+  (writes_->*write)(*req, WaitDeadline(ctx),
+                    [this, ctx, reactor, method, start, resp](const Status& st,
+                                                               const WriteResult& r) {
+                      if (st.ok()) FillWrite(r, resp);
+                      Finish(ctx, reactor, method, start, st);
+                    });
   return reactor;
+}
+
+grpc::ServerUnaryReactor* CacheService::Put(grpc::CallbackServerContext* ctx,
+                                            const v1::PutRequest* req, v1::PutResponse* resp) {
+  return ServeWrite(ctx, kPut, req, resp, &WriteHandler::Put);
 }
 
 grpc::ServerUnaryReactor* CacheService::Delete(grpc::CallbackServerContext* ctx,
                                                const v1::DeleteRequest* req,
                                                v1::DeleteResponse* resp) {
-  if (writes_ == nullptr) {
-    return Serve(ctx, kDelete, [] { return Status(Code::kUnimplemented, "writes are disabled"); });
-  }
-  auto start = Clock::now();
-  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-  writes_->Delete(*req, WaitDeadline(ctx),
-                  [this, ctx, reactor, start, resp](const Status& st, const WriteResult& r) {
-                    if (st.ok()) FillWrite(r, resp);
-                    Finish(ctx, reactor, kDelete, start, st);
-                  });
-  return reactor;
+  return ServeWrite(ctx, kDelete, req, resp, &WriteHandler::Delete);
 }
 
 grpc::ServerUnaryReactor* CacheService::ListRejectedRecords(

@@ -66,6 +66,11 @@ class CacheService final : public v1::CacheService::CallbackService {
   template <typename Fn>
   grpc::ServerUnaryReactor* ServeAt(grpc::CallbackServerContext* ctx, Method method,
                                     uint64_t min_revision, Fn fn);
+  // Put and Delete: the WriteHandler answers later, from another thread.
+  template <typename Request, typename Response>
+  grpc::ServerUnaryReactor* ServeWrite(
+      grpc::CallbackServerContext* ctx, Method method, const Request* req, Response* resp,
+      void (WriteHandler::*write)(const Request&, Clock::time_point, WriteHandler::Done) const);
   // When to give up waiting: a little before the call's deadline, so the answer (a
   // distinct error) reaches the client before its own deadline does; max_wait if none.
   Clock::time_point WaitDeadline(const grpc::CallbackServerContext* ctx) const;

@@ -1,5 +1,7 @@
 #include "rpc/read_handler.h"
 
+#include <google/protobuf/util/time_util.h>
+
 #include <absl/strings/escaping.h>
 #include <openssl/sha.h>
 
@@ -20,19 +22,24 @@ std::string Binding(const std::string& topic, const std::string& prefix) {
   return std::string(reinterpret_cast<const char*>(digest), kBindingBytes);
 }
 
+// Sets `field` from a Kafka timestamp. Kafka says -1 for a record without one (and
+// producers refuse negative ones): leave the field unset rather than claim
+// 1969-12-31T23:59:59.999Z.
+template <typename Message, typename Mutable>
+void SetKafkaTimestamp(int64_t ms, Message* msg, Mutable mutable_field) {
+  if (ms < 0) return;
+  google::protobuf::Timestamp* t = (msg->*mutable_field)();
+  t->set_seconds(ms / 1000);
+  t->set_nanos(static_cast<int32_t>(ms % 1000) * 1000000);
+}
+
 void ToProto(std::string_view key, std::string_view value, const store::EntryMeta& meta,
              v1::Entry* out) {
   out->set_key(key.data(), key.size());
   out->set_value(value.data(), value.size());
   out->set_partition(meta.partition);
   out->set_offset(meta.offset);
-  // Kafka says -1 for a record without a timestamp (and producers refuse negative ones):
-  // leave the field unset rather than claim 1969-12-31T23:59:59.999Z.
-  if (meta.timestamp_ms >= 0) {
-    out->mutable_kafka_timestamp()->set_seconds(meta.timestamp_ms / 1000);
-    out->mutable_kafka_timestamp()->set_nanos(static_cast<int32_t>(meta.timestamp_ms % 1000) *
-                                              1000000);
-  }
+  SetKafkaTimestamp(meta.timestamp_ms, out, &v1::Entry::mutable_kafka_timestamp);
   out->set_revision(meta.revision);
 }
 
@@ -129,15 +136,10 @@ Status ReadHandler::ListRejectedRecords(const v1::ListRejectedRecordsRequest& re
     out->set_reason(r.reason);
     out->set_detail(r.detail);
     out->set_action(r.action);
-    if (r.timestamp_ms >= 0) {
-      out->mutable_kafka_timestamp()->set_seconds(r.timestamp_ms / 1000);
-      out->mutable_kafka_timestamp()->set_nanos(static_cast<int32_t>(r.timestamp_ms % 1000) * 1000000);
-    }
-    auto since = r.rejected_at.time_since_epoch();
-    auto secs = std::chrono::duration_cast<std::chrono::seconds>(since);
-    out->mutable_reject_time()->set_seconds(secs.count());
-    out->mutable_reject_time()->set_nanos(static_cast<int32_t>(
-        std::chrono::duration_cast<std::chrono::nanoseconds>(since - secs).count()));
+    SetKafkaTimestamp(r.timestamp_ms, out, &v1::RejectedRecord::mutable_kafka_timestamp);
+    *out->mutable_reject_time() = google::protobuf::util::TimeUtil::NanosecondsToTimestamp(
+        std::chrono::duration_cast<std::chrono::nanoseconds>(r.rejected_at.time_since_epoch())
+            .count());
   }
   return Status::Ok();
 }

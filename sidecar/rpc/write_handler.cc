@@ -96,29 +96,31 @@ Status WriteHandler::CheckValue(size_t topic, const std::string& value) const {
 }
 
 void WriteHandler::Put(const v1::PutRequest& req, Clock::time_point deadline, Done done) const {
-  std::vector<FieldViolation> violations;
-  Result<size_t> topic = ResolveWritable(req.topic(), req.key(), &violations);
-  if (!topic.ok() && violations.empty()) return done(topic.status(), {});
-  if (!violations.empty()) {
-    return done(InvalidArgument("the request is invalid", std::move(violations)), {});
-  }
-  Status st = CheckValue(*topic, req.value());
-  if (!st.ok()) return done(st, {});
-  Write(*topic, req.key(), &req.value(), req.ack_only(), deadline, std::move(done));
+  Write(req.topic(), req.key(), &req.value(), req.ack_only(), deadline, std::move(done));
 }
 
 void WriteHandler::Delete(const v1::DeleteRequest& req, Clock::time_point deadline,
                           Done done) const {
+  Write(req.topic(), req.key(), nullptr, req.ack_only(), deadline, std::move(done));
+}
+
+void WriteHandler::Write(const std::string& topic_name, const std::string& key,
+                         const std::string* value, bool ack_only, Clock::time_point deadline,
+                         Done done) const {
   std::vector<FieldViolation> violations;
-  Result<size_t> topic = ResolveWritable(req.topic(), req.key(), &violations);
-  if (!topic.ok() && violations.empty()) return done(topic.status(), {});
+  Result<size_t> resolved = ResolveWritable(topic_name, key, &violations);
+  if (!resolved.ok() && violations.empty()) return done(resolved.status(), {});
   if (!violations.empty()) {
     return done(InvalidArgument("the request is invalid", std::move(violations)), {});
   }
-  Write(*topic, req.key(), nullptr, req.ack_only(), deadline, std::move(done));
+  if (value != nullptr) {
+    Status st = CheckValue(*resolved, *value);
+    if (!st.ok()) return done(st, {});
+  }
+  Produce(*resolved, key, value, ack_only, deadline, std::move(done));
 }
 
-void WriteHandler::Write(size_t topic, const std::string& key, const std::string* value,
+void WriteHandler::Produce(size_t topic, const std::string& key, const std::string* value,
                          bool ack_only, Clock::time_point deadline, Done done) const {
   auto once = std::make_shared<OnceDone>(std::move(done));
   const std::string& name = config_->topics[topic].name;

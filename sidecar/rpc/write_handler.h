@@ -56,8 +56,12 @@ class WriteHandler {
   // Resolves a writable topic; appends violations for missing fields.
   Result<size_t> ResolveWritable(const std::string& topic, const std::string& key,
                                  std::vector<FieldViolation>* violations) const;
-  void Write(size_t topic, const std::string& key, const std::string* value, bool ack_only,
-             Clock::time_point deadline, Done done) const;
+  // Checks, then Produce. `value` null: a tombstone (not validated).
+  void Write(const std::string& topic, const std::string& key, const std::string* value,
+             bool ack_only, Clock::time_point deadline, Done done) const;
+  // Produces a checked record and answers once it is acknowledged (ack_only) or applied.
+  void Produce(size_t topic, const std::string& key, const std::string* value, bool ack_only,
+               Clock::time_point deadline, Done done) const;
 
   const config::Config* config_;
   const schema::SchemaSet* schemas_;

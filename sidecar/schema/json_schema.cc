@@ -8,12 +8,12 @@
 
 extern "C" {
 // jsonschema_ffi/src/lib.rs
-::Schema* ccjs_compile(const char* schema, size_t schema_len, const char* options,
+::CcjsSchema* ccjs_compile(const char* schema, size_t schema_len, const char* options,
                        size_t options_len, char** error);
-void ccjs_schema_free(::Schema* schema);
-const char* ccjs_schema_draft(const ::Schema* schema);
-int ccjs_check(const ::Schema* schema, const char* doc, size_t len);
-char* ccjs_explain(const ::Schema* schema, const char* doc, size_t len, size_t max_errors,
+void ccjs_schema_free(::CcjsSchema* schema);
+const char* ccjs_schema_draft(const ::CcjsSchema* schema);
+int ccjs_check(const ::CcjsSchema* schema, const char* doc, size_t len);
+char* ccjs_explain(const ::CcjsSchema* schema, const char* doc, size_t len, size_t max_errors,
                    int mask_values);
 void ccjs_string_free(char* s);
 }
@@ -52,7 +52,7 @@ Status SchemaError(std::string message) {
 
 }  // namespace
 
-JsonSchema::JsonSchema(::Schema* handle) : handle_(handle), draft_(ccjs_schema_draft(handle)) {}
+JsonSchema::JsonSchema(::CcjsSchema* handle) : handle_(handle), draft_(ccjs_schema_draft(handle)) {}
 
 JsonSchema::~JsonSchema() { ccjs_schema_free(handle_); }
 
@@ -70,7 +70,7 @@ Result<std::shared_ptr<const JsonSchema>> JsonSchema::Compile(std::string_view t
   // Paths are bytes to us but must be UTF-8 to nlohmann's dump; replace what is not.
   std::string opts = o.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   RustString error;
-  ::Schema* handle = ccjs_compile(text.data(), text.size(), opts.data(), opts.size(), &error.p);
+  ::CcjsSchema* handle = ccjs_compile(text.data(), text.size(), opts.data(), opts.size(), &error.p);
   if (handle == nullptr) {
     return SchemaError(error.p != nullptr ? error.p : "schema refused");
   }

@@ -18,7 +18,7 @@
 
 #include "common/status.h"
 
-struct Schema;  // the Rust side's handle
+struct CcjsSchema;  // the Rust side's opaque handle (jsonschema_ffi::Schema)
 
 namespace cachecar::schema {
 
@@ -70,8 +70,8 @@ class JsonSchema {
   std::string_view draft() const { return draft_; }
 
  private:
-  explicit JsonSchema(::Schema* handle);
-  ::Schema* handle_;
+  explicit JsonSchema(::CcjsSchema* handle);
+  ::CcjsSchema* handle_;
   std::string_view draft_;
 };
 
