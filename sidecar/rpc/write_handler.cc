@@ -155,11 +155,14 @@ void WriteHandler::Produce(size_t topic, const std::string& key, const std::stri
       once->done(d.status, r);
       return;
     }
+    // Acknowledged: from here the apply wait, with the same deadline, answers. Without
+    // this the timer, which expires in the same sweep, could answer KAFKA_TIMEOUT for a
+    // record the broker did acknowledge.
+    notifier->Cancel(once->timer);
     notifier->WaitForOffset(
         topic, d.partition, d.offset, deadline,
-        [once, notifier, d, name](const Status& st, uint64_t revision) {
+        [once, d, name](const Status& st, uint64_t revision) {
           if (!once->Claim()) return;
-          notifier->Cancel(once->timer);
           WriteResult r;
           r.partition = d.partition;
           r.offset = d.offset;

@@ -1,0 +1,205 @@
+#include "rpc/write_handler.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "test_util.h"
+
+namespace cachecar::rpc {
+namespace {
+
+using ::testing::HasSubstr;
+using Clock = WriteHandler::Clock;
+
+// Records what would be produced; answers each record at offset = its index, or holds
+// the answer back (`hold`), or fails it (`fail`).
+class FakeSink : public kafka::RecordSink {
+ public:
+  void Produce(kafka::ProduceRequest r, Callback done) override {
+    sent.push_back(std::move(r));
+    if (hold) {
+      held.push_back(std::move(done));
+      return;
+    }
+    kafka::Delivery d;
+    d.status = fail;
+    if (fail.ok()) {
+      d.partition = 0;
+      d.offset = static_cast<int64_t>(sent.size() - 1);
+    }
+    done(d);
+  }
+  std::vector<kafka::ProduceRequest> sent;
+  std::vector<Callback> held;
+  bool hold = false;
+  Status fail;
+};
+
+struct Answer {
+  testing::Notification done;
+  Status status;
+  WriteResult result;
+  WriteHandler::Done Callback() {
+    return [this](const Status& st, const WriteResult& r) {
+      status = st;
+      result = r;
+      done.Notify();
+    };
+  }
+};
+
+class WriteHandlerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::ofstream(dir_.path() + "/item.json")
+        << R"({"type":"object","required":["id"],"properties":{"id":{"type":"integer"},
+              "tags":{"type":"array","items":{"type":"string"}}}})";
+    config_.topics.resize(3);
+    config_.topics[0].name = "items";
+    config_.topics[0].read_only = false;
+    config_.topics[0].max_value_bytes = 64;
+    config_.topics[0].schema_path = dir_.path() + "/item.json";
+    config_.topics[1].name = "ro";
+    config_.topics[2].name = "plain";
+    config_.topics[2].read_only = false;
+    schemas_ = std::move(schema::SchemaSet::Load({{"items", config_.topics[0].schema_path},
+                                                  {"ro", ""}, {"plain", ""}},
+                                                 &registry_))
+                   .value();
+    handler_ = std::make_unique<WriteHandler>(&config_, schemas_.get(), &sink_, &notifier_, 16);
+  }
+
+  Status Put(const std::string& topic, const std::string& key, const std::string& value) {
+    v1::PutRequest req;
+    req.set_topic(topic);
+    req.set_key(key);
+    req.set_value(value);
+    req.set_ack_only(true);
+    Answer a;
+    handler_->Put(req, Clock::now() + std::chrono::seconds(10), a.Callback());
+    EXPECT_TRUE(a.done.WaitFor());
+    return a.status;
+  }
+
+  std::string Violation(const Status& st, const std::string& field) {
+    for (const auto& v : st.violations()) {
+      if (v.field == field) return v.reason + ": " + v.description;
+    }
+    return "";
+  }
+
+  testing::TempDir dir_;
+  prometheus::Registry registry_;
+  config::Config config_;
+  std::unique_ptr<schema::SchemaSet> schemas_;
+  FakeSink sink_;
+  kafka::ApplyNotifier notifier_{0};
+  std::unique_ptr<WriteHandler> handler_;
+};
+
+TEST_F(WriteHandlerTest, MalformedAndHostileRequestsProduceNothing) {
+  Status st = Put("", "", "{}");
+  EXPECT_EQ(st.code(), Code::kInvalidArgument);
+  EXPECT_EQ(Violation(st, "topic"), ": required");
+  EXPECT_EQ(Violation(st, "key"), ": required");
+  EXPECT_EQ(Put(std::string(10000, 'x'), "k", "{}").reason(), "TOPIC_NOT_FOUND");
+  EXPECT_EQ(Put("ro", "k", "{}").reason(), "TOPIC_READ_ONLY");
+  EXPECT_EQ(Put("ro", "k", "{}").code(), Code::kPermissionDenied);
+  EXPECT_THAT(Violation(Put("items", std::string("\xff", 1), R"({"id":1})"), "key"),
+              HasSubstr("UTF-8"));
+  EXPECT_THAT(Violation(Put("items", std::string(17, 'k'), R"({"id":1})"), "key"),
+              HasSubstr("at most 16"));
+  EXPECT_EQ(Put("items", "k", R"({"id":1,"tags":[")" + std::string(100, 'a') + "\"]}").reason(),
+            "VALUE_TOO_LARGE");
+  EXPECT_EQ(Put("items", "k", "{nope").reason(), "INVALID_JSON");
+  EXPECT_EQ(Put("items", "k", std::string(60, '[')).reason(), "INVALID_JSON");
+  EXPECT_EQ(Put("plain", "k", "not json").reason(), "INVALID_JSON");
+  EXPECT_TRUE(sink_.sent.empty());
+}
+
+TEST_F(WriteHandlerTest, EverySchemaViolationIsListedWithPointerAndKeyword) {
+  Status st = Put("items", "k", R"({"tags":[1,"b",true]})");
+  EXPECT_EQ(st.reason(), "SCHEMA_VIOLATION");
+  ASSERT_EQ(st.violations().size(), 3u);
+  EXPECT_THAT(Violation(st, "value"), HasSubstr("required: "));
+  EXPECT_THAT(Violation(st, "value/tags/0"), HasSubstr("type: "));
+  EXPECT_THAT(Violation(st, "value/tags/2"), HasSubstr("type: "));
+  EXPECT_TRUE(sink_.sent.empty());
+}
+
+TEST_F(WriteHandlerTest, ValidPutAndDeleteAreProduced) {
+  EXPECT_TRUE(Put("items", "k", R"({"id":1})").ok());
+  v1::DeleteRequest del;
+  del.set_topic("items");
+  del.set_key("k");
+  del.set_ack_only(true);
+  Answer a;
+  handler_->Delete(del, Clock::now() + std::chrono::seconds(10), a.Callback());
+  ASSERT_TRUE(a.done.WaitFor());
+  EXPECT_TRUE(a.status.ok()) << a.status.ToString();
+  ASSERT_EQ(sink_.sent.size(), 2u);
+  EXPECT_EQ(sink_.sent[0].value, R"({"id":1})");
+  EXPECT_FALSE(sink_.sent[1].value.has_value());  // a tombstone
+  EXPECT_EQ(a.result.offset, 1);
+  EXPECT_FALSE(a.result.applied);
+}
+
+TEST_F(WriteHandlerTest, WaitsForApplyAndReportsTheRevision) {
+  v1::PutRequest req;
+  req.set_topic("items");
+  req.set_key("k");
+  req.set_value(R"({"id":1})");
+  Answer a;
+  handler_->Put(req, Clock::now() + std::chrono::minutes(5), a.Callback());
+  EXPECT_FALSE(a.done.WaitFor(std::chrono::milliseconds(20)));  // produced, not applied
+  notifier_.Published(42, {{{0, 0}, 1}});
+  ASSERT_TRUE(a.done.WaitFor());
+  EXPECT_TRUE(a.status.ok());
+  EXPECT_TRUE(a.result.applied);
+  EXPECT_EQ(a.result.revision, 42u);
+}
+
+TEST_F(WriteHandlerTest, DeadlineIsAnsweredBeforeAndAfterTheAck) {
+  v1::PutRequest req;
+  req.set_topic("items");
+  req.set_key("k");
+  req.set_value(R"({"id":1})");
+  // Applied never comes: NOT_YET_APPLIED, with where it was written.
+  Answer applied;
+  handler_->Put(req, Clock::now() + std::chrono::milliseconds(30), applied.Callback());
+  ASSERT_TRUE(applied.done.WaitFor());
+  EXPECT_EQ(applied.status.reason(), "NOT_YET_APPLIED");
+  EXPECT_EQ(applied.status.metadata().at("offset"), "0");
+  // The broker never answers: KAFKA_TIMEOUT; its late answer is ignored.
+  sink_.hold = true;
+  Answer acked;
+  handler_->Put(req, Clock::now() + std::chrono::milliseconds(30), acked.Callback());
+  ASSERT_TRUE(acked.done.WaitFor());
+  EXPECT_EQ(acked.status.reason(), "KAFKA_TIMEOUT");
+  kafka::Delivery late;
+  late.partition = 0;
+  late.offset = 1;
+  sink_.held.at(0)(late);  // must not answer twice (Notification would not tell; status would)
+  EXPECT_EQ(acked.status.reason(), "KAFKA_TIMEOUT");
+  // A deadline already past produces nothing.
+  size_t before = sink_.sent.size();
+  Answer past;
+  handler_->Put(req, Clock::now() - std::chrono::seconds(1), past.Callback());
+  ASSERT_TRUE(past.done.WaitFor());
+  EXPECT_EQ(past.status.code(), Code::kDeadlineExceeded);
+  EXPECT_EQ(sink_.sent.size(), before);
+}
+
+TEST_F(WriteHandlerTest, KafkaFailureCarriesTheBrokersReason) {
+  sink_.fail = Status(Code::kUnavailable, "producing to items failed: Broker: Not enough replicas",
+                      "KAFKA_UNAVAILABLE");
+  Status st = Put("items", "k", R"({"id":1})");
+  EXPECT_EQ(st.code(), Code::kUnavailable);
+  EXPECT_THAT(st.message(), HasSubstr("Not enough replicas"));
+}
+
+}  // namespace
+}  // namespace cachecar::rpc
