@@ -2,9 +2,10 @@
 # End-to-end benchmarks against a real local Kafka broker. Prints one line per measurement;
 # the README's tables come from this script's output (bench/results.txt keeps the last run).
 #
-#   bench/run.sh                 everything (about 5 minutes on 2 cores)
+#   bench/run.sh                 everything (about 9 minutes on 2 cores)
 #   RECORDS=200000 bench/run.sh  a smaller topic
 #   PHASES="serve" bench/run.sh  only some phases: floors catchup memory serve redis micro
+#                                validation validator put
 #
 # Measures, each beside its baseline on the same machine:
 #   catch-up  cachecar (start to ready, fresh store) vs a bare librdkafka consumer into
@@ -15,13 +16,18 @@
 #             GET pipelined 16 deep (redis-benchmark -P 16)
 #   memory    peak RSS during catch-up, RSS and anonymous RSS after catch-up and after the
 #             Get load, for RECORDS keys and for RECORDS/10 keys
+#   validation  catch-up with the topic's JSON Schema (bench/schemas/bench_record.json:
+#             uuid/email/date-time formats, a pattern) vs without, alternating rounds
+#   validator the validator alone vs valijson (bench/validator_bench, Google Benchmark)
+#   put       sequential Put latency to "applied" and to the broker's ack vs a bare
+#             librdkafka produce (idempotent, acks=all), same broker
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 RECORDS=${RECORDS:-1000000}
 PARTITIONS=${PARTITIONS:-16}
 SECONDS_PER_RUN=${SECONDS_PER_RUN:-8}
-PHASES=" ${PHASES:-floors catchup memory serve redis micro} "
+PHASES=" ${PHASES:-floors catchup memory serve redis micro validation validator put} "
 phase() { [[ "$PHASES" == *" $1 "* ]]; }
 B=$root/build/bench
 work=$root/.run/bench
@@ -60,9 +66,11 @@ phase floors && for mode in consume lmdb; do
 done
 rm -rf "$work/floor-lmdb"
 
-# Runs cachecar on a fresh store for $1 (topic); leaves its pid in $cc_pid and port in $cc_port.
+# Runs cachecar on a fresh store for $1 (topic) in folder $2, with $3 as extra fields of
+# the topic (YAML flow style, e.g. ', schema: "/x.json"'); leaves its pid in $cc_pid, its
+# gRPC port in $cc_port and its catch-up time in $catchup.
 start_cachecar() {
-  local t=$1 name=$2
+  local t=$1 name=$2 extra=${3:-}
   rm -rf "$work/$name"
   mkdir -p "$work/$name"
   cat >"$work/$name/cachecar.yaml" <<EOF
@@ -70,7 +78,7 @@ kafka: {bootstrap_servers: "$bootstrap"}
 store: {path: "$work/$name/store"}
 grpc: {address: "127.0.0.1:0"}
 http: {address: "127.0.0.1:0"}
-topics: [{name: "$t"}]
+topics: [{name: "$t"$extra}]
 EOF
   build/cachecar --config "$work/$name/cachecar.yaml" 2>"$work/$name/log" &
   cc_pid=$!
@@ -146,6 +154,39 @@ say "## memory after the Get/BatchGet load"
 say "keys=$RECORDS $(mem "$big_pid")"
 fi
 kill "$big_pid" "$echo_pid"; wait "$big_pid" "$echo_pid" 2>/dev/null || true
+
+schema=$root/bench/schemas/bench_record.json
+if phase validation; then
+  say "## catch-up with and without the topic's JSON Schema (alternating rounds)"
+  for round in 1 2 3; do
+    for with in off on; do
+      extra=; [ "$with" = off ] || extra=", schema: \"$schema\", on_invalid: fail"
+      start_cachecar "$topic" "validation-$with" "$extra"
+      say "validation=$with round=$round records=$RECORDS seconds=$catchup records_per_second=$(awk -v n="$RECORDS" -v s="$catchup" 'BEGIN{printf "%.0f", n/s}')"
+      kill "$cc_pid"; wait "$cc_pid" || true
+    done
+  done
+fi
+
+if phase validator; then
+  say "## validator alone: cachecar (Rust jsonschema) vs valijson, same schema and documents"
+  "$B/validator_bench" --benchmark_min_time=1 2>/dev/null | grep -E '^BM_' | tee -a "$out"
+fi
+
+if phase put; then
+  put_topic=bench-put
+  scripts/kafka.sh java "$kdir" org.apache.kafka.tools.TopicCommand --bootstrap-server "$bootstrap" \
+    --list 2>/dev/null | grep -qx "$put_topic" ||
+    scripts/kafka.sh create-topic "$kdir" "$put_topic" "$PARTITIONS" >/dev/null
+  start_cachecar "$put_topic" put ", schema: \"$schema\", read_only: false"
+  say "## sequential write latency (one write in flight), same broker; alternating rounds"
+  for round in 1 2 3; do
+    say "produce  $("$B/put_latency" --mode produce --bootstrap "$bootstrap" --topic "$put_topic")"
+    say "put      $("$B/put_latency" --mode put --target "127.0.0.1:$cc_port" --topic "$put_topic")"
+    say "put-ack  $("$B/put_latency" --mode ack --target "127.0.0.1:$cc_port" --topic "$put_topic")"
+  done
+  kill "$cc_pid"; wait "$cc_pid" || true
+fi
 
 if phase micro; then
   say "## store micro-benchmarks (Google Benchmark)"
