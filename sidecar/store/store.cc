@@ -1,5 +1,6 @@
 #include "store/store.h"
 
+#include <array>
 #include <cstring>
 #include <filesystem>
 #include <random>
@@ -65,6 +66,119 @@ struct TxnGuard {
     return t;
   }
 };
+
+// History log: key = revision, 8 bytes big-endian (so LMDB's order is revision order and
+// appends go to the last page); value = HistoryEvent in a flat little-endian layout:
+//   u8 flags (1: put, 2: has prev) | u16 topic len, topic | u32 key len, key |
+//   [u32 value len, value] | i32 partition, i64 offset, i64 timestamp_ms |
+//   [u32 prev value len, prev value, i32 partition, i64 offset, i64 timestamp_ms, u64 revision]
+constexpr uint8_t kHistoryPut = 1, kHistoryHasPrev = 2;
+
+std::array<char, 8> RevisionKey(uint64_t rev) {
+  std::array<char, 8> k;
+  for (int i = 0; i < 8; ++i) k[i] = static_cast<char>(rev >> (56 - 8 * i));
+  return k;
+}
+
+uint64_t RevisionFromKey(std::string_view k) {
+  uint64_t rev = 0;
+  for (unsigned char c : k.substr(0, 8)) rev = (rev << 8) | c;
+  return rev;
+}
+
+template <typename T>
+void PutFixed(std::string* out, T v) {
+  out->append(reinterpret_cast<const char*>(&v), sizeof(v));
+}
+
+void PutBytes(std::string* out, std::string_view b, bool short_length = false) {
+  if (short_length) {
+    PutFixed<uint16_t>(out, static_cast<uint16_t>(b.size()));
+  } else {
+    PutFixed<uint32_t>(out, static_cast<uint32_t>(b.size()));
+  }
+  out->append(b);
+}
+
+void PutMeta(std::string* out, const EntryMeta& m) {
+  PutFixed<int32_t>(out, m.partition);
+  PutFixed<int64_t>(out, m.offset);
+  PutFixed<int64_t>(out, m.timestamp_ms);
+}
+
+// Starts a history record: everything but the previous entry.
+void EncodeHistoryHead(std::string_view topic, const Mutation& m, std::string* out) {
+  out->clear();
+  out->push_back(static_cast<char>(m.value ? kHistoryPut : 0));
+  PutBytes(out, topic, /*short_length=*/true);
+  PutBytes(out, m.key);
+  if (m.value) PutBytes(out, *m.value);
+  PutMeta(out, EntryMeta{m.partition, m.offset, m.timestamp_ms, 0});
+}
+
+void AppendHistoryPrev(const DecodedRecord& prev, std::string* out) {
+  (*out)[0] = static_cast<char>((*out)[0] | kHistoryHasPrev);
+  PutBytes(out, prev.value);
+  PutMeta(out, prev.meta);
+  PutFixed<uint64_t>(out, prev.meta.revision);
+}
+
+class Reader {
+ public:
+  explicit Reader(std::string_view in) : in_(in) {}
+  template <typename T>
+  bool Fixed(T* v) {
+    if (in_.size() < sizeof(T)) return false;
+    std::memcpy(v, in_.data(), sizeof(T));
+    in_.remove_prefix(sizeof(T));
+    return true;
+  }
+  bool Bytes(std::string* out, bool short_length = false) {
+    uint32_t n = 0;
+    if (short_length) {
+      uint16_t n16;
+      if (!Fixed(&n16)) return false;
+      n = n16;
+    } else if (!Fixed(&n)) {
+      return false;
+    }
+    if (in_.size() < n) return false;
+    out->assign(in_.data(), n);
+    in_.remove_prefix(n);
+    return true;
+  }
+  bool Meta(EntryMeta* m) {
+    return Fixed(&m->partition) && Fixed(&m->offset) && Fixed(&m->timestamp_ms);
+  }
+  bool done() const { return in_.empty(); }
+
+ private:
+  std::string_view in_;
+};
+
+bool DecodeHistory(uint64_t revision, std::string_view in, HistoryEvent* ev) {
+  Reader r(in);
+  uint8_t flags;
+  if (!r.Fixed(&flags) || !r.Bytes(&ev->topic, true) || !r.Bytes(&ev->key)) return false;
+  ev->revision = revision;
+  ev->value.reset();
+  if (flags & kHistoryPut) {
+    ev->value.emplace();
+    if (!r.Bytes(&*ev->value)) return false;
+  }
+  if (!r.Meta(&ev->meta)) return false;
+  ev->meta.revision = revision;
+  ev->prev.reset();
+  if (flags & kHistoryHasPrev) {
+    ev->prev.emplace();
+    ev->prev->key = ev->key;
+    if (!r.Bytes(&ev->prev->value) || !r.Meta(&ev->prev->meta) ||
+        !r.Fixed(&ev->prev->meta.revision)) {
+      return false;
+    }
+  }
+  return r.done();
+}
 
 }  // namespace
 
@@ -137,7 +251,8 @@ Status Store::Init() {
   if (rc != 0) return LmdbError("txn_begin", rc);
   TxnGuard guard{txn};
   if ((rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &meta_dbi_)) != 0 ||
-      (rc = mdb_dbi_open(txn, "positions", MDB_CREATE, &positions_dbi_)) != 0) {
+      (rc = mdb_dbi_open(txn, "positions", MDB_CREATE, &positions_dbi_)) != 0 ||
+      (rc = mdb_dbi_open(txn, "history", MDB_CREATE, &history_dbi_)) != 0) {
     return LmdbError("dbi_open", rc);
   }
   MDB_val k = Val(kKeyFormat), v;
@@ -180,6 +295,8 @@ Status Store::Init() {
     }
     topic_dbis_.push_back(dbi);
   }
+  Status st = LoadOldestHistory(txn, revision());
+  if (!st.ok()) return st;
   rc = mdb_txn_commit(guard.Release());
   if (rc != 0) return LmdbError("commit", rc);
   return Status::Ok();
@@ -192,26 +309,59 @@ Result<ApplyResult> Store::Apply(const WriteBatch& batch) {
   TxnGuard guard{txn};
   uint64_t rev = revision();
   ApplyResult result;
+  MDB_cursor* history = nullptr;
+  rc = mdb_cursor_open(txn, history_dbi_, &history);
+  if (rc != 0) return LmdbError("cursor_open history", rc);
+  std::unique_ptr<MDB_cursor, void (*)(MDB_cursor*)> history_guard(history, mdb_cursor_close);
   for (const Mutation& m : batch.mutations) {
     std::string store_key = StoreKey(m.key);
     MDB_val k = Val(store_key);
     MDB_dbi dbi = topic_dbis_.at(m.topic);
+    // The entry being replaced or deleted goes into the history record: copy it out before
+    // the write, which may reuse its page.
+    MDB_val old;
+    rc = mdb_get(txn, dbi, &k, &old);
+    if (rc != 0 && rc != MDB_NOTFOUND) return LmdbError("get", rc);
+    std::optional<DecodedRecord> prev;
+    if (rc == 0) {
+      prev = DecodeRecord(store_key.size() >= kLongKeyThreshold ? std::string_view() : m.key,
+                          View(old));
+      if (!prev) return Status(Code::kDataLoss, "malformed record in store", "STORE_CORRUPT");
+      if (prev->key != m.key) prev.reset();  // a long key sharing the stored prefix+hash
+    }
+    if (!m.value && !prev) continue;  // deleting an absent key changes nothing
+    EncodeHistoryHead(options_.topics.at(m.topic), m, &history_scratch_);
+    if (prev) AppendHistoryPrev(*prev, &history_scratch_);
     if (m.value) {
       EntryMeta meta{m.partition, m.offset, m.timestamp_ms, rev + 1};
       EncodeRecord(m.key, *m.value, meta, &scratch_);
       MDB_val v = Val(scratch_);
       rc = mdb_put(txn, dbi, &k, &v, 0);
       if (rc != 0) return LmdbError("put", rc);
-      ++rev;
-      ++result.changes;
     } else {
       rc = mdb_del(txn, dbi, &k, nullptr);
-      if (rc == MDB_NOTFOUND) continue;  // deleting an absent key changes nothing
       if (rc != 0) return LmdbError("del", rc);
-      ++rev;
-      ++result.changes;
     }
+    ++rev;
+    ++result.changes;
+    std::array<char, 8> hk = RevisionKey(rev);
+    MDB_val hkv{hk.size(), hk.data()}, hv = Val(history_scratch_);
+    rc = mdb_cursor_put(history, &hkv, &hv, MDB_APPEND);
+    if (rc != 0) return LmdbError("put history", rc);
   }
+  // Trim the log to the last history_events changes.
+  if (result.changes > 0 && rev > options_.history_events) {
+    uint64_t keep_from = rev - options_.history_events + 1;
+    MDB_val hk, hv;
+    for (rc = mdb_cursor_get(history, &hk, &hv, MDB_FIRST);
+         rc == 0 && RevisionFromKey(View(hk)) < keep_from;
+         rc = mdb_cursor_get(history, &hk, &hv, MDB_GET_CURRENT)) {
+      rc = mdb_cursor_del(history, 0);
+      if (rc != 0) return LmdbError("trim history", rc);
+    }
+    if (rc != 0 && rc != MDB_NOTFOUND) return LmdbError("trim history", rc);
+  }
+  history_guard.reset();
   for (const auto& [tp, next_offset] : batch.positions) {
     std::string pk = PositionKey(options_.topics.at(tp.first), tp.second);
     MDB_val k = Val(pk), v{sizeof(next_offset), const_cast<int64_t*>(&next_offset)};
@@ -226,9 +376,31 @@ Result<ApplyResult> Store::Apply(const WriteBatch& batch) {
   rc = mdb_txn_commit(guard.Release());
   if (rc != 0) return LmdbError("commit", rc);
   // Publish after commit: readers never see a revision whose data is not readable.
+  if (result.changes > 0) {
+    uint64_t oldest = rev >= options_.history_events ? rev - options_.history_events + 1 : 1;
+    // A store from before the log existed holds only what was applied since.
+    oldest_history_.store(std::max(oldest, oldest_history_.load(std::memory_order_relaxed)),
+                          std::memory_order_release);
+  }
   revision_.store(rev, std::memory_order_release);
   result.revision = rev;
   return result;
+}
+
+Status Store::LoadOldestHistory(MDB_txn* txn, uint64_t revision) {
+  MDB_cursor* cur = nullptr;
+  int rc = mdb_cursor_open(txn, history_dbi_, &cur);
+  if (rc != 0) return LmdbError("cursor_open history", rc);
+  MDB_val k, v;
+  rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+  mdb_cursor_close(cur);
+  if (rc == MDB_NOTFOUND) {
+    oldest_history_.store(revision + 1, std::memory_order_release);
+    return Status::Ok();
+  }
+  if (rc != 0) return LmdbError("cursor_get history", rc);
+  oldest_history_.store(RevisionFromKey(View(k)), std::memory_order_release);
+  return Status::Ok();
 }
 
 Result<std::map<int32_t, int64_t>> Store::LoadPositions(size_t topic) const {
@@ -374,6 +546,44 @@ Result<ScanPage> Snapshot::Scan(size_t topic, std::string_view prefix, std::stri
   }
   mdb_cursor_close(cur);
   if (rc != 0 && rc != MDB_NOTFOUND) return LmdbError("cursor_get", rc);
+  return page;
+}
+
+Result<HistoryPage> Snapshot::ReadHistory(uint64_t after, size_t limit,
+                                          size_t max_bytes) const {
+  HistoryPage page;
+  page.revision = revision_;
+  if (after >= revision_) return page;
+  MDB_cursor* cur = nullptr;
+  int rc = mdb_cursor_open(txn_, store_->history_dbi_, &cur);
+  if (rc != 0) return LmdbError("cursor_open history", rc);
+  std::unique_ptr<MDB_cursor, void (*)(MDB_cursor*)> guard(cur, mdb_cursor_close);
+  std::array<char, 8> start = RevisionKey(after + 1);
+  MDB_val k{start.size(), start.data()}, v;
+  rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+  if (rc != 0 && rc != MDB_NOTFOUND) return LmdbError("cursor_get history", rc);
+  uint64_t first = rc == 0 ? RevisionFromKey(View(k)) : revision_ + 1;
+  if (first != after + 1) {
+    // Revisions are contiguous: a gap at the start means they were trimmed (or this store
+    // predates the log).
+    page.compacted = true;
+    page.oldest = first;
+    return page;
+  }
+  size_t bytes = 0;
+  for (; rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+    uint64_t r = RevisionFromKey(View(k));
+    if (r > revision_) break;
+    if (page.events.size() >= limit || (bytes >= max_bytes && !page.events.empty())) break;
+    HistoryEvent ev;
+    if (!DecodeHistory(r, View(v), &ev)) {
+      return Status(Code::kDataLoss, "malformed history record in store", "STORE_CORRUPT");
+    }
+    bytes += ev.key.size() + (ev.value ? ev.value->size() : 0) +
+             (ev.prev ? ev.prev->value.size() : 0);
+    page.events.push_back(std::move(ev));
+  }
+  if (rc != 0 && rc != MDB_NOTFOUND) return LmdbError("cursor_get history", rc);
   return page;
 }
 

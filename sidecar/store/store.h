@@ -10,6 +10,11 @@
 // of a key that existed), across topics, and survives restarts. store_id() changes only
 // when the store is created from scratch, so a revision is meaningful only with its id.
 //
+// History: every change is also written, in the same transaction, to a log keyed by its
+// revision (topic, key, new value or delete, and the previous value), so Watch can replay
+// what a client missed — also after a restart. The log keeps the last
+// Options::history_events changes; older ones are trimmed as new ones are applied.
+//
 // Threads: exactly one thread may call Apply() (the materializer). Any number of threads
 // may take Snapshots concurrently; a Snapshot is a short LMDB read transaction and must
 // be released promptly (it pins the pages it can see).
@@ -42,6 +47,8 @@ struct Options {
   bool sync = false;
   // Concurrent read transactions allowed (LMDB reader slots). Default 1024.
   unsigned max_readers = 1024;
+  // Changes kept in the history log (see above). At least 1.
+  uint64_t history_events = 100000;
 };
 
 // One entry as returned to readers (owned copies).
@@ -81,6 +88,27 @@ struct ApplyResult {
   size_t changes = 0;         // puts, and deletes that removed a key
 };
 
+// One change from the history log (owned copies).
+struct HistoryEvent {
+  uint64_t revision = 0;
+  std::string topic;                  // topic name (stable across config changes)
+  std::string key;
+  std::optional<std::string> value;   // nullopt: the key was deleted
+  EntryMeta meta;                     // of the record that made the change
+  std::optional<Entry> prev;          // the entry this change replaced or deleted, if any
+};
+
+// One page of the history log.
+struct HistoryPage {
+  std::vector<HistoryEvent> events;
+  // The snapshot's revision: when `events` ends below it, call again after the last one.
+  uint64_t revision = 0;
+  // The revisions asked for are no longer held (trimmed): `events` is empty and
+  // `oldest` is the oldest revision still held.
+  bool compacted = false;
+  uint64_t oldest = 0;
+};
+
 // One page of a prefix scan.
 struct ScanPage {
   std::vector<Entry> entries;
@@ -111,6 +139,11 @@ class Store {
   // Last committed revision. Any thread.
   uint64_t revision() const { return revision_.load(std::memory_order_acquire); }
   const std::string& store_id() const { return store_id_; }
+  // The oldest revision the history log still holds; revision() + 1 when it holds none.
+  // A resume after revision r is complete iff r + 1 >= oldest_history_revision().
+  uint64_t oldest_history_revision() const {
+    return oldest_history_.load(std::memory_order_acquire);
+  }
   const Options& options() const { return options_; }
 
   // Live keys of a topic (LMDB's entry count; cheap).
@@ -131,10 +164,15 @@ class Store {
   MDB_env* env_ = nullptr;
   MDB_dbi meta_dbi_ = 0;
   MDB_dbi positions_dbi_ = 0;
+  MDB_dbi history_dbi_ = 0;
   std::vector<MDB_dbi> topic_dbis_;
   std::string store_id_;
   std::atomic<uint64_t> revision_{0};
-  std::string scratch_;  // writer-only encode buffer
+  std::atomic<uint64_t> oldest_history_{1};
+  std::string scratch_;          // writer-only encode buffers
+  std::string history_scratch_;
+  // Oldest revision held, read from the log (writer thread or Init).
+  Status LoadOldestHistory(MDB_txn* txn, uint64_t revision);
 
   // Read transactions that were reset rather than aborted: renewing one keeps its reader
   // slot, so a read takes no lock in LMDB's reader table. Bounded by max_readers.
@@ -166,6 +204,11 @@ class Snapshot {
   // of keys and values (always at least one entry if any remain).
   Result<ScanPage> Scan(size_t topic, std::string_view prefix, std::string_view cursor,
                         size_t limit, size_t max_bytes) const;
+
+  // Changes with revisions above `after`, oldest first, up to this snapshot's revision: at
+  // most `limit` events and about `max_bytes` of keys and values (at least one event if
+  // any remain). compacted if revision after + 1 is no longer held.
+  Result<HistoryPage> ReadHistory(uint64_t after, size_t limit, size_t max_bytes) const;
 
  private:
   friend class Store;

@@ -11,11 +11,13 @@ namespace {
 
 class StoreTest : public ::testing::Test {
  protected:
-  std::unique_ptr<Store> Open(std::vector<std::string> topics = {"users", "sessions"}) {
+  std::unique_ptr<Store> Open(std::vector<std::string> topics = {"users", "sessions"},
+                              uint64_t history_events = 100000) {
     Options o;
     o.path = dir_.path();
     o.topics = std::move(topics);
     o.map_size_bytes = 64 << 20;
+    o.history_events = history_events;
     auto s = Store::Open(o);
     EXPECT_TRUE(s.ok()) << s.status().ToString();
     return s.ok() ? std::move(s).value() : nullptr;
@@ -295,6 +297,116 @@ TEST_F(StoreTest, MapFullIsResourceExhaustedAndLeavesTheStoreIntact) {
   EXPECT_EQ((*s)->revision(), 1u);
   EXPECT_TRUE(Get(**s, 0, "keep").has_value());
   EXPECT_FALSE(Get(**s, 0, "k0").has_value());  // the failed batch left nothing behind
+}
+
+HistoryPage History(Store& s, uint64_t after, size_t limit = 1000, size_t max_bytes = 1 << 20) {
+  auto snap = s.NewSnapshot();
+  EXPECT_TRUE(snap.ok());
+  auto page = snap->ReadHistory(after, limit, max_bytes);
+  EXPECT_TRUE(page.ok()) << page.status().ToString();
+  return page.ok() ? *page : HistoryPage{};
+}
+
+TEST_F(StoreTest, HistoryRecordsEveryChangeWithItsPreviousEntry) {
+  auto s = Open();
+  WriteBatch b;
+  b.mutations.push_back(Put(0, "u1", "v1", 10, 3));
+  b.mutations.push_back(Put(1, "s1", "x", 11));
+  b.mutations.push_back(Put(0, "u1", "v2", 12, 3));
+  b.mutations.push_back(Del(0, "absent", 13));  // no change, no event
+  b.mutations.push_back(Del(0, "u1", 14));
+  ASSERT_TRUE(s->Apply(b).ok());
+  HistoryPage page = History(*s, 0);
+  EXPECT_FALSE(page.compacted);
+  EXPECT_EQ(page.revision, 4u);
+  ASSERT_EQ(page.events.size(), 4u);
+  const HistoryEvent& first = page.events[0];
+  EXPECT_EQ(first.revision, 1u);
+  EXPECT_EQ(first.topic, "users");
+  EXPECT_EQ(first.key, "u1");
+  EXPECT_EQ(first.value, "v1");
+  EXPECT_EQ(first.meta.partition, 3);
+  EXPECT_EQ(first.meta.offset, 10);
+  EXPECT_FALSE(first.prev.has_value());
+  EXPECT_EQ(page.events[1].topic, "sessions");
+  const HistoryEvent& update = page.events[2];
+  EXPECT_EQ(update.value, "v2");
+  ASSERT_TRUE(update.prev.has_value());
+  EXPECT_EQ(update.prev->value, "v1");
+  EXPECT_EQ(update.prev->meta.revision, 1u);
+  EXPECT_EQ(update.prev->meta.offset, 10);
+  const HistoryEvent& del = page.events[3];
+  EXPECT_EQ(del.revision, 4u);
+  EXPECT_FALSE(del.value.has_value());
+  ASSERT_TRUE(del.prev.has_value());
+  EXPECT_EQ(del.prev->value, "v2");
+  EXPECT_EQ(del.meta.offset, 14);
+  // After a revision: only what follows; at the head: nothing.
+  EXPECT_EQ(History(*s, 2).events.front().revision, 3u);
+  EXPECT_TRUE(History(*s, 4).events.empty());
+  EXPECT_FALSE(History(*s, 4).compacted);
+}
+
+TEST_F(StoreTest, HistoryPagesByCountAndBytes) {
+  auto s = Open();
+  WriteBatch b;
+  for (int i = 0; i < 10; ++i) b.mutations.push_back(Put(0, "k" + std::to_string(i), std::string(100, 'v'), i));
+  ASSERT_TRUE(s->Apply(b).ok());
+  EXPECT_EQ(History(*s, 0, 3).events.size(), 3u);
+  EXPECT_EQ(History(*s, 0, 1000, 250).events.size(), 3u);  // 102 bytes each, stops past 250
+  EXPECT_EQ(History(*s, 0, 1000, 1).events.size(), 1u);    // always at least one
+  uint64_t after = 0, seen = 0;
+  for (HistoryPage p = History(*s, after, 4); !p.events.empty(); p = History(*s, after, 4)) {
+    for (const auto& e : p.events) EXPECT_EQ(e.revision, ++seen);
+    after = p.events.back().revision;
+  }
+  EXPECT_EQ(seen, 10u);
+}
+
+TEST_F(StoreTest, HistoryIsTrimmedToItsWindowAndSaysSo) {
+  auto s = Open({"users"}, 5);
+  for (int i = 0; i < 12; ++i) {
+    WriteBatch b;
+    b.mutations.push_back(Put(0, "k", "v" + std::to_string(i), i));
+    ASSERT_TRUE(s->Apply(b).ok());
+  }
+  EXPECT_EQ(s->oldest_history_revision(), 8u);
+  HistoryPage held = History(*s, 7);
+  EXPECT_FALSE(held.compacted);
+  ASSERT_EQ(held.events.size(), 5u);
+  EXPECT_EQ(held.events.front().revision, 8u);
+  HistoryPage gone = History(*s, 6);
+  EXPECT_TRUE(gone.compacted);
+  EXPECT_TRUE(gone.events.empty());
+  EXPECT_EQ(gone.oldest, 8u);
+}
+
+TEST_F(StoreTest, HistoryAndItsWindowSurviveReopen) {
+  {
+    auto s = Open({"users"}, 3);
+    WriteBatch b;
+    for (int i = 0; i < 5; ++i) b.mutations.push_back(Put(0, "k" + std::to_string(i), "v", i));
+    ASSERT_TRUE(s->Apply(b).ok());
+  }
+  auto s = Open({"users"}, 3);
+  EXPECT_EQ(s->oldest_history_revision(), 3u);
+  HistoryPage page = History(*s, 2);
+  ASSERT_EQ(page.events.size(), 3u);
+  EXPECT_EQ(page.events.back().key, "k4");
+}
+
+TEST_F(StoreTest, HistoryKeepsLongKeysWhole) {
+  auto s = Open();
+  std::string long_key(2000, 'k');
+  WriteBatch b;
+  b.mutations.push_back(Put(0, long_key, "a", 1));
+  b.mutations.push_back(Put(0, long_key, "b", 2));
+  ASSERT_TRUE(s->Apply(b).ok());
+  HistoryPage page = History(*s, 0);
+  ASSERT_EQ(page.events.size(), 2u);
+  EXPECT_EQ(page.events[1].key, long_key);
+  ASSERT_TRUE(page.events[1].prev.has_value());
+  EXPECT_EQ(page.events[1].prev->value, "a");
 }
 
 TEST_F(StoreTest, ForeignFileIsRefusedWithDataLoss) {
