@@ -26,6 +26,8 @@
 #include "rpc/write_handler.h"
 #include "rpc/read_handler.h"
 #include "store/store.h"
+#include "watch/watch_hub.h"
+#include "watch/watch_reactor.h"
 
 namespace cachecar {
 
@@ -81,6 +83,7 @@ Status Server::Start() {
   so.topics = topic_names;
   so.map_size_bytes = config_.store.map_size_bytes;
   so.sync = config_.store.sync;
+  so.history_events = config_.watch.history_events;
   Result<std::unique_ptr<store::Store>> store = store::Store::Open(so);
   if (!store.ok()) return store.status();
   store_ = std::move(store).value();
@@ -117,6 +120,15 @@ Status Server::Start() {
   mo.dead_letters = producer_.get();
   mo.rejected = rejected_log_.get();
   mo.notifier = notifier_.get();
+  watch::Options wo;
+  wo.buffer_events = config_.watch.buffer_events;
+  wo.max_watches_per_stream = config_.watch.max_watches_per_stream;
+  wo.max_watches = config_.watch.max_watches;
+  wo.progress_interval = std::chrono::milliseconds(config_.watch.progress_interval_ms);
+  watch_hub_ = std::make_unique<watch::Hub>(store_.get(), &config_, wo,
+                                            [t = tracker_.get()] { return t->Ready(); },
+                                            registry_.get());
+  mo.on_change = [h = watch_hub_.get()] { h->Notify(); };
   materializer_ = std::make_unique<kafka::Materializer>(mo, store_.get(), source_.get(),
                                                         tracker_.get(), registry_.get());
   read_handler_ = std::make_unique<rpc::ReadHandler>(
@@ -128,6 +140,8 @@ Status Server::Start() {
   cache_service_ = std::make_unique<rpc::CacheService>(
       read_handler_.get(), registry_.get(), write_handler_.get(), notifier_.get(),
       std::chrono::milliseconds(config_.writes.max_wait_ms));
+  cache_service_->set_watch_factory(
+      [h = watch_hub_.get()] { return watch::WatchReactor::Start(h); });
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -194,6 +208,7 @@ Status Server::Start() {
     if (!http.ok()) return http.status();
     http_server_ = std::move(http).value();
   }
+  watch_hub_->Start();
   materializer_->Start();
   schemas_->StartWatching(std::chrono::milliseconds(config_.schemas.reload_interval_ms));
   log::Info("listening", {{"grpc_address", config_.grpc.address},
@@ -208,6 +223,9 @@ void Server::Shutdown(std::chrono::milliseconds grace) {
   shut_down_ = true;
   if (grpc_server_) {
     grpc_server_->GetHealthCheckService()->Shutdown();  // probes see NOT_SERVING at once
+    // Watches end first, each with SHUTTING_DOWN and its last revision; their streams
+    // then finish, so the server's shutdown need not wait for them.
+    if (watch_hub_) watch_hub_->Shutdown();
     // Calls in flight get the grace period; Puts and reads still waiting after it are
     // answered UNAVAILABLE (SHUTTING_DOWN) so that every call can finish.
     auto deadline = std::chrono::system_clock::now() + grace;

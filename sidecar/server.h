@@ -32,6 +32,7 @@ class RejectedLog;
 namespace schema { class SchemaSet; }
 namespace rpc { class ReadHandler; class WriteHandler; class CacheService; }
 namespace metrics { class HttpServer; }
+namespace watch { class Hub; }
 
 class Server {
  public:
@@ -61,6 +62,7 @@ class Server {
   std::unique_ptr<kafka::Materializer> materializer_;
   std::unique_ptr<rpc::ReadHandler> read_handler_;
   std::unique_ptr<rpc::WriteHandler> write_handler_;
+  std::unique_ptr<watch::Hub> watch_hub_;
   std::unique_ptr<rpc::CacheService> cache_service_;
   std::unique_ptr<grpc::Server> grpc_server_;
   std::unique_ptr<metrics::HttpServer> http_server_;

@@ -122,6 +122,23 @@ struct WritesConfig {
   uint32_t max_wait_ms = 30000;
 };
 
+struct WatchConfig {
+  // Changes kept in the store's history log, so a Watch can resume after a disconnect or a
+  // restart. A resume from further back is cancelled with the oldest revision still held
+  // (the client re-lists). Costs about one key+value+previous value of disk per change.
+  // Default 100000.
+  uint64_t history_events = 100000;
+  // How often an idle watch is told the revision it is current to (0: only on request).
+  // Default 10000 ms.
+  uint32_t progress_interval_ms = 10000;
+  // Events one watch may have queued for a client that is not reading. Past it, the watch
+  // is cancelled with SLOW_CONSUMER and its last revision sent. Default 1024.
+  uint32_t buffer_events = 1024;
+  // Watches on one stream, and in the whole process. Defaults 1000 and 20000.
+  uint32_t max_watches_per_stream = 1000;
+  uint32_t max_watches = 20000;
+};
+
 struct LogConfig {
   // trace, debug, info, warn or error. Default info.
   std::string level = "info";
@@ -139,6 +156,7 @@ struct Config {
   LogConfig log;
   SchemasConfig schemas;
   WritesConfig writes;
+  WatchConfig watch;
   std::vector<TopicConfig> topics;
 
   // Returns the topic's config, or nullptr if it is not configured.

@@ -401,6 +401,7 @@ Status Materializer::Commit() {
     tracker_->SetApplied(tp.first, tp.second, next);
   }
   if (options_.notifier != nullptr) options_.notifier->Published(r->revision, batch_.positions);
+  if (r->changes > 0 && options_.on_change) options_.on_change();
   batch_.Clear();
   return Status::Ok();
 }

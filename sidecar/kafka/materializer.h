@@ -29,6 +29,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <condition_variable>
 #include <map>
 #include <mutex>
@@ -68,6 +69,8 @@ struct MaterializerOptions {
   RecordSink* dead_letters = nullptr;          // required if a topic dead-letters
   RejectedLog* rejected = nullptr;
   ApplyNotifier* notifier = nullptr;
+  // Called after every commit that changed something (Watch's hub). Must not block.
+  std::function<void()> on_change;
 };
 
 // Per-topic totals since start, for status reporting.

@@ -179,4 +179,10 @@ grpc::ServerUnaryReactor* CacheService::ListRejectedRecords(
                [&] { return handler_->ListRejectedRecords(*req, resp); });
 }
 
+grpc::ServerBidiReactor<v1::WatchRequest, v1::WatchResponse>* CacheService::Watch(
+    grpc::CallbackServerContext* ctx) {
+  if (!watch_factory_) return v1::CacheService::CallbackService::Watch(ctx);
+  return watch_factory_();
+}
+
 }  // namespace cachecar::rpc

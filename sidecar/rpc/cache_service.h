@@ -11,6 +11,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 
 #include "cachecar/v1/cache.grpc.pb.h"
 #include "kafka/apply_notifier.h"
@@ -50,6 +51,14 @@ class CacheService final : public v1::CacheService::CallbackService {
                                                 const v1::ListRejectedRecordsRequest* req,
                                                 v1::ListRejectedRecordsResponse* resp) override;
 
+  // Watch streams are served by the watch module (sidecar/watch); without a factory the
+  // method answers UNIMPLEMENTED.
+  using WatchFactory =
+      std::function<grpc::ServerBidiReactor<v1::WatchRequest, v1::WatchResponse>*()>;
+  void set_watch_factory(WatchFactory factory) { watch_factory_ = std::move(factory); }
+  grpc::ServerBidiReactor<v1::WatchRequest, v1::WatchResponse>* Watch(
+      grpc::CallbackServerContext* ctx) override;
+
  private:
   enum Method {
     kGet, kBatchGet, kList, kGetStatus, kPut, kDelete, kListRejectedRecords, kMethodCount
@@ -79,6 +88,7 @@ class CacheService final : public v1::CacheService::CallbackService {
   const WriteHandler* writes_;
   kafka::ApplyNotifier* notifier_;
   std::chrono::milliseconds max_wait_;
+  WatchFactory watch_factory_;
   ArenaMessageAllocator<v1::GetRequest, v1::GetResponse> get_allocator_;
   ArenaMessageAllocator<v1::BatchGetRequest, v1::BatchGetResponse> batch_get_allocator_;
   ArenaMessageAllocator<v1::ListRequest, v1::ListResponse> list_allocator_;

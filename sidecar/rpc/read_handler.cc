@@ -104,6 +104,11 @@ Result<size_t> ReadHandler::ResolveTopic(const std::string& topic, bool allow_co
       .With("topic", shown);
 }
 
+void EntryToProto(std::string_view key, std::string_view value, const store::EntryMeta& meta,
+                  v1::Entry* out) {
+  ToProto(key, value, meta, out);
+}
+
 std::string KeyProblem(const config::TopicConfig& topic, const std::string& key,
                        size_t max_key_bytes) {
   if (key.empty()) return "required";

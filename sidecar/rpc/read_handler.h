@@ -68,6 +68,10 @@ class ReadHandler {
 std::string KeyProblem(const config::TopicConfig& topic, const std::string& key,
                        size_t max_key_bytes);
 
+// A stored entry as the API's Entry (the Kafka timestamp unset when the record has none).
+void EntryToProto(std::string_view key, std::string_view value, const store::EntryMeta& meta,
+                  v1::Entry* out);
+
 // Page tokens: opaque to clients, bound to the topic and prefix they were issued for.
 std::string EncodePageToken(const std::string& topic, const std::string& prefix,
                             const std::string& cursor);

@@ -340,6 +340,40 @@ topics: [{name: a, on_invalid: dead-letter, dead_letter_topic: a.dlq, read_only:
   EXPECT_EQ(ok->writes.max_wait_ms, 100u);
 }
 
+TEST(ConfigTest, WatchSettingsHaveDefaultsAndBounds) {
+  auto defaults = ParseConfig("kafka: {bootstrap_servers: a:1}\ntopics: [{name: a}]\n", "c.yaml", Env());
+  ASSERT_TRUE(defaults.ok()) << defaults.status().ToString();
+  EXPECT_EQ(defaults->watch.history_events, 100000u);
+  EXPECT_EQ(defaults->watch.progress_interval_ms, 10000u);
+  EXPECT_EQ(defaults->watch.buffer_events, 1024u);
+  EXPECT_EQ(defaults->watch.max_watches_per_stream, 1000u);
+  EXPECT_EQ(defaults->watch.max_watches, 20000u);
+
+  auto ok = ParseConfig(R"(
+kafka: {bootstrap_servers: a:1}
+watch: {history_events: 500, progress_interval_ms: 0, buffer_events: 8, max_watches_per_stream: 2, max_watches: 3}
+topics: [{name: a}]
+)", "c.yaml", Env());
+  ASSERT_TRUE(ok.ok()) << ok.status().ToString();
+  EXPECT_EQ(ok->watch.history_events, 500u);
+  EXPECT_EQ(ok->watch.progress_interval_ms, 0u);
+  EXPECT_EQ(ok->watch.buffer_events, 8u);
+  EXPECT_EQ(ok->watch.max_watches_per_stream, 2u);
+  EXPECT_EQ(ok->watch.max_watches, 3u);
+
+  auto bad = ParseConfig(R"(
+kafka: {bootstrap_servers: a:1}
+watch: {history_events: 5, buffer_events: 0, max_watches: -1, max_watches_per_stream: lots, histroy: 1}
+topics: [{name: a}]
+)", "c.yaml", Env());
+  ASSERT_FALSE(bad.ok());
+  EXPECT_THAT(ProblemFor(bad.status(), "watch.history_events"), HasSubstr("between"));
+  EXPECT_THAT(ProblemFor(bad.status(), "watch.buffer_events"), HasSubstr("between"));
+  EXPECT_NE(ProblemFor(bad.status(), "watch.max_watches"), "");
+  EXPECT_NE(ProblemFor(bad.status(), "watch.max_watches_per_stream"), "");
+  EXPECT_NE(ProblemFor(bad.status(), "watch.histroy"), "");
+}
+
 TEST(ConfigTest, LoadConfigReportsAnUnreadableFile) {
   auto cfg = LoadConfig("/nonexistent/cachecar.yaml", Env());
   ASSERT_FALSE(cfg.ok());
