@@ -85,6 +85,88 @@ void PrintJson(const json& j) {
   std::cout << j.dump(-1, ' ', false, json::error_handler_t::replace) << "\n";
 }
 
+struct WatchArgs {
+  std::string topic, prefix, key, store_id;
+  bool has_prefix = false, snapshot = false, no_put = false, no_delete = false, prev = false;
+  bool quiet_progress = false;
+  int64_t from_revision = -1;
+  long count = 0;  // events to print before exiting (0: until stopped)
+};
+
+// Streams one watch as JSON lines: created, snapshot entries, snapshot_end, events,
+// progress, and the final canceled. Exit: 0 after --count events; 1 when the stream or
+// the watch ended otherwise (the last line says why and from which revision to resume);
+// 5 when the watch was refused as invalid.
+int RunWatch(cachecar::client::Client& client, const WatchArgs& a, bool allow_cold) {
+  std::unique_ptr<cachecar::client::WatchStream> stream = client.Watch();
+  cachecar::v1::WatchRequest req;
+  auto* c = req.mutable_create();
+  c->set_watch_id(1);
+  c->set_topic(a.topic);
+  c->set_prefix(a.has_prefix);
+  c->set_key(a.has_prefix ? a.prefix : a.key);
+  c->set_snapshot(a.snapshot);
+  if (a.from_revision >= 0) c->set_resume_revision(static_cast<uint64_t>(a.from_revision));
+  c->set_store_id(a.store_id);
+  c->set_no_put(a.no_put);
+  c->set_no_delete(a.no_delete);
+  c->set_prev_entry(a.prev);
+  c->set_allow_cold_cache(allow_cold);
+  if (!stream->Send(req)) return ExitFor(stream->Finish());
+  long events = 0;
+  cachecar::v1::WatchResponse r;
+  while (stream->Read(&r)) {
+    if (r.has_created()) {
+      PrintJson({{"type", "CREATED"}, {"store_id", r.created().store_id()},
+                 {"revision", r.created().revision()}});
+    } else if (r.has_snapshot()) {
+      for (const auto& e : r.snapshot().entries()) {
+        json j = EntryJson(e);
+        j["type"] = "SNAPSHOT";
+        PrintJson(j);
+      }
+    } else if (r.has_snapshot_end()) {
+      PrintJson({{"type", "SNAPSHOT_END"}, {"revision", r.snapshot_end().revision()}});
+    } else if (r.has_progress()) {
+      if (!a.quiet_progress) {
+        PrintJson({{"type", "PROGRESS"}, {"revision", r.progress().revision()}});
+      }
+    } else if (r.has_events()) {
+      for (const auto& e : r.events().events()) {
+        json j = EntryJson(e.entry());
+        j["type"] = cachecar::v1::WatchEvent::Type_Name(e.type());
+        if (e.type() == cachecar::v1::WatchEvent::DELETE) j.erase("value");
+        if (e.has_prev_entry()) j["prev"] = EntryJson(e.prev_entry());
+        PrintJson(j);
+        if (a.count > 0 && ++events >= a.count) {
+          std::cout.flush();
+          stream->Cancel();
+          stream->Finish();
+          return kOk;
+        }
+      }
+    } else if (r.has_canceled()) {
+      const auto& x = r.canceled();
+      json j{{"type", "CANCELED"},
+             {"reason", cachecar::v1::WatchCanceled::Reason_Name(x.reason())},
+             {"message", x.message()},
+             {"last_revision", x.last_revision()},
+             {"store_id", x.store_id()}};
+      if (x.compact_revision() > 0) j["compact_revision"] = x.compact_revision();
+      PrintJson(j);
+      std::cout.flush();
+      stream->Cancel();
+      stream->Finish();
+      std::fprintf(stderr, "cachecarctl: watch ended: %s: %s\n",
+                   cachecar::v1::WatchCanceled::Reason_Name(x.reason()).c_str(),
+                   x.message().c_str());
+      return x.reason() == cachecar::v1::WatchCanceled::INVALID_REQUEST ? kRejected : kFailed;
+    }
+    std::cout.flush();
+  }
+  return ExitFor(stream->Finish());
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -136,6 +218,29 @@ int main(int argc, char** argv) {
   auto* rejected = app.add_subcommand(
       "rejected", "the latest records of a topic that were not served, and why");
   rejected->add_option("topic", topic, "topic")->required();
+  WatchArgs wa;
+  auto* watch = app.add_subcommand(
+      "watch", "stream changes of a key or key prefix as JSON lines (Ctrl-C to stop)");
+  watch->add_option("topic", wa.topic, "topic")->required();
+  auto* watch_key = watch->add_option("key", wa.key, "one key to watch");
+  watch->add_option("-p,--prefix", wa.prefix, "every key starting with this (\"\" : all)")
+      ->excludes(watch_key);
+  auto* from = watch->add_option("--from-revision", wa.from_revision,
+                                 "resume: print the changes after this revision (the last "
+                                 "one you saw)")
+                   ->check(CLI::NonNegativeNumber);
+  watch->add_option("--store-id", wa.store_id,
+                    "with --from-revision: the store the revision came from (refused if "
+                    "the store was rebuilt)");
+  watch->add_flag("--snapshot", wa.snapshot,
+                  "print the current entries first, then SNAPSHOT_END, then changes")
+      ->excludes(from);
+  watch->add_flag("--no-put", wa.no_put, "leave out puts");
+  watch->add_flag("--no-delete", wa.no_delete, "leave out deletes");
+  watch->add_flag("--prev", wa.prev, "include each change's previous entry");
+  watch->add_flag("--no-progress", wa.quiet_progress, "do not print PROGRESS lines");
+  watch->add_option("-n,--count", wa.count, "exit after this many events")
+      ->check(CLI::NonNegativeNumber);
 
   try {
     app.parse(argc, argv);
@@ -147,6 +252,14 @@ int main(int argc, char** argv) {
   cachecar::client::Client client(opts);
   cachecar::client::ReadOptions ro{allow_cold};
 
+  if (watch->parsed()) {
+    wa.has_prefix = watch->count("--prefix") > 0;
+    if (!wa.has_prefix && watch->count("key") == 0) {
+      std::fprintf(stderr, "cachecarctl: watch needs a key or --prefix (\"\" for all keys)\n");
+      return kUsage;
+    }
+    return RunWatch(client, wa, allow_cold);
+  }
   if (get->parsed()) {
     auto r = client.Get(topic, key, ro);
     if (!r.ok()) return ExitFor(r.status());

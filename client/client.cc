@@ -39,6 +39,14 @@ Client::Client(ClientOptions options) : options_(std::move(options)) {
   stub_ = v1::CacheService::NewStub(channel_);
 }
 
+Status WatchStream::Finish() { return FromGrpcStatus(stream_->Finish()); }
+
+std::unique_ptr<WatchStream> Client::Watch() {
+  std::unique_ptr<WatchStream> w(new WatchStream());
+  w->stream_ = stub_->Watch(&w->context_);
+  return w;
+}
+
 std::unique_ptr<grpc::ClientContext> Client::NewContext() const {
   auto ctx = std::make_unique<grpc::ClientContext>();
   ctx->set_deadline(std::chrono::system_clock::now() + options_.timeout);

@@ -29,6 +29,26 @@ struct ReadOptions {
   bool allow_cold_cache = false;
 };
 
+// One Watch stream (see WatchRequest/WatchResponse in the proto): send creates, cancels
+// and progress requests; read responses until Read() returns false, then Finish() says
+// why the stream ended. Send and Read may be used from two threads, one each.
+class WatchStream {
+ public:
+  bool Send(const v1::WatchRequest& request) { return stream_->Write(request); }
+  bool Read(v1::WatchResponse* response) { return stream_->Read(response); }
+  // Half-closes the client side; the server keeps serving live watches.
+  bool CloseSend() { return stream_->WritesDone(); }
+  // Ends the stream from any thread.
+  void Cancel() { context_.TryCancel(); }
+  Status Finish();
+
+ private:
+  friend class Client;
+  WatchStream() = default;
+  grpc::ClientContext context_;
+  std::unique_ptr<grpc::ClientReaderWriter<v1::WatchRequest, v1::WatchResponse>> stream_;
+};
+
 class Client {
  public:
   explicit Client(ClientOptions options);
@@ -52,6 +72,8 @@ class Client {
   Result<v1::DeleteResponse> Delete(const std::string& topic, const std::string& key,
                                     bool ack_only = false);
   Result<v1::ListRejectedRecordsResponse> ListRejectedRecords(const std::string& topic);
+  // Opens a Watch stream. It has no deadline: it lasts until cancelled or ended.
+  std::unique_ptr<WatchStream> Watch();
 
  private:
   std::unique_ptr<grpc::ClientContext> NewContext() const;

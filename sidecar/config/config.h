@@ -131,9 +131,14 @@ struct WatchConfig {
   // How often an idle watch is told the revision it is current to (0: only on request).
   // Default 10000 ms.
   uint32_t progress_interval_ms = 10000;
-  // Events one watch may have queued for a client that is not reading. Past it, the watch
-  // is cancelled with SLOW_CONSUMER and its last revision sent. Default 1024.
+  // Events one watch may have queued for its client. Past it, the watch stops queueing
+  // and reads the rest from the history log as the client takes them (nothing is dropped,
+  // memory stays bounded). Default 1024.
   uint32_t buffer_events = 1024;
+  // A stream whose client takes nothing for this long while responses wait has stopped
+  // reading: its watches are cancelled with SLOW_CONSUMER and their last revision.
+  // Default 30000.
+  uint32_t slow_consumer_timeout_ms = 30000;
   // Watches on one stream, and in the whole process. Defaults 1000 and 20000.
   uint32_t max_watches_per_stream = 1000;
   uint32_t max_watches = 20000;

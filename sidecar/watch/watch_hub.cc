@@ -60,6 +60,12 @@ Hub::Hub(const store::Store* store, const config::Config* config, Options option
                       .Help("Watch events handed to clients")
                       .Register(*registry)
                       .Add({});
+  demotions_ = &BuildCounter()
+                    .Name("cachecar_watch_buffer_overflows_total")
+                    .Help("Times a live watch's buffer filled and it went back to reading "
+                          "the history log (a client slower than the changes)")
+                    .Register(*registry)
+                    .Add({});
   canceled_family_ = &BuildCounter()
                           .Name("cachecar_watch_canceled_total")
                           .Help("Watches ended or refused, by reason (CANCELED_BY_CLIENT included)")
@@ -131,8 +137,9 @@ void Hub::Run() {
       notified_ = false;
     }
     FanOut();
-    if (options_.progress_interval.count() > 0 && Clock::now() - last_progress >= tick) {
-      SendProgress(/*all=*/false);
+    if (Clock::now() - last_progress >= tick) {
+      if (options_.progress_interval.count() > 0) SendProgress(/*all=*/false);
+      CancelStalled(Clock::now());
       last_progress = Clock::now();
     }
   }
@@ -251,14 +258,10 @@ uint64_t Hub::FanOut() {
         if (auto e = MakeEvent(std::move(h))) events.push_back(std::move(e));
       }
       std::lock_guard<std::mutex> lock(mu_);
-      std::vector<std::shared_ptr<Watch>> canceled;
       auto deliver = [&](const std::shared_ptr<Watch>& w, const std::shared_ptr<const Event>& e) {
         auto held = w->session->weak_from_this().lock();
         if (!held) return;  // the stream is going away; its Close() unindexes it
-        Session::Delivery d = held->Deliver(w, e);
-        if (d == Session::Delivery::kIgnored) return;
-        if (d == Session::Delivery::kCanceled) canceled.push_back(w);
-        wake.insert(std::move(held));
+        if (held->Deliver(w, e) == Session::Delivery::kQueued) wake.insert(std::move(held));
       };
       for (const auto& e : events) {
         TopicIndex& ti = index_[e->topic];
@@ -269,7 +272,6 @@ uint64_t Hub::FanOut() {
           if (e->key.compare(0, w->key.size(), w->key) == 0) deliver(w, e);
         }
       }
-      for (const auto& w : canceled) UnindexLocked(w);
       from = last;
       fanned_out_.store(from, std::memory_order_release);
     }
@@ -289,6 +291,35 @@ void Hub::SendProgress(bool all) {
       if (!held) continue;
       std::lock_guard<std::mutex> slock(held->mu_);
       if (held->QueueProgress(fanned_out(), all, now)) wake.push_back(held);
+    }
+  }
+  for (auto& s : wake) s->Wake();
+}
+
+void Hub::CancelStalled(Clock::time_point now) {
+  std::vector<std::shared_ptr<Session>> wake;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (Session* s : sessions_) {
+      auto held = s->weak_from_this().lock();
+      if (!held) continue;
+      std::lock_guard<std::mutex> slock(held->mu_);
+      if (held->ready_.empty() || held->watches_.empty() ||
+          now - held->last_take_ < options_.slow_consumer_timeout) {
+        continue;
+      }
+      std::vector<std::shared_ptr<Watch>> all;
+      for (auto& [id, w] : held->watches_) all.push_back(w);
+      for (auto& w : all) {
+        held->CancelLocked(w, v1::WatchCanceled::SLOW_CONSUMER,
+                           "the client took nothing for " +
+                               std::to_string(options_.slow_consumer_timeout.count()) +
+                               " ms while changes waited (watch.slow_consumer_timeout_ms); "
+                               "resume from last_revision");
+      }
+      for (auto& w : held->to_unindex_) UnindexLocked(w);
+      held->to_unindex_.clear();
+      wake.push_back(std::move(held));
     }
   }
   for (auto& s : wake) s->Wake();
@@ -531,15 +562,20 @@ Session::Delivery Session::Deliver(const std::shared_ptr<Watch>& w,
   if (w->canceled || w->phase != Watch::Phase::kLive || e->revision <= w->position) {
     return Delivery::kIgnored;
   }
-  w->position = e->revision;
-  if (!w->Wants(*e)) return Delivery::kIgnored;
-  if (w->queued_events >= hub_->options_.buffer_events) {
-    CancelLocked(w, v1::WatchCanceled::SLOW_CONSUMER,
-                 "the client did not read fast enough: " +
-                     std::to_string(hub_->options_.buffer_events) +
-                     " events were waiting (watch.buffer_events); resume from last_revision");
-    return Delivery::kCanceled;
+  if (!w->Wants(*e)) {
+    w->position = e->revision;
+    return Delivery::kIgnored;
   }
+  if (w->queued_events >= hub_->options_.buffer_events) {
+    // The client is slower than the changes: stop queueing and let it read the rest from
+    // the history log once it has taken what is queued (position stays at the last
+    // queued revision).
+    w->phase = Watch::Phase::kCatchUp;
+    hub_->demotions_->Increment();
+    MakeReady(w);
+    return Delivery::kQueued;
+  }
+  w->position = e->revision;
   w->queue.push_back(Watch::Item{e, nullptr, 0});
   ++w->queued_events;
   MakeReady(w);
@@ -743,6 +779,7 @@ bool Session::Next(v1::WatchResponse* out) {
       if (!w->queue.empty() || w->phase != Watch::Phase::kLive) MakeReady(w);
     }
   }
+  if (have) last_take_ = Clock::now();
   std::vector<std::shared_ptr<Watch>> unindex;
   unindex.swap(to_unindex_);
   lock.unlock();

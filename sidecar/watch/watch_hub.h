@@ -17,9 +17,14 @@
 //             reads (resume, or after a snapshot); when it reaches what the hub has
 //             handed out, it joins the hub (under the hub's lock, so nothing falls
 //             between the two) — then live;
-//   live      the hub queues its matching events.
+//   live      the hub queues its matching events. When a watch's queue holds
+//             buffer_events, it goes back to catch-up from the last queued revision (as
+//             etcd's unsynced watchers): a burst never cancels a client that reads, and
+//             memory stays bounded.
 // A catch-up reads only as fast as the client takes responses, so a resume from far back
-// costs no memory; only live watches have queues.
+// costs no memory; only live watches have queues. A stream whose client takes nothing for
+// slow_consumer_timeout while responses wait is a client that stopped reading: every watch
+// on it is cancelled with SLOW_CONSUMER and the last revision it was sent.
 //
 // Locks: Hub::mu_ before Session::mu_, never the other way. `wake` is never called with
 // either held.
@@ -53,6 +58,7 @@ namespace cachecar::watch {
 
 struct Options {
   uint32_t buffer_events = 1024;
+  std::chrono::milliseconds slow_consumer_timeout{30000};
   uint32_t max_watches_per_stream = 1000;
   uint32_t max_watches = 20000;
   // 0: progress only on request.
@@ -147,6 +153,9 @@ class Hub {
   // Queues a progress response on live watches that have sent nothing for the progress
   // interval (or on all of them, if `all`).
   void SendProgress(bool all);
+  // Cancels the watches of streams whose client has taken nothing since
+  // now - slow_consumer_timeout while responses wait. The thread runs it; tests too.
+  void CancelStalled(std::chrono::steady_clock::time_point now);
 
   uint64_t fanned_out() const { return fanned_out_.load(std::memory_order_acquire); }
   size_t watch_count() const;
@@ -195,6 +204,7 @@ class Hub {
   prometheus::Gauge* fanned_out_gauge_;
   prometheus::Gauge* oldest_gauge_;
   prometheus::Counter* events_sent_;
+  prometheus::Counter* demotions_;
   prometheus::Family<prometheus::Counter>* canceled_family_;
 };
 
@@ -218,7 +228,7 @@ class Session : public std::enable_shared_from_this<Session> {
   friend class Hub;
   Session(Hub* hub, std::function<void()> wake) : hub_(hub), wake_(std::move(wake)) {}
 
-  enum class Delivery { kIgnored, kQueued, kCanceled };
+  enum class Delivery { kIgnored, kQueued };
   // The hub hands a live watch an event (Hub::mu_ held).
   Delivery Deliver(const std::shared_ptr<Watch>& w, const std::shared_ptr<const Event>& e);
   // Requires mu_. Returns whether anything was queued.
@@ -246,6 +256,8 @@ class Session : public std::enable_shared_from_this<Session> {
   std::deque<std::shared_ptr<Watch>> ready_;
   std::deque<v1::WatchResponse> control_;
   std::vector<std::shared_ptr<Watch>> to_unindex_;  // cancelled outside Hub::mu_
+  // When the client last took a response (or the stream opened).
+  std::chrono::steady_clock::time_point last_take_ = std::chrono::steady_clock::now();
   bool closed_ = false;
   bool shutting_down_ = false;
 };

@@ -346,6 +346,7 @@ TEST(ConfigTest, WatchSettingsHaveDefaultsAndBounds) {
   EXPECT_EQ(defaults->watch.history_events, 100000u);
   EXPECT_EQ(defaults->watch.progress_interval_ms, 10000u);
   EXPECT_EQ(defaults->watch.buffer_events, 1024u);
+  EXPECT_EQ(defaults->watch.slow_consumer_timeout_ms, 30000u);
   EXPECT_EQ(defaults->watch.max_watches_per_stream, 1000u);
   EXPECT_EQ(defaults->watch.max_watches, 20000u);
 
@@ -363,12 +364,13 @@ topics: [{name: a}]
 
   auto bad = ParseConfig(R"(
 kafka: {bootstrap_servers: a:1}
-watch: {history_events: 5, buffer_events: 0, max_watches: -1, max_watches_per_stream: lots, histroy: 1}
+watch: {history_events: 5, buffer_events: 0, slow_consumer_timeout_ms: 5, max_watches: -1, max_watches_per_stream: lots, histroy: 1}
 topics: [{name: a}]
 )", "c.yaml", Env());
   ASSERT_FALSE(bad.ok());
   EXPECT_THAT(ProblemFor(bad.status(), "watch.history_events"), HasSubstr("between"));
   EXPECT_THAT(ProblemFor(bad.status(), "watch.buffer_events"), HasSubstr("between"));
+  EXPECT_THAT(ProblemFor(bad.status(), "watch.slow_consumer_timeout_ms"), HasSubstr("between"));
   EXPECT_NE(ProblemFor(bad.status(), "watch.max_watches"), "");
   EXPECT_NE(ProblemFor(bad.status(), "watch.max_watches_per_stream"), "");
   EXPECT_NE(ProblemFor(bad.status(), "watch.histroy"), "");
