@@ -156,26 +156,46 @@ class Reader {
   std::string_view in_;
 };
 
+// The topic and key of a history record, without copying.
+bool PeekHistory(std::string_view in, std::string_view* topic, std::string_view* key) {
+  if (in.size() < 3) return false;
+  uint16_t tn;
+  std::memcpy(&tn, in.data() + 1, sizeof(tn));
+  in.remove_prefix(3);
+  if (in.size() < tn + sizeof(uint32_t)) return false;
+  *topic = in.substr(0, tn);
+  in.remove_prefix(tn);
+  uint32_t kn;
+  std::memcpy(&kn, in.data(), sizeof(kn));
+  in.remove_prefix(sizeof(kn));
+  if (in.size() < kn) return false;
+  *key = in.substr(0, kn);
+  return true;
+}
+
 bool DecodeHistory(uint64_t revision, std::string_view in, HistoryEvent* ev) {
   Reader r(in);
   uint8_t flags;
   if (!r.Fixed(&flags) || !r.Bytes(&ev->topic, true) || !r.Bytes(&ev->key)) return false;
   ev->revision = revision;
-  ev->value.reset();
   if (flags & kHistoryPut) {
-    ev->value.emplace();
-    if (!r.Bytes(&*ev->value)) return false;
+    std::string value;
+    if (!r.Bytes(&value)) return false;
+    ev->value = std::move(value);
+  } else {
+    ev->value.reset();
   }
   if (!r.Meta(&ev->meta)) return false;
   ev->meta.revision = revision;
-  ev->prev.reset();
   if (flags & kHistoryHasPrev) {
-    ev->prev.emplace();
-    ev->prev->key = ev->key;
-    if (!r.Bytes(&ev->prev->value) || !r.Meta(&ev->prev->meta) ||
-        !r.Fixed(&ev->prev->meta.revision)) {
+    Entry prev;
+    prev.key = ev->key;
+    if (!r.Bytes(&prev.value) || !r.Meta(&prev.meta) || !r.Fixed(&prev.meta.revision)) {
       return false;
     }
+    ev->prev = std::move(prev);
+  } else {
+    ev->prev.reset();
   }
   return r.done();
 }
@@ -549,10 +569,11 @@ Result<ScanPage> Snapshot::Scan(size_t topic, std::string_view prefix, std::stri
   return page;
 }
 
-Result<HistoryPage> Snapshot::ReadHistory(uint64_t after, size_t limit,
-                                          size_t max_bytes) const {
+Result<HistoryPage> Snapshot::ReadHistory(uint64_t after, size_t limit, size_t max_bytes,
+                                          const HistoryFilter& filter) const {
   HistoryPage page;
   page.revision = revision_;
+  page.last = after;
   if (after >= revision_) return page;
   MDB_cursor* cur = nullptr;
   int rc = mdb_cursor_open(txn_, store_->history_dbi_, &cur);
@@ -570,11 +591,20 @@ Result<HistoryPage> Snapshot::ReadHistory(uint64_t after, size_t limit,
     page.oldest = first;
     return page;
   }
-  size_t bytes = 0;
+  size_t bytes = 0, looked = 0;
   for (; rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
     uint64_t r = RevisionFromKey(View(k));
     if (r > revision_) break;
-    if (page.events.size() >= limit || (bytes >= max_bytes && !page.events.empty())) break;
+    if (looked >= limit || (bytes >= max_bytes && !page.events.empty())) break;
+    ++looked;
+    page.last = r;
+    if (filter) {
+      std::string_view topic, key;
+      if (!PeekHistory(View(v), &topic, &key)) {
+        return Status(Code::kDataLoss, "malformed history record in store", "STORE_CORRUPT");
+      }
+      if (!filter(topic, key)) continue;
+    }
     HistoryEvent ev;
     if (!DecodeHistory(r, View(v), &ev)) {
       return Status(Code::kDataLoss, "malformed history record in store", "STORE_CORRUPT");

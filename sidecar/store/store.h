@@ -24,6 +24,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -107,7 +108,13 @@ struct HistoryPage {
   // `oldest` is the oldest revision still held.
   bool compacted = false;
   uint64_t oldest = 0;
+  // The last revision looked at (with a filter, events may end earlier); continue after it.
+  uint64_t last = 0;
 };
+
+// Which history entries to decode: (topic name, key) -> wanted. Others are skipped without
+// copying their values.
+using HistoryFilter = std::function<bool(std::string_view topic, std::string_view key)>;
 
 // One page of a prefix scan.
 struct ScanPage {
@@ -208,7 +215,10 @@ class Snapshot {
   // Changes with revisions above `after`, oldest first, up to this snapshot's revision: at
   // most `limit` events and about `max_bytes` of keys and values (at least one event if
   // any remain). compacted if revision after + 1 is no longer held.
-  Result<HistoryPage> ReadHistory(uint64_t after, size_t limit, size_t max_bytes) const;
+  // With a filter, only wanted entries are decoded and returned; `limit` still bounds the
+  // entries looked at.
+  Result<HistoryPage> ReadHistory(uint64_t after, size_t limit, size_t max_bytes,
+                                  const HistoryFilter& filter = nullptr) const;
 
  private:
   friend class Store;

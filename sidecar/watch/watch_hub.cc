@@ -162,6 +162,17 @@ std::shared_ptr<const Event> Hub::MakeEvent(store::HistoryEvent&& h) const {
   return e;
 }
 
+bool Hub::AnyWatchLocked(std::string_view topic, std::string_view key) const {
+  auto t = topic_index_.find(std::string(topic));
+  if (t == topic_index_.end()) return false;
+  const TopicIndex& ti = index_[t->second];
+  if (!ti.exact.empty() && ti.exact.count(std::string(key)) > 0) return true;
+  for (const auto& w : ti.prefix) {
+    if (key.substr(0, w->key.size()) == w->key) return true;
+  }
+  return false;
+}
+
 void Hub::IndexLocked(const std::shared_ptr<Watch>& w) {
   TopicIndex& ti = index_[w->topic];
   bool inserted = w->prefix ? ti.prefix.insert(w).second : ti.exact[w->key].insert(w).second;
@@ -211,11 +222,18 @@ uint64_t Hub::FanOut() {
         return target;
       }
     }
+    // Read under mu_ so the filter can consult the index: only changes some watch matches
+    // are decoded (with no watcher on a key, reading it back costs a key comparison).
+    std::unique_lock<std::mutex> index_lock(mu_);
     Result<store::HistoryPage> page = [&]() -> Result<store::HistoryPage> {
       Result<store::Snapshot> snap = store_->NewSnapshot();
       if (!snap.ok()) return snap.status();
-      return snap->ReadHistory(from, options_.history_page_events, kHistoryPageBytes);
+      return snap->ReadHistory(from, options_.history_page_events, kHistoryPageBytes,
+                               [this](std::string_view topic, std::string_view key) {
+                                 return AnyWatchLocked(topic, key);
+                               });
     }();
+    index_lock.unlock();
     if (!page.ok()) {
       log::Warn("watch: cannot read the history log; will retry",
                 {{"error", page.status().ToString()}});
@@ -252,9 +270,8 @@ uint64_t Hub::FanOut() {
     } else {
       std::vector<std::shared_ptr<const Event>> events;
       events.reserve(page->events.size());
-      uint64_t last = from;
+      const uint64_t last = page->last;
       for (store::HistoryEvent& h : page->events) {
-        last = h.revision;
         if (auto e = MakeEvent(std::move(h))) events.push_back(std::move(e));
       }
       std::lock_guard<std::mutex> lock(mu_);
@@ -729,7 +746,12 @@ bool Session::Next(v1::WatchResponse* out) {
       Result<store::HistoryPage> page = [&]() -> Result<store::HistoryPage> {
         Result<store::Snapshot> snap = hub_->store_->NewSnapshot();
         if (!snap.ok()) return snap.status();
-        return snap->ReadHistory(after, hub_->options_.history_page_events, kHistoryPageBytes);
+        const std::string& topic = hub_->config_->topics[w->topic].name;
+        return snap->ReadHistory(after, hub_->options_.history_page_events, kHistoryPageBytes,
+                                 [&](std::string_view t, std::string_view k) {
+                                   return t == topic && (w->prefix ? k.substr(0, w->key.size()) == w->key
+                                                                   : k == w->key);
+                                 });
       }();
       bool exhausted = false;
       if (page.ok() && !page->compacted) {
@@ -740,12 +762,16 @@ bool Session::Next(v1::WatchResponse* out) {
             break;
           }
           reached = h.revision;
-          auto t = hub_->topic_index_.find(h.topic);
-          if (t == hub_->topic_index_.end() || !w->Matches(t->second, h.key)) continue;
           auto e = hub_->MakeEvent(std::move(h));
           if (e && w->Wants(*e)) matched.push_back(std::move(e));
         }
-        if (exhausted) reached = std::max(reached, page->revision);
+        // Exhausted only if the page looked at everything up to its snapshot.
+        if (exhausted && page->last >= page->revision) {
+          reached = page->revision;
+        } else if (exhausted) {
+          reached = page->last;
+          exhausted = false;
+        }
       }
       const bool joined = exhausted && TryJoin(w, reached);
       lock.lock();

@@ -175,6 +175,7 @@ class Hub {
   // Builds the shared event for a history entry; nullptr for a topic not configured.
   std::shared_ptr<const Event> MakeEvent(store::HistoryEvent&& h) const;
   // Requires mu_.
+  bool AnyWatchLocked(std::string_view topic, std::string_view key) const;
   void IndexLocked(const std::shared_ptr<Watch>& w);
   void UnindexLocked(const std::shared_ptr<Watch>& w);
   void Unregister(const std::vector<std::shared_ptr<Watch>>& watches);

@@ -363,6 +363,31 @@ TEST_F(StoreTest, HistoryPagesByCountAndBytes) {
   EXPECT_EQ(seen, 10u);
 }
 
+TEST_F(StoreTest, HistoryFilterDecodesOnlyWantedEntriesAndSaysHowFarItLooked) {
+  auto s = Open();
+  WriteBatch b;
+  for (int i = 0; i < 10; ++i) b.mutations.push_back(Put(i % 2, "k" + std::to_string(i), "v", i));
+  ASSERT_TRUE(s->Apply(b).ok());
+  auto snap = s->NewSnapshot();
+  ASSERT_TRUE(snap.ok());
+  std::vector<std::string> asked;
+  auto page = snap->ReadHistory(0, 6, 1 << 20, [&](std::string_view topic, std::string_view key) {
+    asked.push_back(std::string(topic) + "/" + std::string(key));
+    return topic == "sessions";
+  });
+  ASSERT_TRUE(page.ok());
+  EXPECT_EQ(asked.size(), 6u);  // the limit counts entries looked at
+  EXPECT_EQ(asked[1], "sessions/k1");
+  ASSERT_EQ(page->events.size(), 3u);
+  EXPECT_EQ(page->events[0].key, "k1");
+  EXPECT_EQ(page->events[2].key, "k5");
+  EXPECT_EQ(page->last, 6u);
+  auto none = snap->ReadHistory(6, 100, 1 << 20, [](std::string_view, std::string_view) { return false; });
+  ASSERT_TRUE(none.ok());
+  EXPECT_TRUE(none->events.empty());
+  EXPECT_EQ(none->last, 10u);
+}
+
 TEST_F(StoreTest, HistoryIsTrimmedToItsWindowAndSaysSo) {
   auto s = Open({"users"}, 5);
   for (int i = 0; i < 12; ++i) {
