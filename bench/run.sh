@@ -5,7 +5,7 @@
 #   bench/run.sh                 everything (about 9 minutes on 2 cores)
 #   RECORDS=200000 bench/run.sh  a smaller topic
 #   PHASES="serve" bench/run.sh  only some phases: floors catchup memory serve redis micro
-#                                validation validator put
+#                                validation validator put watch
 #
 # Measures, each beside its baseline on the same machine:
 #   catch-up  cachecar (start to ready, fresh store) vs a bare librdkafka consumer into
@@ -21,13 +21,15 @@
 #   validator the validator alone vs valijson (bench/validator_bench, Google Benchmark)
 #   put       sequential Put latency to "applied" and to the broker's ack vs a bare
 #             librdkafka produce (idempotent, acks=all), same broker
+#   watch     Put -> Watch event latency with 1/100/1,000/10,000 watchers on the key, and
+#             catch-up with 1,000 watchers attached vs none
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 RECORDS=${RECORDS:-1000000}
 PARTITIONS=${PARTITIONS:-16}
 SECONDS_PER_RUN=${SECONDS_PER_RUN:-8}
-PHASES=" ${PHASES:-floors catchup memory serve redis micro validation validator put} "
+PHASES=" ${PHASES:-floors catchup memory serve redis micro validation validator put watch} "
 phase() { [[ "$PHASES" == *" $1 "* ]]; }
 B=$root/build/bench
 work=$root/.run/bench
@@ -70,6 +72,12 @@ rm -rf "$work/floor-lmdb"
 # the topic (YAML flow style, e.g. ', schema: "/x.json"'); leaves its pid in $cc_pid, its
 # gRPC port in $cc_port and its catch-up time in $catchup.
 start_cachecar() {
+  launch_cachecar "$@"
+  await_ready "$2"
+}
+
+# As start_cachecar, without waiting for ready: returns once it listens.
+launch_cachecar() {
   local t=$1 name=$2 extra=${3:-}
   rm -rf "$work/$name"
   mkdir -p "$work/$name"
@@ -83,12 +91,19 @@ EOF
   build/cachecar --config "$work/$name/cachecar.yaml" 2>"$work/$name/log" &
   cc_pid=$!
   pids+=("$cc_pid")
-  local peak=0
-  until grep -q '"ready: every topic caught up"' "$work/$name/log"; do
+  until grep -q '"grpc_port"' "$work/$name/log"; do
     kill -0 "$cc_pid" || { cat "$work/$name/log"; exit 1; }
     sleep 0.05
   done
   cc_port=$(grep -o '"grpc_port":[0-9]*' "$work/$name/log" | head -1 | cut -d: -f2)
+}
+
+await_ready() {
+  local name=$1
+  until grep -q '"ready: every topic caught up"' "$work/$name/log"; do
+    kill -0 "$cc_pid" || { cat "$work/$name/log"; exit 1; }
+    sleep 0.05
+  done
   catchup=$(grep -o '"catchup_seconds":[0-9.]*' "$work/$name/log" | cut -d: -f2)
 }
 
@@ -191,4 +206,44 @@ fi
 if phase micro; then
   say "## store micro-benchmarks (Google Benchmark)"
   "$B/store_bench" --benchmark_min_time=1 2>/dev/null | grep -E '^BM_' | tee -a "$out"
+fi
+
+if phase watch; then
+  watch_topic=bench-watch
+  scripts/kafka.sh java "$kdir" org.apache.kafka.tools.TopicCommand --bootstrap-server "$bootstrap" \
+    --list 2>/dev/null | grep -qx "$watch_topic" ||
+    scripts/kafka.sh create-topic "$kdir" "$watch_topic" "$PARTITIONS" >/dev/null
+  start_cachecar "$watch_topic" watch ", read_only: false"
+  say "## Put -> Watch event latency, 100 Puts 100 ms apart (first 5 not timed); every delivery timed"
+  say "## N watchers open, one of them on the Put key"
+  for n in 1 100 1000 10000; do
+    say "$("$B/watch_latency" --target "127.0.0.1:$cc_port" --topic "$watch_topic" --watchers $n --receivers 1)"
+  done
+  say "## N watchers, all on the Put key (each Put fans out to all N)"
+  for n in 100 1000 10000; do
+    say "$("$B/watch_latency" --target "127.0.0.1:$cc_port" --topic "$watch_topic" --watchers $n)"
+  done
+  kill "$cc_pid"; wait "$cc_pid" || true
+  say "## catch-up with 1,000 watchers attached (one per key, allow_cold_cache) vs none; alternating rounds"
+  for round in 1 2 3; do
+    for with in 0 1000; do
+      launch_cachecar "$topic" "watch-catchup-$with"
+      if [ "$with" -gt 0 ]; then
+        rm -f "$work/hold.fifo"; mkfifo "$work/hold.fifo"
+        "$B/watch_latency" --mode hold --target "127.0.0.1:$cc_port" --topic "$topic" \
+          --watchers "$with" <"$work/hold.fifo" >"$work/hold.out" &
+        holder=$!
+        exec 7>"$work/hold.fifo"
+      fi
+      await_ready "watch-catchup-$with"
+      line="watchers=$with round=$round records=$RECORDS seconds=$catchup records_per_second=$(awk -v n="$RECORDS" -v s="$catchup" 'BEGIN{printf "%.0f", n/s}')"
+      if [ "$with" -gt 0 ]; then
+        exec 7>&-
+        wait "$holder" || true
+        line="$line holder: $(tr '\n' ' ' <"$work/hold.out")"
+      fi
+      say "$line"
+      kill "$cc_pid"; wait "$cc_pid" || true
+    done
+  done
 fi

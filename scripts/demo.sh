@@ -8,6 +8,7 @@
 #   build/cachecarctl status
 #   build/cachecarctl get users 9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d
 #   build/cachecarctl list cacheInvalidation --prefix guest/ -o json
+#   build/cachecarctl watch feature-flags --prefix "" --snapshot
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -56,6 +57,7 @@ demo: starting cachecar (gRPC 127.0.0.1:50051, metrics http://127.0.0.1:9090/met
         build/cachecarctl status
         build/cachecarctl get users 9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d
         build/cachecarctl list cacheInvalidation --prefix guest/ -o json
+        build/cachecarctl watch feature-flags --prefix "" --snapshot     # then, elsewhere:
         kcat -P -b $bootstrap -t feature-flags -K: <<< 'checkout.v2:off'   # then get it again
       Ctrl-C (or scripts/demo.sh stop) stops cachecar and the broker.
 

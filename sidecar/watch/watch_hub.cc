@@ -321,8 +321,8 @@ void Hub::CancelStalled(Clock::time_point now) {
       auto held = s->weak_from_this().lock();
       if (!held) continue;
       std::lock_guard<std::mutex> slock(held->mu_);
-      if (held->ready_.empty() || held->watches_.empty() ||
-          now - held->last_take_ < options_.slow_consumer_timeout) {
+      if ((held->ready_.empty() && held->control_.empty()) || held->watches_.empty() ||
+          now - std::max(held->last_take_, held->work_since_) < options_.slow_consumer_timeout) {
         continue;
       }
       std::vector<std::shared_ptr<Watch>> all;
@@ -374,6 +374,11 @@ bool Session::Finished() {
 bool Session::Idle() {
   std::lock_guard<std::mutex> lock(mu_);
   return watches_.empty() && control_.empty();
+}
+
+bool Session::HasMore() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return !control_.empty() || !ready_.empty();
 }
 
 bool Session::Handle(const v1::WatchRequest& request, std::string* error) {
@@ -521,6 +526,7 @@ void Session::Create(const v1::WatchCreateRequest& c) {
     w->phase = Watch::Phase::kLive;
     w->position = w->sent = hub_->fanned_out();
   }
+  NoteWork();
   v1::WatchResponse& created = control_.emplace_back();
   created.set_watch_id(id);
   created.mutable_created()->set_store_id(store->store_id());
@@ -531,6 +537,7 @@ void Session::Create(const v1::WatchCreateRequest& c) {
 }
 
 void Session::Refuse(int64_t id, Reason reason, std::string message, uint64_t compact_revision) {
+  NoteWork();
   v1::WatchResponse& r = control_.emplace_back();
   r.set_watch_id(id);
   v1::WatchCanceled* c = r.mutable_canceled();
@@ -569,6 +576,7 @@ void Session::ShutdownLocked() {
 
 void Session::MakeReady(const std::shared_ptr<Watch>& w) {
   if (w->in_ready || w->canceled) return;
+  NoteWork();
   w->in_ready = true;
   ready_.push_back(w);
 }

@@ -224,6 +224,9 @@ class Session : public std::enable_shared_from_this<Session> {
   bool Finished();
   // No watches and nothing left to send.
   bool Idle();
+  // More responses are ready now (the writer may hold this one back to send them
+  // together).
+  bool HasMore();
 
  private:
   friend class Hub;
@@ -257,8 +260,13 @@ class Session : public std::enable_shared_from_this<Session> {
   std::deque<std::shared_ptr<Watch>> ready_;
   std::deque<v1::WatchResponse> control_;
   std::vector<std::shared_ptr<Watch>> to_unindex_;  // cancelled outside Hub::mu_
-  // When the client last took a response (or the stream opened).
+  // When the client last took a response, and when responses started waiting on a
+  // session that had none: a stall is measured from the later of the two.
   std::chrono::steady_clock::time_point last_take_ = std::chrono::steady_clock::now();
+  std::chrono::steady_clock::time_point work_since_ = last_take_;
+  void NoteWork() {
+    if (ready_.empty() && control_.empty()) work_since_ = std::chrono::steady_clock::now();
+  }
   bool closed_ = false;
   bool shutting_down_ = false;
 };

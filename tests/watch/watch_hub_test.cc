@@ -367,6 +367,26 @@ TEST_F(WatchHubTest, AClientThatStopsReadingIsCanceledWithItsLastRevision) {
   EXPECT_EQ(Revisions(Drain(*again)), (std::vector<uint64_t>{3}));
 }
 
+TEST_F(WatchHubTest, AReaderIdleForLongIsNotTakenForAStalledOne) {
+  Options o;
+  o.slow_consumer_timeout = std::chrono::milliseconds(50);
+  OpenAll(100000, o);
+  auto s = NewSession();
+  Send(*s, Create(1, "u1"));
+  Drain(*s);
+  // Idle for longer than the timeout (the passing of time is what is tested here)...
+  std::this_thread::sleep_until(std::chrono::steady_clock::now() + std::chrono::milliseconds(100));
+  // ...then a change arrives: the stall clock starts when it starts waiting, not at the
+  // client's last read.
+  Apply({{"u1", "a"}});
+  hub_->FanOut();
+  auto now = std::chrono::steady_clock::now();
+  hub_->CancelStalled(now);
+  EXPECT_EQ(hub_->watch_count(), 1u);
+  hub_->CancelStalled(now + std::chrono::milliseconds(100));  // and now it did wait too long
+  EXPECT_EQ(hub_->watch_count(), 0u);
+}
+
 TEST_F(WatchHubTest, MalformedAndHostileCreatesAreRefusedWithTheField) {
   auto s = NewSession();
   v1::WatchRequest r = Create(1, "");
