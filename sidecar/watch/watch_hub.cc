@@ -376,11 +376,6 @@ bool Session::Idle() {
   return watches_.empty() && control_.empty();
 }
 
-bool Session::HasMore() {
-  std::lock_guard<std::mutex> lock(mu_);
-  return !control_.empty() || !ready_.empty();
-}
-
 bool Session::Handle(const v1::WatchRequest& request, std::string* error) {
   std::lock_guard<std::mutex> hub_lock(hub_->mu_);
   std::lock_guard<std::mutex> lock(mu_);

@@ -224,9 +224,6 @@ class Session : public std::enable_shared_from_this<Session> {
   bool Finished();
   // No watches and nothing left to send.
   bool Idle();
-  // More responses are ready now (the writer may hold this one back to send them
-  // together).
-  bool HasMore();
 
  private:
   friend class Hub;

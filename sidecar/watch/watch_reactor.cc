@@ -90,8 +90,6 @@ void WatchReactor::Kick() {
   for (;;) {
     // Only the turn holder is here, so response_ is ours.
     const bool have = session_->Next(&response_);
-    // More to send right away: let gRPC coalesce this write with the next ones.
-    const bool more = have && session_->HasMore();
     const bool finished = !have && session_->Finished();
     const bool idle = !have && session_->Idle();
     std::lock_guard<std::mutex> lock(mu_);
@@ -101,9 +99,7 @@ void WatchReactor::Kick() {
       return;
     }
     if (have) {
-      grpc::WriteOptions options;
-      if (more) options.set_buffer_hint();
-      StartWrite(&response_, options);  // busy_ stays set until OnWriteDone
+      StartWrite(&response_);  // busy_ stays set until OnWriteDone
       return;
     }
     if (again_) {
