@@ -107,6 +107,12 @@ await_ready() {
   catchup=$(grep -o '"catchup_seconds":[0-9.]*' "$work/$name/log" | cut -d: -f2)
 }
 
+ensure_topic() {  # creates topic $1 with $PARTITIONS partitions unless it exists
+  scripts/kafka.sh java "$kdir" org.apache.kafka.tools.TopicCommand --bootstrap-server "$bootstrap" \
+    --list 2>/dev/null | grep -qx "$1" ||
+    scripts/kafka.sh create-topic "$kdir" "$1" "$PARTITIONS" >/dev/null
+}
+
 mem() {  # peak RSS, RSS, anonymous RSS of $1 in MiB
   awk '/VmHWM|VmRSS|RssAnon/ {printf "%s=%.0fMiB ", $1, $2/1024}' "/proc/$1/status"
 }
@@ -190,9 +196,7 @@ fi
 
 if phase put; then
   put_topic=bench-put
-  scripts/kafka.sh java "$kdir" org.apache.kafka.tools.TopicCommand --bootstrap-server "$bootstrap" \
-    --list 2>/dev/null | grep -qx "$put_topic" ||
-    scripts/kafka.sh create-topic "$kdir" "$put_topic" "$PARTITIONS" >/dev/null
+  ensure_topic "$put_topic"
   start_cachecar "$put_topic" put ", schema: \"$schema\", read_only: false"
   say "## sequential write latency (one write in flight), same broker; alternating rounds"
   for round in 1 2 3; do
@@ -210,9 +214,7 @@ fi
 
 if phase watch; then
   watch_topic=bench-watch
-  scripts/kafka.sh java "$kdir" org.apache.kafka.tools.TopicCommand --bootstrap-server "$bootstrap" \
-    --list 2>/dev/null | grep -qx "$watch_topic" ||
-    scripts/kafka.sh create-topic "$kdir" "$watch_topic" "$PARTITIONS" >/dev/null
+  ensure_topic "$watch_topic"
   start_cachecar "$watch_topic" watch ", read_only: false"
   say "## Put -> Watch event latency, 100 Puts 100 ms apart (first 5 not timed); every delivery timed"
   say "## N watchers open, one of them on the Put key"

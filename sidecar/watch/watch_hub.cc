@@ -163,9 +163,12 @@ std::shared_ptr<const Event> Hub::MakeEvent(store::HistoryEvent&& h) const {
 }
 
 bool Hub::AnyWatchLocked(std::string_view topic, std::string_view key) const {
-  auto t = topic_index_.find(std::string(topic));
-  if (t == topic_index_.end()) return false;
-  const TopicIndex& ti = index_[t->second];
+  // Called for every change read back: compare names in place rather than build a string
+  // for the map (topics are few).
+  size_t t = 0;
+  while (t < config_->topics.size() && config_->topics[t].name != topic) ++t;
+  if (t == config_->topics.size()) return false;
+  const TopicIndex& ti = index_[t];
   if (!ti.exact.empty() && ti.exact.count(std::string(key)) > 0) return true;
   for (const auto& w : ti.prefix) {
     if (key.substr(0, w->key.size()) == w->key) return true;

@@ -135,14 +135,20 @@ def background_writes(bootstrap, topic, n, keys=300, seed=1):
     return t
 
 
-def test_resuming_many_times_under_writes_misses_and_repeats_nothing(admin, bootstrap, cachecar_factory):
-    t = create_topic(admin, unique("watched"), partitions=4)
+def watching_a_new_topic(admin, cachecar_factory, name, partitions):
+    """A new topic, a ready cachecar serving it, and a stream watching the whole topic
+    from now: (topic, cachecar, watcher, created)."""
+    t = create_topic(admin, unique(name), partitions=partitions)
     c = cachecar_factory([{"name": t}])
     c.start()
     c.wait_ready()
     w = Watcher(c.address)
     w.create(topic=t, key=b"")
-    created = w.next().created
+    return t, c, w, w.next().created
+
+
+def test_resuming_many_times_under_writes_misses_and_repeats_nothing(admin, bootstrap, cachecar_factory):
+    t, c, w, created = watching_a_new_topic(admin, cachecar_factory, "watched", 4)
     store_id, last = created.store_id, created.revision
     w.close()
 
@@ -228,13 +234,7 @@ def test_snapshot_then_events_rebuild_the_exact_state_under_writes(admin, bootst
 
 
 def test_resume_across_restart_and_rebuilt_store(admin, bootstrap, cachecar_factory):
-    t = create_topic(admin, unique("restart"), partitions=2)
-    c = cachecar_factory([{"name": t}])
-    c.start()
-    c.wait_ready()
-    w = Watcher(c.address)
-    w.create(topic=t, key=b"")
-    created = w.next().created
+    t, c, w, created = watching_a_new_topic(admin, cachecar_factory, "restart", 2)
     produce(bootstrap, t, [(f"a{i}".encode(), b'{"x":1}') for i in range(50)])
     got = []
     while len(got) < 50:
