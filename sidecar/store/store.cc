@@ -23,7 +23,7 @@ std::string_view View(const MDB_val& v) {
 Status LmdbError(const char* what, int rc) {
   std::string msg = std::string("lmdb ") + what + ": " + mdb_strerror(rc);
   if (rc == MDB_MAP_FULL) {
-    return Status(Code::kResourceExhausted, msg + " (raise store.map_size_bytes)",
+    return Status(Code::kResourceExhausted, msg + " (the map is at store.max_map_size_bytes)",
                   "STORE_FULL");
   }
   if (rc == MDB_CORRUPTED || rc == MDB_PAGE_NOTFOUND || rc == MDB_INVALID ||
@@ -53,6 +53,13 @@ std::string NewStoreId() {
                 static_cast<unsigned long long>(lo));
   return buf;
 }
+
+// Holds the map lock shared for a scope.
+struct SharedLock {
+  explicit SharedLock(MapLock* l) : lock(l) { lock->LockShared(); }
+  ~SharedLock() { lock->UnlockShared(); }
+  MapLock* lock;
+};
 
 // Aborts a transaction unless released.
 struct TxnGuard {
@@ -209,12 +216,33 @@ Result<std::unique_ptr<Store>> Store::Open(const Options& options) {
   return s;
 }
 
+Result<std::unique_ptr<Store>> Store::OpenOrRecreate(const Options& options, Status* recreated) {
+  *recreated = Status::Ok();
+  Result<std::unique_ptr<Store>> s = Open(options);
+  if (s.ok() || s.status().code() != Code::kDataLoss) return s;
+  *recreated = s.status();
+  // Only LMDB's own files: the directory may be a mount point shared with nothing else,
+  // but it is not ours to empty.
+  for (const char* name : {"data.mdb", "lock.mdb"}) {
+    std::error_code ec;
+    std::filesystem::remove(std::filesystem::path(options.path) / name, ec);
+    if (ec) {
+      return Status(Code::kInternal,
+                    "cannot remove unusable store file " + options.path + "/" + name + ": " +
+                        ec.message() + " (it was unusable: " + s.status().message() + ")",
+                    "STORE_CORRUPT");
+    }
+  }
+  return Open(options);
+}
+
 Store::~Store() {
   for (MDB_txn* txn : read_pool_) mdb_txn_abort(txn);
   if (env_ != nullptr) mdb_env_close(env_);
 }
 
 MDB_txn* Store::AcquireReadTxn() const {
+  map_lock_.LockShared();
   MDB_txn* txn = nullptr;
   {
     std::lock_guard<std::mutex> lock(pool_mu_);
@@ -228,12 +256,16 @@ MDB_txn* Store::AcquireReadTxn() const {
     mdb_txn_abort(txn);
     txn = nullptr;
   }
-  if (mdb_txn_begin(env_, nullptr, MDB_RDONLY, &txn) != 0) return nullptr;
+  if (mdb_txn_begin(env_, nullptr, MDB_RDONLY, &txn) != 0) {
+    map_lock_.UnlockShared();
+    return nullptr;
+  }
   return txn;
 }
 
 void Store::ReleaseReadTxn(MDB_txn* txn) const {
   mdb_txn_reset(txn);
+  map_lock_.UnlockShared();
   std::lock_guard<std::mutex> lock(pool_mu_);
   // Keep at most half the reader slots parked, so new readers always find one.
   if (read_pool_.size() < options_.max_readers / 2) {
@@ -241,6 +273,37 @@ void Store::ReleaseReadTxn(MDB_txn* txn) const {
     return;
   }
   mdb_txn_abort(txn);
+}
+
+Status Store::Grow() {
+  if (map_size_ >= options_.max_map_size_bytes) {
+    return Status(Code::kResourceExhausted,
+                  "the store is full: its map is at store.max_map_size_bytes (" +
+                      std::to_string(options_.max_map_size_bytes) + ")",
+                  "STORE_FULL");
+  }
+  uint64_t next = std::min(options_.max_map_size_bytes, map_size_ * 2);
+  if (!map_lock_.TryLockFor(std::chrono::seconds(1))) {
+    return Status(Code::kUnavailable,
+                  "the store's map must grow, but readers held snapshots for a second; "
+                  "will try again",
+                  "STORE_RESIZE_WAITING");
+  }
+  int rc = mdb_env_set_mapsize(env_, next);
+  map_lock_.Unlock();
+  if (rc != 0) return LmdbError("set_mapsize", rc);
+  map_size_ = next;
+  map_resizes_.fetch_add(1, std::memory_order_relaxed);
+  return Status::Ok();
+}
+
+Result<ApplyResult> Store::Apply(const WriteBatch& batch) {
+  for (;;) {
+    Result<ApplyResult> r = ApplyOnce(batch);
+    if (r.ok() || r.status().reason() != "STORE_FULL") return r;
+    Status grown = Grow();
+    if (!grown.ok()) return grown;
+  }
 }
 
 Status Store::Init() {
@@ -265,6 +328,9 @@ Status Store::Init() {
     return Status(st.code(), "cannot open store in " + options_.path + ": " + st.message(),
                   st.reason());
   }
+  MDB_envinfo info;
+  mdb_env_info(env_, &info);  // LMDB raises the map to the file's size if that is larger
+  map_size_ = info.me_mapsize;
 
   MDB_txn* txn = nullptr;
   rc = mdb_txn_begin(env_, nullptr, 0, &txn);
@@ -322,7 +388,7 @@ Status Store::Init() {
   return Status::Ok();
 }
 
-Result<ApplyResult> Store::Apply(const WriteBatch& batch) {
+Result<ApplyResult> Store::ApplyOnce(const WriteBatch& batch) {
   MDB_txn* txn = nullptr;
   int rc = mdb_txn_begin(env_, nullptr, 0, &txn);
   if (rc != 0) return LmdbError("txn_begin", rc);
@@ -333,7 +399,44 @@ Result<ApplyResult> Store::Apply(const WriteBatch& batch) {
   rc = mdb_cursor_open(txn, history_dbi_, &history);
   if (rc != 0) return LmdbError("cursor_open history", rc);
   std::unique_ptr<MDB_cursor, void (*)(MDB_cursor*)> history_guard(history, mdb_cursor_close);
-  for (const Mutation& m : batch.mutations) {
+  // A reset deletes every key of the topic (so the history log tells watchers), then
+  // forgets its positions.
+  std::vector<Mutation> resets;
+  for (size_t topic : batch.reset_topics) {
+    MDB_cursor* cur = nullptr;
+    rc = mdb_cursor_open(txn, topic_dbis_.at(topic), &cur);
+    if (rc != 0) return LmdbError("cursor_open", rc);
+    std::unique_ptr<MDB_cursor, void (*)(MDB_cursor*)> guard(cur, mdb_cursor_close);
+    MDB_val k, v;
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+      auto rec = DecodeRecord(View(k), View(v));
+      if (!rec) return Status(Code::kDataLoss, "malformed record in store", "STORE_CORRUPT");
+      Mutation m;
+      m.topic = topic;
+      m.key.assign(rec->key);
+      m.partition = rec->meta.partition;
+      m.offset = -1;  // not from a record: the topic is being rebuilt
+      resets.push_back(std::move(m));
+    }
+    if (rc != MDB_NOTFOUND) return LmdbError("cursor_get", rc);
+    guard.reset();
+    std::string prefix = options_.topics.at(topic);
+    prefix.push_back('\0');
+    rc = mdb_cursor_open(txn, positions_dbi_, &cur);
+    if (rc != 0) return LmdbError("cursor_open positions", rc);
+    std::unique_ptr<MDB_cursor, void (*)(MDB_cursor*)> pguard(cur, mdb_cursor_close);
+    k = Val(prefix);
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+         rc == 0 && View(k).substr(0, prefix.size()) == prefix;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_GET_CURRENT)) {
+      rc = mdb_cursor_del(cur, 0);
+      if (rc != 0) return LmdbError("del position", rc);
+    }
+    if (rc != 0 && rc != MDB_NOTFOUND) return LmdbError("cursor_get positions", rc);
+  }
+  for (size_t i = 0; i < resets.size() + batch.mutations.size(); ++i) {
+    const Mutation& m = i < resets.size() ? resets[i] : batch.mutations[i - resets.size()];
     std::string store_key = StoreKey(m.key);
     MDB_val k = Val(store_key);
     MDB_dbi dbi = topic_dbis_.at(m.topic);
@@ -424,6 +527,7 @@ Status Store::LoadOldestHistory(MDB_txn* txn, uint64_t revision) {
 }
 
 Result<std::map<int32_t, int64_t>> Store::LoadPositions(size_t topic) const {
+  SharedLock map_lock(&map_lock_);
   MDB_txn* txn = nullptr;
   int rc = mdb_txn_begin(env_, nullptr, MDB_RDONLY, &txn);
   if (rc != 0) return LmdbError("txn_begin", rc);
@@ -467,6 +571,7 @@ Result<Snapshot> Store::NewSnapshot() const {
 }
 
 Result<uint64_t> Store::KeyCount(size_t topic) const {
+  SharedLock map_lock(&map_lock_);
   MDB_txn* txn = nullptr;
   int rc = mdb_txn_begin(env_, nullptr, MDB_RDONLY, &txn);
   if (rc != 0) return LmdbError("txn_begin", rc);
@@ -478,9 +583,11 @@ Result<uint64_t> Store::KeyCount(size_t topic) const {
 }
 
 Store::Usage Store::GetUsage() const {
+  SharedLock map_lock(&map_lock_);
   MDB_envinfo info;
   MDB_stat stat;
   Usage u;
+  u.map_resizes = map_resizes_.load(std::memory_order_relaxed);
   if (mdb_env_info(env_, &info) == 0 && mdb_env_stat(env_, &stat) == 0) {
     u.used_bytes = static_cast<uint64_t>(info.me_last_pgno + 1) * stat.ms_psize;
     u.map_size_bytes = info.me_mapsize;

@@ -29,11 +29,13 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "common/status.h"
+#include "store/map_lock.h"
 #include "store/record_codec.h"
 
 namespace cachecar::store {
@@ -43,8 +45,10 @@ struct Options {
   std::string path;
   // Topics this process serves. Each gets a database (created if missing).
   std::vector<std::string> topics;
-  // See config::StoreConfig.
-  uint64_t map_size_bytes = 16ull << 30;
+  // See config::StoreConfig. The map starts at map_size_bytes (or the file's size, if
+  // larger) and doubles when a commit does not fit, up to max_map_size_bytes.
+  uint64_t map_size_bytes = 1ull << 30;
+  uint64_t max_map_size_bytes = 1ull << 40;
   bool sync = false;
   // Concurrent read transactions allowed (LMDB reader slots). Default 1024.
   unsigned max_readers = 1024;
@@ -74,14 +78,18 @@ struct WriteBatch {
   std::vector<Mutation> mutations;
   // (topic index, partition) -> next offset to consume.
   std::map<std::pair<size_t, int32_t>, int64_t> positions;
+  // Topics to empty before the mutations: every key is deleted (each a change in the
+  // history log, so watchers see the deletes) and the topic's positions are forgotten.
+  std::set<size_t> reset_topics;
   size_t bytes = 0;  // payload bytes, for the caller's batching decisions
 
   void Clear() {
     mutations.clear();
     positions.clear();
+    reset_topics.clear();
     bytes = 0;
   }
-  bool empty() const { return mutations.empty() && positions.empty(); }
+  bool empty() const { return mutations.empty() && positions.empty() && reset_topics.empty(); }
 };
 
 struct ApplyResult {
@@ -128,13 +136,22 @@ class Snapshot;
 class Store {
  public:
   // Opens (or creates) the store. Errors: INVALID_ARGUMENT for an unusable path,
-  // DATA_LOSS for a store of another format or a corrupt one, INTERNAL otherwise.
+  // DATA_LOSS for a store of another format (STORE_INCOMPATIBLE) or a corrupt one
+  // (STORE_CORRUPT), RESOURCE_EXHAUSTED (DISK_FULL), INTERNAL otherwise.
   static Result<std::unique_ptr<Store>> Open(const Options& options);
+  // As Open, but a store that is corrupt or of another format is deleted and created
+  // anew (it is a cache: the topics rebuild it). `recreated` gets the reason, if so.
+  static Result<std::unique_ptr<Store>> OpenOrRecreate(const Options& options,
+                                                       Status* recreated);
   ~Store();
   Store(const Store&) = delete;
   Store& operator=(const Store&) = delete;
 
-  // Applies the batch in one transaction. Writer thread only.
+  // Applies the batch in one transaction. Writer thread only. When the batch does not fit
+  // the map, the map grows (waiting up to a second for readers to finish their snapshots)
+  // and the batch is retried. Errors: RESOURCE_EXHAUSTED with STORE_FULL (the map is at
+  // max_map_size_bytes), DISK_FULL (the filesystem is full) or STORE_BUSY (readers held
+  // snapshots too long for the map to grow; try again); the store is unchanged.
   Result<ApplyResult> Apply(const WriteBatch& batch);
 
   // Next offsets stored for a topic, by partition (absent: never consumed).
@@ -159,6 +176,7 @@ class Store {
   struct Usage {
     uint64_t used_bytes = 0;
     uint64_t map_size_bytes = 0;
+    uint64_t map_resizes = 0;  // times the map grew since open
   };
   Usage GetUsage() const;
 
@@ -166,6 +184,9 @@ class Store {
   friend class Snapshot;
   explicit Store(Options options) : options_(std::move(options)) {}
   Status Init();
+  Result<ApplyResult> ApplyOnce(const WriteBatch& batch);
+  // Doubles the map (capped at max_map_size_bytes) once no read transaction is open.
+  Status Grow();
 
   Options options_;
   MDB_env* env_ = nullptr;
@@ -187,6 +208,11 @@ class Store {
   void ReleaseReadTxn(MDB_txn* txn) const;
   mutable std::mutex pool_mu_;  // guards read_pool_
   mutable std::vector<MDB_txn*> read_pool_;
+
+  // Every read transaction holds this shared; Grow() takes it exclusively (map_lock.h).
+  mutable MapLock map_lock_;
+  std::atomic<uint64_t> map_resizes_{0};
+  uint64_t map_size_ = 0;  // writer thread
 };
 
 // A read-only view of the store at one revision. Movable, not copyable; releases its

@@ -2,7 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <fstream>
+#include <set>
 
 #include "test_util.h"
 
@@ -279,11 +281,44 @@ TEST_F(StoreTest, KeyCountCountsLiveKeys) {
   EXPECT_EQ(*s->KeyCount(1), 0u);
 }
 
-TEST_F(StoreTest, MapFullIsResourceExhaustedAndLeavesTheStoreIntact) {
+HistoryPage History(Store& s, uint64_t after, size_t limit = 1000, size_t max_bytes = 1 << 20) {
+  auto snap = s.NewSnapshot();
+  EXPECT_TRUE(snap.ok());
+  auto page = snap->ReadHistory(after, limit, max_bytes);
+  EXPECT_TRUE(page.ok()) << page.status().ToString();
+  return page.ok() ? *page : HistoryPage{};
+}
+
+TEST_F(StoreTest, MapGrowsWhenABatchDoesNotFit) {
   Options o;
   o.path = dir_.path();
   o.topics = {"t"};
   o.map_size_bytes = 1 << 20;
+  auto s = Store::Open(o);
+  ASSERT_TRUE(s.ok());
+  WriteBatch b;
+  for (int i = 0; i < 100; ++i) {
+    b.mutations.push_back(Put(0, "k" + std::to_string(i), std::string(100000, 'x'), i));
+  }
+  auto r = (*s)->Apply(b);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->revision, 100u);
+  Store::Usage u = (*s)->GetUsage();
+  EXPECT_GT(u.map_size_bytes, 10u << 20);  // 100 x 100 kB (and their history) fit now
+  EXPECT_GE(u.map_resizes, 4u);            // 1 MiB doubled at least four times
+  EXPECT_EQ(Get(**s, 0, "k99")->value.size(), 100000u);
+  s->reset();
+  auto reopened = Store::Open(o);  // a file larger than map_size_bytes opens as it is
+  ASSERT_TRUE(reopened.ok()) << reopened.status().ToString();
+  EXPECT_EQ((*reopened)->revision(), 100u);
+}
+
+TEST_F(StoreTest, MapAtItsMaximumIsStoreFullAndLeavesTheStoreIntact) {
+  Options o;
+  o.path = dir_.path();
+  o.topics = {"t"};
+  o.map_size_bytes = 1 << 20;
+  o.max_map_size_bytes = 2 << 20;
   auto s = Store::Open(o);
   ASSERT_TRUE(s.ok());
   WriteBatch ok;
@@ -294,18 +329,128 @@ TEST_F(StoreTest, MapFullIsResourceExhaustedAndLeavesTheStoreIntact) {
   auto r = (*s)->Apply(b);
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), Code::kResourceExhausted);
+  EXPECT_EQ(r.status().reason(), "STORE_FULL");
   EXPECT_EQ((*s)->revision(), 1u);
   EXPECT_TRUE(Get(**s, 0, "keep").has_value());
   EXPECT_FALSE(Get(**s, 0, "k0").has_value());  // the failed batch left nothing behind
+  EXPECT_EQ((*s)->GetUsage().map_size_bytes, 2u << 20);
 }
 
-HistoryPage History(Store& s, uint64_t after, size_t limit = 1000, size_t max_bytes = 1 << 20) {
-  auto snap = s.NewSnapshot();
-  EXPECT_TRUE(snap.ok());
-  auto page = snap->ReadHistory(after, limit, max_bytes);
-  EXPECT_TRUE(page.ok()) << page.status().ToString();
-  return page.ok() ? *page : HistoryPage{};
+TEST_F(StoreTest, MapGrowthWaitsForOpenSnapshotsAndSaysSo) {
+  Options o;
+  o.path = dir_.path();
+  o.topics = {"t"};
+  o.map_size_bytes = 1 << 20;
+  auto s = Store::Open(o);
+  ASSERT_TRUE(s.ok());
+  WriteBatch b;
+  for (int i = 0; i < 20; ++i) b.mutations.push_back(Put(0, "k" + std::to_string(i), std::string(100000, 'x'), i));
+  {
+    auto held = (*s)->NewSnapshot();  // e.g. a Watch snapshot being sent
+    ASSERT_TRUE(held.ok());
+    auto r = (*s)->Apply(b);
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.status().reason(), "STORE_RESIZE_WAITING");
+    EXPECT_EQ((*s)->revision(), 0u);
+  }
+  auto r = (*s)->Apply(b);  // released: the map grows
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->revision, 20u);
 }
+
+TEST_F(StoreTest, ResetTopicDeletesEveryKeyAsChangesAndForgetsItsPositions) {
+  auto s = Open();
+  WriteBatch b;
+  b.mutations.push_back(Put(0, "a", "1", 0));
+  b.mutations.push_back(Put(0, std::string(600, 'L'), "2", 1));
+  b.mutations.push_back(Put(1, "other", "3", 0));
+  b.positions[{0, 0}] = 2;
+  b.positions[{0, 1}] = 7;
+  b.positions[{1, 0}] = 1;
+  ASSERT_TRUE(s->Apply(b).ok());
+  WriteBatch reset;
+  reset.reset_topics = {0};
+  auto r = s->Apply(reset);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->changes, 2u);
+  EXPECT_EQ(r->revision, 5u);
+  EXPECT_EQ(*s->KeyCount(0), 0u);
+  EXPECT_TRUE(s->LoadPositions(0)->empty());
+  EXPECT_EQ(*s->LoadPositions(1), (std::map<int32_t, int64_t>{{0, 1}}));
+  EXPECT_TRUE(Get(*s, 1, "other").has_value());
+  HistoryPage page = History(*s, 3);
+  ASSERT_EQ(page.events.size(), 2u);
+  std::set<std::string> deleted;
+  for (const auto& ev : page.events) {
+    EXPECT_FALSE(ev.value.has_value());
+    ASSERT_TRUE(ev.prev.has_value());
+    EXPECT_EQ(ev.meta.offset, -1);
+    deleted.insert(ev.key);
+  }
+  EXPECT_EQ(deleted, (std::set<std::string>{"a", std::string(600, 'L')}));
+}
+
+TEST_F(StoreTest, UnusableStoreIsRecreatedOnRequest) {
+  Options o;
+  o.path = dir_.path();
+  o.topics = {"t"};
+  std::ofstream(dir_.path() + "/data.mdb") << std::string(8192, 'z');
+  Status why;
+  auto s = Store::OpenOrRecreate(o, &why);
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  EXPECT_EQ(why.code(), Code::kDataLoss);
+  EXPECT_EQ((*s)->revision(), 0u);
+  s->reset();
+  auto again = Store::OpenOrRecreate(o, &why);  // a good store is kept
+  ASSERT_TRUE(again.ok());
+  EXPECT_TRUE(why.ok());
+}
+
+TEST_F(StoreTest, StoreOfAnotherFormatIsIncompatibleAndRecreated) {
+  Options o;
+  o.path = dir_.path();
+  o.topics = {"t"};
+  {
+    // Stamp a store as an older format would have.
+    MDB_env* env = nullptr;
+    ASSERT_EQ(mdb_env_create(&env), 0);
+    mdb_env_set_maxdbs(env, 4);
+    ASSERT_EQ(mdb_env_open(env, dir_.path().c_str(), 0, 0644), 0);
+    MDB_txn* txn = nullptr;
+    MDB_dbi dbi;
+    ASSERT_EQ(mdb_txn_begin(env, nullptr, 0, &txn), 0);
+    ASSERT_EQ(mdb_dbi_open(txn, "meta", MDB_CREATE, &dbi), 0);
+    std::string k = "format", v = "cachecar-store-0";
+    MDB_val kv{k.size(), k.data()}, vv{v.size(), v.data()};
+    ASSERT_EQ(mdb_put(txn, dbi, &kv, &vv, 0), 0);
+    ASSERT_EQ(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+  }
+  auto refused = Store::Open(o);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().reason(), "STORE_INCOMPATIBLE");
+  Status why;
+  auto s = Store::OpenOrRecreate(o, &why);
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  EXPECT_EQ(why.reason(), "STORE_INCOMPATIBLE");
+}
+
+TEST_F(StoreTest, TruncatedFileIsCorruptNotACrash) {
+  {
+    auto s = Open({"t"});
+    WriteBatch b;
+    for (int i = 0; i < 1000; ++i) b.mutations.push_back(Put(0, "k" + std::to_string(i), "v", i));
+    ASSERT_TRUE(s->Apply(b).ok());
+  }
+  std::filesystem::resize_file(dir_.path() + "/data.mdb", 100);
+  Options o;
+  o.path = dir_.path();
+  o.topics = {"t"};
+  auto s = Store::Open(o);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.status().code(), Code::kDataLoss);
+}
+
 
 TEST_F(StoreTest, HistoryRecordsEveryChangeWithItsPreviousEntry) {
   auto s = Open();
