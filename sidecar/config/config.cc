@@ -42,7 +42,35 @@ bool IsValidTopicName(const std::string& name) {
   return true;
 }
 
+bool IsSecretProperty(const std::string& name) {
+  static const char* kSecretParts[] = {"password", "secret", "token", "key.pem", "jaas",
+                                       "oauthbearer.config", "credentials"};
+  for (const char* part : kSecretParts) {
+    if (name.find(part) != std::string::npos) return true;
+  }
+  return false;
+}
+
 namespace {
+
+// A secret file's content: the whole file less one trailing newline (editors and
+// `kubectl create secret --from-file` add one). nullopt and `error` set on failure.
+std::optional<std::string> ReadSecretFile(const std::string& path, std::string* error) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    *error = "cannot read " + path + ": " + std::strerror(errno);
+    return std::nullopt;
+  }
+  std::stringstream ss;
+  ss << in.rdbuf();
+  std::string v = ss.str();
+  while (!v.empty() && (v.back() == '\n' || v.back() == '\r')) v.pop_back();
+  if (v.empty()) {
+    *error = path + " is empty";
+    return std::nullopt;
+  }
+  return v;
+}
 
 // librdkafka properties that cachecar sets itself: letting a user change them would
 // break resume, readiness or read_committed semantics.
@@ -290,12 +318,50 @@ void ReadAll(Reader& r, const YAML::Node& root, const std::filesystem::path& bas
              Config* cfg) {
   if (!r.ExpectMap("", root,
                    {"kafka", "store", "materializer", "grpc", "http", "log", "schemas", "writes",
-                    "watch", "topics"})) {
+                    "watch", "readiness", "topics"})) {
     return;
   }
   if (const YAML::Node k = root["kafka"]) {
-    if (r.ExpectMap("kafka", k, {"bootstrap_servers", "properties"})) {
+    if (r.ExpectMap("kafka", k,
+                    {"bootstrap_servers", "properties", "properties_from_files", "group_id",
+                     "commit_interval_ms"})) {
       r.ReadString(k, "kafka", "bootstrap_servers", &cfg->kafka.bootstrap_servers);
+      r.ReadString(k, "kafka", "group_id", &cfg->kafka.group_id);
+      if (k["group_id"] && cfg->kafka.group_id.empty()) {
+        r.Problem("kafka.group_id", k["group_id"],
+                  "must not be empty (set commit_interval_ms: 0 to commit nothing)");
+      }
+      r.ReadUint(k, "kafka", "commit_interval_ms", &cfg->kafka.commit_interval_ms, 0, 3600000);
+      if (const YAML::Node pf = k["properties_from_files"]) {
+        if (!pf.IsMap()) {
+          r.Problem("kafka.properties_from_files", pf,
+                    "must be a mapping of librdkafka property -> file");
+        } else {
+          for (const auto& kv : pf) {
+            std::string name = kv.first.Scalar();
+            std::string path = "kafka.properties_from_files." + name;
+            if (ManagedProperties().count(name)) {
+              r.Problem(path, kv.first, "is set by cachecar and cannot be overridden");
+              continue;
+            }
+            if (k["properties"] && k["properties"].IsMap() && k["properties"][name]) {
+              r.Problem(path, kv.first, "is also set in kafka.properties: set it once");
+              continue;
+            }
+            auto file = r.String(path, kv.second);
+            if (!file) continue;
+            std::filesystem::path fp(*file);
+            if (fp.is_relative()) fp = base_dir / fp;
+            std::string error;
+            // The error names the file, never its content.
+            if (auto v = ReadSecretFile(fp.string(), &error)) {
+              cfg->kafka.properties[name] = *v;
+            } else {
+              r.Problem(path, kv.second, error);
+            }
+          }
+        }
+      }
       if (const YAML::Node p = k["properties"]) {
         if (!p.IsMap()) {
           r.Problem("kafka.properties", p, "must be a mapping of librdkafka properties");
@@ -314,10 +380,12 @@ void ReadAll(Reader& r, const YAML::Node& root, const std::filesystem::path& bas
     }
   }
   if (const YAML::Node s = root["store"]) {
-    if (r.ExpectMap("store", s, {"path", "map_size_bytes", "sync"})) {
+    if (r.ExpectMap("store", s, {"path", "map_size_bytes", "max_map_size_bytes", "sync"})) {
       r.ReadString(s, "store", "path", &cfg->store.path);
       r.ReadUint(s, "store", "map_size_bytes", &cfg->store.map_size_bytes, 1ull << 20,
-                 1ull << 40);
+                 1ull << 46);
+      r.ReadUint(s, "store", "max_map_size_bytes", &cfg->store.max_map_size_bytes, 1ull << 20,
+                 1ull << 46);
       r.ReadBool(s, "store", "sync", &cfg->store.sync);
     }
   }
@@ -334,12 +402,25 @@ void ReadAll(Reader& r, const YAML::Node& root, const std::filesystem::path& bas
   }
   if (const YAML::Node g = root["grpc"]) {
     if (r.ExpectMap("grpc", g,
-                    {"address", "unix_socket", "allow_non_loopback", "max_request_bytes"})) {
+                    {"address", "unix_socket", "allow_non_loopback", "max_request_bytes",
+                     "auth_token_file"})) {
       r.ReadString(g, "grpc", "address", &cfg->grpc.address);
       r.ReadString(g, "grpc", "unix_socket", &cfg->grpc.unix_socket);
       r.ReadBool(g, "grpc", "allow_non_loopback", &cfg->grpc.allow_non_loopback);
       r.ReadUint(g, "grpc", "max_request_bytes", &cfg->grpc.max_request_bytes, 1024,
                  64u << 20);
+      r.ReadString(g, "grpc", "auth_token_file", &cfg->grpc.auth_token_file);
+      if (!cfg->grpc.auth_token_file.empty()) {
+        std::filesystem::path fp(cfg->grpc.auth_token_file);
+        if (fp.is_relative()) fp = base_dir / fp;
+        cfg->grpc.auth_token_file = fp.lexically_normal().string();
+        std::string error;
+        if (auto v = ReadSecretFile(cfg->grpc.auth_token_file, &error)) {
+          cfg->grpc.auth_token = *v;
+        } else {
+          r.Problem("grpc.auth_token_file", g["auth_token_file"], error);
+        }
+      }
     }
   }
   if (const YAML::Node h = root["http"]) {
@@ -383,7 +464,27 @@ void ReadAll(Reader& r, const YAML::Node& root, const std::filesystem::path& bas
       r.ReadUint(w, "watch", "max_watches", &cfg->watch.max_watches, 1, 10000000);
     }
   }
+  if (const YAML::Node rd = root["readiness"]) {
+    if (r.ExpectMap("readiness", rd, {"max_lag_records", "max_lag_duration_ms"})) {
+      r.ReadUint(rd, "readiness", "max_lag_records", &cfg->readiness.max_lag_records, 0,
+                 1ull << 62);
+      r.ReadUint(rd, "readiness", "max_lag_duration_ms", &cfg->readiness.max_lag_duration_ms,
+                 0, 86400000);
+    }
+  }
   ReadTopics(r, root["topics"], base_dir, cfg);
+}
+
+// The pod's identity as a consumer group: Kubernetes gives POD_NAME/POD_NAMESPACE through
+// the downward API (k8s/), and HOSTNAME is the pod name even without it.
+std::string DefaultGroupId(const EnvLookup& env) {
+  auto name = env("POD_NAME");
+  if (name && !name->empty()) {
+    auto ns = env("POD_NAMESPACE");
+    return (ns && !ns->empty()) ? *ns + "." + *name : *name;
+  }
+  auto host = env("HOSTNAME");
+  return "cachecar." + (host && !host->empty() ? *host : std::string("local"));
 }
 
 // Rules that look at the result as a whole, after overrides.
@@ -397,6 +498,11 @@ void Validate(Reader& r, const YAML::Node& root, Config* cfg) {
               "required (or --bootstrap-servers)");
   }
   if (cfg->store.path.empty()) r.Problem("store.path", at("store", "path"), "required");
+  if (cfg->store.max_map_size_bytes < cfg->store.map_size_bytes) {
+    r.Problem("store.max_map_size_bytes", at("store", "max_map_size_bytes"),
+              "must be at least store.map_size_bytes (" +
+                  std::to_string(cfg->store.map_size_bytes) + ")");
+  }
   if (cfg->grpc.address.empty() && cfg->grpc.unix_socket.empty()) {
     r.Problem("grpc.address", at("grpc", "address"),
               "set grpc.address or grpc.unix_socket: the sidecar must listen somewhere");
@@ -444,6 +550,7 @@ Result<Config> ParseConfig(const std::string& yaml_text, const std::string& sour
     if (overrides.unix_socket) cfg.grpc.unix_socket = *overrides.unix_socket;
     if (overrides.http_address) cfg.http.address = *overrides.http_address;
     if (overrides.log_level) cfg.log.level = *overrides.log_level;
+    if (cfg.kafka.group_id.empty()) cfg.kafka.group_id = DefaultGroupId(env);
     Validate(r, root, &cfg);
   } catch (const YAML::Exception& e) {
     // yaml-cpp throws on some malformed trees (e.g. a key that is itself a mapping).

@@ -61,16 +61,31 @@ struct KafkaConfig {
   // Comma-separated host:port list. Required.
   std::string bootstrap_servers;
   // librdkafka properties passed through as they are (TLS, SASL, timeouts...). The ones
-  // cachecar must control itself are refused at load.
+  // cachecar must control itself are refused at load. Includes those read from files
+  // (properties_from_files), so secrets never need to be in the config file.
   std::map<std::string, std::string> properties;
+  // The consumer group the applied offsets are committed to, so Kafka's group tools show
+  // this pod's lag. The group is never joined (no rebalancing). Default
+  // "$POD_NAMESPACE.$POD_NAME" (the pod's identity), else "cachecar.$HOSTNAME".
+  std::string group_id;
+  // How often applied offsets are committed to group_id; 0 never. Default 5000. The
+  // store's own offsets are what a restart resumes from; these are for people and tools.
+  uint32_t commit_interval_ms = 5000;
 };
+
+// True for librdkafka property names whose values are secrets (never logged).
+bool IsSecretProperty(const std::string& name);
 
 struct StoreConfig {
   // Directory of the LMDB environment; created if missing. Default /var/lib/cachecar.
   std::string path = "/var/lib/cachecar";
-  // LMDB map size: the most the store can hold. Costs address space, not memory or disk
-  // (the file grows as data is written). Default 16 GiB.
-  uint64_t map_size_bytes = 16ull << 30;
+  // LMDB map size at start. Costs address space, not memory or disk (the file grows as
+  // data is written). When the data outgrows it, the map doubles, up to
+  // max_map_size_bytes. Default 1 GiB.
+  uint64_t map_size_bytes = 1ull << 30;
+  // The most the store may grow to; past it the store is full (STORE_FULL: the sidecar
+  // goes not ready and Puts fail). Default 1 TiB (address space only).
+  uint64_t max_map_size_bytes = 1ull << 40;
   // fsync every commit. Default false: a process crash (kill -9) loses nothing either way,
   // because committed pages are already in the OS page cache; only a machine crash can
   // lose the last commits, and the next start resumes from the offsets that survived.
@@ -96,6 +111,19 @@ struct GrpcConfig {
   bool allow_non_loopback = false;
   // Largest request accepted. Default 4 MiB.
   uint32_t max_request_bytes = 4u << 20;
+  // A file holding a shared token (e.g. a mounted Secret). When set, every CacheService
+  // call must carry "authorization: Bearer <token>" or is refused UNAUTHENTICATED. The
+  // health service stays open (Kubernetes probes send no metadata). Read at start.
+  std::string auth_token_file;
+  std::string auth_token;  // the file's content (trailing newline removed); a secret
+};
+
+struct ReadinessConfig {
+  // After the first catch-up, report not ready while any partition has lagged more than
+  // max_lag_records for longer than max_lag_duration_ms; ready again once it is back
+  // within the bound. 0 (default) never: once ready, a pod stays ready.
+  uint64_t max_lag_records = 0;
+  uint32_t max_lag_duration_ms = 30000;
 };
 
 struct HttpConfig {
@@ -162,6 +190,7 @@ struct Config {
   SchemasConfig schemas;
   WritesConfig writes;
   WatchConfig watch;
+  ReadinessConfig readiness;
   std::vector<TopicConfig> topics;
 
   // Returns the topic's config, or nullptr if it is not configured.

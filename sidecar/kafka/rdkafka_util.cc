@@ -1,6 +1,7 @@
 #include "kafka/rdkafka_util.h"
 
 #include "common/log.h"
+#include "config/config.h"
 
 namespace cachecar::kafka {
 
@@ -18,6 +19,11 @@ Status SetConf(rd_kafka_conf_t* conf, const std::string& name, const std::string
   char err[512];
   if (rd_kafka_conf_set(conf, name.c_str(), value.c_str(), err, sizeof(err)) !=
       RD_KAFKA_CONF_OK) {
+    // librdkafka's message may quote the value: never for a secret.
+    if (config::IsSecretProperty(name)) {
+      return InvalidArgument("librdkafka property " + name + ": invalid value (not shown)",
+                             {{"kafka.properties." + name, "invalid value (not shown)"}});
+    }
     return InvalidArgument("librdkafka property " + name + ": " + err,
                            {{"kafka.properties." + name, err}});
   }
@@ -28,6 +34,8 @@ Status FromKafka(rd_kafka_resp_err_t err, const std::string& what) {
   std::string msg = what + ": " + rd_kafka_err2str(err);
   switch (err) {
     case RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART:
+    case RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC:
+    case RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION:
       return NotFound(msg, "KAFKA_TOPIC_NOT_FOUND");
     case RD_KAFKA_RESP_ERR__TIMED_OUT:
     case RD_KAFKA_RESP_ERR__TRANSPORT:

@@ -219,6 +219,108 @@ topics: [{name: a}]
               HasSubstr("set by cachecar"));
 }
 
+TEST(ConfigTest, SecretsComeFromFilesAndNeverFromTheirContentInMessages) {
+  testing::TempDir dir;
+  std::ofstream(dir.path() + "/password") << "hunter2\n";
+  std::ofstream(dir.path() + "/token") << "tok-123\r\n";
+  std::ofstream(dir.path() + "/empty") << "\n";
+  auto cfg = ParseConfig(R"(
+kafka:
+  bootstrap_servers: a:1
+  properties: {security.protocol: SASL_SSL}
+  properties_from_files: {sasl.password: password}
+grpc:
+  auth_token_file: token
+topics: [{name: a}]
+)",
+                         dir.path() + "/c.yaml", Env());
+  ASSERT_TRUE(cfg.ok()) << cfg.status().ToString();
+  EXPECT_EQ(cfg->kafka.properties.at("sasl.password"), "hunter2");
+  EXPECT_EQ(cfg->grpc.auth_token, "tok-123");
+  EXPECT_EQ(cfg->grpc.auth_token_file, dir.path() + "/token");
+
+  auto bad = ParseConfig(R"(
+kafka:
+  bootstrap_servers: a:1
+  properties: {sasl.password: inline}
+  properties_from_files: {sasl.password: password, group.id: password, ssl.key.password: missing}
+grpc:
+  auth_token_file: empty
+topics: [{name: a}]
+)",
+                         dir.path() + "/c.yaml", Env());
+  ASSERT_FALSE(bad.ok());
+  EXPECT_THAT(ProblemFor(bad.status(), "kafka.properties_from_files.sasl.password"),
+              HasSubstr("also set in kafka.properties"));
+  EXPECT_THAT(ProblemFor(bad.status(), "kafka.properties_from_files.group.id"),
+              HasSubstr("set by cachecar"));
+  EXPECT_THAT(ProblemFor(bad.status(), "kafka.properties_from_files.ssl.key.password"),
+              HasSubstr("cannot read"));
+  EXPECT_THAT(ProblemFor(bad.status(), "grpc.auth_token_file"), HasSubstr("is empty"));
+  for (const auto& v : bad.status().violations()) {
+    EXPECT_EQ(v.description.find("hunter2"), std::string::npos) << v.description;
+  }
+}
+
+TEST(ConfigTest, SecretPropertyNamesAreRecognised) {
+  for (const char* name : {"sasl.password", "ssl.key.password", "ssl.keystore.password",
+                           "sasl.oauthbearer.client.secret", "ssl.key.pem",
+                           "sasl.oauthbearer.config"}) {
+    EXPECT_TRUE(IsSecretProperty(name)) << name;
+  }
+  for (const char* name : {"security.protocol", "sasl.mechanisms", "sasl.username",
+                           "ssl.ca.location"}) {
+    EXPECT_FALSE(IsSecretProperty(name)) << name;
+  }
+}
+
+TEST(ConfigTest, GroupIdDefaultsToThePodsIdentity) {
+  auto pod = ParseConfig(kMinimal, "c.yaml", Env({{"POD_NAME", "web-7d9f-x2"},
+                                                  {"POD_NAMESPACE", "shop"},
+                                                  {"HOSTNAME", "ignored"}}));
+  ASSERT_TRUE(pod.ok());
+  EXPECT_EQ(pod->kafka.group_id, "shop.web-7d9f-x2");
+  EXPECT_EQ(pod->kafka.commit_interval_ms, 5000u);
+  auto host = ParseConfig(kMinimal, "c.yaml", Env({{"HOSTNAME", "box"}}));
+  EXPECT_EQ(host->kafka.group_id, "cachecar.box");
+  auto set = ParseConfig(R"(
+kafka: {bootstrap_servers: a:1, group_id: "${POD_NAME}-cache", commit_interval_ms: 0}
+topics: [{name: a}]
+)",
+                         "c.yaml", Env({{"POD_NAME", "p"}}));
+  ASSERT_TRUE(set.ok()) << set.status().ToString();
+  EXPECT_EQ(set->kafka.group_id, "p-cache");
+  EXPECT_EQ(set->kafka.commit_interval_ms, 0u);
+  auto empty = ParseConfig(R"(
+kafka: {bootstrap_servers: a:1, group_id: ""}
+topics: [{name: a}]
+)",
+                           "c.yaml", Env());
+  ASSERT_FALSE(empty.ok());
+  EXPECT_THAT(ProblemFor(empty.status(), "kafka.group_id"), HasSubstr("must not be empty"));
+}
+
+TEST(ConfigTest, StoreGrowthAndReadinessSettingsAreChecked) {
+  auto cfg = ParseConfig(kMinimal, "c.yaml", Env());
+  ASSERT_TRUE(cfg.ok());
+  EXPECT_EQ(cfg->store.map_size_bytes, 1ull << 30);
+  EXPECT_EQ(cfg->store.max_map_size_bytes, 1ull << 40);
+  EXPECT_EQ(cfg->readiness.max_lag_records, 0u);
+  auto bad = ParseConfig(R"(
+kafka: {bootstrap_servers: a:1}
+store: {map_size_bytes: 4194304, max_map_size_bytes: 2097152}
+readiness: {max_lag_records: -5, max_lag_duration_ms: 100000000, extra: 1}
+topics: [{name: a}]
+)",
+                         "c.yaml", Env());
+  ASSERT_FALSE(bad.ok());
+  EXPECT_THAT(ProblemFor(bad.status(), "store.max_map_size_bytes"),
+              HasSubstr("at least store.map_size_bytes"));
+  EXPECT_THAT(ProblemFor(bad.status(), "readiness.max_lag_records"), HasSubstr("whole number"));
+  EXPECT_THAT(ProblemFor(bad.status(), "readiness.max_lag_duration_ms"), HasSubstr("between"));
+  EXPECT_THAT(ProblemFor(bad.status(), "readiness.extra"), HasSubstr("unknown field"));
+}
+
 TEST(ConfigTest, NonLoopbackListenersNeedExplicitConsent) {
   const char* text = R"(
 kafka: {bootstrap_servers: a:1}
