@@ -43,14 +43,32 @@ Status WatchStream::Finish() { return FromGrpcStatus(stream_->Finish()); }
 
 std::unique_ptr<WatchStream> Client::Watch() {
   std::unique_ptr<WatchStream> w(new WatchStream());
+  if (!options_.auth_token.empty()) {
+    w->context_.AddMetadata("authorization", "Bearer " + options_.auth_token);
+  }
   w->stream_ = stub_->Watch(&w->context_);
   return w;
 }
 
 std::unique_ptr<grpc::ClientContext> Client::NewContext() const {
+  return NewContext(options_.timeout);
+}
+
+std::unique_ptr<grpc::ClientContext> Client::NewContext(std::chrono::milliseconds timeout) const {
   auto ctx = std::make_unique<grpc::ClientContext>();
-  ctx->set_deadline(std::chrono::system_clock::now() + options_.timeout);
+  ctx->set_deadline(std::chrono::system_clock::now() + timeout);
+  if (!options_.auth_token.empty()) {
+    ctx->AddMetadata("authorization", "Bearer " + options_.auth_token);
+  }
   return ctx;
+}
+
+Result<v1::WaitReadyResponse> Client::WaitReady(std::chrono::milliseconds timeout) {
+  auto ctx = NewContext(timeout);
+  v1::WaitReadyResponse resp;
+  grpc::Status st = stub_->WaitReady(ctx.get(), v1::WaitReadyRequest(), &resp);
+  if (!st.ok()) return FromGrpcStatus(st);
+  return resp;
 }
 
 Result<v1::GetResponse> Client::Get(const std::string& topic, const std::string& key,

@@ -23,6 +23,9 @@ struct ClientOptions {
   std::string target = "127.0.0.1:50051";
   // Deadline of each call. Default 5 s.
   std::chrono::milliseconds timeout{5000};
+  // Sent as "authorization: Bearer <token>" when the sidecar requires one
+  // (grpc.auth_token_file). Empty: none.
+  std::string auth_token;
 };
 
 struct ReadOptions {
@@ -66,6 +69,8 @@ class Client {
   Result<std::vector<v1::Entry>> ListAll(const std::string& topic, const std::string& prefix,
                                          size_t limit = 0, ReadOptions ro = {});
   Result<v1::GetStatusResponse> GetStatus();
+  // Waits until the sidecar is ready or `timeout` passes (ready = false and the reason).
+  Result<v1::WaitReadyResponse> WaitReady(std::chrono::milliseconds timeout);
   // Writes through the topic; by default returns once the sidecar has applied the record.
   Result<v1::PutResponse> Put(const std::string& topic, const std::string& key,
                               const std::string& value, bool ack_only = false);
@@ -77,6 +82,7 @@ class Client {
 
  private:
   std::unique_ptr<grpc::ClientContext> NewContext() const;
+  std::unique_ptr<grpc::ClientContext> NewContext(std::chrono::milliseconds timeout) const;
 
   ClientOptions options_;
   std::shared_ptr<grpc::Channel> channel_;

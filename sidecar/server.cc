@@ -82,16 +82,34 @@ Status Server::Start() {
   so.path = config_.store.path;
   so.topics = topic_names;
   so.map_size_bytes = config_.store.map_size_bytes;
+  so.max_map_size_bytes = config_.store.max_map_size_bytes;
   so.sync = config_.store.sync;
   so.history_events = config_.watch.history_events;
-  Result<std::unique_ptr<store::Store>> store = store::Store::Open(so);
+  // The store is a cache of the topics: one that cannot be read (corrupt, or written by an
+  // incompatible version) is recreated and rebuilt, never a reason to crash-loop.
+  Status recreated;
+  Result<std::unique_ptr<store::Store>> store = store::Store::OpenOrRecreate(so, &recreated);
   if (!store.ok()) return store.status();
   store_ = std::move(store).value();
+  auto& recreated_family = prometheus::BuildCounter()
+                               .Name("cachecar_store_recreated_total")
+                               .Help("Stores found unusable at start and rebuilt, by reason "
+                                     "(STORE_CORRUPT, STORE_INCOMPATIBLE).")
+                               .Register(*registry_);
+  if (!recreated.ok()) {
+    recreated_family.Add({{"reason", recreated.reason()}}).Increment();
+    log::Error("store was unusable; deleted it and rebuilding from Kafka",
+               {{"path", config_.store.path}, {"reason", recreated.reason()},
+                {"error", recreated.message()}});
+  }
   log::Info("store opened", {{"path", config_.store.path},
                              {"store_id", store_->store_id()},
                              {"revision", store_->revision()}});
 
-  tracker_ = std::make_unique<health::CatchUpTracker>(topic_names);
+  health::LagPolicy lag;
+  lag.max_records = static_cast<int64_t>(config_.readiness.max_lag_records);
+  lag.max_for = std::chrono::milliseconds(config_.readiness.max_lag_duration_ms);
+  tracker_ = std::make_unique<health::CatchUpTracker>(topic_names, lag);
   notifier_ = std::make_unique<kafka::ApplyNotifier>(store_->revision());
   if (!produce_topics.empty()) {
     kafka::ProducerOptions po;
@@ -103,12 +121,36 @@ Status Server::Start() {
     Result<std::unique_ptr<kafka::RdKafkaProducer>> producer = kafka::RdKafkaProducer::Create(po);
     if (!producer.ok()) return producer.status();
     producer_ = std::move(producer).value();
+    auto* reachable = &prometheus::BuildGauge()
+                           .Name("cachecar_kafka_reachable")
+                           .Help("0 while no Kafka broker answers the producer (writes are "
+                                 "refused at once), else 1.")
+                           .Register(*registry_)
+                           .Add({});
+    reachable->Set(1);
+    producer_->set_reachability_listener([reachable](bool up) { reachable->Set(up ? 1 : 0); });
   }
 
-  Result<std::unique_ptr<kafka::RdKafkaSource>> source = kafka::RdKafkaSource::Create(
-      config_.kafka.bootstrap_servers, config_.kafka.properties, topic_names);
+  Result<std::unique_ptr<kafka::RdKafkaSource>> source =
+      kafka::RdKafkaSource::Create(config_.kafka.bootstrap_servers, config_.kafka.properties,
+                                   topic_names, config_.kafka.group_id);
   if (!source.ok()) return source.status();
   source_ = std::move(source).value();
+  auto& commits = prometheus::BuildCounter()
+                      .Name("cachecar_kafka_offset_commits_total")
+                      .Help("Commits of applied offsets to the Kafka consumer group, by "
+                            "result (ok, failed).")
+                      .Register(*registry_);
+  source_->set_commit_listener([ok = &commits.Add({{"result", "ok"}}),
+                                failed = &commits.Add({{"result", "failed"}}),
+                                group = config_.kafka.group_id](bool success,
+                                                                const std::string& error) {
+    (success ? ok : failed)->Increment();
+    if (!success) {
+      log::Warn("committing offsets to the consumer group failed",
+                {{"group_id", group}, {"error", error}});
+    }
+  });
 
   kafka::MaterializerOptions mo;
   mo.topics = config_.topics;
@@ -120,6 +162,8 @@ Status Server::Start() {
   mo.dead_letters = producer_.get();
   mo.rejected = rejected_log_.get();
   mo.notifier = notifier_.get();
+  mo.commit_interval = std::chrono::milliseconds(config_.kafka.commit_interval_ms);
+  mo.store_path = config_.store.path;
   watch::Options wo;
   wo.buffer_events = config_.watch.buffer_events;
   wo.slow_consumer_timeout = std::chrono::milliseconds(config_.watch.slow_consumer_timeout_ms);
@@ -127,7 +171,7 @@ Status Server::Start() {
   wo.max_watches = config_.watch.max_watches;
   wo.progress_interval = std::chrono::milliseconds(config_.watch.progress_interval_ms);
   watch_hub_ = std::make_unique<watch::Hub>(store_.get(), &config_, wo,
-                                            [t = tracker_.get()] { return t->Ready(); },
+                                            [t = tracker_.get()] { return t->Servable(); },
                                             registry_.get());
   mo.on_change = [h = watch_hub_.get()] { h->Notify(); };
   materializer_ = std::make_unique<kafka::Materializer>(mo, store_.get(), source_.get(),
@@ -136,11 +180,11 @@ Status Server::Start() {
       &config_, store_.get(), tracker_.get(),
       [m = materializer_.get()] { return m->Counters(); });
   read_handler_->set_rejected_log(rejected_log_.get());
-  write_handler_ = std::make_unique<rpc::WriteHandler>(&config_, schemas_.get(), producer_.get(),
-                                                       notifier_.get());
+  write_handler_ = std::make_unique<rpc::WriteHandler>(
+      &config_, schemas_.get(), producer_.get(), notifier_.get(), 1 << 20, registry_.get());
   cache_service_ = std::make_unique<rpc::CacheService>(
       read_handler_.get(), registry_.get(), write_handler_.get(), notifier_.get(),
-      std::chrono::milliseconds(config_.writes.max_wait_ms));
+      std::chrono::milliseconds(config_.writes.max_wait_ms), config_.grpc.auth_token);
   cache_service_->set_watch_factory(
       [h = watch_hub_.get()] { return watch::WatchReactor::Start(h); });
 
@@ -185,8 +229,8 @@ Status Server::Start() {
                              .Register(*registry_)
                              .Add({});
   auto started = std::chrono::steady_clock::now();
-  tracker_->AddListener([this, health, topic_names, ready_gauge, catchup_gauge, started](
-                            std::optional<size_t> topic, bool ready) {
+  tracker_->AddListener([this, health, topic_names, ready_gauge, catchup_gauge, started,
+                         first = true](std::optional<size_t> topic, bool ready) mutable {
     if (topic) {
       health->SetServingStatus(TopicHealthName(topic_names[*topic]), ready);
       log::Info(ready ? "topic caught up" : "topic not ready",
@@ -194,13 +238,23 @@ Status Server::Start() {
       return;
     }
     health->SetServingStatus("", ready);
+    notifier_->SetReady(ready, ready ? "" : tracker_->NotReadyReason());
     ready_gauge->Set(ready ? 1 : 0);
     double secs =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-    if (ready) catchup_gauge->Set(secs);
-    if (ready) ReleaseFreedMemory();  // before the log line, which bench/run.sh waits on
-    log::Info(ready ? "ready: every topic caught up" : "not ready",
-              {{"catchup_seconds", secs}, {"revision", store_->revision()}});
+    if (ready && first) {
+      // Catch-up is start to the first ready; later transitions are lag or faults.
+      first = false;
+      catchup_gauge->Set(secs);
+      ReleaseFreedMemory();  // before the log line, which bench/run.sh waits on
+    }
+    if (ready) {
+      log::Info("ready: every topic caught up",
+                {{"catchup_seconds", secs}, {"revision", store_->revision()}});
+    } else {
+      log::Warn("not ready", {{"reason", tracker_->NotReadyReason()},
+                              {"revision", store_->revision()}});
+    }
   });
 
   if (!config_.http.address.empty()) {
@@ -215,7 +269,9 @@ Status Server::Start() {
   log::Info("listening", {{"grpc_address", config_.grpc.address},
                           {"grpc_port", grpc_port_},
                           {"unix_socket", config_.grpc.unix_socket},
-                          {"http_port", http_port()}});
+                          {"http_port", http_port()},
+                          {"auth", config_.grpc.auth_token.empty() ? "none" : "token"},
+                          {"group_id", config_.kafka.group_id}});
   return Status::Ok();
 }
 

@@ -9,6 +9,7 @@
 #include <condition_variable>
 #include <string>
 #include <mutex>
+#include <thread>
 
 namespace cachecar::testing {
 
@@ -40,6 +41,10 @@ class Notification {
     }
     cv_.notify_all();
   }
+  bool HasBeenNotified() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return notified_;
+  }
   // Whether Notify() was called within `timeout`.
   bool WaitFor(std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
     std::unique_lock<std::mutex> lock(mu_);
@@ -51,5 +56,17 @@ class Notification {
   std::condition_variable cv_;
   bool notified_ = false;
 };
+
+// Polls `cond` until it holds or `timeout` passes (for state with no event to wait on,
+// such as what a background thread has written to the store). Returns whether it held.
+template <typename Cond>
+bool WaitUntil(Cond cond, std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!cond()) {
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  return true;
+}
 
 }  // namespace cachecar::testing

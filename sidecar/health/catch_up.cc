@@ -2,12 +2,13 @@
 
 namespace cachecar::health {
 
-CatchUpTracker::CatchUpTracker(std::vector<std::string> topics) {
+CatchUpTracker::CatchUpTracker(std::vector<std::string> topics, LagPolicy lag) : lag_(lag) {
   for (auto& t : topics) {
     TopicProgress tp;
     tp.topic = std::move(t);
     topics_.push_back(std::move(tp));
   }
+  rebuild_reasons_.resize(topics_.size());
 }
 
 void CatchUpTracker::AddListener(Listener listener) { listeners_.push_back(std::move(listener)); }
@@ -19,6 +20,7 @@ void CatchUpTracker::SetAssigned(size_t topic, std::vector<PartitionProgress> pa
     TopicProgress& t = topics_.at(topic);
     t.assigned = true;
     t.partitions = std::move(partitions);
+    rebuild_reasons_[topic].clear();
     for (auto& p : t.partitions) p.ready = p.ready || p.applied >= p.start_end_offset;
     Recompute(topic, &changes);
   }
@@ -65,16 +67,70 @@ void CatchUpTracker::SetHalted(size_t topic, int32_t partition, std::string reas
   Notify(changes);
 }
 
+void CatchUpTracker::SetRebuilding(size_t topic, std::string reason) {
+  std::vector<std::pair<std::optional<size_t>, bool>> changes;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    TopicProgress& t = topics_.at(topic);
+    t.assigned = false;
+    t.partitions.clear();
+    rebuild_reasons_[topic] = "topic " + t.topic + " is being rebuilt (" + reason + ")";
+    Recompute(topic, &changes);
+  }
+  Notify(changes);
+}
+
+void CatchUpTracker::SetStoreFailure(std::string reason) {
+  std::vector<std::pair<std::optional<size_t>, bool>> changes;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    store_failure_ = std::move(reason);
+    for (size_t t = 0; t < topics_.size(); ++t) Recompute(t, &changes);
+  }
+  Notify(changes);
+}
+
+void CatchUpTracker::Tick(std::chrono::steady_clock::time_point now) {
+  if (lag_.max_records <= 0) return;
+  std::vector<std::pair<std::optional<size_t>, bool>> changes;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (size_t t = 0; t < topics_.size(); ++t) {
+      bool changed = false;
+      for (auto& p : topics_[t].partitions) {
+        // Only after the first catch-up: before it, readiness waits anyway.
+        bool over = p.ready && p.end_offset >= 0 && p.applied >= 0 &&
+                    p.end_offset - p.applied > lag_.max_records;
+        if (!over) {
+          p.over_since.reset();
+          changed = changed || p.lagging;
+          p.lagging = false;
+          continue;
+        }
+        if (!p.over_since) p.over_since = now;
+        if (!p.lagging && now - *p.over_since >= lag_.max_for) {
+          p.lagging = true;
+          changed = true;
+        }
+      }
+      if (changed) Recompute(t, &changes);
+    }
+  }
+  Notify(changes);
+}
+
 void CatchUpTracker::Recompute(size_t topic,
                                std::vector<std::pair<std::optional<size_t>, bool>>* changes) {
   TopicProgress& t = topics_[topic];
   bool topic_ready = t.assigned;
-  for (const auto& p : t.partitions) topic_ready = topic_ready && p.ready && !p.halted;
+  for (const auto& p : t.partitions) {
+    topic_ready = topic_ready && p.ready && !p.halted && !p.lagging;
+  }
   if (topic_ready != t.ready) {
     t.ready = topic_ready;
     changes->push_back({topic, topic_ready});
   }
-  bool all = true;
+  bool all = store_failure_.empty();
   for (const auto& tp : topics_) all = all && tp.ready;
   if (all != ready_) {
     ready_ = all;
@@ -86,9 +142,23 @@ void CatchUpTracker::Recompute(size_t topic,
 std::string CatchUpTracker::NotReadyReason() const {
   std::lock_guard<std::mutex> lock(mu_);
   if (ready_) return {};
+  if (!store_failure_.empty()) return store_failure_;
   for (const auto& t : topics_) {
     for (const auto& p : t.partitions) {
       if (p.halted) return p.halt_reason;
+    }
+  }
+  for (const auto& r : rebuild_reasons_) {
+    if (!r.empty()) return r;
+  }
+  for (const auto& t : topics_) {
+    for (const auto& p : t.partitions) {
+      if (p.lagging) {
+        return "topic " + t.topic + " partition " + std::to_string(p.partition) + " lags " +
+               std::to_string(p.end_offset - p.applied) + " records (more than " +
+               std::to_string(lag_.max_records) + " for over " +
+               std::to_string(lag_.max_for.count()) + " ms)";
+      }
     }
   }
   return "catching up";
@@ -103,6 +173,29 @@ void CatchUpTracker::Notify(const std::vector<std::pair<std::optional<size_t>, b
 bool CatchUpTracker::Ready() const {
   std::lock_guard<std::mutex> lock(mu_);
   return ready_;
+}
+
+namespace {
+bool IsServable(const TopicProgress& t) {
+  if (!t.assigned) return false;
+  for (const auto& p : t.partitions) {
+    if (!p.ready || p.halted) return false;
+  }
+  return true;
+}
+}  // namespace
+
+bool CatchUpTracker::TopicServable(size_t topic) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return IsServable(topics_.at(topic));
+}
+
+bool CatchUpTracker::Servable() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const auto& t : topics_) {
+    if (!IsServable(t)) return false;
+  }
+  return true;
 }
 
 bool CatchUpTracker::TopicReady(size_t topic) const {

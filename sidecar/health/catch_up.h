@@ -8,7 +8,10 @@
 // assigned and all its partitions are; the sidecar when every topic is. Once caught up, a
 // partition stays caught up (the cache then only gets fresher); only a halt (a record
 // refused under on_invalid: fail) makes a topic, and so the sidecar, not ready again,
-// until the halt is lifted.
+// until the halt is lifted; a topic being rebuilt (SetRebuilding) until it has caught up
+// again; failing store commits (SetStoreFailure) until one succeeds; and, when a lag policy
+// is set, a partition lagging more than max_records for longer than max_for, until it is
+// back within max_records (evaluated on Tick).
 //
 // Threads: the materializer writes; any thread reads. Listeners are called on the
 // writer's thread, with no lock held, in the order transitions happen.
@@ -33,6 +36,8 @@ struct PartitionProgress {
   bool ready = false;     // caught up once (stays true)
   bool halted = false;    // on_invalid: fail stopped it; the sidecar is not ready
   std::string halt_reason;
+  bool lagging = false;   // over the lag policy's bound for too long
+  std::optional<std::chrono::steady_clock::time_point> over_since;  // over the bound since
 };
 
 struct TopicProgress {
@@ -42,10 +47,16 @@ struct TopicProgress {
   std::vector<PartitionProgress> partitions;
 };
 
+// Readiness lost by lag (see above). max_records 0: never.
+struct LagPolicy {
+  int64_t max_records = 0;
+  std::chrono::milliseconds max_for{30000};
+};
+
 class CatchUpTracker {
  public:
   // `topics` in configuration order; indices below refer to it.
-  explicit CatchUpTracker(std::vector<std::string> topics);
+  explicit CatchUpTracker(std::vector<std::string> topics, LagPolicy lag = {});
 
   // nullopt topic: the sidecar as a whole.
   using Listener = std::function<void(std::optional<size_t> topic, bool ready)>;
@@ -60,8 +71,19 @@ class CatchUpTracker {
   void SetEndOffset(size_t topic, int32_t partition, int64_t end_offset);
   // The partition stopped applying (`reason` says where and why), or resumed (empty).
   void SetHalted(size_t topic, int32_t partition, std::string reason);
+  // The topic is emptied and read again: not ready until SetAssigned and caught up.
+  void SetRebuilding(size_t topic, std::string reason);
+  // Store commits fail (`reason` says why), or succeed again (empty).
+  void SetStoreFailure(std::string reason);
+  // Applies the lag policy at time `now` (the writer calls it periodically).
+  void Tick(std::chrono::steady_clock::time_point now);
 
   bool Ready() const;
+  // Whether reads of the topic may be served: it has caught up and is not halted or being
+  // rebuilt. Unlike TopicReady, lag and failing store commits do not count: the data is
+  // complete, only less fresh, and refusing reads would turn slowness into an outage.
+  bool TopicServable(size_t topic) const;
+  bool Servable() const;  // every topic
   // Empty when ready; otherwise why not, for people ("catching up", or the first halt).
   std::string NotReadyReason() const;
   bool TopicReady(size_t topic) const;
@@ -80,6 +102,9 @@ class CatchUpTracker {
   mutable std::condition_variable ready_cv_;
   std::vector<TopicProgress> topics_;
   bool ready_ = false;
+  const LagPolicy lag_;
+  std::vector<std::string> rebuild_reasons_;  // per topic; non-empty while rebuilding
+  std::string store_failure_;
 };
 
 }  // namespace cachecar::health

@@ -18,6 +18,18 @@ bool ApplyNotifier::Settle(const Waiter& w, Clock::time_point now, Ready* ready)
     ready->push_back({w.callback, {Unavailable("cachecar is shutting down", "SHUTTING_DOWN"), 0}});
     return true;
   }
+  if (w.by_ready) {
+    if (ready_) {
+      ready->push_back({w.callback, {Status::Ok(), revision_}});
+      return true;
+    }
+    if (now >= w.deadline) {
+      ready->push_back(
+          {w.callback, {Status(Code::kDeadlineExceeded, not_ready_reason_), revision_}});
+      return true;
+    }
+    return false;
+  }
   if (w.by_revision) {
     if (revision_ >= w.revision) {
       ready->push_back({w.callback, {Status::Ok(), revision_}});
@@ -82,6 +94,41 @@ uint64_t ApplyNotifier::WaitForRevision(uint64_t revision, Clock::time_point dea
   w.deadline = deadline;
   w.callback = std::move(callback);
   return Add(std::move(w));
+}
+
+uint64_t ApplyNotifier::WaitForReady(Clock::time_point deadline, Callback callback) {
+  Waiter w;
+  w.by_ready = true;
+  w.deadline = deadline;
+  w.callback = std::move(callback);
+  return Add(std::move(w));
+}
+
+void ApplyNotifier::SetReady(bool ready, std::string reason) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    ready_ = ready;
+    not_ready_reason_ = std::move(reason);
+    changed_ = true;
+  }
+  cv_.notify_one();
+}
+
+void ApplyNotifier::SetStoreFailure(Status status) {
+  std::lock_guard<std::mutex> lock(mu_);
+  store_failure_ = std::move(status);
+}
+
+Status ApplyNotifier::StoreFailure() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return store_failure_;
+}
+
+void ApplyNotifier::ForgetTopic(size_t topic) {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (auto it = applied_.begin(); it != applied_.end();) {
+    it = it->first.first == topic ? applied_.erase(it) : std::next(it);
+  }
 }
 
 void ApplyNotifier::Cancel(uint64_t id) {

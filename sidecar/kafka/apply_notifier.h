@@ -9,7 +9,8 @@
 //
 // Every callback runs exactly once, on the notifier's thread (or inline, when the answer
 // is known at once), with:
-//   OK                   and the store revision at which the wait was satisfied;
+//   OK                   and the store revision at which the wait was satisfied (for
+//                        WaitForReady: the sidecar is ready);
 //   DEADLINE_EXCEEDED    the deadline passed first;
 //   FAILED_PRECONDITION  (PARTITION_HALTED) the partition was halted by on_invalid: fail;
 //   UNAVAILABLE          (SHUTTING_DOWN) the notifier is shutting down.
@@ -48,8 +49,20 @@ class ApplyNotifier {
   // Waits until the store revision is at least `revision`. UINT64_MAX makes a plain
   // timer (answered DEADLINE_EXCEEDED at the deadline, unless cancelled).
   uint64_t WaitForRevision(uint64_t revision, Clock::time_point deadline, Callback callback);
+  // Waits until the sidecar is ready (SetReady). At the deadline the callback gets
+  // DEADLINE_EXCEEDED with the reason it is not ready as the message.
+  uint64_t WaitForReady(Clock::time_point deadline, Callback callback);
   // Drops a pending wait without calling it; no-op if it was answered already.
   void Cancel(uint64_t id);
+
+  // Readiness, as the CatchUpTracker reports it (`reason`: why not, when not ready).
+  void SetReady(bool ready, std::string reason);
+  // Store commits fail with `status` (nothing is being applied), or succeed again (OK).
+  void SetStoreFailure(Status status);
+  // OK, or the status commits fail with: writes refuse at once rather than wait.
+  Status StoreFailure() const;
+  // The topic is being rebuilt: its partitions' applied offsets start over.
+  void ForgetTopic(size_t topic);
 
   // Materializer: a commit made the store `revision` and moved these partitions' next
   // offsets. Also called at start with the stored positions.
@@ -65,6 +78,7 @@ class ApplyNotifier {
  private:
   struct Waiter {
     bool by_revision = false;
+    bool by_ready = false;
     PartitionKey partition;
     int64_t offset = 0;       // by offset: satisfied when next offset > offset
     uint64_t revision = 0;    // by revision
@@ -83,6 +97,9 @@ class ApplyNotifier {
   uint64_t revision_;
   std::map<PartitionKey, int64_t> applied_;  // next offset to apply
   std::map<PartitionKey, std::string> halted_;
+  bool ready_ = false;
+  std::string not_ready_reason_ = "catching up";
+  Status store_failure_;
   std::map<uint64_t, Waiter> waiters_;  // by id
   uint64_t next_id_ = 1;
   bool changed_ = false;

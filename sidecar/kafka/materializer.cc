@@ -1,5 +1,9 @@
 #include "kafka/materializer.h"
 
+#include <sys/statvfs.h>
+
+#include <algorithm>
+
 #include "common/log.h"
 
 namespace cachecar::kafka {
@@ -59,6 +63,36 @@ Materializer::Materializer(MaterializerOptions options, store::Store* store,
                               .Help("Refused records produced to a dead-letter topic, by "
                                     "result (ok, failed).")
                               .Register(*registry);
+  rebuilds_family_ = &BuildCounter()
+                         .Name("cachecar_materializer_topic_rebuilds_total")
+                         .Help("Topics emptied and read again from the beginning, by reason "
+                               "(offset_out_of_range, topic_deleted).")
+                         .Register(*registry);
+  write_failing_family_ = &BuildGauge()
+                               .Name("cachecar_store_write_failing")
+                               .Help("1 while commits to the store fail, by reason (DISK_FULL, "
+                                     "STORE_FULL, ...): nothing is applied, not ready.")
+                               .Register(*registry);
+  map_size_ = &BuildGauge()
+                   .Name("cachecar_store_map_size_bytes")
+                   .Help("LMDB map size: what the store can hold before it grows again.")
+                   .Register(*registry)
+                   .Add({});
+  used_bytes_ = &BuildGauge()
+                     .Name("cachecar_store_used_bytes")
+                     .Help("Bytes of the LMDB map in use.")
+                     .Register(*registry)
+                     .Add({});
+  disk_free_ = &BuildGauge()
+                    .Name("cachecar_store_disk_free_bytes")
+                    .Help("Free bytes on the store's filesystem (for unprivileged users).")
+                    .Register(*registry)
+                    .Add({});
+  map_resizes_ = &BuildCounter()
+                      .Name("cachecar_store_map_resizes_total")
+                      .Help("Times the LMDB map grew.")
+                      .Register(*registry)
+                      .Add({});
   commits_ = &BuildCounter()
                   .Name("cachecar_store_commits_total")
                   .Help("Write transactions committed.")
@@ -144,6 +178,7 @@ void Materializer::Run() {
     if (!halted_.empty() && steady_clock::now() - last_halt_check_ >= options_.retry_backoff) {
       RetryHalted();
     }
+    if (steady_clock::now() - last_store_report_ >= std::chrono::seconds(1)) ReportStore();
   }
   if (!batch_.empty()) {
     Status st = Commit();
@@ -265,7 +300,17 @@ void Materializer::Handle(const SourceEvent& ev) {
     case SourceEvent::Kind::kError:
       errors_family_->Add({{"reason", ev.error.reason()}}).Increment();
       log::Warn("kafka consumer error", {{"topic", topic.name}, {"error", ev.error.message()}});
+      if (ev.error.reason() == "KAFKA_TOPIC_NOT_FOUND") CheckTopicExists(ev.topic);
       return;
+    case SourceEvent::Kind::kOffsetOutOfRange: {
+      if (pending_topics_.count(ev.topic)) return;  // being rebuilt already
+      auto it = positions_.find(key);
+      RebuildTopic(ev.topic, "offset_out_of_range",
+                   "partition " + std::to_string(ev.partition) + " position " +
+                       (it != positions_.end() ? std::to_string(it->second) : "?") +
+                       " is not in the log any more (" + ev.error.message() + ")");
+      return;
+    }
     case SourceEvent::Kind::kPartitionEnd: {
       // Everything below ev.offset has been delivered: transaction markers and aborted
       // records at the tail count as consumed.
@@ -373,9 +418,101 @@ bool Materializer::HandleInvalid(const SourceEvent& ev, RejectReason reason,
 void Materializer::CommitWithRetry() {
   while (!batch_.empty()) {
     Status st = Commit();
-    if (st.ok()) return;
+    if (st.ok()) {
+      if (!store_failure_.empty()) SetStoreFailure(Status::Ok());
+      return;
+    }
+    // A resize that waited for readers is not a failure anyone needs to hear about.
+    if (st.reason() != "STORE_RESIZE_WAITING") SetStoreFailure(st);
     log::Error("store commit failed; retrying", {{"error", st.ToString()}});
     if (!WaitFor(options_.retry_backoff)) return;  // Run() tries once more on the way out
+  }
+}
+
+void Materializer::SetStoreFailure(const Status& st) {
+  std::string reason = st.ok() ? "" : (st.reason().empty() ? "STORE_ERROR" : st.reason());
+  if (reason == store_failure_) return;
+  if (!store_failure_.empty()) write_failing_family_->Add({{"reason", store_failure_}}).Set(0);
+  store_failure_ = reason;
+  if (!reason.empty()) {
+    write_failing_family_->Add({{"reason", reason}}).Set(1);
+  } else {
+    log::Info("store commits succeed again");
+  }
+  tracker_->SetStoreFailure(st.ok() ? "" : "store commits fail: " + st.message());
+  if (options_.notifier != nullptr) options_.notifier->SetStoreFailure(st);
+}
+
+void Materializer::RebuildTopic(size_t topic, const std::string& reason,
+                                const std::string& why) {
+  const std::string& name = options_.topics[topic].name;
+  log::Error("rebuilding topic from the beginning; it is not ready meanwhile",
+             {{"topic", name}, {"reason", reason}, {"detail", why}});
+  rebuilds_family_->Add({{"topic", name}, {"reason", reason}}).Increment();
+  CommitWithRetry();
+  batch_.reset_topics.insert(topic);
+  batch_started_ = steady_clock::now();
+  CommitWithRetry();
+  for (auto it = positions_.begin(); it != positions_.end();) {
+    it = it->first.first == topic ? positions_.erase(it) : std::next(it);
+  }
+  for (auto it = halted_.begin(); it != halted_.end();) {
+    if (it->first.first != topic) {
+      ++it;
+      continue;
+    }
+    halted_family_->Add({{"topic", name}, {"partition", std::to_string(it->first.second)}}).Set(0);
+    if (options_.notifier != nullptr) options_.notifier->SetHalted(topic, it->first.second, "");
+    it = halted_.erase(it);
+  }
+  assignments_.erase(std::remove_if(assignments_.begin(), assignments_.end(),
+                                    [&](const Assignment& a) { return a.topic == topic; }),
+                     assignments_.end());
+  tracker_->SetRebuilding(topic, reason + ": " + why);
+  if (options_.notifier != nullptr) options_.notifier->ForgetTopic(topic);
+  pending_topics_.insert(topic);
+  Reassign();  // the topic's partitions stop; SetUpPendingTopics assigns them afresh
+}
+
+void Materializer::CheckTopicExists(size_t topic) {
+  auto now = steady_clock::now();
+  auto& last = last_topic_check_[topic];
+  if (now - last < options_.retry_backoff) return;
+  last = now;
+  Result<int32_t> count = source_->PartitionCount(topic, options_.request_timeout);
+  // Only the broker saying so counts: a broker that did not answer says nothing.
+  if (!count.ok() && count.status().reason() == "KAFKA_TOPIC_NOT_FOUND") {
+    RebuildTopic(topic, "topic_deleted", count.status().message());
+  }
+}
+
+void Materializer::ReportStore() {
+  auto now = steady_clock::now();
+  last_store_report_ = now;
+  store::Store::Usage u = store_->GetUsage();
+  map_size_->Set(static_cast<double>(u.map_size_bytes));
+  used_bytes_->Set(static_cast<double>(u.used_bytes));
+  if (u.map_resizes > map_resizes_seen_) {
+    map_resizes_->Increment(static_cast<double>(u.map_resizes - map_resizes_seen_));
+    log::Info("store map grew", {{"map_size_bytes", u.map_size_bytes}});
+    map_resizes_seen_ = u.map_resizes;
+  }
+  struct statvfs fs;
+  if (!options_.store_path.empty() && statvfs(options_.store_path.c_str(), &fs) == 0) {
+    disk_free_->Set(static_cast<double>(fs.f_bavail) * static_cast<double>(fs.f_frsize));
+  }
+  if (options_.commit_interval.count() > 0 &&
+      now - last_offsets_commit_ >= options_.commit_interval) {
+    last_offsets_commit_ = now;
+    std::vector<Assignment> committed;
+    for (const auto& a : assignments_) {
+      auto it = positions_.find({a.topic, a.partition});
+      // Only what is durable in the store; the batch in memory is not applied yet.
+      auto pending = batch_.positions.find({a.topic, a.partition});
+      if (it == positions_.end() || pending != batch_.positions.end()) continue;
+      committed.push_back({a.topic, a.partition, it->second});
+    }
+    source_->CommitOffsets(committed);
   }
 }
 
@@ -417,6 +554,7 @@ void Materializer::RefreshEndOffsets() {
     if (it != positions_.end()) m.lag->Set(static_cast<double>(std::max<int64_t>(0, end - it->second)));
     tracker_->SetEndOffset(a.topic, a.partition, end);
   }
+  tracker_->Tick(last_refresh_);
 }
 
 }  // namespace cachecar::kafka

@@ -9,7 +9,17 @@
 // once when the source has nothing more to give. Each commit writes the partitions' next
 // offsets with the data, then tells the CatchUpTracker.
 //
-// A failed commit (disk or map full) is retried with the same batch; consumption waits.
+// A failed commit (disk full, or the map at its maximum) is retried with the same batch;
+// consumption waits, the CatchUpTracker and ApplyNotifier are told why (the sidecar is not
+// ready, Puts fail at once), and all is well again after the first commit that succeeds.
+//
+// A partition whose stored position fell out of the log (retention deleted records not
+// yet applied, or the topic was recreated) and a topic deleted from Kafka make the topic
+// rebuilt: its keys are deleted (watchers see the deletes), its positions forgotten, the
+// topic is not ready, and it is read again from the beginning (once it exists again).
+//
+// Applied positions are also committed to Kafka's group offsets every
+// commit_interval (for lag tooling; the store's positions are what a restart uses).
 //
 // A record that cannot be served (record_check.h: bad key, not JSON, or against the
 // topic's schema; the schema is read from the SchemaSet for every record, so a reloaded
@@ -71,6 +81,11 @@ struct MaterializerOptions {
   ApplyNotifier* notifier = nullptr;
   // Called after every commit that changed something (Watch's hub). Must not block.
   std::function<void()> on_change;
+  // How often applied positions are committed to Kafka (RecordSource::CommitOffsets);
+  // zero never.
+  std::chrono::milliseconds commit_interval{5000};
+  // Store path for the free-space metric; empty: not reported.
+  std::string store_path;
 };
 
 // Per-topic totals since start, for status reporting.
@@ -125,6 +140,13 @@ class Materializer {
   void CommitWithRetry();
   Status Commit();
   void RefreshEndOffsets();
+  // Empties the topic in the store and reads it again from the beginning.
+  void RebuildTopic(size_t topic, const std::string& reason, const std::string& why);
+  // A consumer error that may mean the topic was deleted: asks the broker.
+  void CheckTopicExists(size_t topic);
+  // Store size, free disk, and the commit of positions to Kafka.
+  void ReportStore();
+  void SetStoreFailure(const Status& st);
   PartitionMetrics& MetricsFor(size_t topic, int32_t partition);
   // Waits up to `d` unless stopping. Returns false if stopping.
   bool WaitFor(std::chrono::milliseconds d);
@@ -162,6 +184,17 @@ class Materializer {
   std::chrono::steady_clock::time_point last_halt_check_;
   prometheus::Family<prometheus::Gauge>* halted_family_;
   prometheus::Family<prometheus::Counter>* dead_letters_family_;
+  prometheus::Family<prometheus::Counter>* rebuilds_family_;
+  prometheus::Family<prometheus::Gauge>* write_failing_family_;
+  prometheus::Gauge* map_size_;
+  prometheus::Gauge* used_bytes_;
+  prometheus::Gauge* disk_free_;
+  prometheus::Counter* map_resizes_;
+  uint64_t map_resizes_seen_ = 0;
+  std::string store_failure_;  // reason of the failing commits, empty when none
+  std::chrono::steady_clock::time_point last_store_report_;
+  std::chrono::steady_clock::time_point last_offsets_commit_;
+  std::map<size_t, std::chrono::steady_clock::time_point> last_topic_check_;
 
   std::atomic<bool> stopping_{false};
   std::mutex stop_mu_;  // guards nothing but stop_cv_ waits

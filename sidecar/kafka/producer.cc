@@ -66,16 +66,51 @@ Result<std::unique_ptr<RdKafkaProducer>> RdKafkaProducer::Create(const ProducerO
   }
   rd_kafka_conf_set_log_cb(conf, LogFromKafka);
   rd_kafka_conf_set_dr_msg_cb(conf, &RdKafkaProducer::OnDelivery);
+  rd_kafka_conf_set_error_cb(conf, &RdKafkaProducer::OnError);
+  std::unique_ptr<RdKafkaProducer> p(new RdKafkaProducer());
+  rd_kafka_conf_set_opaque(conf, p.get());
   char err[512];
   rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
   if (rk == nullptr) return fail(InvalidArgument(std::string("cannot create producer: ") + err));
-  std::unique_ptr<RdKafkaProducer> p(new RdKafkaProducer());
   p->rk_ = rk;
   p->topics_ = options.topics;
-  p->poller_ = std::thread([raw = p.get()] {
-    while (!raw->stopping_) rd_kafka_poll(raw->rk_, 100);
-  });
+  p->poller_ = std::thread([raw = p.get()] { raw->Run(); });
   return p;
+}
+
+void RdKafkaProducer::OnError(rd_kafka_t*, int err, const char* reason, void* opaque) {
+  auto* self = static_cast<RdKafkaProducer*>(opaque);
+  if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN) {
+    self->all_down_reported_ = true;
+    log::Warn("kafka: all brokers are down", {{"detail", std::string_view(reason)}});
+  }
+}
+
+void RdKafkaProducer::SetUnreachable(bool unreachable) {
+  if (unreachable_.exchange(unreachable) == unreachable) return;
+  if (unreachable) {
+    log::Error("kafka unreachable: writes are refused until a broker answers");
+  } else {
+    log::Info("kafka reachable again: writes accepted");
+  }
+  if (reachability_listener_) reachability_listener_(!unreachable);
+}
+
+void RdKafkaProducer::Run() {
+  auto last_check = std::chrono::steady_clock::now() - std::chrono::seconds(1);
+  while (!stopping_) {
+    rd_kafka_poll(rk_, 100);
+    // "All brokers down" may also follow an idle connection the broker closed, so it is
+    // only believed once a metadata request fails too.
+    if (!all_down_reported_ && !unreachable_) continue;
+    if (std::chrono::steady_clock::now() - last_check < std::chrono::seconds(1)) continue;
+    last_check = std::chrono::steady_clock::now();
+    const rd_kafka_metadata_t* md = nullptr;
+    rd_kafka_resp_err_t err = rd_kafka_metadata(rk_, 0, nullptr, &md, 1000);
+    if (md != nullptr) rd_kafka_metadata_destroy(md);
+    all_down_reported_ = false;
+    SetUnreachable(err != RD_KAFKA_RESP_ERR_NO_ERROR);
+  }
 }
 
 RdKafkaProducer::~RdKafkaProducer() {
@@ -108,6 +143,15 @@ void RdKafkaProducer::Produce(ProduceRequest request, Callback done) {
     d.status = Status(Code::kPermissionDenied,
                       "topic " + request.topic + " is not writable through this sidecar",
                       "TOPIC_READ_ONLY");
+    done(d);
+    return;
+  }
+  if (unreachable_) {
+    Delivery d;
+    d.status = Status(Code::kUnavailable,
+                      "no Kafka broker is reachable; the record was not produced (retry later)",
+                      "KAFKA_UNAVAILABLE")
+                   .With("topic", request.topic);
     done(d);
     return;
   }

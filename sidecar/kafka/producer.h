@@ -5,6 +5,11 @@
 //
 // A producer exists only when some topic is writable or dead-letters; it may produce only
 // to the topics it was created for (PERMISSION_DENIED otherwise).
+//
+// Broker outages: when librdkafka reports every broker down, the producer's thread asks
+// the cluster for metadata every second; while that fails, Produce refuses at once with
+// UNAVAILABLE (KAFKA_UNAVAILABLE) instead of queueing records that would wait out their
+// callers' deadlines. The first answer (or acknowledged record) lifts it.
 #pragma once
 
 #include <librdkafka/rdkafka.h>
@@ -71,14 +76,28 @@ class RdKafkaProducer : public RecordSink {
 
   void Produce(ProduceRequest request, Callback done) override;
 
+  // False while no broker is reachable (see above).
+  bool reachable() const { return !unreachable_.load(); }
+  // Called on the producer's thread when reachability changes.
+  void set_reachability_listener(std::function<void(bool reachable)> l) {
+    reachability_listener_ = std::move(l);
+  }
+
  private:
   RdKafkaProducer() = default;
   static void OnDelivery(rd_kafka_t* rk, const rd_kafka_message_t* msg, void* opaque);
+  static void OnError(rd_kafka_t* rk, int err, const char* reason, void* opaque);
+  void Run();
+  void SetUnreachable(bool unreachable);
 
   rd_kafka_t* rk_ = nullptr;
   std::set<std::string> topics_;
   std::atomic<bool> stopping_{false};
-  std::thread poller_;  // serves delivery reports
+  // librdkafka said all brokers are down; the thread checks whether that is still so.
+  std::atomic<bool> all_down_reported_{false};
+  std::atomic<bool> unreachable_{false};  // a check failed: refuse produce
+  std::function<void(bool)> reachability_listener_;
+  std::thread poller_;  // serves delivery reports and the reachability checks
 };
 
 }  // namespace cachecar::kafka

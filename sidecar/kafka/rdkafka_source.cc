@@ -9,7 +9,7 @@ namespace cachecar::kafka {
 
 Result<std::unique_ptr<RdKafkaSource>> RdKafkaSource::Create(
     const std::string& bootstrap_servers, const std::map<std::string, std::string>& properties,
-    std::vector<std::string> topics) {
+    std::vector<std::string> topics, const std::string& group_id) {
   rd_kafka_conf_t* conf = rd_kafka_conf_new();
   auto fail = [&](Status st) -> Result<std::unique_ptr<RdKafkaSource>> {
     rd_kafka_conf_destroy(conf);
@@ -22,29 +22,33 @@ Result<std::unique_ptr<RdKafkaSource>> RdKafkaSource::Create(
   // cachecar's own settings (config refuses user values for these).
   const std::pair<const char*, std::string> kOwn[] = {
       {"bootstrap.servers", bootstrap_servers},
-      // A group id is needed by the consumer API, but the group is never joined (assign,
-      // not subscribe) and nothing is committed to it.
-      {"group.id", "cachecar-materializer"},
+      // The group is never joined (assign, not subscribe); offsets are committed to it
+      // only for Kafka's lag tooling.
+      {"group.id", group_id},
       {"enable.auto.commit", "false"},
       {"enable.auto.offset.store", "false"},
       {"enable.partition.eof", "true"},
       {"isolation.level", "read_committed"},
-      {"auto.offset.reset", "earliest"},
+      // A first read starts at the beginning (kOffsetBeginning is explicit); a stored
+      // position that fell out of the log is an error the materializer handles.
+      {"auto.offset.reset", "error"},
   };
   for (const auto& [k, v] : kOwn) {
     Status st = SetConf(conf, k, v);
     if (!st.ok()) return fail(st);
   }
   rd_kafka_conf_set_log_cb(conf, LogFromKafka);
+  rd_kafka_conf_set_offset_commit_cb(conf, &RdKafkaSource::OnCommit);
   // Sensible throughput defaults a user may still override.
   if (!properties.count("fetch.wait.max.ms")) SetConf(conf, "fetch.wait.max.ms", "10");
   if (!properties.count("queued.max.messages.kbytes")) {
     SetConf(conf, "queued.max.messages.kbytes", "65536");
   }
+  std::unique_ptr<RdKafkaSource> s(new RdKafkaSource());
+  rd_kafka_conf_set_opaque(conf, s.get());
   char err[512];
   rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
   if (rk == nullptr) return fail(InvalidArgument(std::string("kafka consumer: ") + err));
-  std::unique_ptr<RdKafkaSource> s(new RdKafkaSource());
   s->rk_ = rk;
   rd_kafka_poll_set_consumer(rk);
   s->topics_ = std::move(topics);
@@ -164,6 +168,15 @@ bool RdKafkaSource::Poll(std::chrono::milliseconds timeout, SourceEvent* ev) {
     ev->kind = SourceEvent::Kind::kPartitionEnd;
     return true;
   }
+  // auto.offset.reset=error reports a position outside the log as _AUTO_OFFSET_RESET
+  // (OFFSET_OUT_OF_RANGE from older brokers' fetch path).
+  if (m->rkt != nullptr && (m->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET ||
+                            m->err == RD_KAFKA_RESP_ERR_OFFSET_OUT_OF_RANGE)) {
+    ev->kind = SourceEvent::Kind::kOffsetOutOfRange;
+    ev->error = FromKafka(m->err, std::string(rd_kafka_topic_name(m->rkt)) + ": " +
+                                      rd_kafka_message_errstr(m));
+    return true;
+  }
   if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
     ev->kind = SourceEvent::Kind::kError;
     std::string what = "consumer";
@@ -189,6 +202,37 @@ int64_t RdKafkaSource::CachedEndOffset(size_t topic, int32_t partition) {
     return -1;
   }
   return hi;
+}
+
+void RdKafkaSource::CommitOffsets(const std::vector<Assignment>& positions) {
+  if (positions.empty()) return;
+  rd_kafka_topic_partition_list_t* list =
+      rd_kafka_topic_partition_list_new(static_cast<int>(positions.size()));
+  for (const auto& a : positions) {
+    if (a.offset < 0) continue;
+    rd_kafka_topic_partition_list_add(list, topics_.at(a.topic).c_str(), a.partition)->offset =
+        a.offset;
+  }
+  // Asynchronous: the result comes back through OnCommit during a later Poll.
+  if (list->cnt > 0) rd_kafka_commit(rk_, list, 1);
+  rd_kafka_topic_partition_list_destroy(list);
+}
+
+void RdKafkaSource::OnCommit(rd_kafka_t*, rd_kafka_resp_err_t err,
+                             rd_kafka_topic_partition_list_t* offsets, void* opaque) {
+  auto* self = static_cast<RdKafkaSource*>(opaque);
+  std::string error;
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    error = rd_kafka_err2str(err);
+  } else if (offsets != nullptr) {
+    for (int i = 0; i < offsets->cnt && error.empty(); ++i) {
+      if (offsets->elems[i].err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        error = std::string(offsets->elems[i].topic) + ": " +
+                rd_kafka_err2str(offsets->elems[i].err);
+      }
+    }
+  }
+  if (self != nullptr && self->commit_listener_) self->commit_listener_(error.empty(), error);
 }
 
 }  // namespace cachecar::kafka

@@ -1,12 +1,16 @@
 // RdKafkaSource: a RecordSource over a librdkafka consumer.
 //
-// The consumer reads with isolation.level=read_committed, never joins a consumer group
-// (each sidecar needs every partition; partitions are assigned directly) and never
-// commits: positions live in the store, in the same transaction as the data.
+// The consumer reads with isolation.level=read_committed and never joins a consumer group
+// (each sidecar needs every partition; partitions are assigned directly). Positions live
+// in the store, in the same transaction as the data; CommitOffsets also reports them to
+// `group_id` so that Kafka's group tools show the lag (a commit without membership, as a
+// standalone consumer's). auto.offset.reset is "error": a position that fell out of the
+// log is reported (kOffsetOutOfRange), never silently moved.
 #pragma once
 
 #include <librdkafka/rdkafka.h>
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -22,7 +26,7 @@ class RdKafkaSource : public RecordSource {
   // own. INVALID_ARGUMENT names a property librdkafka refuses.
   static Result<std::unique_ptr<RdKafkaSource>> Create(
       const std::string& bootstrap_servers, const std::map<std::string, std::string>& properties,
-      std::vector<std::string> topics);
+      std::vector<std::string> topics, const std::string& group_id = "cachecar");
   ~RdKafkaSource() override;
 
   Result<int32_t> PartitionCount(size_t topic, std::chrono::milliseconds timeout) override;
@@ -32,6 +36,12 @@ class RdKafkaSource : public RecordSource {
   Status Pause(size_t topic, int32_t partition) override;
   bool Poll(std::chrono::milliseconds timeout, SourceEvent* event) override;
   int64_t CachedEndOffset(size_t topic, int32_t partition) override;
+  void CommitOffsets(const std::vector<Assignment>& positions) override;
+
+  // Called on the polling thread with the result of each CommitOffsets (true: ok).
+  void set_commit_listener(std::function<void(bool ok, const std::string& error)> l) {
+    commit_listener_ = std::move(l);
+  }
 
  private:
   RdKafkaSource() = default;
@@ -41,6 +51,9 @@ class RdKafkaSource : public RecordSource {
   std::vector<std::string> topics_;
   std::vector<rd_kafka_topic_t*> topic_handles_;
   rd_kafka_message_t* last_ = nullptr;  // the message the last event's views point into
+  std::function<void(bool, const std::string&)> commit_listener_;
+  static void OnCommit(rd_kafka_t* rk, rd_kafka_resp_err_t err,
+                       rd_kafka_topic_partition_list_t* offsets, void* opaque);
 };
 
 }  // namespace cachecar::kafka

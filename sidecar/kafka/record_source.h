@@ -26,6 +26,10 @@ struct SourceEvent {
     kRecord,        // a data record (never a control record or an aborted one)
     kPartitionEnd,  // the partition has been read up to `offset` (exclusive)
     kError,         // a consumer error; `error` says what. The source keeps retrying.
+    // The partition's position is not in the log any more (retention deleted records not
+    // yet read, or the topic was recreated shorter): the partition must be re-read from
+    // the beginning, and what the store holds of the topic may be stale.
+    kOffsetOutOfRange,
   };
   Kind kind = Kind::kRecord;
   size_t topic = 0;
@@ -65,6 +69,10 @@ class RecordSource {
   // The latest end offset the consumer has seen for the partition, without asking the
   // broker; -1 if unknown.
   virtual int64_t CachedEndOffset(size_t topic, int32_t partition) = 0;
+
+  // Reports applied positions (next offsets) to Kafka's consumer-group offsets, for lag
+  // tooling only; never waits. The default does nothing.
+  virtual void CommitOffsets(const std::vector<Assignment>& positions) {}
 };
 
 }  // namespace cachecar::kafka

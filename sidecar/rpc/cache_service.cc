@@ -8,11 +8,12 @@ namespace cachecar::rpc {
 
 CacheService::CacheService(const ReadHandler* handler, prometheus::Registry* registry,
                            const WriteHandler* writes, kafka::ApplyNotifier* notifier,
-                           std::chrono::milliseconds max_wait)
+                           std::chrono::milliseconds max_wait, std::string auth_token)
     : handler_(handler),
       writes_(writes),
       notifier_(notifier),
       max_wait_(max_wait),
+      auth_token_(std::move(auth_token)),
       latency_family_(&prometheus::BuildHistogram()
                            .Name("cachecar_rpc_duration_seconds")
                            .Help("Time to handle an RPC, by method and status code.")
@@ -26,18 +27,61 @@ CacheService::CacheService(const ReadHandler* handler, prometheus::Registry* reg
   SetMessageAllocatorFor_List(&list_allocator_);
 }
 
+namespace {
+
+// Finishes a Watch stream at once (a refused call).
+class RefusedStream : public grpc::ServerBidiReactor<v1::WatchRequest, v1::WatchResponse> {
+ public:
+  explicit RefusedStream(const grpc::Status& st) { Finish(st); }
+  void OnDone() override { delete this; }
+};
+
+// Equal strings, in time that depends only on their lengths.
+bool ConstantTimeEqual(std::string_view a, std::string_view b) {
+  unsigned char diff = a.size() == b.size() ? 0 : 1;
+  for (size_t i = 0; i < a.size(); ++i) {
+    diff |= static_cast<unsigned char>(a[i] ^ (i < b.size() ? b[i] : 0));
+  }
+  return diff == 0;
+}
+
+}  // namespace
+
+Status CacheService::Authenticate(const grpc::CallbackServerContext* ctx) const {
+  if (auth_token_.empty()) return Status::Ok();
+  const auto& md = ctx->client_metadata();
+  auto it = md.find("authorization");
+  if (it == md.end()) {
+    return Status(Code::kUnauthenticated,
+                  "this sidecar requires a token: send \"authorization: Bearer <token>\"",
+                  "UNAUTHENTICATED");
+  }
+  std::string_view value(it->second.data(), it->second.size());
+  constexpr std::string_view kBearer = "Bearer ";
+  if (value.substr(0, kBearer.size()) != kBearer ||
+      !ConstantTimeEqual(value.substr(kBearer.size()), auth_token_)) {
+    return Status(Code::kUnauthenticated, "the token is not valid", "UNAUTHENTICATED");
+  }
+  return Status::Ok();
+}
+
 void CacheService::Finish(grpc::CallbackServerContext* ctx, grpc::ServerUnaryReactor* reactor,
                           Method method, Clock::time_point start, const Status& st) {
   ctx->AddInitialMetadata(kRevisionHeader, std::to_string(handler_->revision()));
   reactor->Finish(ToGrpcStatus(st));
+  Record(method, start, st);
+}
+
+void CacheService::Record(Method method, Clock::time_point start, const Status& st) {
   double seconds = std::chrono::duration<double>(Clock::now() - start).count();
   int code = static_cast<int>(st.code());
   if (code < 0 || code >= kCodeCount) code = static_cast<int>(Code::kUnknown);
   prometheus::Histogram* latency = latency_[method][code].load(std::memory_order_acquire);
   prometheus::Counter* requests = requests_[method][code].load(std::memory_order_acquire);
   if (latency == nullptr || requests == nullptr) {
-    static const char* kMethods[kMethodCount] = {"Get", "BatchGet", "List", "GetStatus",
-                                                 "Put", "Delete", "ListRejectedRecords"};
+    static const char* kMethods[kMethodCount] = {"Get",    "BatchGet",           "List",
+                                                 "GetStatus", "Put", "Delete",
+                                                 "ListRejectedRecords", "WaitReady", "Watch"};
     static const prometheus::Histogram::BucketBoundaries kBuckets = {
         0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 1, 10};
     std::map<std::string, std::string> labels = {{"method", kMethods[method]},
@@ -56,7 +100,8 @@ template <typename Fn>
 grpc::ServerUnaryReactor* CacheService::Serve(grpc::CallbackServerContext* ctx, Method method,
                                               Fn fn) {
   auto start = Clock::now();
-  Status st = fn();
+  Status st = Authenticate(ctx);
+  if (st.ok()) st = fn();
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
   Finish(ctx, reactor, method, start, st);
   return reactor;
@@ -78,6 +123,7 @@ CacheService::Clock::time_point CacheService::WaitDeadline(
 template <typename Fn>
 grpc::ServerUnaryReactor* CacheService::ServeAt(grpc::CallbackServerContext* ctx, Method method,
                                                 uint64_t min_revision, Fn fn) {
+  if (Status st = Authenticate(ctx); !st.ok()) return Serve(ctx, method, [&] { return st; });
   if (min_revision <= handler_->revision() || notifier_ == nullptr) {
     if (min_revision > handler_->revision()) {
       return Serve(ctx, method, [&] {
@@ -147,6 +193,7 @@ template <typename Request, typename Response>
 grpc::ServerUnaryReactor* CacheService::ServeWrite(
     grpc::CallbackServerContext* ctx, Method method, const Request* req, Response* resp,
     void (WriteHandler::*write)(const Request&, Clock::time_point, WriteHandler::Done) const) {
+  if (Status st = Authenticate(ctx); !st.ok()) return Serve(ctx, method, [&] { return st; });
   if (writes_ == nullptr) {
     return Serve(ctx, method, [] { return Status(Code::kUnimplemented, "writes are disabled"); });
   }
@@ -179,8 +226,35 @@ grpc::ServerUnaryReactor* CacheService::ListRejectedRecords(
                [&] { return handler_->ListRejectedRecords(*req, resp); });
 }
 
+grpc::ServerUnaryReactor* CacheService::WaitReady(grpc::CallbackServerContext* ctx,
+                                                  const v1::WaitReadyRequest*,
+                                                  v1::WaitReadyResponse* resp) {
+  if (Status st = Authenticate(ctx); !st.ok() || notifier_ == nullptr) {
+    return Serve(ctx, kWaitReady, [&] {
+      return st.ok() ? Status(Code::kUnimplemented, "readiness waits are not available") : st;
+    });
+  }
+  auto start = Clock::now();
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  // Answered a little before the deadline (WaitDeadline), so the caller gets the reason
+  // rather than its own DEADLINE_EXCEEDED.
+  notifier_->WaitForReady(WaitDeadline(ctx), [this, ctx, reactor, resp, start](
+                                                 const Status& st, uint64_t revision) {
+    if (st.code() == Code::kUnavailable) return Finish(ctx, reactor, kWaitReady, start, st);
+    resp->set_ready(st.ok());
+    if (!st.ok()) resp->set_not_ready_reason(st.message());
+    resp->set_store_revision(revision);
+    Finish(ctx, reactor, kWaitReady, start, Status::Ok());
+  });
+  return reactor;
+}
+
 grpc::ServerBidiReactor<v1::WatchRequest, v1::WatchResponse>* CacheService::Watch(
     grpc::CallbackServerContext* ctx) {
+  if (Status st = Authenticate(ctx); !st.ok()) {
+    Record(kWatch, Clock::now(), st);
+    return new RefusedStream(ToGrpcStatus(st));
+  }
   if (!watch_factory_) return v1::CacheService::CallbackService::Watch(ctx);
   return watch_factory_();
 }

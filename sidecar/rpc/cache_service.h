@@ -30,7 +30,8 @@ class CacheService final : public v1::CacheService::CallbackService {
   // waits of calls without a deadline.
   CacheService(const ReadHandler* handler, prometheus::Registry* registry,
                const WriteHandler* writes = nullptr, kafka::ApplyNotifier* notifier = nullptr,
-               std::chrono::milliseconds max_wait = std::chrono::seconds(30));
+               std::chrono::milliseconds max_wait = std::chrono::seconds(30),
+               std::string auth_token = {});
 
   grpc::ServerUnaryReactor* Get(grpc::CallbackServerContext* ctx, const v1::GetRequest* req,
                                 v1::GetResponse* resp) override;
@@ -42,6 +43,9 @@ class CacheService final : public v1::CacheService::CallbackService {
   grpc::ServerUnaryReactor* GetStatus(grpc::CallbackServerContext* ctx,
                                       const v1::GetStatusRequest* req,
                                       v1::GetStatusResponse* resp) override;
+  grpc::ServerUnaryReactor* WaitReady(grpc::CallbackServerContext* ctx,
+                                      const v1::WaitReadyRequest* req,
+                                      v1::WaitReadyResponse* resp) override;
   grpc::ServerUnaryReactor* Put(grpc::CallbackServerContext* ctx, const v1::PutRequest* req,
                                 v1::PutResponse* resp) override;
   grpc::ServerUnaryReactor* Delete(grpc::CallbackServerContext* ctx,
@@ -61,7 +65,8 @@ class CacheService final : public v1::CacheService::CallbackService {
 
  private:
   enum Method {
-    kGet, kBatchGet, kList, kGetStatus, kPut, kDelete, kListRejectedRecords, kMethodCount
+    kGet, kBatchGet, kList, kGetStatus, kPut, kDelete, kListRejectedRecords, kWaitReady,
+    kWatch, kMethodCount
   };
   static constexpr int kCodeCount = 17;  // gRPC status codes 0..16
   using Clock = std::chrono::steady_clock;
@@ -80,6 +85,10 @@ class CacheService final : public v1::CacheService::CallbackService {
   grpc::ServerUnaryReactor* ServeWrite(
       grpc::CallbackServerContext* ctx, Method method, const Request* req, Response* resp,
       void (WriteHandler::*write)(const Request&, Clock::time_point, WriteHandler::Done) const);
+  // OK, or UNAUTHENTICATED when a token is required and the call lacks it.
+  Status Authenticate(const grpc::CallbackServerContext* ctx) const;
+  // Counts a finished call in the request metrics.
+  void Record(Method method, Clock::time_point start, const Status& st);
   // When to give up waiting: a little before the call's deadline, so the answer (a
   // distinct error) reaches the client before its own deadline does; max_wait if none.
   Clock::time_point WaitDeadline(const grpc::CallbackServerContext* ctx) const;
@@ -88,6 +97,7 @@ class CacheService final : public v1::CacheService::CallbackService {
   const WriteHandler* writes_;
   kafka::ApplyNotifier* notifier_;
   std::chrono::milliseconds max_wait_;
+  const std::string auth_token_;  // empty: no authentication
   WatchFactory watch_factory_;
   ArenaMessageAllocator<v1::GetRequest, v1::GetResponse> get_allocator_;
   ArenaMessageAllocator<v1::BatchGetRequest, v1::BatchGetResponse> batch_get_allocator_;

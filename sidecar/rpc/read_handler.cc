@@ -89,7 +89,7 @@ Result<size_t> ReadHandler::ResolveTopic(const std::string& topic, bool allow_co
   }
   for (size_t i = 0; i < config_->topics.size(); ++i) {
     if (config_->topics[i].name != topic) continue;
-    if (!allow_cold && !tracker_->TopicReady(i)) {
+    if (!allow_cold && !tracker_->TopicServable(i)) {
       return Unavailable("topic " + topic +
                              " is still catching up; retry, or set allow_cold_cache to read "
                              "what has been applied so far",
@@ -243,6 +243,7 @@ Status ReadHandler::GetStatus(const v1::GetStatusRequest&, v1::GetStatusResponse
   std::vector<health::TopicProgress> progress = tracker_->Snapshot();
   std::vector<kafka::TopicCounters> counters = counters_ ? counters_() : std::vector<kafka::TopicCounters>();
   resp->set_ready(tracker_->Ready());
+  resp->set_not_ready_reason(tracker_->NotReadyReason());
   resp->set_store_revision(store_->revision());
   resp->set_store_id(store_->store_id());
   for (size_t i = 0; i < progress.size(); ++i) {

@@ -25,12 +25,27 @@ struct OnceDone {
 
 WriteHandler::WriteHandler(const config::Config* config, const schema::SchemaSet* schemas,
                            kafka::RecordSink* sink, kafka::ApplyNotifier* notifier,
-                           size_t max_key_bytes)
+                           size_t max_key_bytes, prometheus::Registry* registry)
     : config_(config),
       schemas_(schemas),
       sink_(sink),
       notifier_(notifier),
-      max_key_bytes_(max_key_bytes) {}
+      max_key_bytes_(max_key_bytes) {
+  apply_latency_.resize(config_->topics.size(), nullptr);
+  if (registry == nullptr) return;
+  auto& family = prometheus::BuildHistogram()
+                     .Name("cachecar_write_apply_duration_seconds")
+                     .Help("Put/Delete from arrival until its record was applied locally "
+                           "(writes that wait for it), by topic.")
+                     .Register(*registry);
+  static const prometheus::Histogram::BucketBoundaries kBuckets = {
+      0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5, 30};
+  for (size_t i = 0; i < config_->topics.size(); ++i) {
+    if (!config_->topics[i].read_only) {
+      apply_latency_[i] = &family.Add({{"topic", config_->topics[i].name}}, kBuckets);
+    }
+  }
+}
 
 Result<size_t> WriteHandler::ResolveWritable(const std::string& topic, const std::string& key,
                                              std::vector<FieldViolation>* violations) const {
@@ -117,6 +132,17 @@ void WriteHandler::Write(const std::string& topic_name, const std::string& key,
     Status st = CheckValue(*resolved, *value);
     if (!st.ok()) return done(st, {});
   }
+  if (!ack_only) {
+    // It could be produced but never applied: say so now rather than at the deadline.
+    Status failing = notifier_->StoreFailure();
+    if (!failing.ok()) {
+      return done(Status(Code::kResourceExhausted,
+                         "the sidecar cannot apply writes now: " + failing.message(),
+                         failing.reason().empty() ? "STORE_FULL" : failing.reason())
+                      .With("topic", topic_name),
+                  {});
+    }
+  }
   Produce(*resolved, key, value, ack_only, deadline, std::move(done));
 }
 
@@ -124,6 +150,8 @@ void WriteHandler::Produce(size_t topic, const std::string& key, const std::stri
                          bool ack_only, Clock::time_point deadline, Done done) const {
   auto once = std::make_shared<OnceDone>(std::move(done));
   const std::string& name = config_->topics[topic].name;
+  const auto arrived = Clock::now();
+  prometheus::Histogram* latency = apply_latency_[topic];
   // The broker may not answer before the deadline: answer for it.
   uint64_t timer = notifier_->WaitForRevision(
       std::numeric_limits<uint64_t>::max(), deadline, [once, name](const Status& st, uint64_t) {
@@ -144,8 +172,8 @@ void WriteHandler::Produce(size_t topic, const std::string& key, const std::stri
   pr.key = key;
   if (value != nullptr) pr.value = *value;
   kafka::ApplyNotifier* notifier = notifier_;
-  sink_->Produce(std::move(pr), [once, notifier, topic, ack_only, deadline,
-                                 name](const kafka::Delivery& d) {
+  sink_->Produce(std::move(pr), [once, notifier, topic, ack_only, deadline, name, arrived,
+                                 latency](const kafka::Delivery& d) {
     if (!d.status.ok() || ack_only) {
       if (!once->Claim()) return;
       notifier->Cancel(once->timer);
@@ -161,8 +189,11 @@ void WriteHandler::Produce(size_t topic, const std::string& key, const std::stri
     notifier->Cancel(once->timer);
     notifier->WaitForOffset(
         topic, d.partition, d.offset, deadline,
-        [once, d, name](const Status& st, uint64_t revision) {
+        [once, d, name, arrived, latency](const Status& st, uint64_t revision) {
           if (!once->Claim()) return;
+          if (st.ok() && latency != nullptr) {
+            latency->Observe(std::chrono::duration<double>(Clock::now() - arrived).count());
+          }
           WriteResult r;
           r.partition = d.partition;
           r.offset = d.offset;

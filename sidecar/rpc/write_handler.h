@@ -7,13 +7,19 @@
 // Errors (reasons as in proto/cachecar/v1/cache.proto): TOPIC_NOT_FOUND, TOPIC_READ_ONLY,
 // INVALID_ARGUMENT (key), VALUE_TOO_LARGE, INVALID_JSON, SCHEMA_VIOLATION (BadRequest: one
 // violation per schema error, field "value/<JSON Pointer>", reason = keyword); then
-// KAFKA_UNAVAILABLE, KAFKA_TIMEOUT, NOT_YET_APPLIED, PARTITION_HALTED. Nothing is produced
-// when any check fails.
+// KAFKA_UNAVAILABLE (also at once while no broker is reachable), KAFKA_TIMEOUT,
+// NOT_YET_APPLIED, PARTITION_HALTED, and RESOURCE_EXHAUSTED with the store's reason
+// (DISK_FULL, STORE_FULL) while store commits fail: a write that waits to be applied is
+// refused before producing (ack_only writes, which do not need the local store, go on).
+// Nothing is produced when any check fails.
 //
 // Thread-safe. `done` runs exactly once, on the calling thread (refused at once), the
 // producer's thread (ack_only) or the notifier's thread; never after `deadline` by more
 // than the time the callback itself takes.
 #pragma once
+
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
 
 #include <chrono>
 #include <functional>
@@ -43,7 +49,7 @@ class WriteHandler {
   // writable; `schemas` may be null when no topic has a schema.
   WriteHandler(const config::Config* config, const schema::SchemaSet* schemas,
                kafka::RecordSink* sink, kafka::ApplyNotifier* notifier,
-               size_t max_key_bytes = 1 << 20);
+               size_t max_key_bytes = 1 << 20, prometheus::Registry* registry = nullptr);
 
   void Put(const v1::PutRequest& req, Clock::time_point deadline, Done done) const;
   void Delete(const v1::DeleteRequest& req, Clock::time_point deadline, Done done) const;
@@ -68,6 +74,8 @@ class WriteHandler {
   kafka::RecordSink* sink_;
   kafka::ApplyNotifier* notifier_;
   size_t max_key_bytes_;
+  // Per topic (null without a registry): arrival to applied, for writes that wait.
+  std::vector<prometheus::Histogram*> apply_latency_;
 };
 
 }  // namespace cachecar::rpc

@@ -85,5 +85,77 @@ TEST(CatchUpTrackerTest, WaitReadyReturnsAtDeadlineWhenNotReady) {
   EXPECT_TRUE(t.WaitReady(std::chrono::steady_clock::now() + std::chrono::seconds(1)));
 }
 
+TEST(CatchUpTrackerTest, LagPolicyTakesReadinessAwayOnlyAfterItsDurationAndGivesItBack) {
+  LagPolicy lag;
+  lag.max_records = 100;
+  lag.max_for = std::chrono::seconds(30);
+  CatchUpTracker t({"a"}, lag);
+  std::vector<bool> transitions;
+  t.AddListener([&](std::optional<size_t> topic, bool ready) {
+    if (!topic) transitions.push_back(ready);
+  });
+  auto t0 = std::chrono::steady_clock::now();
+  t.SetAssigned(0, {P(0, 10, 10)});
+  ASSERT_TRUE(t.Ready());
+  t.SetEndOffset(0, 0, 500);  // 490 behind
+  t.Tick(t0);
+  t.Tick(t0 + std::chrono::seconds(29));
+  EXPECT_TRUE(t.Ready());  // not for long enough yet
+  t.Tick(t0 + std::chrono::seconds(30));
+  EXPECT_FALSE(t.Ready());
+  EXPECT_FALSE(t.TopicReady(0));
+  EXPECT_TRUE(t.TopicServable(0));  // reads go on: the data is complete, only stale
+  EXPECT_NE(t.NotReadyReason().find("lags 490 records"), std::string::npos) << t.NotReadyReason();
+  t.SetApplied(0, 0, 450);  // 50 behind: within the bound
+  t.Tick(t0 + std::chrono::seconds(31));
+  EXPECT_TRUE(t.Ready());
+  EXPECT_EQ(transitions, (std::vector<bool>{true, false, true}));
+  // A new excursion starts its own clock.
+  t.SetEndOffset(0, 0, 1000);
+  t.Tick(t0 + std::chrono::seconds(40));
+  t.Tick(t0 + std::chrono::seconds(69));
+  EXPECT_TRUE(t.Ready());
+}
+
+TEST(CatchUpTrackerTest, WithoutALagPolicyLagNeverTakesReadinessAway) {
+  CatchUpTracker t({"a"});
+  t.SetAssigned(0, {P(0, 0, 0)});
+  t.SetEndOffset(0, 0, 1000000);
+  auto t0 = std::chrono::steady_clock::now();
+  t.Tick(t0);
+  t.Tick(t0 + std::chrono::hours(1));
+  EXPECT_TRUE(t.Ready());
+}
+
+TEST(CatchUpTrackerTest, FailingStoreCommitsMakeTheSidecarNotReadyButReadable) {
+  CatchUpTracker t({"a"});
+  t.SetAssigned(0, {P(0, 5, 5)});
+  ASSERT_TRUE(t.Ready());
+  t.SetStoreFailure("store commits fail: No space left on device");
+  EXPECT_FALSE(t.Ready());
+  EXPECT_TRUE(t.TopicServable(0));
+  EXPECT_TRUE(t.Servable());
+  EXPECT_EQ(t.NotReadyReason(), "store commits fail: No space left on device");
+  t.SetStoreFailure("");
+  EXPECT_TRUE(t.Ready());
+}
+
+TEST(CatchUpTrackerTest, RebuildingTopicIsNotReadyNorReadableUntilCaughtUpAgain) {
+  CatchUpTracker t({"a", "b"});
+  t.SetAssigned(0, {P(0, 5, 5)});
+  t.SetAssigned(1, {P(0, 0, 0)});
+  ASSERT_TRUE(t.Ready());
+  t.SetRebuilding(0, "offset_out_of_range: partition 0 position 5 is not in the log any more");
+  EXPECT_FALSE(t.Ready());
+  EXPECT_FALSE(t.TopicServable(0));
+  EXPECT_TRUE(t.TopicServable(1));
+  EXPECT_NE(t.NotReadyReason().find("topic a is being rebuilt"), std::string::npos);
+  t.SetAssigned(0, {P(0, -1, 8)});
+  EXPECT_FALSE(t.Ready());
+  t.SetApplied(0, 0, 8);
+  EXPECT_TRUE(t.Ready());
+  EXPECT_TRUE(t.NotReadyReason().empty());
+}
+
 }  // namespace
 }  // namespace cachecar::health

@@ -115,5 +115,44 @@ TEST(ApplyNotifierTest, SlowCallbackDoesNotBlockPublished) {
   release.Notify();
 }
 
+TEST(ApplyNotifierTest, ReadyWaitsAnswerOnReadinessOrWithTheReasonAtTheDeadline) {
+  ApplyNotifier n(3);
+  Outcome late, soon;
+  n.SetReady(false, "topic users is being rebuilt");
+  n.WaitForReady(Clock::now() + std::chrono::milliseconds(20), late.Callback());
+  ASSERT_TRUE(late.done.WaitFor());
+  EXPECT_EQ(late.status.code(), Code::kDeadlineExceeded);
+  EXPECT_EQ(late.status.message(), "topic users is being rebuilt");
+  n.WaitForReady(Clock::now() + kLater, soon.Callback());
+  EXPECT_EQ(n.pending(), 1u);
+  n.SetReady(true, "");
+  ASSERT_TRUE(soon.done.WaitFor());
+  EXPECT_TRUE(soon.status.ok());
+  EXPECT_EQ(soon.revision, 3u);
+}
+
+TEST(ApplyNotifierTest, StoreFailureIsReportedUntilCleared) {
+  ApplyNotifier n(0);
+  EXPECT_TRUE(n.StoreFailure().ok());
+  n.SetStoreFailure(Status(Code::kResourceExhausted, "disk full", "DISK_FULL"));
+  EXPECT_EQ(n.StoreFailure().reason(), "DISK_FULL");
+  n.SetStoreFailure(Status::Ok());
+  EXPECT_TRUE(n.StoreFailure().ok());
+}
+
+TEST(ApplyNotifierTest, ForgottenTopicWaitsForItsOffsetsAgain) {
+  ApplyNotifier n(0);
+  n.Published(5, {{{0, 0}, 100}, {{1, 0}, 100}});
+  n.ForgetTopic(0);  // recreated: offsets start over
+  Outcome o, other;
+  n.WaitForOffset(0, 0, 3, Clock::now() + kLater, o.Callback());
+  n.WaitForOffset(1, 0, 3, Clock::now() + kLater, other.Callback());
+  ASSERT_TRUE(other.done.WaitFor());  // the other topic is untouched
+  EXPECT_EQ(n.pending(), 1u);
+  n.Published(6, {{{0, 0}, 4}});
+  ASSERT_TRUE(o.done.WaitFor());
+  EXPECT_TRUE(o.status.ok());
+}
+
 }  // namespace
 }  // namespace cachecar::kafka

@@ -49,6 +49,41 @@ class FakeSource : public RecordSource {
     r.ev.offset = offset;
     Push(std::move(r));
   }
+  void PushOutOfRange(size_t topic, int32_t partition) {
+    Record r;
+    r.ev.kind = SourceEvent::Kind::kOffsetOutOfRange;
+    r.ev.topic = topic;
+    r.ev.partition = partition;
+    r.ev.error = Status(Code::kUnavailable, "offset out of range", "KAFKA_ERROR");
+    Push(std::move(r));
+  }
+  void PushError(size_t topic, Status error) {
+    Record r;
+    r.ev.kind = SourceEvent::Kind::kError;
+    r.ev.topic = topic;
+    r.ev.error = std::move(error);
+    Push(std::move(r));
+  }
+  // The topic no longer exists (PartitionCount says NOT_FOUND).
+  void RemoveTopic(size_t topic) {
+    std::lock_guard<std::mutex> lock(mu_);
+    partitions_.erase(topic);
+  }
+  std::vector<std::vector<Assignment>> commits() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return commits_;
+  }
+  void CommitOffsets(const std::vector<Assignment>& positions) override {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      commits_.push_back(positions);
+    }
+    cv_.notify_all();
+  }
+  bool WaitCommits(size_t n, std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
+    std::unique_lock<std::mutex> lock(mu_);
+    return cv_.wait_for(lock, timeout, [&] { return commits_.size() >= n; });
+  }
   std::vector<Assignment> assignment() {
     std::lock_guard<std::mutex> lock(mu_);
     return assignment_;
@@ -126,6 +161,7 @@ class FakeSource : public RecordSource {
   std::vector<Assignment> assignment_;
   std::set<std::pair<size_t, int32_t>> paused_;
   int assigns_ = 0;
+  std::vector<std::vector<Assignment>> commits_;
   std::deque<Record> queue_;
   Record current_;  // the event the last Poll's views point into
 };

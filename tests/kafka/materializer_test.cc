@@ -21,8 +21,13 @@ class MaterializerTest : public ::testing::Test {
     tracker_ = std::make_unique<health::CatchUpTracker>(so.topics);
   }
 
-  std::unique_ptr<Materializer> Make(uint32_t batch_records = 1000) {
+  std::unique_ptr<Materializer> Make(uint32_t batch_records = 1000,
+                                     ApplyNotifier* notifier = nullptr,
+                                     std::chrono::milliseconds commit_interval =
+                                         std::chrono::milliseconds(0)) {
     MaterializerOptions o;
+    o.notifier = notifier;
+    o.commit_interval = commit_interval;
     config::TopicConfig users;
     users.name = "users";
     config::TopicConfig raw;
@@ -189,6 +194,115 @@ TEST_F(MaterializerTest, StopCommitsWhatWasConsumed) {
   m->Stop();
   EXPECT_EQ(store_->LoadPositions(0)->at(0), 50);
   EXPECT_EQ(*store_->KeyCount(0), 50u);
+}
+
+TEST_F(MaterializerTest, PositionOutOfTheLogRebuildsTheTopicFromTheBeginning) {
+  source_.SetPartitions(0, 1, {2});
+  source_.SetPartitions(1, 1, {0});
+  source_.PushRecord(0, 0, 0, "stale", "{\"v\":1}");
+  source_.PushRecord(0, 0, 1, "kept", "{\"v\":1}");
+  source_.PushEnd(1, 0, 0);
+  ApplyNotifier notifier(0);
+  auto m = Make(1000, &notifier);
+  m->Start();
+  ASSERT_TRUE(tracker_->WaitReady(std::chrono::steady_clock::now() + std::chrono::seconds(10)));
+  int assigns = source_.assigns();
+  testing::Notification not_ready, ready_again;
+  tracker_->AddListener([&](std::optional<size_t> topic, bool ready) {
+    if (topic == 0u && !ready) not_ready.Notify();
+    if (topic == 0u && ready && not_ready.HasBeenNotified()) ready_again.Notify();
+  });
+  // Retention removed records the sidecar had not read: "stale" was deleted by one of
+  // them; the log now starts at 5 with one record.
+  source_.SetPartitions(0, 1, {6});
+  source_.PushOutOfRange(0, 0);
+  ASSERT_TRUE(not_ready.WaitFor());
+  EXPECT_NE(tracker_->NotReadyReason().find("offset_out_of_range"), std::string::npos)
+      << tracker_->NotReadyReason();
+  ASSERT_TRUE(source_.WaitAssigns(assigns + 1));  // re-assigned from the beginning
+  bool from_beginning = false;
+  for (const auto& a : source_.assignment()) {
+    if (a.topic == 0) from_beginning = a.offset == kOffsetBeginning;
+  }
+  EXPECT_TRUE(from_beginning);
+  source_.PushRecord(0, 0, 5, "kept", "{\"v\":2}");
+  ASSERT_TRUE(ready_again.WaitFor());
+  m->Stop();
+  EXPECT_FALSE(Value(0, "stale").has_value());
+  EXPECT_EQ(Value(0, "kept"), "{\"v\":2}");
+  EXPECT_EQ(Value(1, "x"), std::nullopt);
+  EXPECT_EQ(*store_->LoadPositions(0), (std::map<int32_t, int64_t>{{0, 6}}));
+}
+
+TEST_F(MaterializerTest, DeletedTopicIsEmptiedAndWaitsToBeCreatedAgain) {
+  source_.SetPartitions(0, 1, {1});
+  source_.SetPartitions(1, 1, {0});
+  source_.PushRecord(0, 0, 0, "gone", "{\"v\":1}");
+  source_.PushEnd(1, 0, 0);
+  auto m = Make();
+  m->Start();
+  ASSERT_TRUE(tracker_->WaitReady(std::chrono::steady_clock::now() + std::chrono::seconds(10)));
+  testing::Notification not_ready;
+  tracker_->AddListener([&](std::optional<size_t> topic, bool ready) {
+    if (topic == 0u && !ready) not_ready.Notify();
+  });
+  source_.RemoveTopic(0);
+  source_.PushError(0, NotFound("users: Broker: Unknown topic or partition",
+                                "KAFKA_TOPIC_NOT_FOUND"));
+  ASSERT_TRUE(not_ready.WaitFor());
+  EXPECT_NE(tracker_->NotReadyReason().find("topic_deleted"), std::string::npos);
+  // Emptied, so nothing stale is served.
+  ASSERT_TRUE(testing::WaitUntil([&] { return *store_->KeyCount(0) == 0; }));
+  source_.SetPartitions(0, 1, {1});  // created again, with one record
+  source_.PushRecord(0, 0, 0, "new", "{\"v\":2}");
+  ASSERT_TRUE(tracker_->WaitReady(std::chrono::steady_clock::now() + std::chrono::seconds(10)));
+  m->Stop();
+  EXPECT_EQ(Value(0, "new"), "{\"v\":2}");
+  EXPECT_FALSE(Value(0, "gone").has_value());
+}
+
+TEST_F(MaterializerTest, ABrokerThatDoesNotAnswerIsNotTakenForADeletedTopic) {
+  source_.SetPartitions(0, 1, {1});
+  source_.SetPartitions(1, 1, {0});
+  source_.PushRecord(0, 0, 0, "k", "{\"v\":1}");
+  source_.PushEnd(1, 0, 0);
+  auto m = Make();
+  m->Start();
+  ASSERT_TRUE(tracker_->WaitReady(std::chrono::steady_clock::now() + std::chrono::seconds(10)));
+  // The topic exists: an unknown-topic error from a confused broker changes nothing.
+  source_.PushError(0, NotFound("transient", "KAFKA_TOPIC_NOT_FOUND"));
+  source_.PushRecord(0, 0, 1, "after", "{\"v\":2}");
+  ASSERT_TRUE(testing::WaitUntil([&] { return Value(0, "after").has_value(); }));
+  m->Stop();
+  EXPECT_EQ(Value(0, "k"), "{\"v\":1}");
+  EXPECT_TRUE(tracker_->Ready());
+}
+
+TEST_F(MaterializerTest, AppliedPositionsAreCommittedToKafkaOnlyOnceDurable) {
+  source_.SetPartitions(0, 2, {1, 0});
+  source_.SetPartitions(1, 1, {0});
+  source_.PushRecord(0, 0, 0, "k", "{\"v\":1}");
+  source_.PushEnd(0, 1, 0);
+  source_.PushEnd(1, 0, 0);
+  auto m = Make(1000, nullptr, std::chrono::milliseconds(1));
+  m->Start();
+  ASSERT_TRUE(tracker_->WaitReady(std::chrono::steady_clock::now() + std::chrono::seconds(10)));
+  ASSERT_TRUE(testing::WaitUntil([&] {
+    for (const auto& c : source_.commits()) {
+      for (const auto& a : c) {
+        if (a.topic == 0 && a.partition == 0 && a.offset == 1) return true;
+      }
+    }
+    return false;
+  }));
+  m->Stop();
+  for (const auto& c : source_.commits()) {
+    for (const auto& a : c) {
+      auto stored = store_->LoadPositions(a.topic);
+      ASSERT_TRUE(stored->count(a.partition));
+      EXPECT_LE(a.offset, stored->at(a.partition));  // never ahead of the store
+    }
+  }
 }
 
 }  // namespace

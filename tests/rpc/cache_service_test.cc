@@ -6,6 +6,9 @@
 #include <gtest/gtest.h>
 
 #include "client/client.h"
+#include "kafka/apply_notifier.h"
+
+#include <thread>
 #include "test_util.h"
 
 namespace cachecar::rpc {
@@ -138,6 +141,79 @@ TEST_F(CacheServiceTest, ListAllFollowsPages) {
   EXPECT_EQ(all->size(), 2500u);
   auto some = client_->ListAll("users", "k", 10);
   EXPECT_EQ(some->size(), 10u);
+}
+
+// A sidecar that requires a token, and answers WaitReady through its notifier.
+class AuthenticatedServiceTest : public CacheServiceTest {
+ protected:
+  void SetUp() override {
+    CacheServiceTest::SetUp();
+    server_->Shutdown();
+    notifier_ = std::make_unique<kafka::ApplyNotifier>(0);
+    service_ = std::make_unique<CacheService>(handler_.get(), &registry_, nullptr,
+                                              notifier_.get(), std::chrono::seconds(30),
+                                              "s3cret-token");
+    service_->set_watch_factory([] {
+      ADD_FAILURE() << "an unauthenticated Watch reached the watch module";
+      return nullptr;
+    });
+    grpc::ServerBuilder b;
+    b.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port_);
+    b.RegisterService(service_.get());
+    server_ = b.BuildAndStart();
+    ASSERT_NE(port_, 0);
+  }
+  std::unique_ptr<client::Client> ClientWith(std::string token) {
+    client::ClientOptions co;
+    co.target = "127.0.0.1:" + std::to_string(port_);
+    co.auth_token = std::move(token);
+    return std::make_unique<client::Client>(co);
+  }
+  std::unique_ptr<kafka::ApplyNotifier> notifier_;
+};
+
+TEST_F(AuthenticatedServiceTest, MissingOrWrongTokenIsUnauthenticatedOnEveryMethod) {
+  PutAndReady();
+  for (const std::string& token : {std::string(), std::string("wrong"),
+                                   std::string("s3cret-token-but-longer"),
+                                   std::string("s3cret-toke")}) {
+    auto c = ClientWith(token);
+    auto get = c->Get("users", "u1");
+    EXPECT_EQ(get.status().code(), Code::kUnauthenticated) << token;
+    EXPECT_EQ(get.status().reason(), "UNAUTHENTICATED");
+    EXPECT_EQ(c->Get("users", "").status().code(), Code::kUnauthenticated);  // before checks
+    EXPECT_EQ(c->GetStatus().status().code(), Code::kUnauthenticated);
+    EXPECT_EQ(c->Put("users", "k", "{}").status().code(), Code::kUnauthenticated);
+    EXPECT_EQ(c->Delete("users", "k").status().code(), Code::kUnauthenticated);
+    EXPECT_EQ(c->ListRejectedRecords("users").status().code(), Code::kUnauthenticated);
+    EXPECT_EQ(c->WaitReady(std::chrono::seconds(1)).status().code(), Code::kUnauthenticated);
+    auto w = c->Watch();
+    v1::WatchResponse resp;
+    EXPECT_FALSE(w->Read(&resp));
+    EXPECT_EQ(w->Finish().code(), Code::kUnauthenticated);
+  }
+  auto good = ClientWith("s3cret-token")->Get("users", "u1");
+  ASSERT_TRUE(good.ok()) << good.status().ToString();
+  EXPECT_TRUE(good->found());
+}
+
+TEST_F(AuthenticatedServiceTest, WaitReadyAnswersWhenReadyOrWithTheReasonBeforeTheDeadline) {
+  auto c = ClientWith("s3cret-token");
+  notifier_->SetReady(false, "catching up");
+  auto r = c->WaitReady(std::chrono::milliseconds(300));
+  ASSERT_TRUE(r.ok()) << r.status().ToString();  // not DEADLINE_EXCEEDED: the reason
+  EXPECT_FALSE(r->ready());
+  EXPECT_EQ(r->not_ready_reason(), "catching up");
+  std::thread later([&] {
+    // Once the call is waiting, the sidecar becomes ready.
+    EXPECT_TRUE(testing::WaitUntil([&] { return notifier_->pending() == 1; }));
+    notifier_->SetReady(true, "");
+  });
+  r = c->WaitReady(std::chrono::seconds(20));
+  later.join();
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_TRUE(r->ready());
+  EXPECT_TRUE(r->not_ready_reason().empty());
 }
 
 }  // namespace

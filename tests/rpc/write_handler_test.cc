@@ -201,5 +201,52 @@ TEST_F(WriteHandlerTest, KafkaFailureCarriesTheBrokersReason) {
   EXPECT_THAT(st.message(), HasSubstr("Not enough replicas"));
 }
 
+TEST_F(WriteHandlerTest, FailingStoreRefusesWritesThatWaitButNotAckOnlyOnes) {
+  notifier_.SetStoreFailure(Status(Code::kResourceExhausted,
+                                   "lmdb commit: No space left on device", "DISK_FULL"));
+  v1::PutRequest req;
+  req.set_topic("items");
+  req.set_key("k");
+  req.set_value(R"({"id":1})");
+  Answer a;
+  handler_->Put(req, Clock::now() + std::chrono::seconds(10), a.Callback());
+  ASSERT_TRUE(a.done.WaitFor());
+  EXPECT_EQ(a.status.code(), Code::kResourceExhausted);
+  EXPECT_EQ(a.status.reason(), "DISK_FULL");
+  EXPECT_TRUE(sink_.sent.empty());  // nothing produced
+  EXPECT_TRUE(Put("items", "k", R"({"id":1})").ok());  // ack_only needs no local store
+  EXPECT_EQ(sink_.sent.size(), 1u);
+  notifier_.SetStoreFailure(Status::Ok());
+  Answer b;
+  handler_->Put(req, Clock::now() + std::chrono::minutes(5), b.Callback());
+  EXPECT_EQ(sink_.sent.size(), 2u);  // produced again once commits succeed
+  notifier_.Published(7, {{{0, 0}, 2}});
+  ASSERT_TRUE(b.done.WaitFor());
+  EXPECT_TRUE(b.status.ok()) << b.status.ToString();
+}
+
+TEST_F(WriteHandlerTest, ApplyLatencyIsObservedPerTopic) {
+  prometheus::Registry registry;
+  WriteHandler handler(&config_, schemas_.get(), &sink_, &notifier_, 16, &registry);
+  v1::PutRequest req;
+  req.set_topic("items");
+  req.set_key("k");
+  req.set_value(R"({"id":1})");
+  Answer a;
+  handler.Put(req, Clock::now() + std::chrono::minutes(5), a.Callback());
+  notifier_.Published(1, {{{0, 0}, 1}});
+  ASSERT_TRUE(a.done.WaitFor());
+  uint64_t observed = 0;
+  for (const auto& f : registry.Collect()) {
+    if (f.name != "cachecar_write_apply_duration_seconds") continue;
+    for (const auto& m : f.metric) {
+      if (m.label.size() == 1 && m.label[0].value == "items") {
+        observed = m.histogram.sample_count;
+      }
+    }
+  }
+  EXPECT_EQ(observed, 1u);
+}
+
 }  // namespace
 }  // namespace cachecar::rpc
