@@ -188,6 +188,11 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 3600000))
       ->capture_default_str();
   app.add_flag("--allow-cold-cache", allow_cold, "read even before the sidecar has caught up");
+  std::string token_file;
+  app.add_option("--token-file", token_file,
+                 "file holding the sidecar's token (grpc.auth_token_file); env "
+                 "CACHECAR_TOKEN_FILE")
+      ->envname("CACHECAR_TOKEN_FILE");
 
   std::string topic, key, prefix;
   int limit = 0;
@@ -200,6 +205,10 @@ int main(int argc, char** argv) {
   list->add_option("-n,--limit", limit, "print at most this many entries (0: all)")
       ->check(CLI::NonNegativeNumber);
   auto* status = app.add_subcommand("status", "readiness and catch-up progress per partition");
+  int wait_ms = 0;
+  status->add_option("--wait-ms", wait_ms,
+                     "first wait up to this long for the sidecar to be ready (WaitReady)")
+      ->check(CLI::Range(0, 3600000));
   std::string value, value_file;
   bool ack_only = false;
   auto* put = app.add_subcommand(
@@ -249,6 +258,20 @@ int main(int argc, char** argv) {
     return rc == 0 ? kOk : kUsage;
   }
   opts.timeout = std::chrono::milliseconds(timeout_ms);
+  if (!token_file.empty()) {
+    std::ifstream in(token_file, std::ios::binary);
+    if (!in) {
+      std::fprintf(stderr, "cachecarctl: cannot read token file %s\n", token_file.c_str());
+      return kUsage;
+    }
+    std::stringstream ss;
+    ss << in.rdbuf();
+    opts.auth_token = ss.str();
+    while (!opts.auth_token.empty() &&
+           (opts.auth_token.back() == '\n' || opts.auth_token.back() == '\r')) {
+      opts.auth_token.pop_back();
+    }
+  }
   cachecar::client::Client client(opts);
   cachecar::client::ReadOptions ro{allow_cold};
 
@@ -365,6 +388,10 @@ int main(int argc, char** argv) {
     return kOk;
   }
   if (status->parsed()) {
+    if (wait_ms > 0) {
+      auto w = client.WaitReady(std::chrono::milliseconds(wait_ms));
+      if (!w.ok()) return ExitFor(w.status());
+    }
     auto r = client.GetStatus();
     if (!r.ok()) return ExitFor(r.status());
     if (output == "json" || output == "raw") {
@@ -388,12 +415,15 @@ int main(int argc, char** argv) {
                           {"partitions", parts}});
       }
       PrintJson({{"ready", r->ready()},
+                 {"not_ready_reason", r->not_ready_reason()},
                  {"store_id", r->store_id()},
                  {"store_revision", r->store_revision()},
                  {"topics", topics}});
     } else {
-      std::printf("ready: %s   store: %s   revision: %llu\n\n", r->ready() ? "yes" : "no",
+      std::printf("ready: %s   store: %s   revision: %llu\n", r->ready() ? "yes" : "no",
                   r->store_id().c_str(), static_cast<unsigned long long>(r->store_revision()));
+      if (!r->ready()) std::printf("not ready: %s\n", r->not_ready_reason().c_str());
+      std::printf("\n");
       std::printf("%-24s %-9s %-12s %-12s %-12s %-8s %-5s\n", "TOPIC", "PARTITION", "APPLIED",
                   "READY_AT", "END", "LAG", "READY");
       for (const auto& t : r->topics()) {

@@ -6,6 +6,7 @@
 #   scripts/kafka.sh start DIR             format DIR, start the broker, wait until it answers;
 #                                          writes DIR/bootstrap (host:port) and DIR/pid
 #   scripts/kafka.sh stop DIR              stop the broker started in DIR
+#   scripts/kafka.sh resume DIR            start a stopped broker again, same ports and data
 #   scripts/kafka.sh create-topic DIR NAME PARTITIONS [CONFIG=VALUE ...]
 #   scripts/kafka.sh java DIR CLASS ARGS   run a Kafka tool class against the broker's jars
 #
@@ -85,21 +86,35 @@ EOF
   cluster_id=$(run_java "$dir" kafka.tools.StorageTool random-uuid)
   run_java "$dir" kafka.tools.StorageTool format -t "$cluster_id" \
       -c "$dir/server.properties" >"$dir/format.log" 2>&1 || { cat "$dir/format.log" >&2; die "format failed"; }
+  echo "127.0.0.1:$port" >"$dir/bootstrap"
+  launch "$dir"
+}
+
+# Starts the JVM on DIR's formatted data and waits until it answers.
+launch() {
+  local dir=$1
   # setsid: the broker survives the shell that started it and is stopped by pid.
   setsid java -Xms256m -Xmx1g -XX:+UseG1GC \
       -Dlog4j.configuration="file:$dir/log4j.properties" \
-      -cp "$libs/*" kafka.Kafka "$dir/server.properties" >"$dir/stdout.log" 2>&1 &
+      -cp "$libs/*" kafka.Kafka "$dir/server.properties" >>"$dir/stdout.log" 2>&1 &
   echo $! >"$dir/pid"
-  echo "127.0.0.1:$port" >"$dir/bootstrap"
   # Ready when the broker answers a metadata request.
   local deadline=$((SECONDS + 90))
   until run_java "$dir" org.apache.kafka.tools.TopicCommand \
-          --bootstrap-server "127.0.0.1:$port" --list >/dev/null 2>&1; do
+          --bootstrap-server "$(cat "$dir/bootstrap")" --list >/dev/null 2>&1; do
     kill -0 "$(cat "$dir/pid")" 2>/dev/null || { tail -50 "$dir/stdout.log" "$dir/broker.log" >&2; die "broker exited"; }
     [ $SECONDS -lt $deadline ] || die "broker did not answer within 90s (see $dir/broker.log)"
     sleep 0.5
   done
-  echo "kafka.sh: broker up at 127.0.0.1:$port (dir $dir)" >&2
+  echo "kafka.sh: broker up at $(cat "$dir/bootstrap") (dir $dir)" >&2
+}
+
+resume() {
+  local dir=$1
+  [ -f "$dir/server.properties" ] || die "no broker was started in $dir"
+  if [ -f "$dir/pid" ] && kill -0 "$(cat "$dir/pid")" 2>/dev/null; then return 0; fi
+  fetch
+  launch "$(cd "$dir" && pwd)"
 }
 
 stop() {
@@ -129,7 +144,8 @@ case "$cmd" in
   fetch) fetch ;;
   start) start "${1:?usage: kafka.sh start DIR}" ;;
   stop) stop "${1:?usage: kafka.sh stop DIR}" ;;
+  resume) resume "${1:?usage: kafka.sh resume DIR}" ;;
   create-topic) create_topic "$@" ;;
   java) dir=$1; shift; fetch; run_java "$dir" "$@" ;;
-  *) die "usage: kafka.sh fetch|start DIR|stop DIR|create-topic DIR NAME PARTITIONS [K=V...]|java DIR CLASS ARGS" ;;
+  *) die "usage: kafka.sh fetch|start DIR|stop DIR|resume DIR|create-topic DIR NAME PARTITIONS [K=V...]|java DIR CLASS ARGS" ;;
 esac

@@ -292,6 +292,16 @@ void Materializer::RetryHalted() {
 }
 
 void Materializer::Handle(const SourceEvent& ev) {
+  if (ev.kind == SourceEvent::Kind::kError && ev.topic >= options_.topics.size()) {
+    errors_family_->Add({{"reason", ev.error.reason()}}).Increment();
+    log::Warn("kafka consumer error", {{"error", ev.error.message()}});
+    if (ev.error.reason() == "KAFKA_TOPIC_NOT_FOUND") {
+      std::set<size_t> assigned;
+      for (const auto& a : assignments_) assigned.insert(a.topic);
+      for (size_t t : assigned) CheckTopicExists(t);
+    }
+    return;
+  }
   if (ev.topic >= options_.topics.size()) return;
   const config::TopicConfig& topic = options_.topics[ev.topic];
   auto key = std::make_pair(ev.topic, ev.partition);

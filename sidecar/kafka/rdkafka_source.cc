@@ -39,6 +39,7 @@ Result<std::unique_ptr<RdKafkaSource>> RdKafkaSource::Create(
   }
   rd_kafka_conf_set_log_cb(conf, LogFromKafka);
   rd_kafka_conf_set_offset_commit_cb(conf, &RdKafkaSource::OnCommit);
+  rd_kafka_conf_set_error_cb(conf, &RdKafkaSource::OnError);
   // Sensible throughput defaults a user may still override.
   if (!properties.count("fetch.wait.max.ms")) SetConf(conf, "fetch.wait.max.ms", "10");
   if (!properties.count("queued.max.messages.kbytes")) {
@@ -152,12 +153,28 @@ Status RdKafkaSource::Pause(size_t topic, int32_t partition) {
   return Status::Ok();
 }
 
+void RdKafkaSource::OnError(rd_kafka_t*, int err, const char* reason, void* opaque) {
+  auto* self = static_cast<RdKafkaSource*>(opaque);
+  if (self->errors_.size() < 100) {
+    self->errors_.emplace_back(static_cast<rd_kafka_resp_err_t>(err), reason);
+  }
+}
+
 bool RdKafkaSource::Poll(std::chrono::milliseconds timeout, SourceEvent* ev) {
   if (last_ != nullptr) {
     rd_kafka_message_destroy(last_);
     last_ = nullptr;
   }
-  rd_kafka_message_t* m = rd_kafka_consumer_poll(rk_, static_cast<int>(timeout.count()));
+  rd_kafka_message_t* m = nullptr;
+  if (errors_.empty()) m = rd_kafka_consumer_poll(rk_, static_cast<int>(timeout.count()));
+  if (m == nullptr && !errors_.empty()) {
+    *ev = SourceEvent();
+    ev->kind = SourceEvent::Kind::kError;
+    ev->topic = topics_.size();  // not tied to one topic
+    ev->error = FromKafka(errors_.front().first, "kafka: " + errors_.front().second);
+    errors_.erase(errors_.begin());
+    return true;
+  }
   if (m == nullptr) return false;
   last_ = m;
   *ev = SourceEvent();

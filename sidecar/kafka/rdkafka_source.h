@@ -54,6 +54,10 @@ class RdKafkaSource : public RecordSource {
   std::function<void(bool, const std::string&)> commit_listener_;
   static void OnCommit(rd_kafka_t* rk, rd_kafka_resp_err_t err,
                        rd_kafka_topic_partition_list_t* offsets, void* opaque);
+  // Client-level errors (e.g. "topic does not exist" for an assigned partition of a
+  // deleted topic) arrive here, during Poll, and are handed out as kError events.
+  static void OnError(rd_kafka_t* rk, int err, const char* reason, void* opaque);
+  std::vector<std::pair<rd_kafka_resp_err_t, std::string>> errors_;  // polling thread
 };
 
 }  // namespace cachecar::kafka

@@ -32,7 +32,7 @@ struct SourceEvent {
     kOffsetOutOfRange,
   };
   Kind kind = Kind::kRecord;
-  size_t topic = 0;
+  size_t topic = 0;  // for kError, may be out of range: an error not tied to one topic
   int32_t partition = 0;
   int64_t offset = 0;
   int64_t timestamp_ms = 0;

@@ -5,6 +5,8 @@
 #include <filesystem>
 #include <random>
 
+#include <sys/statvfs.h>
+
 namespace cachecar::store {
 namespace {
 
@@ -32,6 +34,26 @@ Status LmdbError(const char* what, int rc) {
   }
   if (rc == ENOSPC) return Status(Code::kResourceExhausted, msg, "DISK_FULL");
   return Internal(msg);
+}
+
+// A failed commit: LMDB reports a short write (the filesystem filled up part-way) as EIO,
+// so EIO on a nearly full filesystem is a full disk too.
+Status CommitError(int rc, const std::string& path) {
+  if (rc == EIO) {
+    struct statvfs fs;
+    if (statvfs(path.c_str(), &fs) == 0) {
+      uint64_t free = static_cast<uint64_t>(fs.f_bavail) * fs.f_frsize;
+      uint64_t total = static_cast<uint64_t>(fs.f_blocks) * fs.f_frsize;
+      if (free < (64ull << 20) || free < total / 100) rc = ENOSPC;
+    }
+  }
+  if (rc == ENOSPC) {
+    return Status(Code::kResourceExhausted,
+                  "lmdb commit: No space left on device (" + path + "): free some space or "
+                  "give the volume more; commits are retried",
+                  "DISK_FULL");
+  }
+  return LmdbError("commit", rc);
 }
 
 std::string PositionKey(const std::string& topic, int32_t partition) {
@@ -423,17 +445,25 @@ Result<ApplyResult> Store::ApplyOnce(const WriteBatch& batch) {
     guard.reset();
     std::string prefix = options_.topics.at(topic);
     prefix.push_back('\0');
+    // Collect, then delete: a cursor left past the last entry by a delete cannot be asked
+    // where it is (EINVAL).
+    std::vector<std::string> position_keys;
     rc = mdb_cursor_open(txn, positions_dbi_, &cur);
     if (rc != 0) return LmdbError("cursor_open positions", rc);
     std::unique_ptr<MDB_cursor, void (*)(MDB_cursor*)> pguard(cur, mdb_cursor_close);
     k = Val(prefix);
     for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
          rc == 0 && View(k).substr(0, prefix.size()) == prefix;
-         rc = mdb_cursor_get(cur, &k, &v, MDB_GET_CURRENT)) {
-      rc = mdb_cursor_del(cur, 0);
-      if (rc != 0) return LmdbError("del position", rc);
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+      position_keys.emplace_back(View(k));
     }
     if (rc != 0 && rc != MDB_NOTFOUND) return LmdbError("cursor_get positions", rc);
+    pguard.reset();
+    for (const auto& pk : position_keys) {
+      MDB_val key = Val(pk);
+      rc = mdb_del(txn, positions_dbi_, &key, nullptr);
+      if (rc != 0) return LmdbError("del position", rc);
+    }
   }
   for (size_t i = 0; i < resets.size() + batch.mutations.size(); ++i) {
     const Mutation& m = i < resets.size() ? resets[i] : batch.mutations[i - resets.size()];
@@ -497,7 +527,7 @@ Result<ApplyResult> Store::ApplyOnce(const WriteBatch& batch) {
     if (rc != 0) return LmdbError("put revision", rc);
   }
   rc = mdb_txn_commit(guard.Release());
-  if (rc != 0) return LmdbError("commit", rc);
+  if (rc != 0) return CommitError(rc, options_.path);
   // Publish after commit: readers never see a revision whose data is not readable.
   if (result.changes > 0) {
     uint64_t oldest = rev >= options_.history_events ? rev - options_.history_events + 1 : 1;

@@ -247,8 +247,9 @@ TEST_F(MaterializerTest, DeletedTopicIsEmptiedAndWaitsToBeCreatedAgain) {
     if (topic == 0u && !ready) not_ready.Notify();
   });
   source_.RemoveTopic(0);
-  source_.PushError(0, NotFound("users: Broker: Unknown topic or partition",
-                                "KAFKA_TOPIC_NOT_FOUND"));
+  // As librdkafka reports it: a client-level error naming no topic index.
+  source_.PushError(99, NotFound("kafka: users [0]: topic does not exist",
+                                 "KAFKA_TOPIC_NOT_FOUND"));
   ASSERT_TRUE(not_ready.WaitFor());
   EXPECT_NE(tracker_->NotReadyReason().find("topic_deleted"), std::string::npos);
   // Emptied, so nothing stale is served.

@@ -388,6 +388,12 @@ TEST_F(StoreTest, ResetTopicDeletesEveryKeyAsChangesAndForgetsItsPositions) {
     deleted.insert(ev.key);
   }
   EXPECT_EQ(deleted, (std::set<std::string>{"a", std::string(600, 'L')}));
+  // The last positions in the database, and a single one: nothing left after it.
+  WriteBatch reset_other;
+  reset_other.reset_topics = {1};
+  ASSERT_TRUE(s->Apply(reset_other).ok());
+  EXPECT_TRUE(s->LoadPositions(1)->empty());
+  EXPECT_EQ(*s->KeyCount(1), 0u);
 }
 
 TEST_F(StoreTest, UnusableStoreIsRecreatedOnRequest) {
