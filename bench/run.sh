@@ -23,13 +23,18 @@
 #             librdkafka produce (idempotent, acks=all), same broker
 #   watch     Put -> Watch event latency with 1/100/1,000/10,000 watchers on the key, and
 #             catch-up with 1,000 watchers attached vs none
+#   restart   restart-to-ready of a caught-up RECORDS-key store (SIGTERM, then kill -9) vs
+#             its first catch-up from Kafka
+#   outage    the broker stopped for OUTAGE_SECONDS (default 60): from the broker answering
+#             again to cachecar's first successful Put and to a record produced meanwhile
+#             by an independent producer (kcat) being readable
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 RECORDS=${RECORDS:-1000000}
 PARTITIONS=${PARTITIONS:-16}
 SECONDS_PER_RUN=${SECONDS_PER_RUN:-8}
-PHASES=" ${PHASES:-floors catchup memory serve redis micro validation validator put watch} "
+PHASES=" ${PHASES:-floors catchup memory serve redis micro validation validator put watch restart outage} "
 phase() { [[ "$PHASES" == *" $1 "* ]]; }
 B=$root/build/bench
 work=$root/.run/bench
@@ -79,7 +84,7 @@ start_cachecar() {
 # As start_cachecar, without waiting for ready: returns once it listens.
 launch_cachecar() {
   local t=$1 name=$2 extra=${3:-}
-  rm -rf "$work/$name"
+  [ -n "${KEEP_STORE:-}" ] || rm -rf "$work/$name"
   mkdir -p "$work/$name"
   cat >"$work/$name/cachecar.yaml" <<EOF
 kafka: {bootstrap_servers: "$bootstrap"}
@@ -88,6 +93,7 @@ grpc: {address: "127.0.0.1:0"}
 http: {address: "127.0.0.1:0"}
 topics: [{name: "$t"$extra}]
 EOF
+  launched_at=$(date +%s.%N)
   build/cachecar --config "$work/$name/cachecar.yaml" 2>"$work/$name/log" &
   cc_pid=$!
   pids+=("$cc_pid")
@@ -248,4 +254,48 @@ if phase watch; then
       kill "$cc_pid"; wait "$cc_pid" || true
     done
   done
+fi
+
+# Seconds since $launched_at (process start), to the millisecond.
+since_launch() { awk -v a="$launched_at" -v b="$(date +%s.%N)" 'BEGIN{printf "%.3f", b-a}'; }
+
+if phase restart; then
+  say "## restart to ready, $RECORDS keys (nothing is replayed); baseline: the first catch-up"
+  start_cachecar "$topic" restart
+  say "first start: catch-up seconds=$catchup"
+  for how in TERM KILL; do
+    for round in 1 2 3; do
+      kill -"$how" "$cc_pid"; wait "$cc_pid" || true
+      KEEP_STORE=1 launch_cachecar "$topic" restart
+      listening=$(since_launch)
+      await_ready restart
+      say "restart after SIG$how round=$round: listening after ${listening}s, ready after $(since_launch)s (catchup_seconds=$catchup)"
+    done
+  done
+  kill "$cc_pid"; wait "$cc_pid" || true
+fi
+
+if phase outage; then
+  OUTAGE_SECONDS=${OUTAGE_SECONDS:-60}
+  out_topic=bench-outage
+  ensure_topic "$out_topic"
+  start_cachecar "$out_topic" outage ", read_only: false, value_format: bytes"
+  ctl() { build/cachecarctl -a "127.0.0.1:$cc_port" --timeout-ms 2000 "$@"; }
+  ctl put "$out_topic" warm x >/dev/null
+  say "## broker outage of ${OUTAGE_SECONDS}s; times from the broker answering again (kafka.sh resume)"
+  scripts/kafka.sh stop "$kdir"
+  sleep "$OUTAGE_SECONDS"
+  put_rc=0; ctl put "$out_topic" during x >/dev/null 2>&1 || put_rc=$?
+  scripts/kafka.sh resume "$kdir" 2>/dev/null
+  back=$(date +%s.%N)
+  elapsed() { awk -v a="$back" -v b="$(date +%s.%N)" 'BEGIN{printf "%.3f", b-a}'; }
+  echo "after" | kcat -P -b "$bootstrap" -t "$out_topic" -k produced-after &
+  kcat_pid=$!
+  until ctl put "$out_topic" p x >/dev/null 2>&1; do sleep 0.05; done
+  put_ok=$(elapsed)
+  until ctl get "$out_topic" produced-after >/dev/null 2>&1; do sleep 0.05; done
+  read_ok=$(elapsed)
+  wait "$kcat_pid" || true
+  say "put during the outage: exit $put_rc (1 = refused, UNAVAILABLE); after it: first Put applied after ${put_ok}s; kcat's record readable after ${read_ok}s"
+  kill "$cc_pid"; wait "$cc_pid" || true
 fi

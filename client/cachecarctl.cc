@@ -204,6 +204,11 @@ int main(int argc, char** argv) {
   list->add_option("-p,--prefix", prefix, "only keys starting with this");
   list->add_option("-n,--limit", limit, "print at most this many entries (0: all)")
       ->check(CLI::NonNegativeNumber);
+  auto* health = app.add_subcommand(
+      "health", "gRPC health check (exit 0 SERVING, 4 not): what Kubernetes probes run");
+  std::string health_service;
+  health->add_option("service", health_service,
+                     "\"\" (default) for the sidecar, topic/NAME for one topic");
   auto* status = app.add_subcommand("status", "readiness and catch-up progress per partition");
   int wait_ms = 0;
   status->add_option("--wait-ms", wait_ms,
@@ -386,6 +391,12 @@ int main(int argc, char** argv) {
       }
     }
     return kOk;
+  }
+  if (health->parsed()) {
+    auto r = client.CheckHealth(health_service);
+    if (!r.ok()) return ExitFor(r.status());
+    std::printf("%s\n", *r ? "SERVING" : "NOT_SERVING");
+    return *r ? kOk : kNotReady;
   }
   if (status->parsed()) {
     if (wait_ms > 0) {

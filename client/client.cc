@@ -1,6 +1,10 @@
 #include "client/client.h"
 
 #include <grpcpp/create_channel.h>
+#include <grpcpp/generic/generic_stub.h>
+#include <grpcpp/support/byte_buffer.h>
+
+#include <future>
 #include <grpcpp/security/credentials.h>
 
 #include "google/rpc/error_details.pb.h"
@@ -61,6 +65,33 @@ std::unique_ptr<grpc::ClientContext> Client::NewContext(std::chrono::millisecond
     ctx->AddMetadata("authorization", "Bearer " + options_.auth_token);
   }
   return ctx;
+}
+
+Result<bool> Client::CheckHealth(const std::string& service) {
+  // HealthCheckRequest{string service = 1} and HealthCheckResponse{enum status = 1},
+  // encoded by hand: two fields do not justify generating the health protos.
+  if (service.size() > 127) return InvalidArgument("health service name too long");
+  std::string request;
+  if (!service.empty()) {
+    request.push_back(0x0a);
+    request.push_back(static_cast<char>(service.size()));
+    request += service;
+  }
+  grpc::Slice slice(request);
+  grpc::ByteBuffer req(&slice, 1), resp;
+  grpc::GenericStub stub(channel_);
+  auto ctx = NewContext();
+  std::promise<grpc::Status> done;
+  stub.UnaryCall(ctx.get(), "/grpc.health.v1.Health/Check", grpc::StubOptions(), &req, &resp,
+                 [&done](grpc::Status st) { done.set_value(std::move(st)); });
+  grpc::Status st = done.get_future().get();
+  if (!st.ok()) return FromGrpcStatus(st);
+  std::vector<grpc::Slice> slices;
+  resp.Dump(&slices);
+  std::string body;
+  for (const auto& s : slices) body.append(reinterpret_cast<const char*>(s.begin()), s.size());
+  // SERVING = 1; an absent field is UNKNOWN (0).
+  return body.size() == 2 && body[0] == 0x08 && body[1] == 0x01;
 }
 
 Result<v1::WaitReadyResponse> Client::WaitReady(std::chrono::milliseconds timeout) {

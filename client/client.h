@@ -69,6 +69,9 @@ class Client {
   Result<std::vector<v1::Entry>> ListAll(const std::string& topic, const std::string& prefix,
                                          size_t limit = 0, ReadOptions ro = {});
   Result<v1::GetStatusResponse> GetStatus();
+  // The standard gRPC health check (grpc.health.v1.Health/Check) of `service` ("" is the
+  // whole sidecar, "topic/<name>" one topic): true when SERVING. Needs no token.
+  Result<bool> CheckHealth(const std::string& service);
   // Waits until the sidecar is ready or `timeout` passes (ready = false and the reason).
   Result<v1::WaitReadyResponse> WaitReady(std::chrono::milliseconds timeout);
   // Writes through the topic; by default returns once the sidecar has applied the record.

@@ -30,7 +30,7 @@ fi
 # Python: the integration tests' independent gRPC client and Kafka producer/consumer, and
 # the google/rpc protos the C++ build compiles.
 if [ ! -x .venv/bin/python ]; then python3 -m venv .venv; fi
-if ! .venv/bin/python -c 'import grpc, grpc_tools, grpc_health, grpc_reflection, confluent_kafka, pytest, google.rpc' 2>/dev/null; then
+if ! .venv/bin/python -c 'import grpc, grpc_tools, grpc_health, grpc_reflection, confluent_kafka, pytest, google.rpc, kubernetes_validate, yaml' 2>/dev/null; then
   echo "setup: installing Python packages into .venv" >&2
   .venv/bin/pip install -q --disable-pip-version-check -r tests/integration/requirements.txt
 fi
@@ -43,6 +43,14 @@ if ! command -v cargo >/dev/null; then
   exit 1
 fi
 cargo fetch --locked --quiet --manifest-path sidecar/schema/jsonschema_ffi/Cargo.toml
+
+# kubeconform (Go module proxy) validates k8s/ against the Kubernetes schemas.
+KUBECONFORM_VERSION=v0.6.7
+if [ ! -x .tools/kubeconform ] || ! .tools/kubeconform -v 2>/dev/null | grep -q "${KUBECONFORM_VERSION#v}"; then
+  command -v go >/dev/null || { echo "setup: go not found: install Go (https://go.dev/dl)" >&2; exit 1; }
+  echo "setup: installing kubeconform $KUBECONFORM_VERSION into .tools/" >&2
+  GOBIN="$PWD/.tools" GOFLAGS=-mod=mod go install "github.com/yannh/kubeconform/cmd/kubeconform@$KUBECONFORM_VERSION"
+fi
 
 # Apache Kafka's jars (cached under ~/.cache/cachecar after the first run).
 scripts/kafka.sh fetch

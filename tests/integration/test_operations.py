@@ -135,6 +135,14 @@ def test_token_is_required_on_every_call_but_not_for_health(admin, bootstrap, ca
     out = subprocess.run([CACHECARCTL_BIN, "-a", c.address, "get", t, "k"],
                          capture_output=True, timeout=30)
     assert out.returncode == 1 and b"token" in out.stderr
+    # The probe k8s/ runs needs no token: grpc.health.v1, for the sidecar and one topic.
+    for service in ([], [f"topic/{t}"]):
+        out = subprocess.run([CACHECARCTL_BIN, "-a", c.address, "health", *service],
+                             capture_output=True, timeout=30)
+        assert out.returncode == 0 and out.stdout == b"SERVING\n", out
+    out = subprocess.run([CACHECARCTL_BIN, "-a", c.address, "health", "topic/nope"],
+                         capture_output=True, timeout=30)
+    assert out.returncode == 5, out  # the health service knows no such topic
 
 
 def test_wait_ready_returns_when_caught_up(admin, bootstrap, cachecar_factory):
