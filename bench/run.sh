@@ -289,13 +289,16 @@ if phase outage; then
   scripts/kafka.sh resume "$kdir" 2>/dev/null
   back=$(date +%s.%N)
   elapsed() { awk -v a="$back" -v b="$(date +%s.%N)" 'BEGIN{printf "%.3f", b-a}'; }
-  echo "after" | kcat -P -b "$bootstrap" -t "$out_topic" -k produced-after &
+  # Baseline: a new client (kcat) producing as soon as the broker answers; it exits once
+  # the broker has acknowledged its record.
+  (echo "after" | kcat -P -b "$bootstrap" -t "$out_topic" -k produced-after -X acks=all &&
+     elapsed >"$work/kcat.done") &
   kcat_pid=$!
   until ctl put "$out_topic" p x >/dev/null 2>&1; do sleep 0.05; done
   put_ok=$(elapsed)
   until ctl get "$out_topic" produced-after >/dev/null 2>&1; do sleep 0.05; done
   read_ok=$(elapsed)
   wait "$kcat_pid" || true
-  say "put during the outage: exit $put_rc (1 = refused, UNAVAILABLE); after it: first Put applied after ${put_ok}s; kcat's record readable after ${read_ok}s"
+  say "put during the outage: exit $put_rc (1 = refused, UNAVAILABLE); after it: kcat (new client) acknowledged after $(cat "$work/kcat.done")s; cachecar's first Put applied after ${put_ok}s; kcat's record readable through cachecar after ${read_ok}s"
   kill "$cc_pid"; wait "$cc_pid" || true
 fi

@@ -46,10 +46,12 @@ cargo fetch --locked --quiet --manifest-path sidecar/schema/jsonschema_ffi/Cargo
 
 # kubeconform (Go module proxy) validates k8s/ against the Kubernetes schemas.
 KUBECONFORM_VERSION=v0.6.7
-if [ ! -x .tools/kubeconform ] || ! .tools/kubeconform -v 2>/dev/null | grep -q "${KUBECONFORM_VERSION#v}"; then
+# (go install leaves no version in the binary: a marker file records it.)
+if [ ! -x .tools/kubeconform ] || [ "$(cat .tools/kubeconform.version 2>/dev/null)" != "$KUBECONFORM_VERSION" ]; then
   command -v go >/dev/null || { echo "setup: go not found: install Go (https://go.dev/dl)" >&2; exit 1; }
   echo "setup: installing kubeconform $KUBECONFORM_VERSION into .tools/" >&2
   GOBIN="$PWD/.tools" GOFLAGS=-mod=mod go install "github.com/yannh/kubeconform/cmd/kubeconform@$KUBECONFORM_VERSION"
+  echo "$KUBECONFORM_VERSION" >.tools/kubeconform.version
 fi
 
 # Apache Kafka's jars (cached under ~/.cache/cachecar after the first run).

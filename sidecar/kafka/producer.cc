@@ -66,6 +66,12 @@ Result<std::unique_ptr<RdKafkaProducer>> RdKafkaProducer::Create(const ProducerO
   }
   rd_kafka_conf_set_log_cb(conf, LogFromKafka);
   rd_kafka_conf_set_dr_msg_cb(conf, &RdKafkaProducer::OnDelivery);
+  // librdkafka backs off reconnects up to 10 s, so after an outage the sidecar could wait
+  // that long after the broker is back (bench/: ~6.7 s after a 60 s outage). A broker in
+  // the same cluster is cheap to retry every second.
+  if (!options.properties.count("reconnect.backoff.max.ms")) {
+    SetConf(conf, "reconnect.backoff.max.ms", "1000");
+  }
   rd_kafka_conf_set_error_cb(conf, &RdKafkaProducer::OnError);
   std::unique_ptr<RdKafkaProducer> p(new RdKafkaProducer());
   rd_kafka_conf_set_opaque(conf, p.get());
