@@ -27,7 +27,7 @@ Status FromGrpcStatus(const grpc::Status& status) {
         for (const auto& [k, v] : info.metadata()) metadata[k] = v;
       } else if (any.UnpackTo(&bad)) {
         for (const auto& fv : bad.field_violations()) {
-          violations.push_back({fv.field(), fv.description()});
+          violations.push_back({fv.field(), fv.description(), fv.reason()});
         }
       }
     }

@@ -30,7 +30,7 @@ fi
 # Python: the integration tests' independent gRPC client and Kafka producer/consumer, and
 # the google/rpc protos the C++ build compiles.
 if [ ! -x .venv/bin/python ]; then python3 -m venv .venv; fi
-if ! .venv/bin/python -c 'import grpc, grpc_tools, grpc_health, grpc_reflection, confluent_kafka, pytest, google.rpc, kubernetes_validate, yaml' 2>/dev/null; then
+if ! .venv/bin/python -c 'import grpc, grpc_tools, grpc_health, grpc_reflection, confluent_kafka, pytest, google.rpc, kubernetes_validate, yaml, wheel' 2>/dev/null; then
   echo "setup: installing Python packages into .venv" >&2
   .venv/bin/pip install -q --disable-pip-version-check -r tests/integration/requirements.txt
 fi
@@ -57,9 +57,24 @@ fi
 # Apache Kafka's jars (cached under ~/.cache/cachecar after the first run).
 scripts/kafka.sh fetch
 
+# The TypeScript client (npm registry): its dependencies, and a build (types generated
+# from proto/, then tsc) that the client tests run.
+if ! command -v npm >/dev/null; then
+  echo "setup: npm not found: install Node.js 18+ (for the TypeScript client)" >&2
+  exit 1
+fi
+if [ ! -d client/typescript/node_modules ] ||
+   [ client/typescript/package-lock.json -nt client/typescript/node_modules/.package-lock.json ]; then
+  echo "setup: installing the TypeScript client's npm packages" >&2
+  (cd client/typescript && npm ci --no-audit --no-fund --loglevel=error)
+fi
+
 if [ -z "${SKIP_BUILD:-}" ]; then
   if [ ! -f build/build.ninja ]; then
     cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
   fi
   ninja -C build
+  # The Python client, built from proto/ into .venv (the client tests import it).
+  .venv/bin/pip install -q --disable-pip-version-check --no-build-isolation --no-deps ./client/python
+  (cd client/typescript && npm run --silent build >/dev/null)
 fi
