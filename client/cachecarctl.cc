@@ -13,6 +13,7 @@
 #include <sstream>
 
 #include "client/client.h"
+#include "client/validate.h"
 #include "common/utf8.h"
 
 namespace {
@@ -195,6 +196,7 @@ int main(int argc, char** argv) {
       ->envname("CACHECAR_TOKEN_FILE");
 
   std::string topic, key, prefix;
+  std::string value, value_file;
   int limit = 0;
   auto* get = app.add_subcommand("get", "print the latest value of a key");
   get->add_option("topic", topic, "topic")->required();
@@ -204,6 +206,17 @@ int main(int argc, char** argv) {
   list->add_option("-p,--prefix", prefix, "only keys starting with this");
   list->add_option("-n,--limit", limit, "print at most this many entries (0: all)")
       ->check(CLI::NonNegativeNumber);
+  auto* validate = app.add_subcommand(
+      "validate", "check a value against a topic's rules offline, as the sidecar's Put would");
+  std::string config_path;
+  validate->add_option("-c,--config", config_path, "the sidecar's configuration file")
+      ->envname("CACHECAR_CONFIG")
+      ->required();
+  validate->add_option("topic", topic, "topic")->required();
+  auto* validate_value =
+      validate->add_option("value", value, "the value (or --file, or - for stdin)");
+  validate->add_option("-f,--file", value_file, "read the value from this file")
+      ->excludes(validate_value);
   auto* health = app.add_subcommand(
       "health", "gRPC health check (exit 0 SERVING, 4 not): what Kubernetes probes run");
   std::string health_service;
@@ -214,7 +227,6 @@ int main(int argc, char** argv) {
   status->add_option("--wait-ms", wait_ms,
                      "first wait up to this long for the sidecar to be ready (WaitReady)")
       ->check(CLI::Range(0, 3600000));
-  std::string value, value_file;
   bool ack_only = false;
   auto* put = app.add_subcommand(
       "put", "write a value through the topic; waits until this sidecar serves it");
@@ -261,6 +273,27 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     int rc = app.exit(e);
     return rc == 0 ? kOk : kUsage;
+  }
+  auto read_value = [&](CLI::App* cmd) -> bool {
+    if (!value_file.empty()) {
+      std::ifstream in(value_file, std::ios::binary);
+      if (!in) {
+        std::fprintf(stderr, "cachecarctl: cannot read %s\n", value_file.c_str());
+        return false;
+      }
+      std::stringstream ss;
+      ss << in.rdbuf();
+      value = ss.str();
+    } else if (value == "-" || cmd->count("value") == 0) {
+      std::stringstream ss;
+      ss << std::cin.rdbuf();
+      value = ss.str();
+    }
+    return true;
+  };
+  if (validate->parsed()) {
+    if (!read_value(validate)) return kUsage;
+    return cachecar::client::RunValidate(config_path, topic, value, output);
   }
   opts.timeout = std::chrono::milliseconds(timeout_ms);
   if (!token_file.empty()) {
@@ -331,16 +364,7 @@ int main(int argc, char** argv) {
     return kOk;
   }
   if (put->parsed() || del->parsed()) {
-    if (put->parsed() && !value_file.empty()) {
-      std::ifstream in(value_file, std::ios::binary);
-      std::stringstream ss;
-      ss << in.rdbuf();
-      value = ss.str();
-    } else if (put->parsed() && (value == "-" || put->count("value") == 0)) {
-      std::stringstream ss;
-      ss << std::cin.rdbuf();
-      value = ss.str();
-    }
+    if (put->parsed() && !read_value(put)) return kUsage;
     int32_t partition = 0;
     int64_t offset = 0;
     uint64_t revision = 0;

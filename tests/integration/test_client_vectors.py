@@ -76,3 +76,74 @@ def test_client_vectors(language, admin, bootstrap):
         proc.kill()
         proc.wait()
         c.stop()
+
+
+def test_cachecarctl_validate_judges_as_the_sidecars_put(admin, bootstrap, cachecar_factory):
+    """Offline validation gives the verdict and violations a real Put gets."""
+    import grpc
+    from conftest import CACHECARCTL_BIN, pb
+    t = create_topic(admin, unique("validate"))
+    topic = {"name": t, "schema": os.path.join(SOURCE_DIR, "schemas/user.json"),
+             "read_only": False, "max_value_bytes": 300}
+    c = cachecar_factory([topic])
+    c.start()
+    c.wait_ready()
+    documents = [
+        '{"id":"9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d","email":"a@example.com","displayName":"A"}',
+        '{"id":"x","email":"no","extra":[1,2]}',
+        '{"id":"9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d","email":"a@example.com","displayName":""}',
+        '{"groups":[{"id":5}]}',
+        'not json',
+        '{"pad":"' + "x" * 400 + '"}',
+        '',
+    ]
+    for doc in documents:
+        out = subprocess.run([CACHECARCTL_BIN, "validate", "-c", c.config_path, "-o", "json", t, "-"],
+                             input=doc.encode(), capture_output=True, timeout=30,
+                             env=dict(os.environ, KAFKA_BOOTSTRAP=bootstrap))
+        verdict = json.loads(out.stdout)
+        try:
+            c.stub.Put(pb.PutRequest(topic=t, key=b"k", value=doc.encode()), timeout=30)
+            put = {"valid": True}
+        except grpc.RpcError as e:
+            from google.rpc import error_details_pb2, status_pb2
+            details = dict(e.trailing_metadata())["grpc-status-details-bin"]
+            status = status_pb2.Status.FromString(details)
+            info, bad = error_details_pb2.ErrorInfo(), error_details_pb2.BadRequest()
+            violations = []
+            for d in status.details:
+                if d.Unpack(info):
+                    reason = info.reason
+                elif d.Unpack(bad):
+                    violations = [{"field": v.field, "reason": v.reason,
+                                   "description": v.description} for v in bad.field_violations]
+            put = {"valid": False, "reason": reason, "violations": violations}
+        assert out.returncode == (0 if put["valid"] else 5), (doc, out)
+        assert verdict["valid"] == put["valid"], doc
+        if not put["valid"]:
+            assert verdict["reason"] == put["reason"], doc
+            assert verdict["violations"] == put["violations"], doc
+
+
+EXAMPLES = {
+    "cpp": [os.path.join(BUILD, "example_app")],
+    "python": [os.path.join(SOURCE_DIR, ".venv/bin/python"),
+               os.path.join(SOURCE_DIR, "examples/clients/app.py")],
+    "typescript": ["node", os.path.join(SOURCE_DIR, "client/typescript/dist/examples/app.js")],
+}
+
+
+@pytest.mark.parametrize("language", sorted(EXAMPLES))
+def test_readme_example_runs(language, admin, bootstrap, cachecar_factory):
+    t = create_topic(admin, unique("example"))
+    c = cachecar_factory([{"name": t, "read_only": False,
+                           "schema": os.path.join(SOURCE_DIR, "schemas/user.json")}])
+    c.start()
+    out = subprocess.run(EXAMPLES[language] + [t], capture_output=True, text=True, timeout=60,
+                         env=dict(os.environ, CACHECAR_ADDRESS=c.address))
+    assert out.returncode == 0, out.stdout + out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[-1] == "done", out.stdout
+    assert any(l.startswith("get:") and "grace@example.com" in l for l in lines), out.stdout
+    assert any(l.startswith("refused: SCHEMA_VIOLATION") and "value/id" in l for l in lines), out.stdout
+    assert any(l.startswith("watch: PUT") and "grace@example.com" in l for l in lines), out.stdout
