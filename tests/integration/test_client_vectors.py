@@ -18,6 +18,8 @@ RUNNERS = {
     "cpp": [os.path.join(BUILD, "client_vector_runner")],
     "python": [os.path.join(SOURCE_DIR, ".venv/bin/python"),
                os.path.join(SOURCE_DIR, "tests/vectors/runner.py")],
+    "python-asyncio": [os.path.join(SOURCE_DIR, ".venv/bin/python"),
+                       os.path.join(SOURCE_DIR, "tests/vectors/runner_aio.py")],
     "typescript": ["node", os.path.join(SOURCE_DIR, "client/typescript/dist/test/vector_runner.js")],
 }
 

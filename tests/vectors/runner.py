@@ -15,14 +15,29 @@ def error(e: CachecarError):
                                            key=lambda v: (v["field"], v["reason"]))}}
 
 
-def main():
+def setup():
+    """The runner's arguments and the vectors' steps (shared with runner_aio.py)."""
     ap = argparse.ArgumentParser()
     ap.add_argument("--address", required=True)
     ap.add_argument("--topic", required=True)
     ap.add_argument("--vectors", required=True)
     args = ap.parse_args()
     with open(args.vectors) as f:
-        steps = json.load(f)["steps"]
+        return args, json.load(f)["steps"]
+
+
+def item(ev):
+    """A WatchEvent as the vectors write it."""
+    out = {"type": ev.type}
+    if ev.type != "RESET":
+        out["key"] = ev.key.decode()
+    if ev.type == "PUT":
+        out["value"] = ev.value.decode()
+    return out
+
+
+def main():
+    args, steps = setup()
     client = Client(args.address, timeout=10.0)
     events, watch = queue.Queue(), None
 
@@ -63,12 +78,7 @@ def main():
                     ev = events.get(timeout=60)
                     if isinstance(ev, Exception):
                         raise ev
-                    item = {"type": ev.type}
-                    if ev.type != "RESET":
-                        item["key"] = ev.key.decode()
-                    if ev.type == "PUT":
-                        item["value"] = ev.value.decode()
-                    got.append(item)
+                    got.append(item(ev))
                 result = {"events": got}
             elif op == "watch_stop":
                 watch.close()
