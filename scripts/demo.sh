@@ -59,6 +59,9 @@ demo: starting cachecar (gRPC 127.0.0.1:50051, metrics http://127.0.0.1:9090/met
         build/cachecarctl list cacheInvalidation --prefix guest/ -o json
         build/cachecarctl watch feature-flags --prefix "" --snapshot     # then, elsewhere:
         kcat -P -b $bootstrap -t feature-flags -K: <<< 'checkout.v2:off'   # then get it again
+        .venv/bin/python examples/clients/app.py        # the clients: README "Use it from your app"
+        node client/typescript/dist/examples/app.js
+        build/example_app
       Ctrl-C (or scripts/demo.sh stop) stops cachecar and the broker.
 
 MSG

@@ -135,6 +135,21 @@ def test_token_is_required_on_every_call_but_not_for_health(admin, bootstrap, ca
     out = subprocess.run([CACHECARCTL_BIN, "-a", c.address, "get", t, "k"],
                          capture_output=True, timeout=30)
     assert out.returncode == 1 and b"token" in out.stderr
+    # The Python and TypeScript clients take the token from $CACHECAR_TOKEN_FILE.
+    env = dict(os.environ, CACHECAR_ADDRESS=c.address, CACHECAR_TOKEN_FILE=token_file)
+    py = ("import sys; from cachecar import Client, CachecarError\n"
+          "print(Client().get(sys.argv[1], 'k').entry.value.decode())\n"
+          "try:\n    Client(token='bad').get(sys.argv[1], 'k')\n"
+          "except CachecarError as e:\n    print(e.reason)\n")
+    ts = ("const { Client } = require(process.argv[1]);"
+          "(async () => { console.log((await new Client().get(process.argv[2], 'k')).entry.value.toString());"
+          " try { await new Client({ token: 'bad' }).get(process.argv[2], 'k'); }"
+          " catch (e) { console.log(e.reason); } process.exit(0); })();")
+    for cmd in ([os.path.join(SOURCE_DIR, ".venv/bin/python"), "-c", py, t],
+                ["node", "-e", ts, os.path.join(SOURCE_DIR, "client/typescript/dist/src/index.js"), t]):
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=60, env=env)
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.splitlines() == ['{"v":1}', "UNAUTHENTICATED"], out.stdout
     # The probe k8s/ runs needs no token: grpc.health.v1, for the sidecar and one topic.
     for service in ([], [f"topic/{t}"]):
         out = subprocess.run([CACHECARCTL_BIN, "-a", c.address, "health", *service],

@@ -6,8 +6,8 @@ from typing import AsyncIterator, List, Optional
 
 import grpc
 
-from cachecar.client import (_RETRYABLE_CODES, Bytes, CachecarError, WatchEvent, _b,
-                             _WatchState)
+from cachecar.client import (_RETRYABLE_CODES, Bytes, CachecarError, WatchEvent,
+                             _auth_metadata, _b, _WatchState)
 from cachecar.v1 import cache_pb2 as pb
 from cachecar.v1 import cache_pb2_grpc
 
@@ -18,11 +18,7 @@ class AsyncClient:
     def __init__(self, address: Optional[str] = None, *, token: Optional[str] = None,
                  token_file: Optional[str] = None, timeout: float = 5.0):
         self.address = address or os.environ.get("CACHECAR_ADDRESS", "127.0.0.1:50051")
-        token_file = token_file or os.environ.get("CACHECAR_TOKEN_FILE")
-        if token is None and token_file:
-            with open(token_file) as f:
-                token = f.read().rstrip("\r\n")
-        self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
+        self._metadata = _auth_metadata(token, token_file)
         self.timeout = timeout
         self._channel = grpc.aio.insecure_channel(self.address)
         self._stub = cache_pb2_grpc.CacheServiceStub(self._channel)

@@ -78,6 +78,16 @@ class WatchEvent:
     prev_value: Optional[bytes] = None
 
 
+def _auth_metadata(token: Optional[str], token_file: Optional[str]):
+    """The call metadata carrying the token: given, or read from token_file (default
+    $CACHECAR_TOKEN_FILE), less a trailing newline. Shared with the asyncio client."""
+    token_file = token_file or os.environ.get("CACHECAR_TOKEN_FILE")
+    if token is None and token_file:
+        with open(token_file) as f:
+            token = f.read().rstrip("\r\n")
+    return (("authorization", f"Bearer {token}"),) if token else ()
+
+
 _RETRYABLE_CODES = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED,
                     grpc.StatusCode.CANCELLED, grpc.StatusCode.INTERNAL,
                     grpc.StatusCode.RESOURCE_EXHAUSTED}
@@ -95,11 +105,7 @@ class Client:
     def __init__(self, address: Optional[str] = None, *, token: Optional[str] = None,
                  token_file: Optional[str] = None, timeout: float = 5.0):
         self.address = address or os.environ.get("CACHECAR_ADDRESS", "127.0.0.1:50051")
-        token_file = token_file or os.environ.get("CACHECAR_TOKEN_FILE")
-        if token is None and token_file:
-            with open(token_file) as f:
-                token = f.read().rstrip("\r\n")
-        self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
+        self._metadata = _auth_metadata(token, token_file)
         self.timeout = timeout
         self._channel = grpc.insecure_channel(self.address)
         self._stub = cache_pb2_grpc.CacheServiceStub(self._channel)
