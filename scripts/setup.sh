@@ -13,6 +13,7 @@ APT_PACKAGES=(
   librdkafka-dev liblmdb-dev lmdb-utils nlohmann-json3-dev prometheus-cpp-dev libcivetweb-dev
   libyaml-cpp-dev libspdlog-dev libcli11-dev libutfcpp-dev libssl-dev
   libgtest-dev libgmock-dev libbenchmark-dev json-schema-test-suite libvalijson-dev
+  clang-tidy
   kcat maven openjdk-17-jre-headless redis-server redis-tools
 )
 
@@ -28,7 +29,7 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 # Python: the integration tests' independent gRPC client and Kafka producer/consumer, and
-# the google/rpc protos the C++ build compiles.
+# the Python client's dependencies.
 if [ ! -x .venv/bin/python ]; then python3 -m venv .venv; fi
 if ! .venv/bin/python -c 'import grpc, grpc_tools, grpc_health, grpc_reflection, confluent_kafka, pytest, google.rpc, kubernetes_validate, yaml, wheel' 2>/dev/null; then
   echo "setup: installing Python packages into .venv" >&2

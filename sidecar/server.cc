@@ -7,42 +7,30 @@
 #include <prometheus/gauge.h>
 #include <prometheus/registry.h>
 
-#include <malloc.h>
-
 #include <filesystem>
 #include <future>
 #include <set>
 
 #include "common/log.h"
 #include "health/catch_up.h"
-#include "kafka/apply_notifier.h"
+#include "health/readiness_publisher.h"
 #include "kafka/materializer.h"
 #include "kafka/producer.h"
-#include "kafka/rejected_log.h"
-#include "schema/schema_set.h"
 #include "kafka/rdkafka_source.h"
+#include "kafka/rejected_log.h"
 #include "metrics/http_server.h"
 #include "rpc/cache_service.h"
-#include "rpc/write_handler.h"
 #include "rpc/read_handler.h"
+#include "rpc/write_handler.h"
+#include "schema/schema_set.h"
+#include "store/apply_notifier.h"
 #include "store/store.h"
-#include "watch/watch_hub.h"
+#include "store/store_monitor.h"
+#include "watch/hub.h"
 #include "watch/watch_reactor.h"
 
 namespace cachecar {
 
-namespace {
-
-// Catch-up leaves the consumer's prefetch buffers (queued.max.messages.kbytes) freed but
-// still held by glibc's arenas. Handing them back at ready keeps steady-state anonymous
-// memory independent of how large the topic was (bench/: RssAnon after catch-up).
-void ReleaseFreedMemory() {
-#if defined(__GLIBC__)
-  malloc_trim(0);
-#endif
-}
-std::string TopicHealthName(const std::string& topic) { return "topic/" + topic; }
-}  // namespace
 
 Server::Server(config::Config config) : config_(std::move(config)) {}
 
@@ -91,13 +79,8 @@ Status Server::Start() {
   Result<std::unique_ptr<store::Store>> store = store::Store::OpenOrRecreate(so, &recreated);
   if (!store.ok()) return store.status();
   store_ = std::move(store).value();
-  auto& recreated_family = prometheus::BuildCounter()
-                               .Name("cachecar_store_recreated_total")
-                               .Help("Stores found unusable at start and rebuilt, by reason "
-                                     "(STORE_CORRUPT, STORE_INCOMPATIBLE).")
-                               .Register(*registry_);
+  store_monitor_ = std::make_unique<store::StoreMonitor>(store_.get(), registry_.get(), recreated);
   if (!recreated.ok()) {
-    recreated_family.Add({{"reason", recreated.reason()}}).Increment();
     log::Error("store was unusable; deleted it and rebuilding from Kafka",
                {{"path", config_.store.path}, {"reason", recreated.reason()},
                 {"error", recreated.message()}});
@@ -110,7 +93,7 @@ Status Server::Start() {
   lag.max_records = static_cast<int64_t>(config_.readiness.max_lag_records);
   lag.max_for = std::chrono::milliseconds(config_.readiness.max_lag_duration_ms);
   tracker_ = std::make_unique<health::CatchUpTracker>(topic_names, lag);
-  notifier_ = std::make_unique<kafka::ApplyNotifier>(store_->revision());
+  notifier_ = std::make_unique<store::ApplyNotifier>(store_->revision());
   if (!produce_topics.empty()) {
     kafka::ProducerOptions po;
     po.bootstrap_servers = config_.kafka.bootstrap_servers;
@@ -118,17 +101,10 @@ Status Server::Start() {
     po.topics = produce_topics;
     po.linger_ms = config_.writes.linger_ms;
     po.delivery_timeout_ms = config_.writes.delivery_timeout_ms;
+    po.registry = registry_.get();
     Result<std::unique_ptr<kafka::RdKafkaProducer>> producer = kafka::RdKafkaProducer::Create(po);
     if (!producer.ok()) return producer.status();
     producer_ = std::move(producer).value();
-    auto* reachable = &prometheus::BuildGauge()
-                           .Name("cachecar_kafka_reachable")
-                           .Help("0 while no Kafka broker answers the producer (writes are "
-                                 "refused at once), else 1.")
-                           .Register(*registry_)
-                           .Add({});
-    reachable->Set(1);
-    producer_->set_reachability_listener([reachable](bool up) { reachable->Set(up ? 1 : 0); });
   }
 
   Result<std::unique_ptr<kafka::RdKafkaSource>> source =
@@ -136,21 +112,6 @@ Status Server::Start() {
                                    topic_names, config_.kafka.group_id);
   if (!source.ok()) return source.status();
   source_ = std::move(source).value();
-  auto& commits = prometheus::BuildCounter()
-                      .Name("cachecar_kafka_offset_commits_total")
-                      .Help("Commits of applied offsets to the Kafka consumer group, by "
-                            "result (ok, failed).")
-                      .Register(*registry_);
-  source_->set_commit_listener([ok = &commits.Add({{"result", "ok"}}),
-                                failed = &commits.Add({{"result", "failed"}}),
-                                group = config_.kafka.group_id](bool success,
-                                                                const std::string& error) {
-    (success ? ok : failed)->Increment();
-    if (!success) {
-      log::Warn("committing offsets to the consumer group failed",
-                {{"group_id", group}, {"error", error}});
-    }
-  });
 
   kafka::MaterializerOptions mo;
   mo.topics = config_.topics;
@@ -161,9 +122,8 @@ Status Server::Start() {
   mo.schemas = schemas_.get();
   mo.dead_letters = producer_.get();
   mo.rejected = rejected_log_.get();
-  mo.notifier = notifier_.get();
   mo.commit_interval = std::chrono::milliseconds(config_.kafka.commit_interval_ms);
-  mo.store_path = config_.store.path;
+  mo.group_id = config_.kafka.group_id;
   watch::Options wo;
   wo.buffer_events = config_.watch.buffer_events;
   wo.slow_consumer_timeout = std::chrono::milliseconds(config_.watch.slow_consumer_timeout_ms);
@@ -173,7 +133,8 @@ Status Server::Start() {
   watch_hub_ = std::make_unique<watch::Hub>(store_.get(), &config_, wo,
                                             [t = tracker_.get()] { return t->Servable(); },
                                             registry_.get());
-  mo.on_change = [h = watch_hub_.get()] { h->Notify(); };
+  // After the tracker (always first): Put and min_revision waiters, then Watch.
+  mo.observers = {notifier_.get(), watch_hub_.get()};
   materializer_ = std::make_unique<kafka::Materializer>(mo, store_.get(), source_.get(),
                                                         tracker_.get(), registry_.get());
   read_handler_ = std::make_unique<rpc::ReadHandler>(
@@ -214,48 +175,9 @@ Status Server::Start() {
                       " (address in use or not local?)",
                   "LISTEN_FAILED");
   }
-  grpc::HealthCheckServiceInterface* health = grpc_server_->GetHealthCheckService();
-  health->SetServingStatus("", false);
-  for (const auto& t : topic_names) health->SetServingStatus(TopicHealthName(t), false);
-
-  auto* ready_gauge = &prometheus::BuildGauge()
-                           .Name("cachecar_ready")
-                           .Help("1 once every topic has caught up, else 0.")
-                           .Register(*registry_)
-                           .Add({});
-  auto* catchup_gauge = &prometheus::BuildGauge()
-                             .Name("cachecar_catchup_duration_seconds")
-                             .Help("Time from start until every topic had caught up.")
-                             .Register(*registry_)
-                             .Add({});
-  auto started = std::chrono::steady_clock::now();
-  tracker_->AddListener([this, health, topic_names, ready_gauge, catchup_gauge, started,
-                         first = true](std::optional<size_t> topic, bool ready) mutable {
-    if (topic) {
-      health->SetServingStatus(TopicHealthName(topic_names[*topic]), ready);
-      log::Info(ready ? "topic caught up" : "topic not ready",
-                {{"topic", topic_names[*topic]}});
-      return;
-    }
-    health->SetServingStatus("", ready);
-    notifier_->SetReady(ready, ready ? "" : tracker_->NotReadyReason());
-    ready_gauge->Set(ready ? 1 : 0);
-    double secs =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-    if (ready && first) {
-      // Catch-up is start to the first ready; later transitions are lag or faults.
-      first = false;
-      catchup_gauge->Set(secs);
-      ReleaseFreedMemory();  // before the log line, which bench/run.sh waits on
-    }
-    if (ready) {
-      log::Info("ready: every topic caught up",
-                {{"catchup_seconds", secs}, {"revision", store_->revision()}});
-    } else {
-      log::Warn("not ready", {{"reason", tracker_->NotReadyReason()},
-                              {"revision", store_->revision()}});
-    }
-  });
+  readiness_ = std::make_unique<health::ReadinessPublisher>(
+      tracker_.get(), topic_names, grpc_server_->GetHealthCheckService(), notifier_.get(),
+      store_.get(), registry_.get(), std::chrono::steady_clock::now());
 
   if (!config_.http.address.empty()) {
     Result<std::unique_ptr<metrics::HttpServer>> http = metrics::HttpServer::Start(
@@ -264,6 +186,7 @@ Status Server::Start() {
     http_server_ = std::move(http).value();
   }
   watch_hub_->Start();
+  store_monitor_->Start();
   materializer_->Start();
   schemas_->StartWatching(std::chrono::milliseconds(config_.schemas.reload_interval_ms));
   log::Info("listening", {{"grpc_address", config_.grpc.address},
@@ -296,6 +219,7 @@ void Server::Shutdown(std::chrono::milliseconds grace) {
   if (schemas_) schemas_->Stop();
   http_server_.reset();
   if (materializer_) materializer_->Stop();
+  store_monitor_.reset();
   producer_.reset();  // after the materializer (dead letters), before the notifier
   notifier_.reset();
   source_.reset();

@@ -20,13 +20,19 @@ namespace prometheus { class Registry; }
 
 namespace cachecar {
 
-namespace store { class Store; }
-namespace health { class CatchUpTracker; }
+namespace store {
+class Store;
+class StoreMonitor;
+class ApplyNotifier;
+}  // namespace store
+namespace health {
+class CatchUpTracker;
+class ReadinessPublisher;
+}  // namespace health
 namespace kafka {
 class RdKafkaSource;
 class RdKafkaProducer;
 class Materializer;
-class ApplyNotifier;
 class RejectedLog;
 }  // namespace kafka
 namespace schema { class SchemaSet; }
@@ -53,11 +59,13 @@ class Server {
   const config::Config config_;
   std::shared_ptr<prometheus::Registry> registry_;
   std::unique_ptr<store::Store> store_;
+  std::unique_ptr<store::StoreMonitor> store_monitor_;
   std::unique_ptr<health::CatchUpTracker> tracker_;
+  std::unique_ptr<health::ReadinessPublisher> readiness_;
   std::unique_ptr<kafka::RdKafkaSource> source_;
   std::unique_ptr<schema::SchemaSet> schemas_;
   std::unique_ptr<kafka::RejectedLog> rejected_log_;
-  std::unique_ptr<kafka::ApplyNotifier> notifier_;
+  std::unique_ptr<store::ApplyNotifier> notifier_;
   std::unique_ptr<kafka::RdKafkaProducer> producer_;
   std::unique_ptr<kafka::Materializer> materializer_;
   std::unique_ptr<rpc::ReadHandler> read_handler_;

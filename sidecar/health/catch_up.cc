@@ -45,6 +45,15 @@ void CatchUpTracker::SetApplied(size_t topic, int32_t partition, int64_t applied
   Notify(changes);
 }
 
+void CatchUpTracker::OnCommit(const store::CommitInfo& commit) {
+  if (commit.positions == nullptr) return;
+  for (const auto& [tp, next] : *commit.positions) SetApplied(tp.first, tp.second, next);
+}
+
+void CatchUpTracker::OnStoreFailure(const Status& status) {
+  SetStoreFailure(status.ok() ? "" : "store commits fail: " + status.message());
+}
+
 void CatchUpTracker::SetEndOffset(size_t topic, int32_t partition, int64_t end_offset) {
   std::lock_guard<std::mutex> lock(mu_);
   for (auto& p : topics_.at(topic).partitions) {
@@ -203,7 +212,7 @@ bool CatchUpTracker::TopicReady(size_t topic) const {
   return topics_.at(topic).ready;
 }
 
-std::vector<TopicProgress> CatchUpTracker::Snapshot() const {
+std::vector<TopicProgress> CatchUpTracker::Progress() const {
   std::lock_guard<std::mutex> lock(mu_);
   return topics_;
 }

@@ -26,6 +26,8 @@
 #include <string>
 #include <vector>
 
+#include "store/commit_observer.h"
+
 namespace cachecar::health {
 
 struct PartitionProgress {
@@ -53,7 +55,7 @@ struct LagPolicy {
   std::chrono::milliseconds max_for{30000};
 };
 
-class CatchUpTracker {
+class CatchUpTracker final : public store::CommitObserver {
  public:
   // `topics` in configuration order; indices below refer to it.
   explicit CatchUpTracker(std::vector<std::string> topics, LagPolicy lag = {});
@@ -78,6 +80,16 @@ class CatchUpTracker {
   // Applies the lag policy at time `now` (the writer calls it periodically).
   void Tick(std::chrono::steady_clock::time_point now);
 
+  // CommitObserver: the writer's news, as the setters above.
+  void OnCommit(const store::CommitInfo& commit) override;
+  void OnStoreFailure(const Status& status) override;
+  void OnPartitionHalted(size_t topic, int32_t partition, const std::string& reason) override {
+    SetHalted(topic, partition, reason);
+  }
+  void OnTopicReset(size_t topic, const std::string& reason) override {
+    SetRebuilding(topic, reason);
+  }
+
   bool Ready() const;
   // Whether reads of the topic may be served: it has caught up and is not halted or being
   // rebuilt. Unlike TopicReady, lag and failing store commits do not count: the data is
@@ -87,7 +99,8 @@ class CatchUpTracker {
   // Empty when ready; otherwise why not, for people ("catching up", or the first halt).
   std::string NotReadyReason() const;
   bool TopicReady(size_t topic) const;
-  std::vector<TopicProgress> Snapshot() const;
+  // A copy of every topic's progress.
+  std::vector<TopicProgress> Progress() const;
 
   // Blocks until ready or the deadline; returns Ready().
   bool WaitReady(std::chrono::steady_clock::time_point deadline) const;

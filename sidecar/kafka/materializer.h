@@ -7,11 +7,14 @@
 // and deletes, and committed in batches: a batch commits when it holds batch_max_records
 // records or batch_max_bytes bytes, when its first record is batch_max_delay old, or at
 // once when the source has nothing more to give. Each commit writes the partitions' next
-// offsets with the data, then tells the CatchUpTracker.
+// offsets with the data, then tells its CommitObservers (store/commit_observer.h), in this
+// order: the CatchUpTracker (readiness), then MaterializerOptions::observers as given (the
+// server passes the ApplyNotifier, which answers waiting Puts and min_revision reads, then
+// Watch's hub). So by the time a Put is answered its record is readable and counted.
 //
 // A failed commit (disk full, or the map at its maximum) is retried with the same batch;
-// consumption waits, the CatchUpTracker and ApplyNotifier are told why (the sidecar is not
-// ready, Puts fail at once), and all is well again after the first commit that succeeds.
+// consumption waits, the observers are told why (the sidecar is not ready, Puts fail at
+// once), and all is well again after the first commit that succeeds.
 //
 // A partition whose stored position fell out of the log (retention deleted records not
 // yet applied, or the topic was recreated) and a topic deleted from Kafka make the topic
@@ -19,42 +22,48 @@
 // topic is not ready, and it is read again from the beginning (once it exists again).
 //
 // Applied positions are also committed to Kafka's group offsets every
-// commit_interval (for lag tooling; the store's positions are what a restart uses).
+// commit_interval (offset_reporter.h).
 //
 // A record that cannot be served (record_check.h: bad key, not JSON, or against the
 // topic's schema; the schema is read from the SchemaSet for every record, so a reloaded
 // schema applies from the next record on) is never applied, and the topic's on_invalid
-// policy decides the rest: skip moves past it; dead-letter first produces it, with error
-// headers, to the dead-letter topic and waits for the broker's acknowledgement, then moves
-// past it (a dead letter may be sent twice after a crash, never lost); fail halts the
-// partition at that offset: nothing more of it is applied, the CatchUpTracker and
-// ApplyNotifier are told, and the partition resumes from that very offset when the
+// policy decides the rest (invalid_records.h). A halted partition applies nothing more:
+// it is paused, the observers are told, and it resumes from that very offset when the
 // topic's schema is replaced (a reload) or the process restarts.
+//
+// Files: materializer.cc (the loop, batching, commits, rebuilds), partition_set.cc (what
+// is assigned and how far), invalid_records.cc (on_invalid and halts), offset_reporter.cc
+// (group offsets), materializer_stats.h (every metric).
+//
+// Threads: Start, Stop and Counters may be called from any thread; everything else runs
+// on the materializer's own thread.
 #pragma once
 
-#include <prometheus/counter.h>
-#include <prometheus/family.h>
-#include <prometheus/gauge.h>
 #include <prometheus/registry.h>
 
 #include <atomic>
 #include <chrono>
-#include <functional>
 #include <condition_variable>
 #include <map>
+#include <memory>
 #include <mutex>
-#include <set>
+#include <string>
 #include <thread>
 #include <vector>
 
 #include "config/config.h"
 #include "health/catch_up.h"
-#include "kafka/apply_notifier.h"
+#include "kafka/invalid_records.h"
+#include "kafka/materializer_stats.h"
+#include "kafka/offset_reporter.h"
+#include "kafka/partition_set.h"
 #include "kafka/producer.h"
 #include "kafka/record_check.h"
 #include "kafka/record_source.h"
 #include "kafka/rejected_log.h"
+#include "kafka/topic_counters.h"
 #include "schema/schema_set.h"
+#include "store/commit_observer.h"
 #include "store/store.h"
 
 namespace cachecar::kafka {
@@ -78,21 +87,12 @@ struct MaterializerOptions {
   const schema::SchemaSet* schemas = nullptr;  // null: no topic has a schema
   RecordSink* dead_letters = nullptr;          // required if a topic dead-letters
   RejectedLog* rejected = nullptr;
-  ApplyNotifier* notifier = nullptr;
-  // Called after every commit that changed something (Watch's hub). Must not block.
-  std::function<void()> on_change;
+  // Told of every commit after the tracker, in this order (see above).
+  std::vector<store::CommitObserver*> observers;
   // How often applied positions are committed to Kafka (RecordSource::CommitOffsets);
-  // zero never.
+  // zero never. `group_id` names the group in log lines.
   std::chrono::milliseconds commit_interval{5000};
-  // Store path for the free-space metric; empty: not reported.
-  std::string store_path;
-};
-
-// Per-topic totals since start, for status reporting.
-struct TopicCounters {
-  uint64_t consumed = 0;
-  uint64_t applied = 0;
-  uint64_t rejected = 0;
+  std::string group_id;
 };
 
 class Materializer {
@@ -104,9 +104,11 @@ class Materializer {
 
   // Starts the thread.
   void Start();
-  // Commits what has been consumed and stops the thread. Idempotent.
+  // Commits what has been consumed and stops the thread. Idempotent. Any thread but the
+  // materializer's own.
   void Stop();
 
+  // Per-topic totals since start. Any thread.
   std::vector<TopicCounters> Counters() const;
 
  private:
@@ -117,21 +119,12 @@ class Materializer {
     prometheus::Gauge* start_offset;
   };
 
-  struct Halt {
-    int64_t offset;
-    std::shared_ptr<const schema::JsonSchema> schema;  // in force when it halted
-  };
-
   void Run();
   // Assigns topics not yet assigned whose metadata can now be read. Commits first.
   void SetUpPendingTopics();
   // Commits, then hands the consumer every partition at its current position.
   void Reassign();
   void Handle(const SourceEvent& ev);
-  // Applies the topic's on_invalid policy to a refused record. Returns false if the
-  // partition halted (the record's offset is not consumed).
-  bool HandleInvalid(const SourceEvent& ev, RejectReason reason,
-                     const std::shared_ptr<const schema::JsonSchema>& schema);
   void HaltPartition(const SourceEvent& ev, const std::string& why,
                      std::shared_ptr<const schema::JsonSchema> schema);
   // Lifts halts whose topic has a new schema since.
@@ -144,9 +137,10 @@ class Materializer {
   void RebuildTopic(size_t topic, const std::string& reason, const std::string& why);
   // A consumer error that may mean the topic was deleted: asks the broker.
   void CheckTopicExists(size_t topic);
-  // Store size, free disk, and the commit of positions to Kafka.
-  void ReportStore();
   void SetStoreFailure(const Status& st);
+  // Tells every observer (the tracker first).
+  template <typename Fn>
+  void ForEachObserver(Fn fn);
   PartitionMetrics& MetricsFor(size_t topic, int32_t partition);
   // Waits up to `d` unless stopping. Returns false if stopping.
   bool WaitFor(std::chrono::milliseconds d);
@@ -155,45 +149,21 @@ class Materializer {
   store::Store* const store_;
   RecordSource* const source_;
   health::CatchUpTracker* const tracker_;
-
-  // Metrics (families owned by the registry).
-  prometheus::Family<prometheus::Counter>* consumed_family_;
-  prometheus::Family<prometheus::Counter>* applied_family_;
-  prometheus::Family<prometheus::Counter>* rejected_family_;
-  prometheus::Family<prometheus::Counter>* errors_family_;
-  prometheus::Family<prometheus::Gauge>* applied_offset_family_;
-  prometheus::Family<prometheus::Gauge>* end_offset_family_;
-  prometheus::Family<prometheus::Gauge>* lag_family_;
-  prometheus::Family<prometheus::Gauge>* start_offset_family_;
-  prometheus::Counter* commits_;
-  prometheus::Gauge* revision_;
-  std::vector<prometheus::Counter*> consumed_;
+  MaterializerStats stats_;
+  std::vector<prometheus::Counter*> consumed_;  // by topic
   std::vector<prometheus::Counter*> applied_;
 
   // Writer-thread state.
   std::thread thread_;
-  std::set<size_t> pending_topics_;
-  std::vector<Assignment> assignments_;
-  std::map<std::pair<size_t, int32_t>, int64_t> positions_;  // next offset, by partition
-  std::map<std::pair<size_t, int32_t>, PartitionMetrics> partition_metrics_;
+  PartitionSet partitions_;
+  InvalidRecords invalid_;
+  OffsetReporter offsets_;
+  std::map<store::PartitionKey, PartitionMetrics> partition_metrics_;
   store::WriteBatch batch_;
   std::chrono::steady_clock::time_point batch_started_;
   std::chrono::steady_clock::time_point last_refresh_;
-  std::vector<std::pair<std::chrono::steady_clock::time_point, int>> reject_log_budget_;
-  std::map<std::pair<size_t, int32_t>, Halt> halted_;
   std::chrono::steady_clock::time_point last_halt_check_;
-  prometheus::Family<prometheus::Gauge>* halted_family_;
-  prometheus::Family<prometheus::Counter>* dead_letters_family_;
-  prometheus::Family<prometheus::Counter>* rebuilds_family_;
-  prometheus::Family<prometheus::Gauge>* write_failing_family_;
-  prometheus::Gauge* map_size_;
-  prometheus::Gauge* used_bytes_;
-  prometheus::Gauge* disk_free_;
-  prometheus::Counter* map_resizes_;
-  uint64_t map_resizes_seen_ = 0;
   std::string store_failure_;  // reason of the failing commits, empty when none
-  std::chrono::steady_clock::time_point last_store_report_;
-  std::chrono::steady_clock::time_point last_offsets_commit_;
   std::map<size_t, std::chrono::steady_clock::time_point> last_topic_check_;
 
   std::atomic<bool> stopping_{false};

@@ -80,6 +80,15 @@ Result<std::unique_ptr<RdKafkaProducer>> RdKafkaProducer::Create(const ProducerO
   if (rk == nullptr) return fail(InvalidArgument(std::string("cannot create producer: ") + err));
   p->rk_ = rk;
   p->topics_ = options.topics;
+  if (options.registry != nullptr) {
+    p->reachable_gauge_ = &prometheus::BuildGauge()
+                               .Name("cachecar_kafka_reachable")
+                               .Help("0 while no Kafka broker answers the producer (writes are "
+                                     "refused at once), else 1.")
+                               .Register(*options.registry)
+                               .Add({});
+    p->reachable_gauge_->Set(1);
+  }
   p->poller_ = std::thread([raw = p.get()] { raw->Run(); });
   return p;
 }
@@ -99,7 +108,7 @@ void RdKafkaProducer::SetUnreachable(bool unreachable) {
   } else {
     log::Info("kafka reachable again: writes accepted");
   }
-  if (reachability_listener_) reachability_listener_(!unreachable);
+  if (reachable_gauge_ != nullptr) reachable_gauge_->Set(unreachable ? 0 : 1);
 }
 
 void RdKafkaProducer::Run() {

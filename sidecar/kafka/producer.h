@@ -12,6 +12,9 @@
 // callers' deadlines. The first answer (or acknowledged record) lifts it.
 #pragma once
 
+#include <prometheus/gauge.h>
+#include <prometheus/registry.h>
+
 #include <librdkafka/rdkafka.h>
 
 #include <atomic>
@@ -66,6 +69,8 @@ struct ProducerOptions {
   std::set<std::string> topics;                   // the only topics it may write
   uint32_t linger_ms = 0;
   uint32_t delivery_timeout_ms = 30000;
+  // Where cachecar_kafka_reachable is registered (null: nowhere).
+  prometheus::Registry* registry = nullptr;
 };
 
 class RdKafkaProducer : public RecordSink {
@@ -78,10 +83,6 @@ class RdKafkaProducer : public RecordSink {
 
   // False while no broker is reachable (see above).
   bool reachable() const { return !unreachable_.load(); }
-  // Called on the producer's thread when reachability changes.
-  void set_reachability_listener(std::function<void(bool reachable)> l) {
-    reachability_listener_ = std::move(l);
-  }
 
  private:
   RdKafkaProducer() = default;
@@ -96,7 +97,7 @@ class RdKafkaProducer : public RecordSink {
   // librdkafka said all brokers are down; the thread checks whether that is still so.
   std::atomic<bool> all_down_reported_{false};
   std::atomic<bool> unreachable_{false};  // a check failed: refuse produce
-  std::function<void(bool)> reachability_listener_;
+  prometheus::Gauge* reachable_gauge_ = nullptr;  // set before the thread starts
   std::thread poller_;  // serves delivery reports and the reachability checks
 };
 

@@ -38,9 +38,8 @@ class RdKafkaSource : public RecordSource {
   int64_t CachedEndOffset(size_t topic, int32_t partition) override;
   void CommitOffsets(const std::vector<Assignment>& positions) override;
 
-  // Called on the polling thread with the result of each CommitOffsets (true: ok).
-  void set_commit_listener(std::function<void(bool ok, const std::string& error)> l) {
-    commit_listener_ = std::move(l);
+  void SetCommitListener(CommitListener listener) override {
+    commit_listener_ = std::move(listener);
   }
 
  private:

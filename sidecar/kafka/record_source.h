@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -73,6 +74,11 @@ class RecordSource {
   // Reports applied positions (next offsets) to Kafka's consumer-group offsets, for lag
   // tooling only; never waits. The default does nothing.
   virtual void CommitOffsets(const std::vector<Assignment>& positions) {}
+
+  // Called with the broker's answer to each CommitOffsets (inside Poll, on the polling
+  // thread). Set before the first Poll. The default never calls it.
+  using CommitListener = std::function<void(bool ok, const std::string& error)>;
+  virtual void SetCommitListener(CommitListener listener) {}
 };
 
 }  // namespace cachecar::kafka

@@ -7,21 +7,14 @@
 namespace cachecar::rpc {
 
 CacheService::CacheService(const ReadHandler* handler, prometheus::Registry* registry,
-                           const WriteHandler* writes, kafka::ApplyNotifier* notifier,
+                           const WriteHandler* writes, store::ApplyNotifier* notifier,
                            std::chrono::milliseconds max_wait, std::string auth_token)
     : handler_(handler),
       writes_(writes),
       notifier_(notifier),
       max_wait_(max_wait),
       auth_token_(std::move(auth_token)),
-      latency_family_(&prometheus::BuildHistogram()
-                           .Name("cachecar_rpc_duration_seconds")
-                           .Help("Time to handle an RPC, by method and status code.")
-                           .Register(*registry)),
-      requests_family_(&prometheus::BuildCounter()
-                            .Name("cachecar_rpc_requests_total")
-                            .Help("RPCs handled, by method and status code.")
-                            .Register(*registry)) {
+      stats_(RpcStats::Register(*registry)) {
   SetMessageAllocatorFor_Get(&get_allocator_);
   SetMessageAllocatorFor_BatchGet(&batch_get_allocator_);
   SetMessageAllocatorFor_List(&list_allocator_);
@@ -87,8 +80,8 @@ void CacheService::Record(Method method, Clock::time_point start, const Status& 
     std::map<std::string, std::string> labels = {{"method", kMethods[method]},
                                                  {"code", CodeName(static_cast<Code>(code))}};
     // Family::Add returns the existing metric for known labels, so racing threads agree.
-    latency = &latency_family_->Add(labels, kBuckets);
-    requests = &requests_family_->Add(labels);
+    latency = &stats_.duration->Add(labels, kBuckets);
+    requests = &stats_.requests->Add(labels);
     latency_[method][code].store(latency, std::memory_order_release);
     requests_[method][code].store(requests, std::memory_order_release);
   }

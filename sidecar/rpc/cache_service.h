@@ -14,9 +14,10 @@
 #include <functional>
 
 #include "cachecar/v1/cache.grpc.pb.h"
-#include "kafka/apply_notifier.h"
+#include "store/apply_notifier.h"
 #include "rpc/arena_allocator.h"
 #include "rpc/read_handler.h"
+#include "rpc/rpc_stats.h"
 #include "rpc/write_handler.h"
 
 namespace cachecar::rpc {
@@ -29,7 +30,7 @@ class CacheService final : public v1::CacheService::CallbackService {
   // UNIMPLEMENTED and min_revision ahead of the store fails at once). `max_wait` bounds
   // waits of calls without a deadline.
   CacheService(const ReadHandler* handler, prometheus::Registry* registry,
-               const WriteHandler* writes = nullptr, kafka::ApplyNotifier* notifier = nullptr,
+               const WriteHandler* writes = nullptr, store::ApplyNotifier* notifier = nullptr,
                std::chrono::milliseconds max_wait = std::chrono::seconds(30),
                std::string auth_token = {});
 
@@ -95,7 +96,7 @@ class CacheService final : public v1::CacheService::CallbackService {
 
   const ReadHandler* handler_;
   const WriteHandler* writes_;
-  kafka::ApplyNotifier* notifier_;
+  store::ApplyNotifier* notifier_;
   std::chrono::milliseconds max_wait_;
   const std::string auth_token_;  // empty: no authentication
   WatchFactory watch_factory_;
@@ -104,8 +105,7 @@ class CacheService final : public v1::CacheService::CallbackService {
   ArenaMessageAllocator<v1::ListRequest, v1::ListResponse> list_allocator_;
   // Resolved once per (method, code) on first use: a family lookup takes a lock and hashes
   // labels, too much for every call; creating all up front would flood /metrics.
-  prometheus::Family<prometheus::Histogram>* latency_family_;
-  prometheus::Family<prometheus::Counter>* requests_family_;
+  RpcStats stats_;
   std::atomic<prometheus::Histogram*> latency_[kMethodCount][kCodeCount] = {};
   std::atomic<prometheus::Counter*> requests_[kMethodCount][kCodeCount] = {};
 };

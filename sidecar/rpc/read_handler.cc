@@ -2,75 +2,22 @@
 
 #include <google/protobuf/util/time_util.h>
 
-#include <absl/strings/escaping.h>
-#include <openssl/sha.h>
-
-#include "common/utf8.h"
+#include "api/entry_proto.h"
+#include "api/key_rules.h"
+#include "api/page_token.h"
 
 namespace cachecar::rpc {
 namespace {
 
-constexpr char kTokenVersion = 1;
-constexpr size_t kBindingBytes = 8;
-
-std::string Binding(const std::string& topic, const std::string& prefix) {
-  std::string material = topic;
-  material.push_back('\0');
-  material += prefix;
-  unsigned char digest[SHA256_DIGEST_LENGTH];
-  SHA256(reinterpret_cast<const unsigned char*>(material.data()), material.size(), digest);
-  return std::string(reinterpret_cast<const char*>(digest), kBindingBytes);
+void ToProto(const store::Entry& e, v1::Entry* out) {
+  api::EntryToProto(e.key, e.value, e.meta, out);
 }
-
-// Sets `field` from a Kafka timestamp. Kafka says -1 for a record without one (and
-// producers refuse negative ones): leave the field unset rather than claim
-// 1969-12-31T23:59:59.999Z.
-template <typename Message, typename Mutable>
-void SetKafkaTimestamp(int64_t ms, Message* msg, Mutable mutable_field) {
-  if (ms < 0) return;
-  google::protobuf::Timestamp* t = (msg->*mutable_field)();
-  t->set_seconds(ms / 1000);
-  t->set_nanos(static_cast<int32_t>(ms % 1000) * 1000000);
-}
-
-void ToProto(std::string_view key, std::string_view value, const store::EntryMeta& meta,
-             v1::Entry* out) {
-  out->set_key(key.data(), key.size());
-  out->set_value(value.data(), value.size());
-  out->set_partition(meta.partition);
-  out->set_offset(meta.offset);
-  SetKafkaTimestamp(meta.timestamp_ms, out, &v1::Entry::mutable_kafka_timestamp);
-  out->set_revision(meta.revision);
-}
-
-void ToProto(const store::Entry& e, v1::Entry* out) { ToProto(e.key, e.value, e.meta, out); }
 
 Status BadRequest(std::vector<FieldViolation> violations) {
   return InvalidArgument("the request is invalid", std::move(violations));
 }
 
 }  // namespace
-
-std::string EncodePageToken(const std::string& topic, const std::string& prefix,
-                            const std::string& cursor) {
-  std::string raw(1, kTokenVersion);
-  raw += Binding(topic, prefix);
-  raw += cursor;
-  return absl::WebSafeBase64Escape(raw);
-}
-
-Result<std::string> DecodePageToken(const std::string& token, const std::string& topic,
-                                    const std::string& prefix) {
-  std::string raw;
-  if (!absl::WebSafeBase64Unescape(token, &raw) || raw.size() <= 1 + kBindingBytes ||
-      raw[0] != kTokenVersion) {
-    return BadRequest({{"page_token", "is not a page token issued by this sidecar"}});
-  }
-  if (raw.substr(1, kBindingBytes) != Binding(topic, prefix)) {
-    return BadRequest({{"page_token", "was issued for another topic or prefix"}});
-  }
-  return raw.substr(1 + kBindingBytes);
-}
 
 ReadHandler::ReadHandler(const config::Config* config, const store::Store* store,
                          const health::CatchUpTracker* tracker, CountersFn counters,
@@ -104,26 +51,8 @@ Result<size_t> ReadHandler::ResolveTopic(const std::string& topic, bool allow_co
       .With("topic", shown);
 }
 
-void EntryToProto(std::string_view key, std::string_view value, const store::EntryMeta& meta,
-                  v1::Entry* out) {
-  ToProto(key, value, meta, out);
-}
-
-std::string KeyProblem(const config::TopicConfig& topic, const std::string& key,
-                       size_t max_key_bytes) {
-  if (key.empty()) return "required";
-  if (key.size() > max_key_bytes) {
-    return "is " + std::to_string(key.size()) + " bytes; at most " +
-           std::to_string(max_key_bytes) + " allowed";
-  }
-  if (topic.key_encoding == config::KeyEncoding::kUtf8 && !IsValidUtf8(key)) {
-    return "must be valid UTF-8 (topic " + topic.name + " has key_encoding utf-8)";
-  }
-  return {};
-}
-
-std::string ReadHandler::KeyProblem(size_t topic, const std::string& key) const {
-  return rpc::KeyProblem(config_->topics[topic], key, limits_.max_key_bytes);
+std::string ReadHandler::ValidateKey(size_t topic, const std::string& key) const {
+  return api::ValidateKey(config_->topics[topic], key, limits_.max_key_bytes);
 }
 
 Status ReadHandler::ListRejectedRecords(const v1::ListRejectedRecordsRequest& req,
@@ -141,7 +70,7 @@ Status ReadHandler::ListRejectedRecords(const v1::ListRejectedRecordsRequest& re
     out->set_reason(r.reason);
     out->set_detail(r.detail);
     out->set_action(r.action);
-    SetKafkaTimestamp(r.timestamp_ms, out, &v1::RejectedRecord::mutable_kafka_timestamp);
+    api::SetKafkaTimestamp(r.timestamp_ms, out, &v1::RejectedRecord::mutable_kafka_timestamp);
     *out->mutable_reject_time() = google::protobuf::util::TimeUtil::NanosecondsToTimestamp(
         std::chrono::duration_cast<std::chrono::nanoseconds>(r.rejected_at.time_since_epoch())
             .count());
@@ -154,7 +83,7 @@ Status ReadHandler::Get(const v1::GetRequest& req, v1::GetResponse* resp) const 
   Result<size_t> topic = ResolveTopic(req.topic(), req.allow_cold_cache(), &violations);
   if (!topic.ok() && violations.empty()) return topic.status();
   if (topic.ok()) {
-    std::string problem = KeyProblem(*topic, req.key());
+    std::string problem = ValidateKey(*topic, req.key());
     if (!problem.empty()) violations.push_back({"key", std::move(problem)});
   }
   if (!topic.ok() && req.key().empty()) violations.push_back({"key", "required"});
@@ -166,7 +95,7 @@ Status ReadHandler::Get(const v1::GetRequest& req, v1::GetResponse* resp) const 
   if (!e.ok()) return e.status();
   resp->set_store_revision(snap->revision());
   resp->set_found(e->has_value());
-  if (e->has_value()) ToProto(req.key(), (*e)->value, (*e)->meta, resp->mutable_entry());
+  if (e->has_value()) api::EntryToProto(req.key(), (*e)->value, (*e)->meta, resp->mutable_entry());
   return Status::Ok();
 }
 
@@ -181,7 +110,7 @@ Status ReadHandler::BatchGet(const v1::BatchGetRequest& req, v1::BatchGetRespons
                                       std::to_string(limits_.max_batch_keys) + " allowed"});
   } else if (topic.ok()) {
     for (int i = 0; i < req.keys_size() && violations.size() < 100; ++i) {
-      std::string problem = KeyProblem(*topic, req.keys(i));
+      std::string problem = ValidateKey(*topic, req.keys(i));
       if (!problem.empty()) {
         violations.push_back({"keys[" + std::to_string(i) + "]", std::move(problem)});
       }
@@ -198,7 +127,7 @@ Status ReadHandler::BatchGet(const v1::BatchGetRequest& req, v1::BatchGetRespons
     v1::BatchGetResult* r = resp->add_results();
     r->set_key(key);
     r->set_found(e->has_value());
-    if (e->has_value()) ToProto(key, (*e)->value, (*e)->meta, r->mutable_entry());
+    if (e->has_value()) api::EntryToProto(key, (*e)->value, (*e)->meta, r->mutable_entry());
   }
   resp->set_store_revision(snap->revision());
   return Status::Ok();
@@ -214,7 +143,7 @@ Status ReadHandler::List(const v1::ListRequest& req, v1::ListResponse* resp) con
   }
   std::string cursor;
   if (!req.page_token().empty()) {
-    Result<std::string> c = DecodePageToken(req.page_token(), req.topic(), req.prefix());
+    Result<std::string> c = api::DecodePageToken(req.page_token(), req.topic(), req.prefix());
     if (!c.ok()) {
       for (const auto& v : c.status().violations()) violations.push_back(v);
     } else {
@@ -233,14 +162,14 @@ Status ReadHandler::List(const v1::ListRequest& req, v1::ListResponse* resp) con
   resp->mutable_entries()->Reserve(static_cast<int>(page->entries.size()));
   for (const auto& e : page->entries) ToProto(e, resp->add_entries());
   if (!page->next_cursor.empty()) {
-    resp->set_next_page_token(EncodePageToken(req.topic(), req.prefix(), page->next_cursor));
+    resp->set_next_page_token(api::EncodePageToken(req.topic(), req.prefix(), page->next_cursor));
   }
   resp->set_store_revision(snap->revision());
   return Status::Ok();
 }
 
 Status ReadHandler::GetStatus(const v1::GetStatusRequest&, v1::GetStatusResponse* resp) const {
-  std::vector<health::TopicProgress> progress = tracker_->Snapshot();
+  std::vector<health::TopicProgress> progress = tracker_->Progress();
   std::vector<kafka::TopicCounters> counters = counters_ ? counters_() : std::vector<kafka::TopicCounters>();
   resp->set_ready(tracker_->Ready());
   resp->set_not_ready_reason(tracker_->NotReadyReason());

@@ -12,7 +12,8 @@
 #include "common/status.h"
 #include "config/config.h"
 #include "health/catch_up.h"
-#include "kafka/materializer.h"
+#include "kafka/rejected_log.h"
+#include "kafka/topic_counters.h"
 #include "store/store.h"
 
 namespace cachecar::rpc {
@@ -53,7 +54,7 @@ class ReadHandler {
                               std::vector<FieldViolation>* violations) const;
   // Why `key` is not acceptable for `topic`, or empty when it is. Builds no string for a
   // good key: BatchGet checks up to max_batch_keys of them per call.
-  std::string KeyProblem(size_t topic, const std::string& key) const;
+  std::string ValidateKey(size_t topic, const std::string& key) const;
 
   const config::Config* config_;
   const store::Store* store_;
@@ -62,22 +63,5 @@ class ReadHandler {
   ReadLimits limits_;
   const kafka::RejectedLog* rejected_ = nullptr;
 };
-
-// Why `key` is not acceptable for `topic`, or empty when it is. Builds no string for a good
-// key (BatchGet checks up to max_batch_keys of them per call).
-std::string KeyProblem(const config::TopicConfig& topic, const std::string& key,
-                       size_t max_key_bytes);
-
-// A stored entry as the API's Entry (the Kafka timestamp unset when the record has none).
-void EntryToProto(std::string_view key, std::string_view value, const store::EntryMeta& meta,
-                  v1::Entry* out);
-
-// Page tokens: opaque to clients, bound to the topic and prefix they were issued for.
-std::string EncodePageToken(const std::string& topic, const std::string& prefix,
-                            const std::string& cursor);
-// The cursor, or INVALID_ARGUMENT if the token is malformed or was issued for another
-// topic or prefix.
-Result<std::string> DecodePageToken(const std::string& token, const std::string& topic,
-                                    const std::string& prefix);
 
 }  // namespace cachecar::rpc

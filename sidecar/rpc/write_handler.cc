@@ -4,7 +4,7 @@
 #include <limits>
 #include <nlohmann/json.hpp>
 
-#include "rpc/read_handler.h"
+#include "api/key_rules.h"
 
 namespace cachecar::rpc {
 
@@ -24,7 +24,7 @@ struct OnceDone {
 }  // namespace
 
 WriteHandler::WriteHandler(const config::Config* config, const schema::SchemaSet* schemas,
-                           kafka::RecordSink* sink, kafka::ApplyNotifier* notifier,
+                           kafka::RecordSink* sink, store::ApplyNotifier* notifier,
                            size_t max_key_bytes, prometheus::Registry* registry)
     : config_(config),
       schemas_(schemas),
@@ -33,11 +33,7 @@ WriteHandler::WriteHandler(const config::Config* config, const schema::SchemaSet
       max_key_bytes_(max_key_bytes) {
   apply_latency_.resize(config_->topics.size(), nullptr);
   if (registry == nullptr) return;
-  auto& family = prometheus::BuildHistogram()
-                     .Name("cachecar_write_apply_duration_seconds")
-                     .Help("Put/Delete from arrival until its record was applied locally "
-                           "(writes that wait for it), by topic.")
-                     .Register(*registry);
+  auto& family = *WriteStats::Register(*registry).apply_duration;
   static const prometheus::Histogram::BucketBoundaries kBuckets = {
       0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5, 30};
   for (size_t i = 0; i < config_->topics.size(); ++i) {
@@ -64,7 +60,7 @@ Result<size_t> WriteHandler::ResolveWritable(const std::string& topic, const std
                     "TOPIC_READ_ONLY")
           .With("topic", topic);
     }
-    std::string problem = KeyProblem(t, key, max_key_bytes_);
+    std::string problem = api::ValidateKey(t, key, max_key_bytes_);
     if (!problem.empty()) violations->push_back({"key", std::move(problem)});
     return i;
   }
@@ -171,7 +167,7 @@ void WriteHandler::Produce(size_t topic, const std::string& key, const std::stri
   pr.topic = name;
   pr.key = key;
   if (value != nullptr) pr.value = *value;
-  kafka::ApplyNotifier* notifier = notifier_;
+  store::ApplyNotifier* notifier = notifier_;
   sink_->Produce(std::move(pr), [once, notifier, topic, ack_only, deadline, name, arrived,
                                  latency](const kafka::Delivery& d) {
     if (!d.status.ok() || ack_only) {

@@ -27,8 +27,9 @@
 #include "cachecar/v1/cache.pb.h"
 #include "common/status.h"
 #include "config/config.h"
-#include "kafka/apply_notifier.h"
+#include "store/apply_notifier.h"
 #include "kafka/producer.h"
+#include "rpc/rpc_stats.h"
 #include "schema/schema_set.h"
 
 namespace cachecar::rpc {
@@ -48,7 +49,7 @@ class WriteHandler {
   // Not owned; all must outlive the handler. `sink` may be null when no topic is
   // writable; `schemas` may be null when no topic has a schema.
   WriteHandler(const config::Config* config, const schema::SchemaSet* schemas,
-               kafka::RecordSink* sink, kafka::ApplyNotifier* notifier,
+               kafka::RecordSink* sink, store::ApplyNotifier* notifier,
                size_t max_key_bytes = 1 << 20, prometheus::Registry* registry = nullptr);
 
   void Put(const v1::PutRequest& req, Clock::time_point deadline, Done done) const;
@@ -72,7 +73,7 @@ class WriteHandler {
   const config::Config* config_;
   const schema::SchemaSet* schemas_;
   kafka::RecordSink* sink_;
-  kafka::ApplyNotifier* notifier_;
+  store::ApplyNotifier* notifier_;
   size_t max_key_bytes_;
   // Per topic (null without a registry): arrival to applied, for writes that wait.
   std::vector<prometheus::Histogram*> apply_latency_;

@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "common/log.h"
+#include "schema/schema_stats.h"
 
 namespace cachecar::schema {
 
@@ -48,16 +49,9 @@ std::string FingerprintSchemaFolder(const std::string& schema_path) {
 Result<std::unique_ptr<SchemaSet>> SchemaSet::Load(std::vector<TopicSchema> topics,
                                                    prometheus::Registry* registry) {
   std::unique_ptr<SchemaSet> set(new SchemaSet());
-  auto& reloads = prometheus::BuildCounter()
-                      .Name("cachecar_schema_reloads_total")
-                      .Help("Schema files recompiled after a change, by result (ok: swapped "
-                            "in; refused: did not compile, the previous schema stays).")
-                      .Register(*registry);
-  auto& failing = prometheus::BuildGauge()
-                      .Name("cachecar_schema_reload_failing")
-                      .Help("1 while a topic's schema file on disk does not compile and the "
-                            "previous version is still enforced.")
-                      .Register(*registry);
+  const SchemaStats stats = SchemaStats::Register(*registry);
+  auto& reloads = *stats.reloads;
+  auto& failing = *stats.reload_failing;
   for (auto& t : topics) {
     Slot slot;
     slot.source = std::move(t);

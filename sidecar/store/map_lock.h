@@ -49,6 +49,9 @@ class MapLock {
     return false;
   }
 
+  // Whether a resize is waiting for readers to leave (new readers wait behind it).
+  bool resize_pending() const { return resize_pending_.load(); }
+
   void Unlock() {
     std::lock_guard<std::mutex> lock(mu_);
     resize_pending_.store(false);

@@ -16,27 +16,30 @@
 // Options::history_events changes; older ones are trimmed as new ones are applied.
 //
 // Threads: exactly one thread may call Apply() (the materializer). Any number of threads
-// may take Snapshots concurrently; a Snapshot is a short LMDB read transaction and must
-// be released promptly (it pins the pages it can see).
+// may take Snapshots concurrently (snapshot.h: they must be short). Everything else is
+// safe from any thread.
+//
+// Files: store.cc (open, apply, grow), snapshot.cc (reads), read_txn_pool.cc (reader
+// slots and the map lock), history_codec.cc and record_codec.cc (on-disk layouts),
+// lmdb_util.cc (LMDB errors).
 #pragma once
 
 #include <lmdb.h>
 
 #include <atomic>
 #include <cstdint>
-#include <functional>
 #include <map>
 #include <memory>
-#include <mutex>
-#include <optional>
-#include <set>
 #include <string>
-#include <string_view>
 #include <vector>
 
 #include "common/status.h"
-#include "store/map_lock.h"
+#include "store/entry.h"
+#include "store/lmdb_util.h"
+#include "store/read_txn_pool.h"
 #include "store/record_codec.h"
+#include "store/snapshot.h"
+#include "store/write_batch.h"
 
 namespace cachecar::store {
 
@@ -55,83 +58,6 @@ struct Options {
   // Changes kept in the history log (see above). At least 1.
   uint64_t history_events = 100000;
 };
-
-// One entry as returned to readers (owned copies).
-struct Entry {
-  std::string key;
-  std::string value;
-  EntryMeta meta;
-};
-
-// A change for Apply(). `value` nullopt means delete (a tombstone).
-struct Mutation {
-  size_t topic = 0;  // index into Options::topics
-  std::string key;
-  std::optional<std::string> value;
-  int32_t partition = 0;
-  int64_t offset = 0;
-  int64_t timestamp_ms = 0;
-};
-
-// Everything one write transaction applies.
-struct WriteBatch {
-  std::vector<Mutation> mutations;
-  // (topic index, partition) -> next offset to consume.
-  std::map<std::pair<size_t, int32_t>, int64_t> positions;
-  // Topics to empty before the mutations: every key is deleted (each a change in the
-  // history log, so watchers see the deletes) and the topic's positions are forgotten.
-  std::set<size_t> reset_topics;
-  size_t bytes = 0;  // payload bytes, for the caller's batching decisions
-
-  void Clear() {
-    mutations.clear();
-    positions.clear();
-    reset_topics.clear();
-    bytes = 0;
-  }
-  bool empty() const { return mutations.empty() && positions.empty() && reset_topics.empty(); }
-};
-
-struct ApplyResult {
-  uint64_t revision = 0;      // the store revision after the batch
-  size_t changes = 0;         // puts, and deletes that removed a key
-};
-
-// One change from the history log (owned copies).
-struct HistoryEvent {
-  uint64_t revision = 0;
-  std::string topic;                  // topic name (stable across config changes)
-  std::string key;
-  std::optional<std::string> value;   // nullopt: the key was deleted
-  EntryMeta meta;                     // of the record that made the change
-  std::optional<Entry> prev;          // the entry this change replaced or deleted, if any
-};
-
-// One page of the history log.
-struct HistoryPage {
-  std::vector<HistoryEvent> events;
-  // The snapshot's revision: when `events` ends below it, call again after the last one.
-  uint64_t revision = 0;
-  // The revisions asked for are no longer held (trimmed): `events` is empty and
-  // `oldest` is the oldest revision still held.
-  bool compacted = false;
-  uint64_t oldest = 0;
-  // The last revision looked at (with a filter, events may end earlier); continue after it.
-  uint64_t last = 0;
-};
-
-// Which history entries to decode: (topic name, key) -> wanted. Others are skipped without
-// copying their values.
-using HistoryFilter = std::function<bool(std::string_view topic, std::string_view key)>;
-
-// One page of a prefix scan.
-struct ScanPage {
-  std::vector<Entry> entries;
-  // Opaque cursor to continue after the last entry; empty if the scan is complete.
-  std::string next_cursor;
-};
-
-class Snapshot;
 
 class Store {
  public:
@@ -157,7 +83,9 @@ class Store {
   // Next offsets stored for a topic, by partition (absent: never consumed).
   Result<std::map<int32_t, int64_t>> LoadPositions(size_t topic) const;
 
-  // A consistent read-only view. Any thread.
+  // A consistent read-only view (see snapshot.h for how long it may be held). Any thread.
+  // RESOURCE_EXHAUSTED (STORE_BUSY) when LMDB has no reader slot left. Blocks while the
+  // map is being grown (at most about a second).
   Result<Snapshot> NewSnapshot() const;
 
   // Last committed revision. Any thread.
@@ -181,7 +109,6 @@ class Store {
   Usage GetUsage() const;
 
  private:
-  friend class Snapshot;
   explicit Store(Options options) : options_(std::move(options)) {}
   Status Init();
   Result<ApplyResult> ApplyOnce(const WriteBatch& batch);
@@ -190,10 +117,7 @@ class Store {
 
   Options options_;
   MDB_env* env_ = nullptr;
-  MDB_dbi meta_dbi_ = 0;
-  MDB_dbi positions_dbi_ = 0;
-  MDB_dbi history_dbi_ = 0;
-  std::vector<MDB_dbi> topic_dbis_;
+  StoreTables tables_;
   std::string store_id_;
   std::atomic<uint64_t> revision_{0};
   std::atomic<uint64_t> oldest_history_{1};
@@ -202,57 +126,10 @@ class Store {
   // Oldest revision held, read from the log (writer thread or Init).
   Status LoadOldestHistory(MDB_txn* txn, uint64_t revision);
 
-  // Read transactions that were reset rather than aborted: renewing one keeps its reader
-  // slot, so a read takes no lock in LMDB's reader table. Bounded by max_readers.
-  MDB_txn* AcquireReadTxn() const;
-  void ReleaseReadTxn(MDB_txn* txn) const;
-  mutable std::mutex pool_mu_;  // guards read_pool_
-  mutable std::vector<MDB_txn*> read_pool_;
-
-  // Every read transaction holds this shared; Grow() takes it exclusively (map_lock.h).
-  mutable MapLock map_lock_;
+  // Created once the environment is; every read transaction comes from it.
+  mutable std::unique_ptr<ReadTxnPool> read_pool_;
   std::atomic<uint64_t> map_resizes_{0};
   uint64_t map_size_ = 0;  // writer thread
-};
-
-// A read-only view of the store at one revision. Movable, not copyable; releases its
-// LMDB read transaction when destroyed.
-class Snapshot {
- public:
-  Snapshot(Snapshot&& other) noexcept;
-  Snapshot& operator=(Snapshot&&) = delete;
-  ~Snapshot();
-
-  uint64_t revision() const { return revision_; }
-
-  // The entry for a key, or nullopt on a miss.
-  Result<std::optional<Entry>> Get(size_t topic, std::string_view key) const;
-
-  // As Get, without copying: the views point into the store's memory map and stay valid
-  // only while this Snapshot lives.
-  Result<std::optional<DecodedRecord>> GetView(size_t topic, std::string_view key) const;
-
-  // Entries whose keys start with `prefix`, after `cursor` (a ScanPage::next_cursor from a
-  // scan with the same prefix, or empty), at most `limit` entries and about `max_bytes`
-  // of keys and values (always at least one entry if any remain).
-  Result<ScanPage> Scan(size_t topic, std::string_view prefix, std::string_view cursor,
-                        size_t limit, size_t max_bytes) const;
-
-  // Changes with revisions above `after`, oldest first, up to this snapshot's revision: at
-  // most `limit` events and about `max_bytes` of keys and values (at least one event if
-  // any remain). compacted if revision after + 1 is no longer held.
-  // With a filter, only wanted entries are decoded and returned; `limit` still bounds the
-  // entries looked at.
-  Result<HistoryPage> ReadHistory(uint64_t after, size_t limit, size_t max_bytes,
-                                  const HistoryFilter& filter = nullptr) const;
-
- private:
-  friend class Store;
-  Snapshot(const Store* store, MDB_txn* txn, uint64_t revision)
-      : store_(store), txn_(txn), revision_(revision) {}
-  const Store* store_;
-  MDB_txn* txn_;
-  uint64_t revision_;
 };
 
 }  // namespace cachecar::store

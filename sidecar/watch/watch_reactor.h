@@ -19,7 +19,7 @@
 #include <mutex>
 
 #include "cachecar/v1/cache.grpc.pb.h"
-#include "watch/watch_hub.h"
+#include "watch/hub.h"
 
 namespace cachecar::watch {
 

@@ -47,7 +47,7 @@ TEST(CatchUpTrackerTest, StaysReadyOnceReady) {
   ASSERT_TRUE(t.Ready());
   t.SetEndOffset(0, 0, 1000);
   EXPECT_TRUE(t.Ready());
-  auto snap = t.Snapshot();
+  auto snap = t.Progress();
   EXPECT_EQ(snap[0].partitions[0].end_offset, 1000);
 }
 

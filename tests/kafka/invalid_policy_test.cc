@@ -7,6 +7,7 @@
 #include <fstream>
 
 #include "kafka/fake_source.h"
+#include "store/apply_notifier.h"
 #include "kafka/materializer.h"
 #include "test_util.h"
 
@@ -54,7 +55,7 @@ class InvalidPolicyTest : public ::testing::Test {
     so.map_size_bytes = 64 << 20;
     store_ = std::move(store::Store::Open(so)).value();
     tracker_ = std::make_unique<health::CatchUpTracker>(so.topics);
-    notifier_ = std::make_unique<ApplyNotifier>(store_->revision());
+    notifier_ = std::make_unique<store::ApplyNotifier>(store_->revision());
     schemas_ = std::move(schema::SchemaSet::Load({{"users", schema_path_}}, &registry_)).value();
     source_.SetPartitions(0, 1, {3});
   }
@@ -78,7 +79,7 @@ class InvalidPolicyTest : public ::testing::Test {
     o.schemas = schemas_.get();
     o.dead_letters = &sink_;
     o.rejected = &rejected_;
-    o.notifier = notifier_.get();
+    o.observers = {notifier_.get()};
     return std::make_unique<Materializer>(o, store_.get(), &source_, tracker_.get(), &registry_);
   }
 
@@ -104,7 +105,7 @@ class InvalidPolicyTest : public ::testing::Test {
   prometheus::Registry registry_;
   std::unique_ptr<store::Store> store_;
   std::unique_ptr<health::CatchUpTracker> tracker_;
-  std::unique_ptr<ApplyNotifier> notifier_;
+  std::unique_ptr<store::ApplyNotifier> notifier_;
   std::unique_ptr<schema::SchemaSet> schemas_;
   FakeSource source_;
   FakeSink sink_;

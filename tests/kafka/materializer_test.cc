@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "kafka/fake_source.h"
+#include "store/apply_notifier.h"
 #include "test_util.h"
 
 namespace cachecar::kafka {
@@ -22,11 +23,11 @@ class MaterializerTest : public ::testing::Test {
   }
 
   std::unique_ptr<Materializer> Make(uint32_t batch_records = 1000,
-                                     ApplyNotifier* notifier = nullptr,
+                                     store::ApplyNotifier* notifier = nullptr,
                                      std::chrono::milliseconds commit_interval =
                                          std::chrono::milliseconds(0)) {
     MaterializerOptions o;
-    o.notifier = notifier;
+    if (notifier != nullptr) o.observers = {notifier};
     o.commit_interval = commit_interval;
     config::TopicConfig users;
     users.name = "users";
@@ -202,7 +203,7 @@ TEST_F(MaterializerTest, PositionOutOfTheLogRebuildsTheTopicFromTheBeginning) {
   source_.PushRecord(0, 0, 0, "stale", "{\"v\":1}");
   source_.PushRecord(0, 0, 1, "kept", "{\"v\":1}");
   source_.PushEnd(1, 0, 0);
-  ApplyNotifier notifier(0);
+  store::ApplyNotifier notifier(0);
   auto m = Make(1000, &notifier);
   m->Start();
   ASSERT_TRUE(tracker_->WaitReady(std::chrono::steady_clock::now() + std::chrono::seconds(10)));
@@ -304,6 +305,74 @@ TEST_F(MaterializerTest, AppliedPositionsAreCommittedToKafkaOnlyOnceDurable) {
       EXPECT_LE(a.offset, stored->at(a.partition));  // never ahead of the store
     }
   }
+}
+
+}  // namespace
+}  // namespace cachecar::kafka
+
+namespace cachecar::kafka {
+namespace {
+
+// Records what it is told, and what the tracker already knew at that moment.
+class RecordingObserver : public store::CommitObserver {
+ public:
+  RecordingObserver(std::string name, std::vector<std::string>* log,
+                    const health::CatchUpTracker* tracker)
+      : name_(std::move(name)), log_(log), tracker_(tracker) {}
+  void OnCommit(const store::CommitInfo& c) override {
+    if (c.changes == 0) return;  // the positions found at start
+    bool tracker_knew = false;
+    for (const auto& t : tracker_->Progress()) {
+      for (const auto& p : t.partitions) tracker_knew = tracker_knew || p.applied > 0;
+    }
+    std::lock_guard<std::mutex> lock(mu_);
+    log_->push_back(name_ + ":commit r" + std::to_string(c.revision) +
+                    (tracker_knew ? " after tracker" : " before tracker"));
+  }
+  void OnPartitionHalted(size_t, int32_t, const std::string& reason) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    log_->push_back(name_ + (reason.empty() ? ":resumed" : ":halted"));
+  }
+
+  static std::mutex mu_;
+
+ private:
+  std::string name_;
+  std::vector<std::string>* log_;
+  const health::CatchUpTracker* tracker_;
+};
+std::mutex RecordingObserver::mu_;
+
+TEST_F(MaterializerTest, ObserversAreToldAfterTheTrackerInTheirOrder) {
+  source_.SetPartitions(0, 1, {1});
+  source_.SetPartitions(1, 1, {0});
+  source_.PushRecord(0, 0, 0, "u1", "{\"v\":1}");
+  source_.PushEnd(1, 0, 0);
+  std::vector<std::string> log;
+  RecordingObserver first("first", &log, tracker_.get());
+  RecordingObserver second("second", &log, tracker_.get());
+  MaterializerOptions o;
+  config::TopicConfig users;
+  users.name = "users";
+  config::TopicConfig raw;
+  raw.name = "raw";
+  o.topics = {users, raw};
+  o.batch_max_delay = std::chrono::milliseconds(5);
+  o.retry_backoff = std::chrono::milliseconds(10);
+  o.idle_poll = std::chrono::milliseconds(5);
+  o.commit_interval = std::chrono::milliseconds(0);
+  o.observers = {&first, &second};
+  Materializer m(o, store_.get(), &source_, tracker_.get(), &registry_);
+  m.Start();
+  ASSERT_TRUE(tracker_->WaitReady(std::chrono::steady_clock::now() + std::chrono::seconds(10)));
+  ASSERT_TRUE(testing::WaitUntil([&] {
+    std::lock_guard<std::mutex> lock(RecordingObserver::mu_);
+    return log.size() >= 2;
+  }));
+  m.Stop();
+  std::lock_guard<std::mutex> lock(RecordingObserver::mu_);
+  EXPECT_EQ(log, (std::vector<std::string>{"first:commit r1 after tracker",
+                                           "second:commit r1 after tracker"}));
 }
 
 }  // namespace

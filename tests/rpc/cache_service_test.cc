@@ -6,7 +6,7 @@
 #include <gtest/gtest.h>
 
 #include "client/client.h"
-#include "kafka/apply_notifier.h"
+#include "store/apply_notifier.h"
 
 #include <thread>
 #include "test_util.h"
@@ -149,7 +149,7 @@ class AuthenticatedServiceTest : public CacheServiceTest {
   void SetUp() override {
     CacheServiceTest::SetUp();
     server_->Shutdown();
-    notifier_ = std::make_unique<kafka::ApplyNotifier>(0);
+    notifier_ = std::make_unique<store::ApplyNotifier>(0);
     service_ = std::make_unique<CacheService>(handler_.get(), &registry_, nullptr,
                                               notifier_.get(), std::chrono::seconds(30),
                                               "s3cret-token");
@@ -169,7 +169,7 @@ class AuthenticatedServiceTest : public CacheServiceTest {
     co.auth_token = std::move(token);
     return std::make_unique<client::Client>(co);
   }
-  std::unique_ptr<kafka::ApplyNotifier> notifier_;
+  std::unique_ptr<store::ApplyNotifier> notifier_;
 };
 
 TEST_F(AuthenticatedServiceTest, MissingOrWrongTokenIsUnauthenticatedOnEveryMethod) {

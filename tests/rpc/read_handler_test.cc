@@ -255,16 +255,6 @@ TEST_F(ReadHandlerTest, ListRejectsBadPageSizeAndForeignOrForgedTokens) {
   EXPECT_EQ(handler_->List(req, &resp).code(), Code::kInvalidArgument);
 }
 
-TEST(PageTokenTest, RoundTripsAndIsBound) {
-  std::string t = EncodePageToken("users", "pre", std::string("\0cursor\xff", 8));
-  auto c = DecodePageToken(t, "users", "pre");
-  ASSERT_TRUE(c.ok());
-  EXPECT_EQ(*c, std::string("\0cursor\xff", 8));
-  EXPECT_FALSE(DecodePageToken(t, "sessions", "pre").ok());
-  EXPECT_FALSE(DecodePageToken(t, "users", "pr").ok());
-  EXPECT_FALSE(DecodePageToken("", "users", "pre").ok());
-}
-
 TEST_F(ReadHandlerTest, StatusReportsTopicsAndPartitions) {
   health::PartitionProgress p;
   p.partition = 0;

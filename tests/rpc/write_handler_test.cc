@@ -96,7 +96,7 @@ class WriteHandlerTest : public ::testing::Test {
   config::Config config_;
   std::unique_ptr<schema::SchemaSet> schemas_;
   FakeSink sink_;
-  kafka::ApplyNotifier notifier_{0};
+  store::ApplyNotifier notifier_{0};
   std::unique_ptr<WriteHandler> handler_;
 };
 

@@ -2,7 +2,7 @@
 // the store has reached a revision, with a deadline. It is how Put keeps its read-your-
 // writes promise and how reads honour min_revision.
 //
-// The materializer calls Published() after every commit (data first, then the news, so a
+// The materializer calls Published() (as a CommitObserver) after every commit (data first, then the news, so a
 // satisfied waiter's data is already readable). Published() only records the new state and
 // wakes the notifier's own thread, which runs the callbacks: no waiter, however slow its
 // callback, can delay the materializer.
@@ -29,14 +29,14 @@
 #include <utility>
 
 #include "common/status.h"
+#include "store/commit_observer.h"
 
-namespace cachecar::kafka {
+namespace cachecar::store {
 
-class ApplyNotifier {
+class ApplyNotifier final : public CommitObserver {
  public:
   using Clock = std::chrono::steady_clock;
   using Callback = std::function<void(const Status& status, uint64_t revision)>;
-  using PartitionKey = std::pair<size_t, int32_t>;  // (topic index, partition)
 
   // `revision`: the store's revision at start.
   explicit ApplyNotifier(uint64_t revision);
@@ -69,6 +69,14 @@ class ApplyNotifier {
   void Published(uint64_t revision, const std::map<PartitionKey, int64_t>& positions);
   // Materializer: the partition stopped applying (non-empty reason) or resumed (empty).
   void SetHalted(size_t topic, int32_t partition, std::string reason);
+
+  // CommitObserver: the same, as the writer reports them.
+  void OnCommit(const CommitInfo& commit) override;
+  void OnStoreFailure(const Status& status) override { SetStoreFailure(status); }
+  void OnPartitionHalted(size_t topic, int32_t partition, const std::string& reason) override {
+    SetHalted(topic, partition, reason);
+  }
+  void OnTopicReset(size_t topic, const std::string&) override { ForgetTopic(topic); }
 
   // Fails every pending wait with UNAVAILABLE and stops the thread. Idempotent.
   void Shutdown();
@@ -107,4 +115,4 @@ class ApplyNotifier {
   std::thread thread_;
 };
 
-}  // namespace cachecar::kafka
+}  // namespace cachecar::store

@@ -1,7 +1,7 @@
 // The watch hub and sessions against a real store, without gRPC: the test applies
 // changes to the store, runs the hub's fan-out step itself (or its thread), and pulls
 // responses the way the stream's writer does.
-#include "watch/watch_hub.h"
+#include "watch/hub.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>

@@ -1,6 +1,6 @@
-#include "kafka/apply_notifier.h"
+#include "store/apply_notifier.h"
 
-namespace cachecar::kafka {
+namespace cachecar::store {
 
 ApplyNotifier::ApplyNotifier(uint64_t revision) : revision_(revision) {
   thread_ = std::thread([this] { Run(); });
@@ -136,6 +136,11 @@ void ApplyNotifier::Cancel(uint64_t id) {
   waiters_.erase(id);
 }
 
+void ApplyNotifier::OnCommit(const CommitInfo& commit) {
+  static const std::map<PartitionKey, int64_t> kNone;
+  Published(commit.revision, commit.positions != nullptr ? *commit.positions : kNone);
+}
+
 void ApplyNotifier::Published(uint64_t revision, const std::map<PartitionKey, int64_t>& positions) {
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -193,4 +198,4 @@ void ApplyNotifier::Run() {
   }
 }
 
-}  // namespace cachecar::kafka
+}  // namespace cachecar::store

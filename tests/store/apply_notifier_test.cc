@@ -1,10 +1,12 @@
-#include "kafka/apply_notifier.h"
+#include "store/apply_notifier.h"
 
 #include <gtest/gtest.h>
 
+#include <thread>
+
 #include "test_util.h"
 
-namespace cachecar::kafka {
+namespace cachecar::store {
 namespace {
 
 using Clock = ApplyNotifier::Clock;
@@ -110,9 +112,16 @@ TEST(ApplyNotifierTest, SlowCallbackDoesNotBlockPublished) {
   });
   n.Published(1, {});
   ASSERT_TRUE(entered.WaitFor());
-  // The callback is still running on the notifier's thread; the writer is not held up.
-  for (uint64_t r = 2; r < 100; ++r) n.Published(r, {{{0, 0}, static_cast<int64_t>(r)}});
+  // The callback is still running on the notifier's thread; the writer is not held up:
+  // the Published calls finish while it runs (a regression fails here, not as a timeout).
+  testing::Notification published;
+  std::thread writer([&] {
+    for (uint64_t r = 2; r < 100; ++r) n.Published(r, {{{0, 0}, static_cast<int64_t>(r)}});
+    published.Notify();
+  });
+  EXPECT_TRUE(published.WaitFor());
   release.Notify();
+  writer.join();
 }
 
 TEST(ApplyNotifierTest, ReadyWaitsAnswerOnReadinessOrWithTheReasonAtTheDeadline) {
@@ -155,4 +164,4 @@ TEST(ApplyNotifierTest, ForgottenTopicWaitsForItsOffsetsAgain) {
 }
 
 }  // namespace
-}  // namespace cachecar::kafka
+}  // namespace cachecar::store

@@ -1,0 +1,15 @@
+#include "api/entry_proto.h"
+
+namespace cachecar::api {
+
+void EntryToProto(std::string_view key, std::string_view value, const store::EntryMeta& meta,
+                  v1::Entry* out) {
+  out->set_key(key.data(), key.size());
+  out->set_value(value.data(), value.size());
+  out->set_partition(meta.partition);
+  out->set_offset(meta.offset);
+  SetKafkaTimestamp(meta.timestamp_ms, out, &v1::Entry::mutable_kafka_timestamp);
+  out->set_revision(meta.revision);
+}
+
+}  // namespace cachecar::api

@@ -1,0 +1,30 @@
+// Conversions from stored entries to the API's messages, shared by the read RPCs (rpc/)
+// and Watch (watch/). Pure functions; thread-safe.
+#pragma once
+
+#include <google/protobuf/timestamp.pb.h>
+
+#include <cstdint>
+#include <string_view>
+
+#include "cachecar/v1/cache.pb.h"
+#include "store/record_codec.h"
+
+namespace cachecar::api {
+
+// Sets the Timestamp field that `mutable_field` returns from a Kafka timestamp in
+// milliseconds. Kafka says -1 for a record without one (and producers refuse negative
+// ones): the field is then left unset rather than claim 1969-12-31T23:59:59.999Z.
+template <typename Message, typename Mutable>
+void SetKafkaTimestamp(int64_t ms, Message* msg, Mutable mutable_field) {
+  if (ms < 0) return;
+  google::protobuf::Timestamp* t = (msg->*mutable_field)();
+  t->set_seconds(ms / 1000);
+  t->set_nanos(static_cast<int32_t>(ms % 1000) * 1000000);
+}
+
+// A stored entry as the API's Entry (the Kafka timestamp unset when the record has none).
+void EntryToProto(std::string_view key, std::string_view value, const store::EntryMeta& meta,
+                  v1::Entry* out);
+
+}  // namespace cachecar::api

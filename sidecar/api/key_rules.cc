@@ -1,0 +1,20 @@
+#include "api/key_rules.h"
+
+#include "common/utf8.h"
+
+namespace cachecar::api {
+
+std::string ValidateKey(const config::TopicConfig& topic, const std::string& key,
+                        size_t max_key_bytes) {
+  if (key.empty()) return "required";
+  if (key.size() > max_key_bytes) {
+    return "is " + std::to_string(key.size()) + " bytes; at most " +
+           std::to_string(max_key_bytes) + " allowed";
+  }
+  if (topic.key_encoding == config::KeyEncoding::kUtf8 && !IsValidUtf8(key)) {
+    return "must be valid UTF-8 (topic " + topic.name + " has key_encoding utf-8)";
+  }
+  return {};
+}
+
+}  // namespace cachecar::api

@@ -1,0 +1,125 @@
+#include "kafka/invalid_records.h"
+
+#include "common/log.h"
+
+namespace cachecar::kafka {
+
+using std::chrono::steady_clock;
+
+InvalidRecords::InvalidRecords(Options options, MaterializerStats* stats)
+    : options_(options), stats_(stats), log_budget_(options.topics->size()) {}
+
+InvalidRecords::Verdict InvalidRecords::Handle(
+    const SourceEvent& ev, RejectReason reason,
+    const std::shared_ptr<const schema::JsonSchema>& schema, std::string* halt_reason) {
+  const config::TopicConfig& topic = (*options_.topics)[ev.topic];
+  std::string detail = DescribeReject(reason, schema.get(), ev.value);
+  RejectedRecord rec;
+  rec.partition = ev.partition;
+  rec.offset = ev.offset;
+  rec.has_key = ev.has_key;
+  rec.key.assign(ev.key.substr(0, RejectedLog::kMaxKeyBytes));  // copy only what is kept
+  rec.reason = RejectReasonName(reason);
+  rec.detail = detail;
+  rec.timestamp_ms = ev.timestamp_ms;
+  rec.rejected_at = std::chrono::system_clock::now();
+  rec.action = "skipped";
+
+  if (topic.on_invalid == config::InvalidPolicy::kFail) {
+    rec.action = "halted";
+    if (options_.rejected != nullptr) options_.rejected->Add(ev.topic, rec);
+    *halt_reason = rec.reason + ": " + detail;
+    return Verdict::kHalt;
+  }
+  if (topic.on_invalid == config::InvalidPolicy::kDeadLetter) {
+    ProduceRequest dl;
+    dl.topic = topic.dead_letter_topic;
+    dl.has_key = ev.has_key;
+    dl.key.assign(ev.key);
+    if (ev.has_value) dl.value.emplace(ev.value);
+    dl.headers = {{"cachecar.error.reason", rec.reason},
+                  {"cachecar.error.detail", detail},
+                  {"cachecar.source.topic", topic.name},
+                  {"cachecar.source.partition", std::to_string(ev.partition)},
+                  {"cachecar.source.offset", std::to_string(ev.offset)},
+                  {"cachecar.source.timestamp", std::to_string(ev.timestamp_ms)}};
+    Delivery d = options_.dead_letters != nullptr
+                     ? ProduceAndWait(options_.dead_letters, std::move(dl),
+                                      options_.dead_letter_timeout)
+                     : Delivery{Status(Code::kInternal, "no dead-letter producer"), -1, -1};
+    stats_->dead_letters
+        ->Add({{"topic", topic.name}, {"result", d.status.ok() ? "ok" : "failed"}})
+        .Increment();
+    if (!d.status.ok()) {
+      rec.action = "halted";
+      if (options_.rejected != nullptr) options_.rejected->Add(ev.topic, rec);
+      *halt_reason = "dead letter to " + topic.dead_letter_topic + " failed (" +
+                     d.status.message() + ") for " + rec.reason + ": " + detail;
+      return Verdict::kHalt;
+    }
+    rec.action = "dead-lettered";
+  }
+  stats_->rejected->Add({{"topic", topic.name}, {"reason", rec.reason}}).Increment();
+  auto& [window, count] = log_budget_[ev.topic];
+  auto now = steady_clock::now();
+  if (now - window >= std::chrono::seconds(1)) {
+    window = now;
+    count = 0;
+  }
+  if (count++ < kRejectLogsPerSecond) {
+    log::Warn("record rejected; it is not served",
+              {{"topic", topic.name}, {"partition", ev.partition}, {"offset", ev.offset},
+               {"reason", rec.reason}, {"detail", detail}, {"action", rec.action}});
+  }
+  if (options_.rejected != nullptr) options_.rejected->Add(ev.topic, std::move(rec));
+  return Verdict::kConsumed;
+}
+
+void InvalidRecords::Halt(const SourceEvent& ev, const std::string& why,
+                          std::shared_ptr<const schema::JsonSchema> schema) {
+  const std::string& name = (*options_.topics)[ev.topic].name;
+  halted_[{ev.topic, ev.partition}] = HaltedAt{ev.offset, std::move(schema)};
+  log::Error("partition halted (on_invalid: fail); the sidecar is not ready",
+             {{"topic", name}, {"partition", ev.partition}, {"offset", ev.offset},
+              {"reason", why}});
+  stats_->halted->Add({{"topic", name}, {"partition", std::to_string(ev.partition)}}).Set(1);
+}
+
+std::vector<store::PartitionKey> InvalidRecords::Halted() const {
+  std::vector<store::PartitionKey> out;
+  for (const auto& [key, halt] : halted_) out.push_back(key);
+  return out;
+}
+
+void InvalidRecords::Lift(const store::PartitionKey& key) {
+  const std::string& name = (*options_.topics)[key.first].name;
+  halted_.erase(key);
+  stats_->halted->Add({{"topic", name}, {"partition", std::to_string(key.second)}}).Set(0);
+}
+
+std::vector<store::PartitionKey> InvalidRecords::LiftReplaced() {
+  std::vector<store::PartitionKey> lifted;
+  for (const auto& [key, halt] : halted_) {
+    auto now = options_.schemas != nullptr ? options_.schemas->Get(key.first) : nullptr;
+    if (now != halt.schema) lifted.push_back(key);
+  }
+  for (const auto& key : lifted) {
+    log::Info("schema replaced; resuming halted partition",
+              {{"topic", (*options_.topics)[key.first].name},
+               {"partition", key.second},
+               {"offset", halted_[key].offset}});
+    Lift(key);
+  }
+  return lifted;
+}
+
+std::vector<store::PartitionKey> InvalidRecords::LiftTopic(size_t topic) {
+  std::vector<store::PartitionKey> lifted;
+  for (const auto& [key, halt] : halted_) {
+    if (key.first == topic) lifted.push_back(key);
+  }
+  for (const auto& key : lifted) Lift(key);
+  return lifted;
+}
+
+}  // namespace cachecar::kafka

@@ -1,0 +1,84 @@
+// InvalidRecords: what becomes of a record the materializer refuses (record_check.h: bad
+// key, not JSON, or against the topic's schema), by the topic's on_invalid policy, and the
+// partition halts that policy leads to. Writer thread only; not thread-safe.
+//
+//   skip         the record is counted, listed in the RejectedLog and logged (at most
+//                kRejectLogsPerSecond lines a second per topic); consumption moves past it.
+//   dead-letter  as skip, after producing it with error headers to the dead-letter topic
+//                and waiting for the broker's acknowledgement (a dead letter may be sent
+//                twice after a crash, never lost). If the broker does not take it, the
+//                partition halts instead: the record must not be skipped unrecorded.
+//   fail         the partition halts at the record.
+//
+// A halt is recorded here (with the schema in force when it happened); the materializer
+// pauses the partition and tells its observers. Halts are lifted when the topic's schema
+// has been replaced since (a reload), or when the topic is rebuilt.
+#pragma once
+
+#include <chrono>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "config/config.h"
+#include "kafka/materializer_stats.h"
+#include "kafka/producer.h"
+#include "kafka/record_check.h"
+#include "kafka/record_source.h"
+#include "kafka/rejected_log.h"
+#include "schema/schema_set.h"
+#include "store/write_batch.h"
+
+namespace cachecar::kafka {
+
+class InvalidRecords {
+ public:
+  struct Options {
+    const std::vector<config::TopicConfig>* topics = nullptr;  // by topic index
+    const schema::SchemaSet* schemas = nullptr;  // null: no topic has a schema
+    RecordSink* dead_letters = nullptr;          // required if a topic dead-letters
+    std::chrono::milliseconds dead_letter_timeout{30000};
+    RejectedLog* rejected = nullptr;             // null: not listed
+  };
+
+  // Pointers are not owned and must outlive this.
+  InvalidRecords(Options options, MaterializerStats* stats);
+
+  enum class Verdict {
+    kConsumed,  // skipped or dead-lettered: move past the record
+    kHalt,      // halt the partition at the record (`halt_reason` says why)
+  };
+  Verdict Handle(const SourceEvent& ev, RejectReason reason,
+                 const std::shared_ptr<const schema::JsonSchema>& schema,
+                 std::string* halt_reason);
+
+  // Records a halt of the event's partition at its offset.
+  void Halt(const SourceEvent& ev, const std::string& why,
+            std::shared_ptr<const schema::JsonSchema> schema);
+  bool IsHalted(const store::PartitionKey& key) const { return halted_.count(key) > 0; }
+  bool any_halted() const { return !halted_.empty(); }
+  std::vector<store::PartitionKey> Halted() const;
+
+  // Lifts the halts whose topic has another schema now; returns them.
+  std::vector<store::PartitionKey> LiftReplaced();
+  // Lifts the halts of a topic (it is being rebuilt); returns them.
+  std::vector<store::PartitionKey> LiftTopic(size_t topic);
+
+  static constexpr int kRejectLogsPerSecond = 10;
+
+ private:
+  struct HaltedAt {
+    int64_t offset;
+    std::shared_ptr<const schema::JsonSchema> schema;  // in force when it halted
+  };
+  void Lift(const store::PartitionKey& key);
+
+  const Options options_;
+  MaterializerStats* const stats_;
+  std::map<store::PartitionKey, HaltedAt> halted_;
+  // Per topic: the second being counted, and the log lines written in it.
+  std::vector<std::pair<std::chrono::steady_clock::time_point, int>> log_budget_;
+};
+
+}  // namespace cachecar::kafka

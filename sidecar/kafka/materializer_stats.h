@@ -1,0 +1,44 @@
+// Every metric the materializer exports, in one table (metrics/stats.h).
+#pragma once
+
+#include "metrics/stats.h"
+
+namespace cachecar::kafka {
+
+#define CACHECAR_MATERIALIZER_METRICS(COUNTER, GAUGE, COUNTER_FAMILY, GAUGE_FAMILY,            \
+                                      HISTOGRAM_FAMILY)                                        \
+  COUNTER_FAMILY(consumed, "cachecar_materializer_records_consumed_total",                    \
+                 "Records read from Kafka, valid or not.")                                     \
+  COUNTER_FAMILY(applied, "cachecar_materializer_records_applied_total",                      \
+                 "Records applied to the store (puts and deletes).")                          \
+  COUNTER_FAMILY(rejected, "cachecar_materializer_records_rejected_total",                    \
+                 "Records skipped and never served, by reason.")                              \
+  COUNTER_FAMILY(consumer_errors, "cachecar_kafka_consumer_errors_total",                     \
+                 "Errors reported by the Kafka consumer (it keeps retrying).")                \
+  GAUGE_FAMILY(applied_offset, "cachecar_partition_applied_offset",                           \
+               "Next offset to apply: all below it is in the store.")                         \
+  GAUGE_FAMILY(end_offset, "cachecar_partition_end_offset",                                   \
+               "Latest end offset (high watermark) seen.")                                    \
+  GAUGE_FAMILY(lag, "cachecar_partition_lag_records", "End offset minus applied offset.")     \
+  GAUGE_FAMILY(start_offset, "cachecar_partition_start_offset",                               \
+               "Offset this process started consuming from: the stored position on a "        \
+               "resume, the log start on a first run.")                                       \
+  GAUGE_FAMILY(halted, "cachecar_partition_halted",                                           \
+               "1 while the partition is halted by on_invalid: fail.")                        \
+  COUNTER_FAMILY(dead_letters, "cachecar_materializer_dead_letters_total",                    \
+                 "Refused records produced to a dead-letter topic, by result (ok, failed).")  \
+  COUNTER_FAMILY(rebuilds, "cachecar_materializer_topic_rebuilds_total",                      \
+                 "Topics emptied and read again from the beginning, by reason "               \
+                 "(offset_out_of_range, topic_deleted).")                                     \
+  GAUGE_FAMILY(write_failing, "cachecar_store_write_failing",                                 \
+               "1 while commits to the store fail, by reason (DISK_FULL, STORE_FULL, ...): "  \
+               "nothing is applied, not ready.")                                              \
+  COUNTER(commits, "cachecar_store_commits_total", "Write transactions committed.")           \
+  GAUGE(revision, "cachecar_store_revision", "The store revision.")                           \
+  COUNTER_FAMILY(offset_commits, "cachecar_kafka_offset_commits_total",                       \
+                 "Commits of applied offsets to the Kafka consumer group, by result (ok, "    \
+                 "failed).")
+
+CACHECAR_STATS_STRUCT(MaterializerStats, CACHECAR_MATERIALIZER_METRICS);
+
+}  // namespace cachecar::kafka

@@ -1,0 +1,29 @@
+// What the store hands to readers: entries and history events, as owned copies.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "store/record_codec.h"
+
+namespace cachecar::store {
+
+// One entry of a topic.
+struct Entry {
+  std::string key;
+  std::string value;
+  EntryMeta meta;
+};
+
+// One change from the history log.
+struct HistoryEvent {
+  uint64_t revision = 0;
+  std::string topic;                  // topic name (stable across config changes)
+  std::string key;
+  std::optional<std::string> value;   // nullopt: the key was deleted
+  EntryMeta meta;                     // of the record that made the change
+  std::optional<Entry> prev;          // the entry this change replaced or deleted, if any
+};
+
+}  // namespace cachecar::store

@@ -1,0 +1,137 @@
+#include "store/history_codec.h"
+
+#include <cstring>
+
+namespace cachecar::store {
+namespace {
+
+constexpr uint8_t kHistoryPut = 1, kHistoryHasPrev = 2;
+
+template <typename T>
+void PutFixed(std::string* out, T v) {
+  out->append(reinterpret_cast<const char*>(&v), sizeof(v));
+}
+
+void PutBytes(std::string* out, std::string_view b, bool short_length = false) {
+  if (short_length) {
+    PutFixed<uint16_t>(out, static_cast<uint16_t>(b.size()));
+  } else {
+    PutFixed<uint32_t>(out, static_cast<uint32_t>(b.size()));
+  }
+  out->append(b);
+}
+
+void PutMeta(std::string* out, const EntryMeta& m) {
+  PutFixed<int32_t>(out, m.partition);
+  PutFixed<int64_t>(out, m.offset);
+  PutFixed<int64_t>(out, m.timestamp_ms);
+}
+
+class Reader {
+ public:
+  explicit Reader(std::string_view in) : in_(in) {}
+  template <typename T>
+  bool Fixed(T* v) {
+    if (in_.size() < sizeof(T)) return false;
+    std::memcpy(v, in_.data(), sizeof(T));
+    in_.remove_prefix(sizeof(T));
+    return true;
+  }
+  bool Bytes(std::string* out, bool short_length = false) {
+    uint32_t n = 0;
+    if (short_length) {
+      uint16_t n16;
+      if (!Fixed(&n16)) return false;
+      n = n16;
+    } else if (!Fixed(&n)) {
+      return false;
+    }
+    if (in_.size() < n) return false;
+    out->assign(in_.data(), n);
+    in_.remove_prefix(n);
+    return true;
+  }
+  bool Meta(EntryMeta* m) {
+    return Fixed(&m->partition) && Fixed(&m->offset) && Fixed(&m->timestamp_ms);
+  }
+  bool done() const { return in_.empty(); }
+
+ private:
+  std::string_view in_;
+};
+
+}  // namespace
+
+std::array<char, 8> RevisionKey(uint64_t rev) {
+  std::array<char, 8> k;
+  for (int i = 0; i < 8; ++i) k[i] = static_cast<char>(rev >> (56 - 8 * i));
+  return k;
+}
+
+uint64_t RevisionFromKey(std::string_view k) {
+  uint64_t rev = 0;
+  for (unsigned char c : k.substr(0, 8)) rev = (rev << 8) | c;
+  return rev;
+}
+
+void EncodeHistoryHead(std::string_view topic, std::string_view key, const std::string* value,
+                       const EntryMeta& meta, std::string* out) {
+  out->clear();
+  out->push_back(static_cast<char>(value != nullptr ? kHistoryPut : 0));
+  PutBytes(out, topic, /*short_length=*/true);
+  PutBytes(out, key);
+  if (value != nullptr) PutBytes(out, *value);
+  PutMeta(out, meta);
+}
+
+void AppendHistoryPrev(const DecodedRecord& prev, std::string* out) {
+  (*out)[0] = static_cast<char>((*out)[0] | kHistoryHasPrev);
+  PutBytes(out, prev.value);
+  PutMeta(out, prev.meta);
+  PutFixed<uint64_t>(out, prev.meta.revision);
+}
+
+bool PeekHistory(std::string_view in, std::string_view* topic, std::string_view* key) {
+  if (in.size() < 3) return false;
+  uint16_t tn;
+  std::memcpy(&tn, in.data() + 1, sizeof(tn));
+  in.remove_prefix(3);
+  if (in.size() < tn + sizeof(uint32_t)) return false;
+  *topic = in.substr(0, tn);
+  in.remove_prefix(tn);
+  uint32_t kn;
+  std::memcpy(&kn, in.data(), sizeof(kn));
+  in.remove_prefix(sizeof(kn));
+  if (in.size() < kn) return false;
+  *key = in.substr(0, kn);
+  return true;
+}
+
+bool DecodeHistory(uint64_t revision, std::string_view in, HistoryEvent* ev) {
+  Reader r(in);
+  uint8_t flags;
+  if (!r.Fixed(&flags) || !r.Bytes(&ev->topic, true) || !r.Bytes(&ev->key)) return false;
+  ev->revision = revision;
+  if (flags & kHistoryPut) {
+    std::string value;
+    if (!r.Bytes(&value)) return false;
+    ev->value = std::move(value);
+  } else {
+    ev->value.reset();
+  }
+  if (!r.Meta(&ev->meta)) return false;
+  ev->meta.revision = revision;
+  if (flags & kHistoryHasPrev) {
+    Entry prev;
+    prev.key = ev->key;
+    if (!r.Bytes(&prev.value) || !r.Meta(&prev.meta) || !r.Fixed(&prev.meta.revision)) {
+      return false;
+    }
+    ev->prev = std::move(prev);
+  } else {
+    ev->prev.reset();
+  }
+  return r.done();
+}
+
+}  // namespace cachecar::store

@@ -1,0 +1,139 @@
+#include "store/snapshot.h"
+
+#include <array>
+
+#include "store/history_codec.h"
+#include "store/read_txn_pool.h"
+
+namespace cachecar::store {
+
+Snapshot::Snapshot(Snapshot&& other) noexcept
+    : tables_(other.tables_), pool_(other.pool_), txn_(other.txn_), revision_(other.revision_) {
+  other.txn_ = nullptr;
+}
+
+Snapshot::~Snapshot() {
+  if (txn_ != nullptr) pool_->Release(txn_);
+}
+
+Result<std::optional<DecodedRecord>> Snapshot::GetView(size_t topic, std::string_view key) const {
+  // Short keys are stored as they are: no copy to build the store key.
+  std::string long_key;
+  std::string_view store_key = key;
+  if (key.size() >= kLongKeyThreshold) {
+    long_key = StoreKey(key);
+    store_key = long_key;
+  }
+  MDB_val k = Val(store_key), v;
+  int rc = mdb_get(txn_, tables_->topics.at(topic), &k, &v);
+  if (rc == MDB_NOTFOUND) return std::optional<DecodedRecord>();
+  if (rc != 0) return LmdbError("get", rc);
+  // For short keys, point the key view at the caller's key rather than at long_key's
+  // temporary; for long keys DecodeRecord takes it from the stored value.
+  auto rec = DecodeRecord(long_key.empty() ? key : std::string_view(), View(v));
+  if (!rec) return Status(Code::kDataLoss, "malformed record in store", "STORE_CORRUPT");
+  // A long key's hash matched: confirm it really is this key.
+  if (rec->key != key) return std::optional<DecodedRecord>();
+  return rec;
+}
+
+Result<std::optional<Entry>> Snapshot::Get(size_t topic, std::string_view key) const {
+  Result<std::optional<DecodedRecord>> rec = GetView(topic, key);
+  if (!rec.ok()) return rec.status();
+  if (!rec->has_value()) return std::optional<Entry>();
+  const DecodedRecord& r = **rec;
+  return std::optional<Entry>(Entry{std::string(key), std::string(r.value), r.meta});
+}
+
+Result<ScanPage> Snapshot::Scan(size_t topic, std::string_view prefix, std::string_view cursor,
+                                size_t limit, size_t max_bytes) const {
+  MDB_cursor* cur = nullptr;
+  int rc = mdb_cursor_open(txn_, tables_->topics.at(topic), &cur);
+  if (rc != 0) return LmdbError("cursor_open", rc);
+  // Stored keys keep only the first kLongKeyPrefix bytes of long keys, so range on that
+  // much of the prefix and check the rest against the whole key.
+  std::string_view range_prefix = prefix.substr(0, std::min(prefix.size(), kLongKeyPrefix));
+  std::string start(cursor.empty() ? range_prefix : cursor);
+  MDB_val k = Val(start), v;
+  ScanPage page;
+  size_t bytes = 0;
+  rc = start.empty() ? mdb_cursor_get(cur, &k, &v, MDB_FIRST)
+                     : mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+  if (rc == 0 && !cursor.empty() && View(k) == cursor) {
+    rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);  // the cursor names the last entry sent
+  }
+  std::string last_key;
+  for (; rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+    std::string_view sk = View(k);
+    if (sk.substr(0, range_prefix.size()) != range_prefix) {
+      rc = MDB_NOTFOUND;
+      break;
+    }
+    if (page.entries.size() >= limit || (bytes >= max_bytes && !page.entries.empty())) {
+      page.next_cursor = last_key;
+      break;
+    }
+    auto rec = DecodeRecord(sk, View(v));
+    if (!rec) {
+      mdb_cursor_close(cur);
+      return Status(Code::kDataLoss, "malformed record in store", "STORE_CORRUPT");
+    }
+    last_key.assign(sk);
+    if (rec->key.substr(0, prefix.size()) != prefix) continue;
+    bytes += rec->key.size() + rec->value.size();
+    page.entries.push_back(Entry{std::string(rec->key), std::string(rec->value), rec->meta});
+  }
+  mdb_cursor_close(cur);
+  if (rc != 0 && rc != MDB_NOTFOUND) return LmdbError("cursor_get", rc);
+  return page;
+}
+
+Result<HistoryPage> Snapshot::ReadHistory(uint64_t after, size_t limit, size_t max_bytes,
+                                          const HistoryFilter& filter) const {
+  HistoryPage page;
+  page.revision = revision_;
+  page.last = after;
+  if (after >= revision_) return page;
+  MDB_cursor* cur = nullptr;
+  int rc = mdb_cursor_open(txn_, tables_->history, &cur);
+  if (rc != 0) return LmdbError("cursor_open history", rc);
+  CursorGuard guard = GuardCursor(cur);
+  std::array<char, 8> start = RevisionKey(after + 1);
+  MDB_val k{start.size(), start.data()}, v;
+  rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+  if (rc != 0 && rc != MDB_NOTFOUND) return LmdbError("cursor_get history", rc);
+  uint64_t first = rc == 0 ? RevisionFromKey(View(k)) : revision_ + 1;
+  if (first != after + 1) {
+    // Revisions are contiguous: a gap at the start means they were trimmed (or this store
+    // predates the log).
+    page.compacted = true;
+    page.oldest = first;
+    return page;
+  }
+  size_t bytes = 0, looked = 0;
+  for (; rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+    uint64_t r = RevisionFromKey(View(k));
+    if (r > revision_) break;
+    if (looked >= limit || (bytes >= max_bytes && !page.events.empty())) break;
+    ++looked;
+    page.last = r;
+    if (filter) {
+      std::string_view topic, key;
+      if (!PeekHistory(View(v), &topic, &key)) {
+        return Status(Code::kDataLoss, "malformed history record in store", "STORE_CORRUPT");
+      }
+      if (!filter(topic, key)) continue;
+    }
+    HistoryEvent ev;
+    if (!DecodeHistory(r, View(v), &ev)) {
+      return Status(Code::kDataLoss, "malformed history record in store", "STORE_CORRUPT");
+    }
+    bytes += ev.key.size() + (ev.value ? ev.value->size() : 0) +
+             (ev.prev ? ev.prev->value.size() : 0);
+    page.events.push_back(std::move(ev));
+  }
+  if (rc != 0 && rc != MDB_NOTFOUND) return LmdbError("cursor_get history", rc);
+  return page;
+}
+
+}  // namespace cachecar::store

@@ -1,0 +1,51 @@
+// What one write transaction of the store applies (Store::Apply), and what it reports.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace cachecar::store {
+
+// A change. `value` nullopt means delete (a tombstone).
+struct Mutation {
+  size_t topic = 0;  // index into Options::topics
+  std::string key;
+  std::optional<std::string> value;
+  int32_t partition = 0;
+  int64_t offset = 0;
+  int64_t timestamp_ms = 0;
+};
+
+// (topic index, partition): how positions are keyed everywhere.
+using PartitionKey = std::pair<size_t, int32_t>;
+
+struct WriteBatch {
+  std::vector<Mutation> mutations;
+  // Partition -> next offset to consume.
+  std::map<PartitionKey, int64_t> positions;
+  // Topics to empty before the mutations: every key is deleted (each a change in the
+  // history log, so watchers see the deletes) and the topic's positions are forgotten.
+  std::set<size_t> reset_topics;
+  size_t bytes = 0;  // payload bytes, for the caller's batching decisions
+
+  void Clear() {
+    mutations.clear();
+    positions.clear();
+    reset_topics.clear();
+    bytes = 0;
+  }
+  bool empty() const { return mutations.empty() && positions.empty() && reset_topics.empty(); }
+};
+
+struct ApplyResult {
+  uint64_t revision = 0;      // the store revision after the batch
+  size_t changes = 0;         // puts, and deletes that removed a key
+};
+
+}  // namespace cachecar::store
