@@ -44,7 +44,7 @@ mkdir -p "$work"
 say() { echo "$*" | tee -a "$out"; }
 
 SKIP_BUILD=1 scripts/setup.sh
-ninja -C build >/dev/null
+ninja -C build all benchmarks >/dev/null
 
 kdir=$work/kafka
 scripts/kafka.sh start "$kdir"

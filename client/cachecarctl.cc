@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cstdio>
+#include <exception>
 #include <fstream>
 #include <iostream>
 #include <sstream>
@@ -170,7 +171,9 @@ int RunWatch(cachecar::client::Client& client, const WatchArgs& a, bool allow_co
 
 }  // namespace
 
-int main(int argc, char** argv) {
+namespace {
+
+int Run(int argc, char** argv) {
   CLI::App app{"cachecarctl: query a cachecar sidecar"};
   app.require_subcommand(1);
   app.fallthrough();  // global options may follow the subcommand
@@ -485,4 +488,19 @@ int main(int argc, char** argv) {
     return r->ready() ? kOk : kNotReady;
   }
   return kUsage;
+}
+
+}  // namespace
+
+// Nothing is expected to throw (errors are Status values); if a library does, say so on
+// one line and exit non-zero rather than abort.
+int main(int argc, char** argv) {
+  try {
+    return Run(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "%s: unexpected error: %s\n", "cachecarctl", e.what());
+  } catch (...) {
+    std::fprintf(stderr, "%s: unexpected error\n", "cachecarctl");
+  }
+  return 1;
 }

@@ -5,6 +5,8 @@
 
 #include <chrono>
 #include <fstream>
+#include <cstdio>
+#include <exception>
 #include <iostream>
 #include <thread>
 
@@ -32,7 +34,9 @@ json Error(const Status& st) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
+namespace {
+
+int Run(int argc, char** argv) {
   CLI::App app{"client vector runner (C++)"};
   std::string address, topic, vectors;
   app.add_option("--address", address)->required();
@@ -137,4 +141,19 @@ int main(int argc, char** argv) {
     std::cout << json{{"step", i}, {"result", result}}.dump() << std::endl;
   }
   return 0;
+}
+
+}  // namespace
+
+// Nothing is expected to throw (errors are Status values); if a library does, say so on
+// one line and exit non-zero rather than abort.
+int main(int argc, char** argv) {
+  try {
+    return Run(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "%s: unexpected error: %s\n", "client_vector_runner", e.what());
+  } catch (...) {
+    std::fprintf(stderr, "%s: unexpected error\n", "client_vector_runner");
+  }
+  return 1;
 }

@@ -13,9 +13,12 @@ cd "$(dirname "$0")/.."
 
 mode=${1:?usage: scripts/sanitize.sh asan|tsan [ctest args]}
 shift
+exclude=()
 case "$mode" in
   asan) sanitize=address,undefined ;;
-  tsan) sanitize=thread ;;
+  # Tests with an in-process gRPC server: Debian's gRPC is not built for TSan, which then
+  # reports gRPC's own thread handoffs as races (see tests/tsan.supp).
+  tsan) sanitize=thread; exclude=(-E '^(CacheServiceTest|AuthenticatedServiceTest)\.') ;;
   *) echo "sanitize.sh: unknown mode '$mode' (asan or tsan)" >&2; exit 2 ;;
 esac
 dir=build-$mode
@@ -25,7 +28,7 @@ tests=(store_test kafka_test watch_test rpc_test health_test api_test common_tes
 if [ ! -f "$dir/build.ninja" ]; then
   cmake -S . -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g" -DCACHECAR_SANITIZE="$sanitize" \
-    -DCACHECAR_BUILD_BENCH=OFF >/dev/null
+    -DCACHECAR_BUILD_BENCH=OFF -DCACHECAR_CARGO_TARGET_DIR="$PWD/build/cargo" >/dev/null
 fi
 ninja -C "$dir" "${tests[@]}"
 
@@ -34,4 +37,4 @@ export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:${UBSAN_OPTIONS:-}"
 export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:suppressions=$PWD/tests/tsan.supp:${TSAN_OPTIONS:-}"
 # Only the binaries built above have discovered tests; the others' placeholders carry no
 # label, so `-L unit` runs exactly these.
-exec ctest --test-dir "$dir" --output-on-failure -j2 --timeout 600 -L unit "$@"
+exec ctest --test-dir "$dir" --output-on-failure -j2 --timeout 600 -L unit "${exclude[@]}" "$@"

@@ -10,13 +10,18 @@ build=${1:-build}
 [ -f "$build/compile_commands.json" ] || { echo "tidy.sh: no $build/compile_commands.json: run scripts/setup.sh first" >&2; exit 2; }
 tidy=$(command -v run-clang-tidy || command -v run-clang-tidy-14 || true)
 [ -n "$tidy" ] || { echo "tidy.sh: run-clang-tidy not found (apt-get install clang-tidy)" >&2; exit 2; }
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
 # Generated protobuf code is not ours to tidy; everything under sidecar/ and client/ is.
+# (run-clang-tidy echoes each command; the counts of system-header warnings it hides are
+# dropped.)
 "$tidy" -p "$build" -quiet -j "$(nproc)" "$PWD/(sidecar|client)/.*\.cc\$" 2>&1 |
-  grep -v -E '^[0-9]+ warnings? (and [0-9]+ errors? )?generated\.$|^Suppressed [0-9]+ warnings|^Use -header-filter|^$' |
-  tee /tmp/cachecar-tidy.log || true
+  sed 's/\x1b\[[0-9;]*m//g' |
+  grep -v -E '^[0-9]+ warnings? (and [0-9]+ errors? )?generated\.$|^Suppressed [0-9]+ warnings|^Use -header-filter|^clang-tidy(-[0-9]+)? |^$' |
+  tee "$log" || true
 # run-clang-tidy's own exit code counts only crashed runs in some versions: decide by the
 # diagnostics it printed.
-if grep -qE '(warning|error): ' /tmp/cachecar-tidy.log; then
+if grep -qE '(warning|error): ' "$log"; then
   echo "tidy.sh: clang-tidy found problems (above)" >&2
   exit 1
 fi

@@ -4,6 +4,7 @@
 
 #include <csignal>
 #include <cstdio>
+#include <exception>
 #include <pthread.h>
 
 #include "common/log.h"
@@ -11,7 +12,9 @@
 #include "schema/schema_set.h"
 #include "server.h"
 
-int main(int argc, char** argv) {
+namespace {
+
+int Run(int argc, char** argv) {
   CLI::App app{"cachecar: a local, always-current copy of Kafka topics, served over gRPC"};
   std::string config_path;
   cachecar::config::Overrides o;
@@ -72,4 +75,19 @@ int main(int argc, char** argv) {
   cachecar::log::Info("shutting down", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
   (*server)->Shutdown();
   return 0;
+}
+
+}  // namespace
+
+// Nothing is expected to throw (errors are Status values); if a library does, say so on
+// one line and exit non-zero rather than abort.
+int main(int argc, char** argv) {
+  try {
+    return Run(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "%s: unexpected error: %s\n", "cachecar", e.what());
+  } catch (...) {
+    std::fprintf(stderr, "%s: unexpected error\n", "cachecar");
+  }
+  return 1;
 }

@@ -35,10 +35,10 @@ class TempDir {
 class Notification {
  public:
   void Notify() {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      notified_ = true;
-    }
+    // Under the lock: a waiter that wakes may destroy this at once (ThreadSanitizer found
+    // a broadcast racing with the destructor when it came after the unlock).
+    std::lock_guard<std::mutex> lock(mu_);
+    notified_ = true;
     cv_.notify_all();
   }
   bool HasBeenNotified() {

@@ -1,6 +1,6 @@
 // Structured logging: one line per event, JSON by default ({"ts":..,"level":..,"msg":..,
 // plus fields such as topic, partition, offset}), or "key=value" text. Backed by spdlog.
-// Never pass a secret as a field.
+// Never pass a secret as a field. Thread-safe: any thread may log.
 #pragma once
 
 #include <spdlog/spdlog.h>

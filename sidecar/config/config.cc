@@ -9,6 +9,8 @@
 #include <set>
 #include <sstream>
 
+#include "config/yaml_reader.h"
+
 namespace cachecar::config {
 
 const char* KeyEncodingName(KeyEncoding e) { return e == KeyEncoding::kUtf8 ? "utf-8" : "bytes"; }
@@ -43,7 +45,7 @@ bool IsValidTopicName(const std::string& name) {
 }
 
 bool IsSecretProperty(const std::string& name) {
-  static const char* kSecretParts[] = {"password", "secret", "token", "key.pem", "jaas",
+  static const char* const kSecretParts[] = {"password", "secret", "token", "key.pem", "jaas",
                                        "oauthbearer.config", "credentials"};
   for (const char* part : kSecretParts) {
     if (name.find(part) != std::string::npos) return true;
@@ -52,25 +54,6 @@ bool IsSecretProperty(const std::string& name) {
 }
 
 namespace {
-
-// A secret file's content: the whole file less one trailing newline (editors and
-// `kubectl create secret --from-file` add one). nullopt and `error` set on failure.
-std::optional<std::string> ReadSecretFile(const std::string& path, std::string* error) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    *error = "cannot read " + path + ": " + std::strerror(errno);
-    return std::nullopt;
-  }
-  std::stringstream ss;
-  ss << in.rdbuf();
-  std::string v = ss.str();
-  while (!v.empty() && (v.back() == '\n' || v.back() == '\r')) v.pop_back();
-  if (v.empty()) {
-    *error = path + " is empty";
-    return std::nullopt;
-  }
-  return v;
-}
 
 // librdkafka properties that cachecar sets itself: letting a user change them would
 // break resume, readiness or read_committed semantics.
@@ -82,134 +65,7 @@ const std::set<std::string>& ManagedProperties() {
   return kManaged;
 }
 
-// Walks the YAML tree collecting every problem with its path and place.
-class Reader {
- public:
-  Reader(const EnvLookup& env) : env_(env) {}
-
-  std::vector<FieldViolation>& problems() { return problems_; }
-
-  void Problem(const std::string& path, const YAML::Node& node, const std::string& what) {
-    std::string where;
-    if (node && node.Mark().line >= 0) {
-      where = "line " + std::to_string(node.Mark().line + 1) + ", column " +
-              std::to_string(node.Mark().column + 1) + ": ";
-    }
-    problems_.push_back({path, where + what});
-  }
-
-  // Checks that `node` is a map whose keys are all in `allowed`, with no duplicates.
-  bool ExpectMap(const std::string& path, const YAML::Node& node,
-                 const std::set<std::string>& allowed) {
-    if (!node.IsMap()) {
-      Problem(path, node, "must be a mapping");
-      return false;
-    }
-    std::set<std::string> seen;
-    for (const auto& kv : node) {
-      std::string key = kv.first.Scalar();
-      std::string child = path.empty() ? key : path + "." + key;
-      if (!seen.insert(key).second) Problem(child, kv.first, "duplicate key");
-      if (!allowed.count(key)) Problem(child, kv.first, "unknown field");
-    }
-    return true;
-  }
-
-  // Reads a scalar as a string with ${ENV} expanded. nullopt (and a problem) if not a scalar.
-  std::optional<std::string> String(const std::string& path, const YAML::Node& node) {
-    if (!node.IsScalar()) {
-      Problem(path, node, "must be a string");
-      return std::nullopt;
-    }
-    Result<std::string> s = ExpandEnv(node.Scalar(), env_);
-    if (!s.ok()) {
-      Problem(path, node, s.status().message());
-      return std::nullopt;
-    }
-    return s.value();
-  }
-
-  void ReadString(const YAML::Node& parent, const std::string& path, const char* key,
-                  std::string* out) {
-    YAML::Node n = parent[key];
-    if (!n) return;
-    if (auto s = String(Join(path, key), n)) *out = *s;
-  }
-
-  void ReadBool(const YAML::Node& parent, const std::string& path, const char* key, bool* out) {
-    YAML::Node n = parent[key];
-    if (!n) return;
-    auto s = String(Join(path, key), n);
-    if (!s) return;
-    if (*s == "true") {
-      *out = true;
-    } else if (*s == "false") {
-      *out = false;
-    } else {
-      Problem(Join(path, key), n, "must be true or false, not \"" + *s + "\"");
-    }
-  }
-
-  template <typename T>
-  void ReadUint(const YAML::Node& parent, const std::string& path, const char* key, T* out,
-                uint64_t min, uint64_t max) {
-    YAML::Node n = parent[key];
-    if (!n) return;
-    auto s = String(Join(path, key), n);
-    if (!s) return;
-    uint64_t v = 0;
-    auto [end, ec] = std::from_chars(s->data(), s->data() + s->size(), v);
-    if (ec != std::errc() || end != s->data() + s->size() || s->empty()) {
-      Problem(Join(path, key), n, "must be a whole number, not \"" + *s + "\"");
-      return;
-    }
-    if (v < min || v > max) {
-      Problem(Join(path, key), n,
-              "must be between " + std::to_string(min) + " and " + std::to_string(max));
-      return;
-    }
-    *out = static_cast<T>(v);
-  }
-
-  static std::string Join(const std::string& path, const char* key) {
-    return path.empty() ? key : path + "." + key;
-  }
-
- private:
-  const EnvLookup& env_;
-  std::vector<FieldViolation> problems_;
-};
-
-bool IsLoopbackHost(const std::string& host) {
-  return host == "127.0.0.1" || host == "localhost" || host == "[::1]" || host == "::1" ||
-         host.rfind("127.", 0) == 0;
-}
-
-// Checks a host:port listen address; `allow_any` permits non-loopback hosts.
-void CheckListenAddress(Reader& r, const std::string& path, const YAML::Node& node,
-                        const std::string& address, bool allow_any, const char* allow_field) {
-  if (address.empty()) return;
-  size_t colon = address.rfind(':');
-  if (colon == std::string::npos || colon == 0 || colon + 1 == address.size()) {
-    r.Problem(path, node, "must be host:port, not \"" + address + "\"");
-    return;
-  }
-  std::string host = address.substr(0, colon);
-  std::string port = address.substr(colon + 1);
-  unsigned p = 0;
-  auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), p);
-  if (ec != std::errc() || end != port.data() + port.size() || p > 65535) {
-    r.Problem(path, node, "port must be a number from 0 to 65535, not \"" + port + "\"");
-    return;
-  }
-  if (!allow_any && !IsLoopbackHost(host)) {
-    r.Problem(path, node,
-              "\"" + host + "\" is not a loopback address; set " + allow_field +
-                  ": true to listen beyond this pod");
-  }
-}
-
-void ReadTopics(Reader& r, const YAML::Node& node, const std::filesystem::path& base_dir,
+void ReadTopics(YamlReader& r, const YAML::Node& node, const std::filesystem::path& base_dir,
                 Config* cfg) {
   if (!node) {
     r.Problem("topics", node, "required: list at least one topic");
@@ -314,7 +170,7 @@ void ReadTopics(Reader& r, const YAML::Node& node, const std::filesystem::path& 
   }
 }
 
-void ReadAll(Reader& r, const YAML::Node& root, const std::filesystem::path& base_dir,
+void ReadAll(YamlReader& r, const YAML::Node& root, const std::filesystem::path& base_dir,
              Config* cfg) {
   if (!r.ExpectMap("", root,
                    {"kafka", "store", "materializer", "grpc", "http", "log", "schemas", "writes",
@@ -488,7 +344,7 @@ std::string DefaultGroupId(const EnvLookup& env) {
 }
 
 // Rules that look at the result as a whole, after overrides.
-void Validate(Reader& r, const YAML::Node& root, Config* cfg) {
+void Validate(YamlReader& r, const YAML::Node& root, Config* cfg) {
   auto at = [&](const char* a, const char* b) {
     YAML::Node n = root.IsMap() ? root[a] : YAML::Node();
     return (n && n.IsMap() && n[b]) ? n[b] : (n ? n : root);
@@ -536,7 +392,7 @@ Result<Config> ParseConfig(const std::string& yaml_text, const std::string& sour
   }
   Config cfg;
   cfg.source = source;
-  Reader r(env);
+  YamlReader r(env);
   std::filesystem::path base_dir = std::filesystem::path(source).parent_path();
   try {
     if (!root || root.IsNull()) {

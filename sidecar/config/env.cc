@@ -57,8 +57,9 @@ Result<std::string> ExpandEnv(const std::string& text, const EnvLookup& env) {
     std::optional<std::string> value = env(name);
     if (!value || value->empty()) {
       if (!fallback) {
-        return InvalidArgument("environment variable " + name +
-                               " is not set (use ${" + name + ":-default} for a default)");
+        std::string message = "environment variable " + name;
+        message += " is not set (use ${" + name + ":-default} for a default)";
+        return InvalidArgument(std::move(message));
       }
       value = fallback;
     }

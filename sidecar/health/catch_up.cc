@@ -11,7 +11,10 @@ CatchUpTracker::CatchUpTracker(std::vector<std::string> topics, LagPolicy lag) :
   rebuild_reasons_.resize(topics_.size());
 }
 
-void CatchUpTracker::AddListener(Listener listener) { listeners_.push_back(std::move(listener)); }
+void CatchUpTracker::AddListener(Listener listener) {
+  std::lock_guard<std::mutex> lock(listeners_mu_);
+  listeners_.push_back(std::make_shared<const Listener>(std::move(listener)));
+}
 
 void CatchUpTracker::SetAssigned(size_t topic, std::vector<PartitionProgress> partitions) {
   std::vector<std::pair<std::optional<size_t>, bool>> changes;
@@ -83,7 +86,7 @@ void CatchUpTracker::SetRebuilding(size_t topic, std::string reason) {
     TopicProgress& t = topics_.at(topic);
     t.assigned = false;
     t.partitions.clear();
-    rebuild_reasons_[topic] = "topic " + t.topic + " is being rebuilt (" + reason + ")";
+    rebuild_reasons_[topic] = "topic " + t.topic + " is being rebuilt (" + std::move(reason) + ")";
     Recompute(topic, &changes);
   }
   Notify(changes);
@@ -174,8 +177,14 @@ std::string CatchUpTracker::NotReadyReason() const {
 }
 
 void CatchUpTracker::Notify(const std::vector<std::pair<std::optional<size_t>, bool>>& changes) {
+  if (changes.empty()) return;
+  std::vector<std::shared_ptr<const Listener>> listeners;
+  {
+    std::lock_guard<std::mutex> lock(listeners_mu_);
+    listeners = listeners_;
+  }
   for (const auto& [topic, ready] : changes) {
-    for (const auto& l : listeners_) l(topic, ready);
+    for (const auto& l : listeners) (*l)(topic, ready);
   }
 }
 

@@ -21,6 +21,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -62,7 +63,8 @@ class CatchUpTracker final : public store::CommitObserver {
 
   // nullopt topic: the sidecar as a whole.
   using Listener = std::function<void(std::optional<size_t> topic, bool ready)>;
-  // Registers a listener; call before the materializer starts.
+  // Registers a listener. Any thread, any time: it hears the transitions that happen
+  // after it was added.
   void AddListener(Listener listener);
 
   // The topic's partitions are assigned; `applied` and `start_end_offset` per partition.
@@ -110,7 +112,8 @@ class CatchUpTracker final : public store::CommitObserver {
   void Recompute(size_t topic, std::vector<std::pair<std::optional<size_t>, bool>>* changes);
   void Notify(const std::vector<std::pair<std::optional<size_t>, bool>>& changes);
 
-  std::vector<Listener> listeners_;  // fixed before the writer starts
+  std::mutex listeners_mu_;  // guards listeners_ (never held while calling one)
+  std::vector<std::shared_ptr<const Listener>> listeners_;
   mutable std::mutex mu_;            // guards topics_, ready_
   mutable std::condition_variable ready_cv_;
   std::vector<TopicProgress> topics_;

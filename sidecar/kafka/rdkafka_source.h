@@ -6,6 +6,9 @@
 // `group_id` so that Kafka's group tools show the lag (a commit without membership, as a
 // standalone consumer's). auto.offset.reset is "error": a position that fell out of the
 // log is reported (kOffsetOutOfRange), never silently moved.
+//
+// Threads: not thread-safe. One thread (the materializer's) calls every method; librdkafka's
+// callbacks (errors, offset commits) are served inside Poll on that thread.
 #pragma once
 
 #include <librdkafka/rdkafka.h>
@@ -38,8 +41,8 @@ class RdKafkaSource : public RecordSource {
   int64_t CachedEndOffset(size_t topic, int32_t partition) override;
   void CommitOffsets(const std::vector<Assignment>& positions) override;
 
-  void SetCommitListener(CommitListener listener) override {
-    commit_listener_ = std::move(listener);
+  void SetCommitListener(const CommitListener& listener) override {
+    commit_listener_ = listener;
   }
 
  private:

@@ -1,5 +1,6 @@
 // What the materializer accepts from a topic. A record that fails is counted by reason,
 // logged, and skipped: the key keeps its previous value and the record is never served.
+// Pure functions; thread-safe (the schema is immutable once compiled).
 #pragma once
 
 #include <string_view>

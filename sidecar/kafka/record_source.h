@@ -78,7 +78,7 @@ class RecordSource {
   // Called with the broker's answer to each CommitOffsets (inside Poll, on the polling
   // thread). Set before the first Poll. The default never calls it.
   using CommitListener = std::function<void(bool ok, const std::string& error)>;
-  virtual void SetCommitListener(CommitListener listener) {}
+  virtual void SetCommitListener(const CommitListener& listener) {}
 };
 
 }  // namespace cachecar::kafka

@@ -48,7 +48,7 @@ class ProbeHandler : public CivetHandler {
 }  // namespace
 
 Result<std::unique_ptr<HttpServer>> HttpServer::Start(
-    const std::string& address, std::shared_ptr<prometheus::Registry> registry,
+    const std::string& address, const std::shared_ptr<prometheus::Registry>& registry,
     std::function<std::string()> not_ready_reason) {
   std::unique_ptr<HttpServer> s(new HttpServer());
   std::vector<std::string> options = {"listening_ports", address, "num_threads", "2"};

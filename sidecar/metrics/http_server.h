@@ -20,7 +20,7 @@ class HttpServer {
   // `not_ready_reason` answers /readyz: empty means ready (200 "ok"), anything else is
   // not ready (503 "not ready: <reason>"). It must be cheap and thread-safe.
   static Result<std::unique_ptr<HttpServer>> Start(
-      const std::string& address, std::shared_ptr<prometheus::Registry> registry,
+      const std::string& address, const std::shared_ptr<prometheus::Registry>& registry,
       std::function<std::string()> not_ready_reason);
   ~HttpServer();
   // The port actually bound (useful with port 0).

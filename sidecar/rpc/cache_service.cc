@@ -72,7 +72,7 @@ void CacheService::Record(Method method, Clock::time_point start, const Status& 
   prometheus::Histogram* latency = latency_[method][code].load(std::memory_order_acquire);
   prometheus::Counter* requests = requests_[method][code].load(std::memory_order_acquire);
   if (latency == nullptr || requests == nullptr) {
-    static const char* kMethods[kMethodCount] = {"Get",    "BatchGet",           "List",
+    static const char* const kMethods[kMethodCount] = {"Get",    "BatchGet",           "List",
                                                  "GetStatus", "Put", "Delete",
                                                  "ListRejectedRecords", "WaitReady", "Watch"};
     static const prometheus::Histogram::BucketBoundaries kBuckets = {

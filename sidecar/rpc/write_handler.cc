@@ -95,6 +95,7 @@ Status WriteHandler::CheckValue(size_t topic, const std::string& value) const {
                   {{"value", found.empty() ? "not JSON" : found[0].message, "json"}});
   }
   std::vector<FieldViolation> violations;
+  violations.reserve(found.size());
   for (auto& v : found) {
     violations.push_back({"value" + v.pointer, std::move(v.message), std::move(v.keyword)});
   }

@@ -34,8 +34,8 @@ std::string FileUri(const std::filesystem::path& p) {
   // Percent-encode what a URI path cannot hold; the Rust side decodes it back.
   std::string out = "file://";
   for (unsigned char c : p.string()) {
-    if (std::isalnum(c) || std::string_view("/-._~").find(c) != std::string_view::npos) {
-      out += static_cast<char>(c);
+    if (std::isalnum(c) || std::string_view("/-._~").find(static_cast<char>(c)) != std::string_view::npos) {
+      out.push_back(static_cast<char>(c));
     } else {
       static const char kHex[] = "0123456789ABCDEF";
       out += '%';

@@ -40,7 +40,7 @@ class ApplyNotifier final : public CommitObserver {
 
   // `revision`: the store's revision at start.
   explicit ApplyNotifier(uint64_t revision);
-  ~ApplyNotifier();  // Shutdown()
+  ~ApplyNotifier() override;  // Shutdown()
 
   // Waits until everything below `offset` + 1 of the partition is applied (the record at
   // `offset` is readable). Returns an id for Cancel (0 if answered inline).

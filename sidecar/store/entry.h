@@ -1,4 +1,5 @@
-// What the store hands to readers: entries and history events, as owned copies.
+// What the store hands to readers: entries and history events, as owned copies (plain
+// values: safe to move between threads).
 #pragma once
 
 #include <cstdint>

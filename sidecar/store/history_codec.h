@@ -1,4 +1,5 @@
-// How the history log is laid out in LMDB. Internal to the store.
+// How the history log is laid out in LMDB. Internal to the store. Pure functions;
+// thread-safe.
 //
 // Key: the revision, 8 bytes big-endian, so LMDB's order is revision order and appends go
 // to the last page.

@@ -1,5 +1,6 @@
 // Small helpers for calling LMDB, internal to the store: byte views, RAII guards for
-// transactions and cursors, and the mapping of LMDB error codes to Status.
+// transactions and cursors, and the mapping of LMDB error codes to Status. A guard belongs
+// to the thread that owns its transaction.
 #pragma once
 
 #include <lmdb.h>

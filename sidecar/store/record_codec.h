@@ -1,4 +1,4 @@
-// How an entry is laid out in LMDB. Internal to the store.
+// How an entry is laid out in LMDB. Internal to the store. Pure functions; thread-safe.
 //
 // Key: LMDB keys are limited to 511 bytes, Kafka keys are not. A key shorter than
 // kLongKeyThreshold is stored as it is; a longer one as its first kLongKeyPrefix bytes

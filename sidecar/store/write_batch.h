@@ -1,4 +1,5 @@
 // What one write transaction of the store applies (Store::Apply), and what it reports.
+// Plain values, built and owned by the writer thread.
 #pragma once
 
 #include <cstddef>

@@ -1,5 +1,6 @@
 // CheckCreate: whether a WatchCreateRequest can become a watch, as a pure function of the
 // request and the state it is checked against, so every refusal is testable on its own.
+// Thread-safe; the caller gathers the context under the locks that guard it.
 //
 // Refusals, in the order they are checked (the first that applies wins):
 //   SHUTTING_DOWN      the sidecar or the stream is shutting down;

@@ -154,6 +154,8 @@ void Session::Refuse(int64_t id, Reason reason, std::string message, uint64_t co
   hub_->CountCancel(reason);
 }
 
+// `w` by value: erasing it from watches_ below must not free it while in use.
+// NOLINTNEXTLINE(performance-unnecessary-value-param)
 void Session::CancelLocked(std::shared_ptr<Watch> w, Reason reason, std::string message,
                            uint64_t compact_revision) {
   if (w->canceled) return;

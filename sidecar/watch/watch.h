@@ -1,5 +1,6 @@
 // The pieces a watch is made of, shared by the hub (hub.h), the stream it belongs to
-// (session.h) and their helpers. See hub.h for how they move.
+// (session.h) and their helpers. See hub.h for how they move; each type says which mutex
+// guards what.
 #pragma once
 
 #include <chrono>

@@ -11,6 +11,9 @@
 //     reading the answers (RESOURCE_EXHAUSTED);
 //   - on shutdown, after every watch got its SHUTTING_DOWN cancel (UNAVAILABLE).
 // The reactor owns itself and is freed after gRPC's OnDone and the last wake-up.
+//
+// Threads: gRPC runs the On* reactions on its callback threads and the hub's wake-up comes
+// from any thread; mu_ orders them. Session::Next runs only while the write turn is held.
 #pragma once
 
 #include <grpcpp/grpcpp.h>

@@ -2,6 +2,11 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <thread>
+
+#include "test_util.h"
+
 namespace cachecar::health {
 namespace {
 
@@ -155,6 +160,32 @@ TEST(CatchUpTrackerTest, RebuildingTopicIsNotReadyNorReadableUntilCaughtUpAgain)
   t.SetApplied(0, 0, 8);
   EXPECT_TRUE(t.Ready());
   EXPECT_TRUE(t.NotReadyReason().empty());
+}
+
+}  // namespace
+}  // namespace cachecar::health
+
+namespace cachecar::health {
+namespace {
+
+// ThreadSanitizer found listeners added while the writer reported transitions (a test did
+// so) racing on the listener list; adding one at any time is now part of the contract.
+TEST(CatchUpTrackerTest, AListenerAddedWhileTheWriterRunsHearsLaterTransitions) {
+  CatchUpTracker t({"a"});
+  std::atomic<bool> stop{false};
+  std::thread writer([&] {
+    while (!stop) {
+      t.SetAssigned(0, {P(0, 1, 1)});  // ready
+      t.SetRebuilding(0, "test");      // not ready
+    }
+  });
+  std::atomic<int> heard{0};
+  for (int i = 0; i < 20; ++i) {
+    t.AddListener([&](std::optional<size_t>, bool) { heard.fetch_add(1); });
+  }
+  EXPECT_TRUE(testing::WaitUntil([&] { return heard.load() >= 20; }));
+  stop = true;
+  writer.join();
 }
 
 }  // namespace

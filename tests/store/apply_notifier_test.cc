@@ -73,8 +73,9 @@ TEST(ApplyNotifierTest, DeadlinePassesWithDeadlineExceeded) {
 }
 
 TEST(ApplyNotifierTest, HaltedPartitionFailsItsWaitersButNotOthers) {
+  // The outcomes outlive the notifier: its shutdown answers `other`, still waiting.
+  Outcome halted, other, after;
   ApplyNotifier n(0);
-  Outcome halted, other;
   n.WaitForOffset(0, 0, 3, Clock::now() + kLater, halted.Callback());
   n.WaitForOffset(0, 1, 3, Clock::now() + kLater, other.Callback());
   n.SetHalted(0, 0, "bad record at offset 2");
@@ -83,7 +84,6 @@ TEST(ApplyNotifierTest, HaltedPartitionFailsItsWaitersButNotOthers) {
   EXPECT_EQ(halted.status.reason(), "PARTITION_HALTED");
   EXPECT_FALSE(other.done.WaitFor(std::chrono::milliseconds(20)));
   n.SetHalted(0, 0, "");
-  Outcome after;
   n.WaitForOffset(0, 0, 3, Clock::now() + std::chrono::milliseconds(20), after.Callback());
   ASSERT_TRUE(after.done.WaitFor());
   EXPECT_EQ(after.status.code(), Code::kDeadlineExceeded);  // waits again, not halted
