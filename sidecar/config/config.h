@@ -86,9 +86,12 @@ struct StoreConfig {
   // The most the store may grow to; past it the store is full (STORE_FULL: the sidecar
   // goes not ready and Puts fail). Default 1 TiB (address space only).
   uint64_t max_map_size_bytes = 1ull << 40;
-  // fsync every commit. Default false: a process crash (kill -9) loses nothing either way,
-  // because committed pages are already in the OS page cache; only a machine crash can
-  // lose the last commits, and the next start resumes from the offsets that survived.
+  // Default false: each commit writes its data with one fsync and leaves the meta page to
+  // the next commit's (LMDB's MDB_NOMETASYNC): the file stays consistent after any crash;
+  // a machine crash may undo the last commit, which the next start reads again from
+  // Kafka (offsets and data are in the same transaction). A process crash (kill -9)
+  // loses nothing either way. true: the meta page is synced too, so a commit survives a
+  // machine crash, at the cost of a second fsync per commit.
   bool sync = false;
 };
 

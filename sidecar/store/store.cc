@@ -115,7 +115,10 @@ Status Store::Init() {
   if (rc != 0) return LmdbError("set_mapsize", rc);
   // NOTLS: read transactions are not tied to threads (gRPC runs handlers on a pool).
   // NORDAHEAD: random point reads; readahead only wastes page cache.
-  unsigned flags = MDB_NOTLS | MDB_NORDAHEAD | (options_.sync ? 0 : MDB_NOSYNC);
+  // Without sync: one data fsync per commit and no separate meta-page fsync. LMDB keeps the
+  // file consistent then; a machine crash may undo the last commit, which the next start
+  // reads again from Kafka (MDB_NOSYNC would risk a corrupt file instead).
+  unsigned flags = MDB_NOTLS | MDB_NORDAHEAD | (options_.sync ? 0 : MDB_NOMETASYNC);
   rc = mdb_env_open(env_, options_.path.c_str(), flags, 0644);
   if (rc != 0) {
     Status st = LmdbError("open", rc);
@@ -372,6 +375,12 @@ Result<Snapshot> Store::NewSnapshot() const {
     std::memcpy(&rev, v.mv_data, sizeof(rev));
   }
   return Snapshot(&tables_, read_pool_.get(), txn, rev);
+}
+
+unsigned Store::lmdb_flags() const {
+  unsigned flags = 0;
+  mdb_env_get_flags(env_, &flags);
+  return flags;
 }
 
 Result<uint64_t> Store::KeyCount(size_t topic) const {

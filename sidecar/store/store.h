@@ -52,6 +52,8 @@ struct Options {
   // larger) and doubles when a commit does not fit, up to max_map_size_bytes.
   uint64_t map_size_bytes = 1ull << 30;
   uint64_t max_map_size_bytes = 1ull << 40;
+  // false: MDB_NOMETASYNC (integrity kept; a machine crash may undo the last commit);
+  // true: every commit fully synced. See config::StoreConfig.
   bool sync = false;
   // Concurrent read transactions allowed (LMDB reader slots). Default 1024.
   unsigned max_readers = 1024;
@@ -97,6 +99,8 @@ class Store {
     return oldest_history_.load(std::memory_order_acquire);
   }
   const Options& options() const { return options_; }
+  // The LMDB environment's flags (MDB_NOMETASYNC, ...), for diagnostics and tests.
+  unsigned lmdb_flags() const;
 
   // Live keys of a topic (LMDB's entry count; cheap).
   Result<uint64_t> KeyCount(size_t topic) const;

@@ -166,6 +166,7 @@ uint64_t Hub::FanOut() {
                                });
     }();
     index_lock.unlock();
+    if (after_read_hook_) after_read_hook_();
     if (!page.ok()) {
       log::Warn("watch: cannot read the history log; will retry",
                 {{"error", page.status().ToString()}});

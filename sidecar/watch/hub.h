@@ -96,6 +96,10 @@ class Hub final : public store::CommitObserver {
   void CancelStalled(std::chrono::steady_clock::time_point now);
 
   uint64_t fanned_out() const { return fanned_out_.load(std::memory_order_acquire); }
+
+  // A sync point for tests: called by FanOut after it has read a page of history and
+  // before it delivers it, with no lock held. Set it only while no FanOut runs.
+  void SetAfterReadHookForTest(std::function<void()> hook) { after_read_hook_ = std::move(hook); }
   size_t watch_count() const;
 
   const store::Store* store() const { return store_; }
@@ -131,6 +135,7 @@ class Hub final : public store::CommitObserver {
   bool notified_ = false;
   bool stop_ = false;
   std::thread thread_;
+  std::function<void()> after_read_hook_;  // tests only
 };
 
 }  // namespace cachecar::watch

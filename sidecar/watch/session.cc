@@ -129,8 +129,11 @@ void Session::Create(const v1::WatchCreateRequest& c) {
     w->phase = Watch::Phase::kCatchUp;
     w->position = w->sent = *spec.resume_revision;
   } else {
+    // From now: the store's revision, not what the hub has handed out so far. A page the
+    // hub read before this watch existed skipped its keys, so the watch must not be owed
+    // anything in it (etcd starts a new synced watcher at currentRev + 1 likewise).
     w->phase = Watch::Phase::kLive;
-    w->position = w->sent = hub_->fanned_out();
+    w->position = w->sent = std::max(hub_->fanned_out(), store->revision());
   }
   NoteWork();
   v1::WatchResponse& created = control_.emplace_back();

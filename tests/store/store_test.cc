@@ -606,3 +606,27 @@ TEST_F(StoreTest, UnusablePathIsInvalidArgument) {
 
 }  // namespace
 }  // namespace cachecar::store
+
+namespace cachecar::store {
+namespace {
+
+// LMDB documents MDB_NOSYNC as able to corrupt the file on a machine crash; the default
+// (sync: false) must keep the file's integrity and risk at most the last commit.
+TEST(StoreDurabilityTest, WithoutSyncTheFileKeepsItsIntegrityOnAMachineCrash) {
+  for (bool sync : {false, true}) {
+    testing::TempDir dir;
+    Options o;
+    o.path = dir.path();
+    o.topics = {"t"};
+    o.map_size_bytes = 1 << 20;
+    o.sync = sync;
+    auto s = Store::Open(o);
+    ASSERT_TRUE(s.ok()) << s.status().ToString();
+    unsigned flags = (*s)->lmdb_flags();
+    EXPECT_EQ(flags & MDB_NOSYNC, 0u) << "sync: " << sync;
+    EXPECT_EQ((flags & MDB_NOMETASYNC) != 0, !sync) << "sync: " << sync;
+  }
+}
+
+}  // namespace
+}  // namespace cachecar::store

@@ -649,3 +649,38 @@ TEST_F(WatchHubTest, ResumingRepeatedlyUnderConcurrentWritesLosesAndRepeatsNothi
 
 }  // namespace
 }  // namespace cachecar::watch
+
+namespace cachecar::watch {
+namespace {
+
+// The hub reads a page of history decoding only what existing watches match, then
+// delivers. A watch created "from now" between the two must still get every change after
+// its created.revision (a sync point holds the hub between read and delivery).
+TEST_F(WatchHubTest, AWatchCreatedBetweenTheHubsReadAndDeliveryMissesNothingAfterItsRevision) {
+  auto other = NewSession();
+  Send(*other, Create(1, "u2"));  // a watch exists, so the hub reads with its filter
+  Drain(*other);
+  Apply({{"u1", "a"}, {"u2", "x"}});  // revisions 1 and 2
+  auto s = NewSession();
+  bool created = false;
+  hub_->SetAfterReadHookForTest([&] {
+    if (created) return;
+    created = true;
+    Send(*s, Create(7, "u1"));  // the page just read skipped u1's change
+  });
+  hub_->FanOut();
+  hub_->SetAfterReadHookForTest(nullptr);
+  ASSERT_TRUE(created);
+  Apply({{"u1", "b"}});  // revision 3
+  hub_->FanOut();
+  Received got = Drain(*s);
+  ASSERT_TRUE(got.created.has_value());
+  std::vector<uint64_t> owed;  // every change to u1 after the revision the watch was given
+  for (uint64_t r : {1u, 3u}) {
+    if (r > got.created->revision()) owed.push_back(r);
+  }
+  EXPECT_EQ(Revisions(got), owed) << "created at " << got.created->revision();
+}
+
+}  // namespace
+}  // namespace cachecar::watch
