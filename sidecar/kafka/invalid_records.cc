@@ -11,7 +11,7 @@ InvalidRecords::InvalidRecords(Options options, MaterializerStats* stats)
 
 InvalidRecords::Verdict InvalidRecords::Handle(
     const SourceEvent& ev, RejectReason reason,
-    const std::shared_ptr<const schema::JsonSchema>& schema, std::string* halt_reason) {
+    const std::shared_ptr<const schema::JsonSchema>& schema, Halting* halting) {
   const config::TopicConfig& topic = (*options_.topics)[ev.topic];
   std::string detail = DescribeReject(reason, schema.get(), ev.value);
   RejectedRecord rec;
@@ -28,7 +28,7 @@ InvalidRecords::Verdict InvalidRecords::Handle(
   if (topic.on_invalid == config::InvalidPolicy::kFail) {
     rec.action = "halted";
     if (options_.rejected != nullptr) options_.rejected->Add(ev.topic, rec);
-    *halt_reason = rec.reason + ": " + detail;
+    halting->reason = rec.reason + ": " + detail;
     return Verdict::kHalt;
   }
   if (topic.on_invalid == config::InvalidPolicy::kDeadLetter) {
@@ -43,24 +43,39 @@ InvalidRecords::Verdict InvalidRecords::Handle(
                   {"cachecar.source.partition", std::to_string(ev.partition)},
                   {"cachecar.source.offset", std::to_string(ev.offset)},
                   {"cachecar.source.timestamp", std::to_string(ev.timestamp_ms)}};
-    Delivery d = options_.dead_letters != nullptr
-                     ? ProduceAndWait(options_.dead_letters, std::move(dl),
-                                      options_.dead_letter_timeout)
-                     : Delivery{Status(Code::kInternal, "no dead-letter producer"), -1, -1};
-    stats_->dead_letters
-        ->Add({{"topic", topic.name}, {"result", d.status.ok() ? "ok" : "failed"}})
-        .Increment();
-    if (!d.status.ok()) {
+    Status sent = SendDeadLetter(ev.topic, dl);
+    if (!sent.ok()) {
       rec.action = "halted";
       if (options_.rejected != nullptr) options_.rejected->Add(ev.topic, rec);
-      *halt_reason = "dead letter to " + topic.dead_letter_topic + " failed (" +
-                     d.status.message() + ") for " + rec.reason + ": " + detail;
+      halting->reason = "dead letter to " + topic.dead_letter_topic + " failed (" +
+                        sent.message() + ") for " + rec.reason + ": " + detail +
+                        "; sent again until the broker takes it";
+      halting->dead_letter = std::move(dl);
+      rec.action = "dead-lettered";
+      halting->record = std::move(rec);
       return Verdict::kHalt;
     }
     rec.action = "dead-lettered";
   }
-  stats_->rejected->Add({{"topic", topic.name}, {"reason", rec.reason}}).Increment();
-  auto& [window, count] = log_budget_[ev.topic];
+  Consumed(ev.topic, std::move(rec));
+  return Verdict::kConsumed;
+}
+
+Status InvalidRecords::SendDeadLetter(size_t topic, const ProduceRequest& dl) {
+  Delivery d = options_.dead_letters != nullptr
+                   ? ProduceAndWait(options_.dead_letters, dl, options_.dead_letter_timeout)
+                   : Delivery{Status(Code::kInternal, "no dead-letter producer"), -1, -1};
+  stats_->dead_letters
+      ->Add({{"topic", (*options_.topics)[topic].name},
+             {"result", d.status.ok() ? "ok" : "failed"}})
+      .Increment();
+  return d.status;
+}
+
+void InvalidRecords::Consumed(size_t topic, RejectedRecord rec) {
+  const std::string& name = (*options_.topics)[topic].name;
+  stats_->rejected->Add({{"topic", name}, {"reason", rec.reason}}).Increment();
+  auto& [window, count] = log_budget_[topic];
   auto now = steady_clock::now();
   if (now - window >= std::chrono::seconds(1)) {
     window = now;
@@ -68,21 +83,49 @@ InvalidRecords::Verdict InvalidRecords::Handle(
   }
   if (count++ < kRejectLogsPerSecond) {
     log::Warn("record rejected; it is not served",
-              {{"topic", topic.name}, {"partition", ev.partition}, {"offset", ev.offset},
-               {"reason", rec.reason}, {"detail", detail}, {"action", rec.action}});
+              {{"topic", name}, {"partition", rec.partition}, {"offset", rec.offset},
+               {"reason", rec.reason}, {"detail", rec.detail}, {"action", rec.action}});
   }
-  if (options_.rejected != nullptr) options_.rejected->Add(ev.topic, std::move(rec));
-  return Verdict::kConsumed;
+  if (options_.rejected != nullptr) options_.rejected->Add(topic, std::move(rec));
 }
 
-void InvalidRecords::Halt(const SourceEvent& ev, const std::string& why,
+void InvalidRecords::Halt(const SourceEvent& ev, Halting halting,
                           std::shared_ptr<const schema::JsonSchema> schema) {
   const std::string& name = (*options_.topics)[ev.topic].name;
-  halted_[{ev.topic, ev.partition}] = HaltedAt{ev.offset, std::move(schema)};
-  log::Error("partition halted (on_invalid: fail); the sidecar is not ready",
+  log::Error("partition halted; the sidecar is not ready",
              {{"topic", name}, {"partition", ev.partition}, {"offset", ev.offset},
-              {"reason", why}});
+              {"reason", halting.reason}});
+  HaltedAt h{ev.offset, std::move(schema), std::move(halting), options_.dead_letter_retry,
+             steady_clock::now() + options_.dead_letter_retry};
+  halted_[{ev.topic, ev.partition}] = std::move(h);
   stats_->halted->Add({{"topic", name}, {"partition", std::to_string(ev.partition)}}).Set(1);
+}
+
+std::vector<std::pair<store::PartitionKey, int64_t>> InvalidRecords::RetryDeadLetters(
+    steady_clock::time_point now) {
+  std::vector<std::pair<store::PartitionKey, int64_t>> delivered;
+  for (auto& [key, h] : halted_) {
+    if (!h.halting.dead_letter || now < h.next_retry) continue;
+    Status sent = SendDeadLetter(key.first, *h.halting.dead_letter);
+    if (!sent.ok()) {
+      h.retry_wait = std::min(h.retry_wait * 2, std::chrono::milliseconds(kMaxDeadLetterRetry));
+      h.next_retry = steady_clock::now() + h.retry_wait;
+      log::Warn("dead letter still not taken; the partition stays halted",
+                {{"topic", (*options_.topics)[key.first].name}, {"partition", key.second},
+                 {"offset", h.offset}, {"error", sent.message()},
+                 {"next_try_ms", static_cast<int64_t>(h.retry_wait.count())}});
+      continue;
+    }
+    log::Info("dead letter taken; resuming the partition",
+              {{"topic", (*options_.topics)[key.first].name}, {"partition", key.second},
+               {"offset", h.offset}});
+    delivered.emplace_back(key, h.offset);
+  }
+  for (const auto& [key, offset] : delivered) {
+    Consumed(key.first, std::move(halted_[key].halting.record));
+    Lift(key);
+  }
+  return delivered;
 }
 
 std::vector<store::PartitionKey> InvalidRecords::Halted() const {

@@ -7,7 +7,10 @@
 //   dead-letter  as skip, after producing it with error headers to the dead-letter topic
 //                and waiting for the broker's acknowledgement (a dead letter may be sent
 //                twice after a crash, never lost). If the broker does not take it, the
-//                partition halts instead: the record must not be skipped unrecorded.
+//                partition halts instead (the record must not be skipped unrecorded) and
+//                the dead letter is sent again with backoff (dead_letter_retry, doubling
+//                up to kMaxDeadLetterRetry) until the broker takes it; the partition then
+//                goes on by itself past the record.
 //   fail         the partition halts at the record.
 //
 // A halt is recorded here (with the schema in force when it happened); the materializer
@@ -18,6 +21,7 @@
 #include <chrono>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -40,21 +44,29 @@ class InvalidRecords {
     RecordSink* dead_letters = nullptr;          // required if a topic dead-letters
     std::chrono::milliseconds dead_letter_timeout{30000};
     RejectedLog* rejected = nullptr;             // null: not listed
+    // First wait before a dead letter the broker did not take is sent again.
+    std::chrono::milliseconds dead_letter_retry{1000};
   };
+  static constexpr std::chrono::milliseconds kMaxDeadLetterRetry{30000};
 
   // Pointers are not owned and must outlive this.
   InvalidRecords(Options options, MaterializerStats* stats);
 
   enum class Verdict {
     kConsumed,  // skipped or dead-lettered: move past the record
-    kHalt,      // halt the partition at the record (`halt_reason` says why)
+    kHalt,      // halt the partition at the record (`halting` says why)
+  };
+  // Why and how a partition halts on a record.
+  struct Halting {
+    std::string reason;
+    std::optional<ProduceRequest> dead_letter;  // not taken by the broker: sent again
+    RejectedRecord record;                      // listed once the dead letter goes
   };
   Verdict Handle(const SourceEvent& ev, RejectReason reason,
-                 const std::shared_ptr<const schema::JsonSchema>& schema,
-                 std::string* halt_reason);
+                 const std::shared_ptr<const schema::JsonSchema>& schema, Halting* halting);
 
   // Records a halt of the event's partition at its offset.
-  void Halt(const SourceEvent& ev, const std::string& why,
+  void Halt(const SourceEvent& ev, Halting halting,
             std::shared_ptr<const schema::JsonSchema> schema);
   bool IsHalted(const store::PartitionKey& key) const { return halted_.count(key) > 0; }
   bool any_halted() const { return !halted_.empty(); }
@@ -64,6 +76,11 @@ class InvalidRecords {
   std::vector<store::PartitionKey> LiftReplaced();
   // Lifts the halts of a topic (it is being rebuilt); returns them.
   std::vector<store::PartitionKey> LiftTopic(size_t topic);
+  // Sends again the dead letters whose wait has passed at `now`. Returns the partitions
+  // whose dead letter the broker took, with the offset of its record, their halts lifted:
+  // the caller moves them past that record.
+  std::vector<std::pair<store::PartitionKey, int64_t>> RetryDeadLetters(
+      std::chrono::steady_clock::time_point now);
 
   static constexpr int kRejectLogsPerSecond = 10;
 
@@ -71,7 +88,14 @@ class InvalidRecords {
   struct HaltedAt {
     int64_t offset;
     std::shared_ptr<const schema::JsonSchema> schema;  // in force when it halted
+    Halting halting;
+    std::chrono::milliseconds retry_wait{0};
+    std::chrono::steady_clock::time_point next_retry;
   };
+  // Lists a refused record that was consumed (skipped or dead-lettered).
+  void Consumed(size_t topic, RejectedRecord rec);
+  // Produces a dead letter and waits for the broker's answer.
+  Status SendDeadLetter(size_t topic, const ProduceRequest& dl);
   void Lift(const store::PartitionKey& key);
 
   const Options options_;

@@ -18,6 +18,7 @@ InvalidRecords::Options InvalidOptions(const MaterializerOptions& o) {
   io.dead_letters = o.dead_letters;
   io.dead_letter_timeout = o.dead_letter_timeout;
   io.rejected = o.rejected;
+  io.dead_letter_retry = o.retry_backoff;
   return io;
 }
 
@@ -191,10 +192,11 @@ void Materializer::Reassign() {
   for (const auto& key : invalid_.Halted()) source_->Pause(key.first, key.second);
 }
 
-void Materializer::HaltPartition(const SourceEvent& ev, const std::string& why,
+void Materializer::HaltPartition(const SourceEvent& ev, InvalidRecords::Halting halting,
                                  std::shared_ptr<const schema::JsonSchema> schema) {
   const std::string& name = options_.topics[ev.topic].name;
-  invalid_.Halt(ev, why, std::move(schema));
+  const std::string why = halting.reason;
+  invalid_.Halt(ev, std::move(halting), std::move(schema));
   Status st = source_->Pause(ev.topic, ev.partition);
   if (!st.ok()) log::Warn("pause failed", {{"topic", name}, {"error", st.ToString()}});
   std::string reason = "topic " + name + " partition " + std::to_string(ev.partition) +
@@ -205,8 +207,22 @@ void Materializer::HaltPartition(const SourceEvent& ev, const std::string& why,
 }
 
 void Materializer::RetryHalted() {
-  last_halt_check_ = steady_clock::now();
+  const auto now = steady_clock::now();
+  last_halt_check_ = now;
   std::vector<store::PartitionKey> lifted = invalid_.LiftReplaced();
+  for (const auto& [key, offset] : invalid_.RetryDeadLetters(now)) {
+    // The broker took the dead letter at last: the record is consumed.
+    if (batch_.empty()) batch_started_ = now;
+    partitions_.SetPosition(key, offset + 1);
+    batch_.positions[key] = offset + 1;
+    consumed_[key.first]->Increment();
+    {
+      std::lock_guard<std::mutex> lock(counters_mu_);
+      ++counters_[key.first].consumed;
+      ++counters_[key.first].rejected;
+    }
+    lifted.push_back(key);
+  }
   if (lifted.empty()) return;
   for (const auto& key : lifted) {
     ForEachObserver(
@@ -261,9 +277,9 @@ void Materializer::Handle(const SourceEvent& ev) {
   RejectReason reason = CheckRecord(topic, schema.get(), ev.has_key, ev.key, ev.has_value,
                                     ev.value);
   if (reason != RejectReason::kNone) {
-    std::string halt_reason;
-    if (invalid_.Handle(ev, reason, schema, &halt_reason) == InvalidRecords::Verdict::kHalt) {
-      HaltPartition(ev, halt_reason, schema);
+    InvalidRecords::Halting halting;
+    if (invalid_.Handle(ev, reason, schema, &halting) == InvalidRecords::Verdict::kHalt) {
+      HaltPartition(ev, std::move(halting), schema);
       return;
     }
     std::lock_guard<std::mutex> lock(counters_mu_);

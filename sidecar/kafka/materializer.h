@@ -29,7 +29,8 @@
 // schema applies from the next record on) is never applied, and the topic's on_invalid
 // policy decides the rest (invalid_records.h). A halted partition applies nothing more:
 // it is paused, the observers are told, and it resumes from that very offset when the
-// topic's schema is replaced (a reload) or the process restarts.
+// topic's schema is replaced (a reload) or the process restarts — or, when it halted
+// because the broker did not take a dead letter, past the record once a retry succeeds.
 //
 // Files: materializer.cc (the loop, batching, commits, rebuilds), partition_set.cc (what
 // is assigned and how far), invalid_records.cc (on_invalid and halts), offset_reporter.cc
@@ -125,9 +126,10 @@ class Materializer {
   // Commits, then hands the consumer every partition at its current position.
   void Reassign();
   void Handle(const SourceEvent& ev);
-  void HaltPartition(const SourceEvent& ev, const std::string& why,
+  void HaltPartition(const SourceEvent& ev, InvalidRecords::Halting halting,
                      std::shared_ptr<const schema::JsonSchema> schema);
-  // Lifts halts whose topic has a new schema since.
+  // Lifts halts whose topic has a new schema since, and those whose dead letter the broker
+  // takes now (they move past their record).
   void RetryHalted();
   // Commits the batch, retrying until it succeeds or Stop() is called.
   void CommitWithRetry();

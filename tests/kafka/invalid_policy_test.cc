@@ -23,6 +23,7 @@ class FakeSink : public RecordSink {
     Delivery d;
     {
       std::lock_guard<std::mutex> lock(mu_);
+      ++attempts_;
       if (!fail.ok()) {
         d.status = fail;
       } else {
@@ -33,9 +34,14 @@ class FakeSink : public RecordSink {
     }
     done(d);
   }
+  int attempts() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return attempts_;
+  }
   std::mutex mu_;
   Status fail;
   std::vector<ProduceRequest> sent;
+  int attempts_ = 0;
 };
 
 std::string Header(const ProduceRequest& r, const std::string& name) {
@@ -177,6 +183,38 @@ TEST_F(InvalidPolicyTest, DeadLetterThatFailsHaltsInsteadOfLosingTheRecord) {
   EXPECT_THAT(tracker_->NotReadyReason(), AllOf(HasSubstr("offset 1"), HasSubstr("broker down")));
   EXPECT_EQ(store_->LoadPositions(0)->at(0), 1);  // resumes at the record after a restart
   EXPECT_FALSE(Value("j").has_value());
+}
+
+// A dead letter the broker did not take halts the partition only until it does: the
+// writer retries it with backoff and the partition goes on by itself, no restart needed.
+TEST_F(InvalidPolicyTest, AFailedDeadLetterIsRetriedAndThePartitionGoesOnByItself) {
+  {
+    std::lock_guard<std::mutex> lock(sink_.mu_);
+    sink_.fail = Status(Code::kUnavailable, "broker down", "KAFKA_UNAVAILABLE");
+  }
+  PushBacklog();
+  auto m = Make(config::InvalidPolicy::kDeadLetter);
+  m->Start();
+  ASSERT_TRUE(source_.WaitDrained());
+  ASSERT_TRUE(testing::WaitUntil([&] { return sink_.attempts() >= 2; }));  // retried
+  EXPECT_FALSE(tracker_->Ready());
+  EXPECT_THAT(tracker_->NotReadyReason(), AllOf(HasSubstr("offset 1"), HasSubstr("broker down")));
+  int assigns = source_.assigns();
+  {
+    std::lock_guard<std::mutex> lock(sink_.mu_);
+    sink_.fail = Status::Ok();  // the broker is back
+  }
+  ASSERT_TRUE(source_.WaitAssigns(assigns));
+  EXPECT_EQ(source_.assignment().at(0).offset, 2);  // past the dead-lettered record
+  EXPECT_TRUE(source_.paused().empty());
+  source_.PushRecord(0, 0, 2, "j", R"({"id":3})");
+  ASSERT_TRUE(WaitReady());
+  m->Stop();
+  EXPECT_EQ(Value("j"), R"({"id":3})");
+  EXPECT_EQ(Value("k"), R"({"id":1})");
+  std::lock_guard<std::mutex> lock(sink_.mu_);
+  ASSERT_EQ(sink_.sent.size(), 1u);
+  EXPECT_EQ(Header(sink_.sent[0], "cachecar.source.offset"), "1");
 }
 
 TEST_F(InvalidPolicyTest, FailHaltsThePartitionAndReportsNotReady) {
