@@ -102,6 +102,7 @@ Status Server::Start() {
     po.linger_ms = config_.writes.linger_ms;
     po.delivery_timeout_ms = config_.writes.delivery_timeout_ms;
     po.registry = registry_.get();
+    po.metadata_refresh_ms = config_.kafka.metadata_refresh_ms;
     Result<std::unique_ptr<kafka::RdKafkaProducer>> producer = kafka::RdKafkaProducer::Create(po);
     if (!producer.ok()) return producer.status();
     producer_ = std::move(producer).value();
@@ -124,6 +125,7 @@ Status Server::Start() {
   mo.rejected = rejected_log_.get();
   mo.commit_interval = std::chrono::milliseconds(config_.kafka.commit_interval_ms);
   mo.group_id = config_.kafka.group_id;
+  mo.metadata_refresh = std::chrono::milliseconds(config_.kafka.metadata_refresh_ms);
   watch::Options wo;
   wo.buffer_events = config_.watch.buffer_events;
   wo.slow_consumer_timeout = std::chrono::milliseconds(config_.watch.slow_consumer_timeout_ms);

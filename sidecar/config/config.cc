@@ -180,7 +180,7 @@ void ReadAll(YamlReader& r, const YAML::Node& root, const std::filesystem::path&
   if (const YAML::Node k = root["kafka"]) {
     if (r.ExpectMap("kafka", k,
                     {"bootstrap_servers", "properties", "properties_from_files", "group_id",
-                     "commit_interval_ms"})) {
+                     "commit_interval_ms", "metadata_refresh_ms"})) {
       r.ReadString(k, "kafka", "bootstrap_servers", &cfg->kafka.bootstrap_servers);
       r.ReadString(k, "kafka", "group_id", &cfg->kafka.group_id);
       if (k["group_id"] && cfg->kafka.group_id.empty()) {
@@ -188,6 +188,8 @@ void ReadAll(YamlReader& r, const YAML::Node& root, const std::filesystem::path&
                   "must not be empty (set commit_interval_ms: 0 to commit nothing)");
       }
       r.ReadUint(k, "kafka", "commit_interval_ms", &cfg->kafka.commit_interval_ms, 0, 3600000);
+      r.ReadUint(k, "kafka", "metadata_refresh_ms", &cfg->kafka.metadata_refresh_ms, 100,
+                 300000);
       if (const YAML::Node pf = k["properties_from_files"]) {
         if (!pf.IsMap()) {
           r.Problem("kafka.properties_from_files", pf,

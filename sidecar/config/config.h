@@ -71,6 +71,10 @@ struct KafkaConfig {
   // How often applied offsets are committed to group_id; 0 never. Default 5000. The
   // store's own offsets are what a restart resumes from; these are for people and tools.
   uint32_t commit_interval_ms = 5000;
+  // How often the partition count of every topic is asked for, so partitions added to a
+  // running topic are read (and how often the producer refreshes its metadata, so Puts
+  // reach them). One metadata request per topic each time.
+  uint32_t metadata_refresh_ms = 10000;
 };
 
 // True for librdkafka property names whose values are secrets (never logged).

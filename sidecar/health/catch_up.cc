@@ -30,6 +30,21 @@ void CatchUpTracker::SetAssigned(size_t topic, std::vector<PartitionProgress> pa
   Notify(changes);
 }
 
+void CatchUpTracker::AddPartitions(size_t topic, std::vector<PartitionProgress> partitions) {
+  std::vector<std::pair<std::optional<size_t>, bool>> changes;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    TopicProgress& t = topics_.at(topic);
+    for (auto& p : partitions) {
+      p.ready = p.applied >= p.start_end_offset;
+      p.added_late = true;
+      t.partitions.push_back(std::move(p));
+    }
+    Recompute(topic, &changes);
+  }
+  Notify(changes);
+}
+
 void CatchUpTracker::SetApplied(size_t topic, int32_t partition, int64_t applied) {
   std::vector<std::pair<std::optional<size_t>, bool>> changes;
   {
@@ -197,7 +212,7 @@ namespace {
 bool IsServable(const TopicProgress& t) {
   if (!t.assigned) return false;
   for (const auto& p : t.partitions) {
-    if (!p.ready || p.halted) return false;
+    if ((!p.ready && !p.added_late) || p.halted) return false;
   }
   return true;
 }

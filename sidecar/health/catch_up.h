@@ -40,6 +40,9 @@ struct PartitionProgress {
   bool halted = false;    // on_invalid: fail stopped it; the sidecar is not ready
   std::string halt_reason;
   bool lagging = false;   // over the lag policy's bound for too long
+  // Added to the topic while it was served (AddPartitions): until caught up it makes the
+  // topic not ready, but does not stop reads of what the other partitions hold.
+  bool added_late = false;
   std::optional<std::chrono::steady_clock::time_point> over_since;  // over the bound since
 };
 
@@ -69,6 +72,9 @@ class CatchUpTracker final : public store::CommitObserver {
 
   // The topic's partitions are assigned; `applied` and `start_end_offset` per partition.
   void SetAssigned(size_t topic, std::vector<PartitionProgress> partitions);
+  // Partitions added to an assigned topic (kafka-topics --alter): read from their
+  // beginning, the topic is not ready until they have caught up too.
+  void AddPartitions(size_t topic, std::vector<PartitionProgress> partitions);
   // A partition's applied position moved (after a commit).
   void SetApplied(size_t topic, int32_t partition, int64_t applied);
   // A fresher end offset was seen (for lag only; does not affect readiness).

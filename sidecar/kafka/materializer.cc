@@ -112,6 +112,9 @@ void Materializer::Run() {
       CommitWithRetry();
     }
     if (steady_clock::now() - last_refresh_ >= milliseconds(500)) RefreshEndOffsets();
+    if (steady_clock::now() - last_metadata_refresh_ >= options_.metadata_refresh) {
+      RefreshPartitions();
+    }
     if (invalid_.any_halted() &&
         steady_clock::now() - last_halt_check_ >= options_.retry_backoff) {
       RetryHalted();
@@ -181,6 +184,41 @@ void Materializer::SetUpPendingTopics() {
   if (ready_now.empty()) return;
   for (size_t t : ready_now) partitions_.MarkAssigned(t);
   Reassign();
+}
+
+void Materializer::RefreshPartitions() {
+  last_metadata_refresh_ = steady_clock::now();
+  bool added = false;
+  for (size_t t : partitions_.AssignedTopics()) {
+    const std::string& name = options_.topics[t].name;
+    const int32_t known = partitions_.PartitionCount(t);
+    // A broker that does not answer, or a deleted topic, is someone else's business
+    // (the consumer's errors, CheckTopicExists): only growth is looked for here.
+    Result<int32_t> count = source_->PartitionCount(t, options_.request_timeout);
+    if (!count.ok() || *count <= known) continue;
+    Result<std::vector<int64_t>> ends = source_->EndOffsets(t, *count, options_.request_timeout);
+    if (!ends.ok()) {
+      log::Warn("partitions were added to a topic but their offsets cannot be read; will retry",
+                {{"topic", name}, {"error", ends.status().ToString()}});
+      continue;
+    }
+    std::vector<health::PartitionProgress> progress;
+    for (int32_t p = known; p < *count; ++p) {
+      const int64_t end = (*ends)[p];
+      partitions_.Add(t, p, std::nullopt);
+      health::PartitionProgress pp;
+      pp.partition = p;
+      pp.start_end_offset = end;
+      pp.end_offset = end;
+      progress.push_back(pp);
+      MetricsFor(t, p).end_offset->Set(static_cast<double>(end));
+      log::Info("partition added to the topic; reading it from the beginning",
+                {{"topic", name}, {"partition", p}, {"end_offset", end}});
+    }
+    tracker_->AddPartitions(t, std::move(progress));
+    added = true;
+  }
+  if (added) Reassign();
 }
 
 void Materializer::Reassign() {

@@ -78,6 +78,9 @@ struct MaterializerOptions {
   // again for a topic that is missing or a broker that did not answer.
   std::chrono::milliseconds request_timeout{5000};
   std::chrono::milliseconds retry_backoff{1000};
+  // How often assigned topics are asked for their partition count, so partitions added
+  // to a topic (kafka-topics --alter) are read. Each check is one metadata request.
+  std::chrono::milliseconds metadata_refresh{10000};
   // Longest a Poll blocks when there is nothing to commit (bounds Stop latency).
   std::chrono::milliseconds idle_poll{100};
   // How long to wait for the broker to acknowledge one dead letter; past it, the
@@ -123,6 +126,9 @@ class Materializer {
   void Run();
   // Assigns topics not yet assigned whose metadata can now be read. Commits first.
   void SetUpPendingTopics();
+  // Asks the broker for the partition count of every assigned topic; assigns partitions
+  // added since, from their beginning.
+  void RefreshPartitions();
   // Commits, then hands the consumer every partition at its current position.
   void Reassign();
   void Handle(const SourceEvent& ev);
@@ -164,6 +170,7 @@ class Materializer {
   store::WriteBatch batch_;
   std::chrono::steady_clock::time_point batch_started_;
   std::chrono::steady_clock::time_point last_refresh_;
+  std::chrono::steady_clock::time_point last_metadata_refresh_ = std::chrono::steady_clock::now();
   std::chrono::steady_clock::time_point last_halt_check_;
   std::string store_failure_;  // reason of the failing commits, empty when none
   std::map<size_t, std::chrono::steady_clock::time_point> last_topic_check_;

@@ -14,6 +14,11 @@ std::set<size_t> PartitionSet::AssignedTopics() const {
   return topics;
 }
 
+int32_t PartitionSet::PartitionCount(size_t topic) const {
+  return static_cast<int32_t>(std::count_if(assignments_.begin(), assignments_.end(),
+                                            [&](const Assignment& a) { return a.topic == topic; }));
+}
+
 void PartitionSet::Add(size_t topic, int32_t partition, std::optional<int64_t> stored) {
   assignments_.push_back({topic, partition, stored.value_or(kOffsetBeginning)});
   if (stored) positions_[{topic, partition}] = *stored;

@@ -28,6 +28,8 @@ class PartitionSet {
   bool assigned_any() const { return !assignments_.empty(); }
   // Topics with at least one partition assigned.
   std::set<size_t> AssignedTopics() const;
+  // Partitions of the topic assigned (0 .. count-1).
+  int32_t PartitionCount(size_t topic) const;
 
   // Adds a partition of a pending topic, starting at `stored` (the position found in the
   // store) or, without one, at the beginning of the log.

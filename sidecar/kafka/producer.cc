@@ -72,6 +72,11 @@ Result<std::unique_ptr<RdKafkaProducer>> RdKafkaProducer::Create(const ProducerO
   if (!options.properties.count("reconnect.backoff.max.ms")) {
     SetConf(conf, "reconnect.backoff.max.ms", "1000");
   }
+  if (options.metadata_refresh_ms > 0 &&
+      !options.properties.count("topic.metadata.refresh.interval.ms")) {
+    SetConf(conf, "topic.metadata.refresh.interval.ms",
+            std::to_string(options.metadata_refresh_ms));
+  }
   rd_kafka_conf_set_error_cb(conf, &RdKafkaProducer::OnError);
   std::unique_ptr<RdKafkaProducer> p(new RdKafkaProducer());
   rd_kafka_conf_set_opaque(conf, p.get());

@@ -69,6 +69,9 @@ struct ProducerOptions {
   std::set<std::string> topics;                   // the only topics it may write
   uint32_t linger_ms = 0;
   uint32_t delivery_timeout_ms = 30000;
+  // How often the producer refreshes topic metadata (partitions added to a topic are
+  // written to after the next refresh); 0: librdkafka's default.
+  uint32_t metadata_refresh_ms = 0;
   // Where cachecar_kafka_reachable is registered (null: nowhere).
   prometheus::Registry* registry = nullptr;
 };

@@ -507,3 +507,28 @@ TEST(TopicNameTest, FollowsKafkaRules) {
 
 }  // namespace
 }  // namespace cachecar::config
+
+namespace cachecar::config {
+namespace {
+
+TEST(ConfigTest, MetadataRefreshHasADefaultAndBounds) {
+  auto d = ParseConfig("kafka: {bootstrap_servers: a:1}\ntopics: [{name: a}]\n", "c.yaml", Env());
+  ASSERT_TRUE(d.ok()) << d.status().ToString();
+  EXPECT_EQ(d->kafka.metadata_refresh_ms, 10000u);
+  auto set = ParseConfig(
+      "kafka: {bootstrap_servers: a:1, metadata_refresh_ms: 500}\ntopics: [{name: a}]\n",
+      "c.yaml", Env());
+  ASSERT_TRUE(set.ok()) << set.status().ToString();
+  EXPECT_EQ(set->kafka.metadata_refresh_ms, 500u);
+  for (const char* bad : {"0", "99", "300001", "soon"}) {
+    auto r = ParseConfig(std::string("kafka: {bootstrap_servers: a:1, metadata_refresh_ms: ") +
+                             bad + "}\ntopics: [{name: a}]\n",
+                         "c.yaml", Env());
+    ASSERT_FALSE(r.ok()) << bad;
+    EXPECT_FALSE(r.status().violations().empty()) << bad;
+    EXPECT_EQ(r.status().violations()[0].field, "kafka.metadata_refresh_ms") << bad;
+  }
+}
+
+}  // namespace
+}  // namespace cachecar::config

@@ -190,3 +190,24 @@ TEST(CatchUpTrackerTest, AListenerAddedWhileTheWriterRunsHearsLaterTransitions) 
 
 }  // namespace
 }  // namespace cachecar::health
+
+namespace cachecar::health {
+namespace {
+
+TEST(CatchUpTrackerTest, AddedPartitionsMakeTheTopicNotReadyButKeepItReadable) {
+  CatchUpTracker t({"a"});
+  t.SetAssigned(0, {P(0, 5, 5)});
+  ASSERT_TRUE(t.Ready());
+  t.AddPartitions(0, {P(1, -1, 3), P(2, -1, 0)});
+  EXPECT_FALSE(t.Ready());
+  EXPECT_FALSE(t.TopicReady(0));
+  EXPECT_TRUE(t.TopicServable(0));  // what partition 0 holds is still complete
+  EXPECT_EQ(t.Progress()[0].partitions.size(), 3u);
+  t.SetApplied(0, 1, 3);
+  EXPECT_FALSE(t.Ready());  // partition 2 has not reported a position yet
+  t.SetApplied(0, 2, 0);
+  EXPECT_TRUE(t.Ready());
+}
+
+}  // namespace
+}  // namespace cachecar::health

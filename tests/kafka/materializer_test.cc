@@ -377,3 +377,56 @@ TEST_F(MaterializerTest, ObserversAreToldAfterTheTrackerInTheirOrder) {
 
 }  // namespace
 }  // namespace cachecar::kafka
+
+namespace cachecar::kafka {
+namespace {
+
+// `kafka-topics --alter --partitions`: the new partitions are found, read from their
+// beginning, and counted in readiness (not ready until they have caught up too).
+TEST_F(MaterializerTest, PartitionsAddedToATopicAreReadAndCountedInReadiness) {
+  source_.SetPartitions(0, 1, {1});
+  source_.SetPartitions(1, 1, {0});
+  source_.PushRecord(0, 0, 0, "u1", "{\"v\":1}");
+  source_.PushEnd(1, 0, 0);
+  MaterializerOptions o;
+  config::TopicConfig users;
+  users.name = "users";
+  config::TopicConfig raw;
+  raw.name = "raw";
+  o.topics = {users, raw};
+  o.batch_max_delay = std::chrono::milliseconds(5);
+  o.retry_backoff = std::chrono::milliseconds(10);
+  o.idle_poll = std::chrono::milliseconds(5);
+  o.commit_interval = std::chrono::milliseconds(0);
+  o.metadata_refresh = std::chrono::milliseconds(20);
+  Materializer m(o, store_.get(), &source_, tracker_.get(), &registry_);
+  m.Start();
+  ASSERT_TRUE(tracker_->WaitReady(std::chrono::steady_clock::now() + std::chrono::seconds(10)));
+  int assigns = source_.assigns();
+  testing::Notification not_ready;
+  tracker_->AddListener([&](std::optional<size_t> topic, bool ready) {
+    if (!topic && !ready) not_ready.Notify();
+  });
+
+  source_.SetPartitions(0, 3, {1, 2, 0});  // two partitions added; one holds records
+  ASSERT_TRUE(source_.WaitAssigns(assigns));
+  std::map<int32_t, int64_t> assigned;
+  for (const auto& a : source_.assignment()) {
+    if (a.topic == 0) assigned[a.partition] = a.offset;
+  }
+  EXPECT_EQ(assigned, (std::map<int32_t, int64_t>{{0, 1}, {1, kOffsetBeginning},
+                                                  {2, kOffsetBeginning}}));
+  EXPECT_TRUE(not_ready.WaitFor());  // partition 1 has two records to read first
+  source_.PushRecord(0, 1, 0, "u7", "{\"v\":7}");
+  source_.PushRecord(0, 1, 1, "u8", "{\"v\":8}");
+  source_.PushEnd(0, 2, 0);
+  ASSERT_TRUE(tracker_->WaitReady(std::chrono::steady_clock::now() + std::chrono::seconds(10)));
+  m.Stop();
+  EXPECT_EQ(Value(0, "u7"), "{\"v\":7}");
+  EXPECT_EQ(Value(0, "u8"), "{\"v\":8}");
+  EXPECT_EQ(tracker_->Progress()[0].partitions.size(), 3u);
+  EXPECT_EQ(*store_->LoadPositions(0), (std::map<int32_t, int64_t>{{0, 1}, {1, 2}, {2, 0}}));
+}
+
+}  // namespace
+}  // namespace cachecar::kafka
