@@ -4,8 +4,11 @@
 
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <exception>
 #include <pthread.h>
+
+#include <thread>
 
 #include "common/log.h"
 #include "config/config.h"
@@ -73,6 +76,16 @@ int Run(int argc, char** argv) {
   int sig = 0;
   sigwait(&signals, &sig);
   cachecar::log::Info("shutting down", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
+  // A second signal during the orderly shutdown (which waits up to 5 s for calls in
+  // flight) means "now": exit at once. The store is safe to leave at any moment (every
+  // commit is one LMDB transaction); the next start resumes from the last commit.
+  std::thread([signals] {
+    int again = 0;
+    sigwait(&signals, &again);
+    cachecar::log::Warn("second signal: exiting at once",
+                        {{"signal", again == SIGTERM ? "SIGTERM" : "SIGINT"}});
+    std::_Exit(128 + again);
+  }).detach();
   (*server)->Shutdown();
   return 0;
 }

@@ -93,7 +93,7 @@ Status Server::Start() {
   lag.max_records = static_cast<int64_t>(config_.readiness.max_lag_records);
   lag.max_for = std::chrono::milliseconds(config_.readiness.max_lag_duration_ms);
   tracker_ = std::make_unique<health::CatchUpTracker>(topic_names, lag);
-  notifier_ = std::make_unique<store::ApplyNotifier>(store_->revision());
+  notifier_ = std::make_unique<store::ApplyNotifier>(store_->revision(), registry_.get());
   if (!produce_topics.empty()) {
     kafka::ProducerOptions po;
     po.bootstrap_servers = config_.kafka.bootstrap_servers;

@@ -2,7 +2,16 @@
 
 namespace cachecar::store {
 
-ApplyNotifier::ApplyNotifier(uint64_t revision) : revision_(revision) {
+#define CACHECAR_NOTIFIER_METRICS(COUNTER, GAUGE, COUNTER_FAMILY, GAUGE_FAMILY,             \
+                                  HISTOGRAM_FAMILY)                                         \
+  GAUGE(waiting, "cachecar_rpc_waiting_calls",                                              \
+        "Calls waiting for their record to be applied, a revision or readiness (Puts, "     \
+        "reads with min_revision, WaitReady).")
+CACHECAR_STATS_STRUCT(NotifierStats, CACHECAR_NOTIFIER_METRICS);
+
+ApplyNotifier::ApplyNotifier(uint64_t revision, prometheus::Registry* registry)
+    : revision_(revision) {
+  if (registry != nullptr) waiting_ = NotifierStats::Register(*registry).waiting;
   thread_ = std::thread([this] { Run(); });
 }
 
@@ -68,6 +77,7 @@ uint64_t ApplyNotifier::Add(Waiter w) {
     if (!Settle(w, Clock::now(), &ready)) {
       id = next_id_++;
       waiters_.emplace(id, std::move(w));
+      if (waiting_ != nullptr) waiting_->Set(static_cast<double>(waiters_.size()));
       changed_ = true;  // the thread may need an earlier wake-up for this deadline
     }
   }
@@ -134,6 +144,7 @@ void ApplyNotifier::ForgetTopic(size_t topic) {
 void ApplyNotifier::Cancel(uint64_t id) {
   std::lock_guard<std::mutex> lock(mu_);
   waiters_.erase(id);
+  if (waiting_ != nullptr) waiting_->Set(static_cast<double>(waiters_.size()));
 }
 
 void ApplyNotifier::OnCommit(const CommitInfo& commit) {
@@ -190,6 +201,7 @@ void ApplyNotifier::Run() {
     for (auto it = waiters_.begin(); it != waiters_.end();) {
       it = Settle(it->second, now, &ready) ? waiters_.erase(it) : std::next(it);
     }
+    if (waiting_ != nullptr) waiting_->Set(static_cast<double>(waiters_.size()));
     bool stop = stopping_;
     lock.unlock();
     for (auto& [cb, result] : ready) cb(result.first, result.second);

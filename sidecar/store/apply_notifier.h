@@ -29,6 +29,7 @@
 #include <utility>
 
 #include "common/status.h"
+#include "metrics/stats.h"
 #include "store/commit_observer.h"
 
 namespace cachecar::store {
@@ -38,8 +39,9 @@ class ApplyNotifier final : public CommitObserver {
   using Clock = std::chrono::steady_clock;
   using Callback = std::function<void(const Status& status, uint64_t revision)>;
 
-  // `revision`: the store's revision at start.
-  explicit ApplyNotifier(uint64_t revision);
+  // `revision`: the store's revision at start. With a registry, the number of pending
+  // waits is exported as cachecar_rpc_waiting_calls.
+  explicit ApplyNotifier(uint64_t revision, prometheus::Registry* registry = nullptr);
   ~ApplyNotifier() override;  // Shutdown()
 
   // Waits until everything below `offset` + 1 of the partition is applied (the record at
@@ -113,6 +115,7 @@ class ApplyNotifier final : public CommitObserver {
   bool changed_ = false;
   bool stopping_ = false;
   std::thread thread_;
+  prometheus::Gauge* waiting_ = nullptr;  // null without a registry
 };
 
 }  // namespace cachecar::store

@@ -48,3 +48,21 @@ def test_partitions_added_to_a_running_topic_are_read_and_counted(admin, bootstr
     assert set(written.values()) & {2, 3}, f"no Put reached an added partition: {written}"
     for key in written:
         assert c.stub.Get(pb.GetRequest(topic=topic, key=key), timeout=5).found, key
+
+
+def test_a_second_signal_during_shutdown_exits_at_once(admin, cachecar_factory):
+    topic = create_topic(admin, unique("sig"))
+    c = cachecar_factory([{"name": topic}]).start()
+    c.wait_ready()
+    # A read waiting for a revision the store will not reach keeps the orderly shutdown
+    # waiting for its grace period.
+    waiting = c.stub.Get.future(pb.GetRequest(topic=topic, key=b"k", min_revision=10**9),
+                                timeout=60)
+    deadline_wait(lambda: c.metric("cachecar_rpc_waiting_calls") == 1, timeout=30,
+                  what="the read to be waiting in the sidecar")
+    assert not waiting.done()
+    c.proc.send_signal(15)
+    c.wait_log("shutting down", timeout=30)
+    c.proc.send_signal(15)
+    assert c.proc.wait(timeout=30) == 128 + 15
+    assert c.find_logs("second signal: exiting at once")
