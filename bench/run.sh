@@ -6,6 +6,10 @@
 #   RECORDS=200000 bench/run.sh  a smaller topic
 #   PHASES="serve" bench/run.sh  only some phases: floors catchup memory serve redis micro
 #                                validation validator put watch
+#   COMPARE_BIN=/path/to/other/cachecar bench/run.sh
+#                                catch-up, Get and BatchGet also with that binary (e.g. one
+#                                built from an earlier commit), alternating with this one in
+#                                the same run, its lines labelled "before"
 #
 # Measures, each beside its baseline on the same machine:
 #   catch-up  cachecar (start to ready, fresh store) vs a bare librdkafka consumer into
@@ -94,7 +98,7 @@ http: {address: "127.0.0.1:0"}
 topics: [{name: "$t"$extra}]
 EOF
   launched_at=$(date +%s.%N)
-  build/cachecar --config "$work/$name/cachecar.yaml" 2>"$work/$name/log" &
+  ${CC_BIN:-build/cachecar} --config "$work/$name/cachecar.yaml" 2>"$work/$name/log" &
   cc_pid=$!
   pids+=("$cc_pid")
   until grep -q '"grpc_port"' "$work/$name/log"; do
@@ -124,13 +128,23 @@ mem() {  # peak RSS, RSS, anonymous RSS of $1 in MiB
 }
 
 runs="1 2"; phase catchup || runs=2
+# The binaries measured: this build's, and COMPARE_BIN's as "before" (alternating).
+labels=(cachecar); bins=("build/cachecar")
+if [ -n "${COMPARE_BIN:-}" ]; then labels+=(before); bins+=("$COMPARE_BIN"); fi
+declare -A port_of pid_of
 for run in $runs; do
-  start_cachecar "$topic" "catchup-$run"
-  say "cachecar run=$run records=$RECORDS seconds=$catchup records_per_second=$(awk -v n="$RECORDS" -v s="$catchup" 'BEGIN{printf "%.0f", n/s}') $(mem "$cc_pid")"
-  [ "$run" = 2 ] || { kill "$cc_pid"; wait "$cc_pid" || true; }
+  for i in "${!bins[@]}"; do
+    CC_BIN=${bins[$i]} start_cachecar "$topic" "catchup-$run-${labels[$i]}"
+    say "$(printf '%-8s' "${labels[$i]}") run=$run records=$RECORDS seconds=$catchup records_per_second=$(awk -v n="$RECORDS" -v s="$catchup" 'BEGIN{printf "%.0f", n/s}') $(mem "$cc_pid")"
+    if [ "$run" = 2 ]; then
+      port_of[${labels[$i]}]=$cc_port; pid_of[${labels[$i]}]=$cc_pid
+    else
+      kill "$cc_pid"; wait "$cc_pid" || true
+    fi
+  done
 done
-big_pid=$cc_pid
-big_port=$cc_port
+big_pid=${pid_of[cachecar]}
+big_port=${port_of[cachecar]}
 
 if phase memory; then
   say "## memory after catch-up"
@@ -168,19 +182,24 @@ if phase serve; then
 say "## get (QPS, latency) — same load driver for both"
 for c in 1 16 64; do
   say "echo     $("$B/load_driver" --target 127.0.0.1:$echo_port --topic "$topic" --keys "$RECORDS" --concurrency $c --seconds "$SECONDS_PER_RUN")"
-  say "cachecar $("$B/load_driver" --target 127.0.0.1:$big_port --topic "$topic" --keys "$RECORDS" --concurrency $c --seconds "$SECONDS_PER_RUN")"
+  for l in "${labels[@]}"; do
+    say "$(printf '%-8s' "$l") $("$B/load_driver" --target 127.0.0.1:${port_of[$l]} --topic "$topic" --keys "$RECORDS" --concurrency $c --seconds "$SECONDS_PER_RUN")"
+  done
 done
 say "## batchget of 100 keys at concurrency 16; redis: GET pipelined 16 deep, 16 clients, all hits"
 say "## (three alternating rounds: this machine's noise is about ±10%)"
 for round in 1 2 3; do
   say "echo     $("$B/load_driver" --target 127.0.0.1:$echo_port --topic "$topic" --keys "$RECORDS" --method batchget --batch 100 --concurrency 16 --seconds "$SECONDS_PER_RUN")"
-  say "cachecar $("$B/load_driver" --target 127.0.0.1:$big_port --topic "$topic" --keys "$RECORDS" --method batchget --batch 100 --concurrency 16 --seconds "$SECONDS_PER_RUN")"
+  for l in "${labels[@]}"; do
+    say "$(printf '%-8s' "$l") $("$B/load_driver" --target 127.0.0.1:${port_of[$l]} --topic "$topic" --keys "$RECORDS" --method batchget --batch 100 --concurrency 16 --seconds "$SECONDS_PER_RUN")"
+  done
   [ -z "$rport" ] || say "redis    $(redis-benchmark -p "$rport" -t get -n $((RECORDS * 3)) -r "$RECORDS" -d 150 -c 16 -P 16 -q | tr '\r' '\n' | grep -E 'GET: [0-9]' | tail -1)"
 done
 say "## memory after the Get/BatchGet load"
 say "keys=$RECORDS $(mem "$big_pid")"
 fi
-kill "$big_pid" "$echo_pid"; wait "$big_pid" "$echo_pid" 2>/dev/null || true
+for l in "${labels[@]}"; do kill "${pid_of[$l]}" 2>/dev/null || true; done
+kill "$echo_pid"; wait "${pid_of[@]}" "$echo_pid" 2>/dev/null || true
 
 schema=$root/bench/schemas/bench_record.json
 if phase validation; then

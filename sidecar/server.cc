@@ -183,7 +183,16 @@ Status Server::Start() {
 
   if (!config_.http.address.empty()) {
     Result<std::unique_ptr<metrics::HttpServer>> http = metrics::HttpServer::Start(
-        config_.http.address, registry_, [t = tracker_.get()] { return t->NotReadyReason(); });
+        config_.http.address, registry_, [t = tracker_.get()] { return t->NotReadyReason(); },
+        [m = materializer_.get(),
+         bound = std::chrono::milliseconds(config_.materializer.stall_timeout_ms)] {
+          auto since = m->SinceProgress();
+          if (since < bound) return std::string();
+          return "the writer has made no progress for " +
+                 std::to_string(
+                     std::chrono::duration_cast<std::chrono::seconds>(since).count()) +
+                 " s (materializer.stall_timeout_ms)";
+        });
     if (!http.ok()) return http.status();
     http_server_ = std::move(http).value();
   }

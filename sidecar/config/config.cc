@@ -249,13 +249,16 @@ void ReadAll(YamlReader& r, const YAML::Node& root, const std::filesystem::path&
   }
   if (const YAML::Node m = root["materializer"]) {
     if (r.ExpectMap("materializer", m,
-                    {"batch_max_records", "batch_max_bytes", "batch_max_delay_ms"})) {
+                    {"batch_max_records", "batch_max_bytes", "batch_max_delay_ms",
+                     "stall_timeout_ms"})) {
       r.ReadUint(m, "materializer", "batch_max_records", &cfg->materializer.batch_max_records,
                  1, 1000000);
       r.ReadUint(m, "materializer", "batch_max_bytes", &cfg->materializer.batch_max_bytes,
                  1024, 1ull << 30);
       r.ReadUint(m, "materializer", "batch_max_delay_ms",
                  &cfg->materializer.batch_max_delay_ms, 0, 60000);
+      r.ReadUint(m, "materializer", "stall_timeout_ms", &cfg->materializer.stall_timeout_ms,
+                 1000, 3600000);
     }
   }
   if (const YAML::Node g = root["grpc"]) {

@@ -106,6 +106,10 @@ struct MaterializerConfig {
   uint32_t batch_max_records = 10000;
   uint64_t batch_max_bytes = 16ull << 20;
   uint32_t batch_max_delay_ms = 50;
+  // /livez fails (and Kubernetes restarts the pod) when the writer thread has not gone
+  // round its loop for this long: it is wedged. Longer than anything it may wait on
+  // (a dead letter's acknowledgement, 30 s; a metadata request, 5 s). Default 120 s.
+  uint32_t stall_timeout_ms = 120000;
 };
 
 struct GrpcConfig {

@@ -45,7 +45,16 @@ Materializer::Materializer(MaterializerOptions options, store::Store* store,
 
 Materializer::~Materializer() { Stop(); }
 
-void Materializer::Start() { thread_ = std::thread([this] { Run(); }); }
+void Materializer::Start() {
+  Beat();
+  thread_ = std::thread([this] { Run(); });
+}
+
+std::chrono::steady_clock::duration Materializer::SinceProgress() const {
+  int64_t beat = heartbeat_.load(std::memory_order_relaxed);
+  if (beat == 0) return std::chrono::steady_clock::duration::zero();
+  return steady_clock::now() - steady_clock::time_point(steady_clock::duration(beat));
+}
 
 void Materializer::Stop() {
   {
@@ -87,6 +96,7 @@ Materializer::PartitionMetrics& Materializer::MetricsFor(size_t topic, int32_t p
 void Materializer::Run() {
   auto last_setup = steady_clock::now() - options_.retry_backoff;
   while (!stopping_) {
+    Beat();
     if (!partitions_.pending().empty() &&
         steady_clock::now() - last_setup >= options_.retry_backoff) {
       SetUpPendingTopics();
@@ -351,6 +361,7 @@ void Materializer::CommitWithRetry() {
     if (st.reason() != "STORE_RESIZE_WAITING") SetStoreFailure(st);
     log::Error("store commit failed; retrying", {{"error", st.ToString()}});
     if (!WaitFor(options_.retry_backoff)) return;  // Run() tries once more on the way out
+    Beat();  // retrying, and saying why (readiness): alive
   }
 }
 

@@ -115,6 +115,11 @@ class Materializer {
   // Per-topic totals since start. Any thread.
   std::vector<TopicCounters> Counters() const;
 
+  // How long since the writer last went round its loop (or a retry of a failing commit):
+  // it reports itself alive even while idle, so a long time means it is wedged. Zero
+  // before Start. Any thread.
+  std::chrono::steady_clock::duration SinceProgress() const;
+
  private:
   struct PartitionMetrics {
     prometheus::Gauge* applied_offset;
@@ -174,6 +179,13 @@ class Materializer {
   std::chrono::steady_clock::time_point last_halt_check_;
   std::string store_failure_;  // reason of the failing commits, empty when none
   std::map<size_t, std::chrono::steady_clock::time_point> last_topic_check_;
+
+  // Writer: steady_clock time of the last loop iteration (0 before Start).
+  std::atomic<int64_t> heartbeat_{0};
+  void Beat() {
+    heartbeat_.store(std::chrono::steady_clock::now().time_since_epoch().count(),
+                     std::memory_order_relaxed);
+  }
 
   std::atomic<bool> stopping_{false};
   std::mutex stop_mu_;  // guards nothing but stop_cv_ waits

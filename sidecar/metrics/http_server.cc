@@ -30,26 +30,29 @@ class MetricsHandler : public CivetHandler {
 
 class ProbeHandler : public CivetHandler {
  public:
-  explicit ProbeHandler(std::function<std::string()> problem) : problem_(std::move(problem)) {}
+  ProbeHandler(std::function<std::string()> problem, std::string what)
+      : problem_(std::move(problem)), what_(std::move(what)) {}
   bool handleGet(CivetServer*, mg_connection* conn) override {
-    std::string problem = problem_();
+    std::string problem = problem_ ? problem_() : std::string();
     if (problem.empty()) {
       Reply(conn, 200, "text/plain", "ok\n");
     } else {
-      Reply(conn, 503, "text/plain", "not ready: " + problem + "\n");
+      Reply(conn, 503, "text/plain", what_ + ": " + problem + "\n");
     }
     return true;
   }
 
  private:
   std::function<std::string()> problem_;
+  const std::string what_;
 };
 
 }  // namespace
 
 Result<std::unique_ptr<HttpServer>> HttpServer::Start(
     const std::string& address, const std::shared_ptr<prometheus::Registry>& registry,
-    std::function<std::string()> not_ready_reason) {
+    std::function<std::string()> not_ready_reason,
+    std::function<std::string()> not_live_reason) {
   std::unique_ptr<HttpServer> s(new HttpServer());
   std::vector<std::string> options = {"listening_ports", address, "num_threads", "2"};
   try {
@@ -59,8 +62,8 @@ Result<std::unique_ptr<HttpServer>> HttpServer::Start(
                   "LISTEN_FAILED");
   }
   s->handlers_.push_back(std::make_unique<MetricsHandler>(registry));
-  s->handlers_.push_back(std::make_unique<ProbeHandler>(std::move(not_ready_reason)));
-  s->handlers_.push_back(std::make_unique<ProbeHandler>([] { return std::string(); }));
+  s->handlers_.push_back(std::make_unique<ProbeHandler>(std::move(not_ready_reason), "not ready"));
+  s->handlers_.push_back(std::make_unique<ProbeHandler>(std::move(not_live_reason), "not live"));
   s->server_->addHandler("/metrics", s->handlers_[0].get());
   s->server_->addHandler("/readyz", s->handlers_[1].get());
   s->server_->addHandler("/livez", s->handlers_[2].get());

@@ -65,3 +65,24 @@ TEST(HttpServerTest, PortInUseIsAClearError) {
 
 }  // namespace
 }  // namespace cachecar::metrics
+
+namespace cachecar::metrics {
+namespace {
+
+TEST(HttpServerTest, LivezFailsWhileTheLivenessCheckNamesAProblem) {
+  auto registry = std::make_shared<prometheus::Registry>();
+  std::atomic<bool> alive{true};
+  auto s = HttpServer::Start(
+      "127.0.0.1:0", registry, [] { return std::string(); },
+      [&] { return alive.load() ? std::string() : std::string("the writer made no progress"); });
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  int port = (*s)->port();
+  EXPECT_NE(HttpGet(port, "/livez").find("200 OK"), std::string::npos);
+  alive = false;
+  std::string dead = HttpGet(port, "/livez");
+  EXPECT_NE(dead.find("503"), std::string::npos);
+  EXPECT_NE(dead.find("not live: the writer made no progress"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace cachecar::metrics
