@@ -263,6 +263,7 @@ void Materializer::RetryHalted() {
     if (batch_.empty()) batch_started_ = now;
     partitions_.SetPosition(key, offset + 1);
     batch_.positions[key] = offset + 1;
+    rejected_.push_back({key, offset, "dead-lettered"});
     consumed_[key.first]->Increment();
     {
       std::lock_guard<std::mutex> lock(counters_mu_);
@@ -330,6 +331,7 @@ void Materializer::Handle(const SourceEvent& ev) {
       HaltPartition(ev, std::move(halting), schema);
       return;
     }
+    rejected_.push_back({key, ev.offset, RejectReasonName(reason)});
     std::lock_guard<std::mutex> lock(counters_mu_);
     ++counters_[ev.topic].consumed;
     ++counters_[ev.topic].rejected;
@@ -429,9 +431,10 @@ Status Materializer::Commit() {
   for (const auto& [tp, next] : batch_.positions) {
     MetricsFor(tp.first, tp.second).applied_offset->Set(static_cast<double>(next));
   }
-  store::CommitInfo info{r->revision, r->changes, &batch_.positions};
+  store::CommitInfo info{r->revision, r->changes, &batch_.positions, &rejected_};
   ForEachObserver([&](store::CommitObserver* o) { o->OnCommit(info); });
   batch_.Clear();
+  rejected_.clear();
   return Status::Ok();
 }
 

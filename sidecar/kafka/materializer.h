@@ -173,6 +173,7 @@ class Materializer {
   OffsetReporter offsets_;
   std::map<store::PartitionKey, PartitionMetrics> partition_metrics_;
   store::WriteBatch batch_;
+  std::vector<store::RejectedOffset> rejected_;  // refused records the batch moves past
   std::chrono::steady_clock::time_point batch_started_;
   std::chrono::steady_clock::time_point last_refresh_;
   std::chrono::steady_clock::time_point last_metadata_refresh_ = std::chrono::steady_clock::now();

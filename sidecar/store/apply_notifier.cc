@@ -47,6 +47,22 @@ bool ApplyNotifier::Settle(const Waiter& w, Clock::time_point now, Ready* ready)
   } else {
     auto it = applied_.find(w.partition);
     if (it != applied_.end() && it->second > w.offset) {
+      auto r = rejected_.find(w.partition);
+      if (r != rejected_.end()) {
+        if (auto o = r->second.find(w.offset); o != r->second.end()) {
+          ready->push_back(
+              {w.callback,
+               {Status(Code::kFailedPrecondition,
+                       "the record was written (partition " + std::to_string(w.partition.second) +
+                           ", offset " + std::to_string(w.offset) +
+                           ") but refused when read back (" + o->second +
+                           "; e.g. the topic's schema changed in between): the key keeps "
+                           "its previous value",
+                       "REJECTED_ON_APPLY"),
+                revision_}});
+          return true;
+        }
+      }
       ready->push_back({w.callback, {Status::Ok(), revision_}});
       return true;
     }
@@ -139,6 +155,9 @@ void ApplyNotifier::ForgetTopic(size_t topic) {
   for (auto it = applied_.begin(); it != applied_.end();) {
     it = it->first.first == topic ? applied_.erase(it) : std::next(it);
   }
+  for (auto it = rejected_.begin(); it != rejected_.end();) {
+    it = it->first.first == topic ? rejected_.erase(it) : std::next(it);
+  }
 }
 
 void ApplyNotifier::Cancel(uint64_t id) {
@@ -149,6 +168,14 @@ void ApplyNotifier::Cancel(uint64_t id) {
 
 void ApplyNotifier::OnCommit(const CommitInfo& commit) {
   static const std::map<PartitionKey, int64_t> kNone;
+  if (commit.rejected != nullptr && !commit.rejected->empty()) {
+    std::lock_guard<std::mutex> lock(mu_);  // before the positions that settle waiters
+    for (const RejectedOffset& r : *commit.rejected) {
+      auto& offsets = rejected_[r.partition];
+      offsets[r.offset] = r.reason;
+      if (offsets.size() > kRememberedRejections) offsets.erase(offsets.begin());
+    }
+  }
   Published(commit.revision, commit.positions != nullptr ? *commit.positions : kNone);
 }
 

@@ -13,6 +13,9 @@
 //                        WaitForReady: the sidecar is ready);
 //   DEADLINE_EXCEEDED    the deadline passed first;
 //   FAILED_PRECONDITION  (PARTITION_HALTED) the partition was halted by on_invalid: fail;
+//                        (REJECTED_ON_APPLY) the record at the offset was consumed but
+//                        refused when read back (e.g. the schema changed after a Put was
+//                        checked): the key kept its previous value;
 //   UNAVAILABLE          (SHUTTING_DOWN) the notifier is shutting down.
 //
 // Thread-safe.
@@ -107,6 +110,11 @@ class ApplyNotifier final : public CommitObserver {
   uint64_t revision_;
   std::map<PartitionKey, int64_t> applied_;  // next offset to apply
   std::map<PartitionKey, std::string> halted_;
+  // Offsets refused when read back, by partition, with the reason: the last
+  // kRememberedRejections of each (a Put's acknowledgement may arrive after its record
+  // was read back, so the answer must wait for it).
+  static constexpr size_t kRememberedRejections = 1024;
+  std::map<PartitionKey, std::map<int64_t, std::string>> rejected_;
   bool ready_ = false;
   std::string not_ready_reason_ = "catching up";
   Status store_failure_;

@@ -14,11 +14,20 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <vector>
 
 #include "common/status.h"
 #include "store/write_batch.h"
 
 namespace cachecar::store {
+
+// A record that was consumed but not applied (refused when read back: not JSON, against
+// the schema, ...): its position moved past it, its key kept its previous value.
+struct RejectedOffset {
+  PartitionKey partition;
+  int64_t offset = 0;
+  std::string reason;  // e.g. "schema_violation"
+};
 
 struct CommitInfo {
   uint64_t revision = 0;  // the store's revision after the commit
@@ -26,6 +35,8 @@ struct CommitInfo {
   // Partitions whose next offset to apply moved, with the new value. At start, and after
   // a topic was set up again, the positions found in the store (changes 0).
   const std::map<PartitionKey, int64_t>* positions = nullptr;
+  // Records refused since the last commit (may be null).
+  const std::vector<RejectedOffset>* rejected = nullptr;
 };
 
 class CommitObserver {

@@ -265,6 +265,37 @@ TEST_F(InvalidPolicyTest, HaltedPartitionResumesWhenTheSchemaIsReplaced) {
   EXPECT_EQ(Value("j"), R"({"id":3})");
 }
 
+// A Put checked its value against the schema in force when it was made; if the schema
+// changed before the record came back, the materializer refuses it. The Put must hear
+// that, not "applied" while the cache keeps the old value.
+TEST_F(InvalidPolicyTest, AWaiterForARecordRefusedOnApplyHearsItWasRefused) {
+  source_.PushRecord(0, 0, 0, "k", R"({"id":1})");
+  source_.PushRecord(0, 0, 1, "k", R"({"id":"two"})");
+  auto m = Make(config::InvalidPolicy::kSkip);
+  testing::Notification answered, late_answered;
+  Status status, late;
+  notifier_->WaitForOffset(0, 0, 1, std::chrono::steady_clock::now() + std::chrono::minutes(5),
+                           [&](const Status& st, uint64_t) {
+                             status = st;
+                             answered.Notify();
+                           });
+  m->Start();
+  ASSERT_TRUE(answered.WaitFor());
+  EXPECT_EQ(status.code(), Code::kFailedPrecondition) << status.ToString();
+  EXPECT_EQ(status.reason(), "REJECTED_ON_APPLY");
+  EXPECT_THAT(status.message(), HasSubstr("schema_violation"));
+  // Asked after the fact (the producer's ack can come after the record was read back).
+  notifier_->WaitForOffset(0, 0, 1, std::chrono::steady_clock::now() + std::chrono::minutes(5),
+                           [&](const Status& st, uint64_t) {
+                             late = st;
+                             late_answered.Notify();
+                           });
+  ASSERT_TRUE(late_answered.WaitFor());
+  EXPECT_EQ(late.reason(), "REJECTED_ON_APPLY");
+  m->Stop();
+  EXPECT_EQ(Value("k"), R"({"id":1})");
+}
+
 TEST_F(InvalidPolicyTest, CommitsAreAnnouncedToWaiters) {
   source_.PushRecord(0, 0, 0, "k", R"({"id":1})");
   auto m = Make(config::InvalidPolicy::kSkip);
