@@ -9,6 +9,7 @@ CatchUpTracker::CatchUpTracker(std::vector<std::string> topics, LagPolicy lag) :
     topics_.push_back(std::move(tp));
   }
   rebuild_reasons_.resize(topics_.size());
+  waiting_reasons_.resize(topics_.size());
 }
 
 void CatchUpTracker::AddListener(Listener listener) {
@@ -24,6 +25,7 @@ void CatchUpTracker::SetAssigned(size_t topic, std::vector<PartitionProgress> pa
     t.assigned = true;
     t.partitions = std::move(partitions);
     rebuild_reasons_[topic].clear();
+    waiting_reasons_[topic].clear();
     for (auto& p : t.partitions) p.ready = p.ready || p.applied >= p.start_end_offset;
     Recompute(topic, &changes);
   }
@@ -92,6 +94,11 @@ void CatchUpTracker::SetHalted(size_t topic, int32_t partition, std::string reas
     Recompute(topic, &changes);
   }
   Notify(changes);
+}
+
+void CatchUpTracker::SetWaiting(size_t topic, std::string reason) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!topics_.at(topic).assigned) waiting_reasons_[topic] = std::move(reason);
 }
 
 void CatchUpTracker::SetRebuilding(size_t topic, std::string reason) {
@@ -176,6 +183,9 @@ std::string CatchUpTracker::NotReadyReason() const {
     }
   }
   for (const auto& r : rebuild_reasons_) {
+    if (!r.empty()) return r;
+  }
+  for (const auto& r : waiting_reasons_) {
     if (!r.empty()) return r;
   }
   for (const auto& t : topics_) {

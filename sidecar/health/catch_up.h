@@ -81,6 +81,9 @@ class CatchUpTracker final : public store::CommitObserver {
   void SetEndOffset(size_t topic, int32_t partition, int64_t end_offset);
   // The partition stopped applying (`reason` says where and why), or resumed (empty).
   void SetHalted(size_t topic, int32_t partition, std::string reason);
+  // Why a topic is not assigned yet ("topic x does not exist in Kafka (yet)"), for the
+  // not-ready reason; SetAssigned clears it.
+  void SetWaiting(size_t topic, std::string reason);
   // The topic is emptied and read again: not ready until SetAssigned and caught up.
   void SetRebuilding(size_t topic, std::string reason);
   // Store commits fail (`reason` says why), or succeed again (empty).
@@ -104,7 +107,9 @@ class CatchUpTracker final : public store::CommitObserver {
   // complete, only less fresh, and refusing reads would turn slowness into an outage.
   bool TopicServable(size_t topic) const;
   bool Servable() const;  // every topic
-  // Empty when ready; otherwise why not, for people ("catching up", or the first halt).
+  // Empty when ready; otherwise why not, for people: the first of a store failure, a
+  // halt, a rebuild, a topic that cannot be assigned (missing), a lagging partition, else
+  // "catching up".
   std::string NotReadyReason() const;
   bool TopicReady(size_t topic) const;
   // A copy of every topic's progress.
@@ -126,6 +131,7 @@ class CatchUpTracker final : public store::CommitObserver {
   bool ready_ = false;
   const LagPolicy lag_;
   std::vector<std::string> rebuild_reasons_;  // per topic; non-empty while rebuilding
+  std::vector<std::string> waiting_reasons_;  // per topic; why not assigned yet
   std::string store_failure_;
 };
 

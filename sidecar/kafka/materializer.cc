@@ -148,6 +148,10 @@ void Materializer::SetUpPendingTopics() {
     if (!count.ok()) {
       log::Warn("topic not available yet; will retry",
                 {{"topic", name}, {"error", count.status().message()}});
+      tracker_->SetWaiting(t, count.status().reason() == "KAFKA_TOPIC_NOT_FOUND"
+                                  ? "topic " + name + " does not exist in Kafka (yet)"
+                                  : "topic " + name + ": cannot read its partitions (" +
+                                        count.status().message() + ")");
       continue;
     }
     Result<std::vector<int64_t>> ends = source_->EndOffsets(t, *count, options_.request_timeout);

@@ -161,6 +161,10 @@ TEST_F(MaterializerTest, MissingTopicIsRetriedAndBlocksReadinessMeanwhile) {
   ASSERT_TRUE(first_ready.WaitFor());
   EXPECT_TRUE(tracker_->TopicReady(0));
   EXPECT_FALSE(tracker_->Ready());  // "raw" does not exist yet
+  // The reason names the cause, not "catching up" (/readyz, WaitReady, GetStatus).
+  EXPECT_TRUE(testing::WaitUntil([&] {
+    return tracker_->NotReadyReason() == "topic raw does not exist in Kafka (yet)";
+  })) << tracker_->NotReadyReason();
   source_.SetPartitions(1, 1, {1});
   source_.PushRecord(1, 0, 0, "late", "v");
   ASSERT_TRUE(tracker_->WaitReady(std::chrono::steady_clock::now() + std::chrono::seconds(10)));
