@@ -22,13 +22,11 @@ class MaterializerTest : public ::testing::Test {
     tracker_ = std::make_unique<health::CatchUpTracker>(so.topics);
   }
 
-  std::unique_ptr<Materializer> Make(uint32_t batch_records = 1000,
-                                     store::ApplyNotifier* notifier = nullptr,
-                                     std::chrono::milliseconds commit_interval =
-                                         std::chrono::milliseconds(0)) {
+  // The options every test starts from: topics "users" (JSON) and "raw" (bytes), short
+  // delays, no offset commits.
+  static MaterializerOptions Options(uint32_t batch_records = 1000) {
     MaterializerOptions o;
-    if (notifier != nullptr) o.observers = {notifier};
-    o.commit_interval = commit_interval;
+    o.commit_interval = std::chrono::milliseconds(0);
     config::TopicConfig users;
     users.name = "users";
     config::TopicConfig raw;
@@ -40,6 +38,16 @@ class MaterializerTest : public ::testing::Test {
     o.batch_max_delay = std::chrono::milliseconds(5);
     o.retry_backoff = std::chrono::milliseconds(10);
     o.idle_poll = std::chrono::milliseconds(5);
+    return o;
+  }
+
+  std::unique_ptr<Materializer> Make(uint32_t batch_records = 1000,
+                                     store::ApplyNotifier* notifier = nullptr,
+                                     std::chrono::milliseconds commit_interval =
+                                         std::chrono::milliseconds(0)) {
+    MaterializerOptions o = Options(batch_records);
+    if (notifier != nullptr) o.observers = {notifier};
+    o.commit_interval = commit_interval;
     return std::make_unique<Materializer>(o, store_.get(), &source_, tracker_.get(), &registry_);
   }
 
@@ -355,16 +363,7 @@ TEST_F(MaterializerTest, ObserversAreToldAfterTheTrackerInTheirOrder) {
   std::vector<std::string> log;
   RecordingObserver first("first", &log, tracker_.get());
   RecordingObserver second("second", &log, tracker_.get());
-  MaterializerOptions o;
-  config::TopicConfig users;
-  users.name = "users";
-  config::TopicConfig raw;
-  raw.name = "raw";
-  o.topics = {users, raw};
-  o.batch_max_delay = std::chrono::milliseconds(5);
-  o.retry_backoff = std::chrono::milliseconds(10);
-  o.idle_poll = std::chrono::milliseconds(5);
-  o.commit_interval = std::chrono::milliseconds(0);
+  MaterializerOptions o = Options();
   o.observers = {&first, &second};
   Materializer m(o, store_.get(), &source_, tracker_.get(), &registry_);
   m.Start();
@@ -392,16 +391,7 @@ TEST_F(MaterializerTest, PartitionsAddedToATopicAreReadAndCountedInReadiness) {
   source_.SetPartitions(1, 1, {0});
   source_.PushRecord(0, 0, 0, "u1", "{\"v\":1}");
   source_.PushEnd(1, 0, 0);
-  MaterializerOptions o;
-  config::TopicConfig users;
-  users.name = "users";
-  config::TopicConfig raw;
-  raw.name = "raw";
-  o.topics = {users, raw};
-  o.batch_max_delay = std::chrono::milliseconds(5);
-  o.retry_backoff = std::chrono::milliseconds(10);
-  o.idle_poll = std::chrono::milliseconds(5);
-  o.commit_interval = std::chrono::milliseconds(0);
+  MaterializerOptions o = Options();
   o.metadata_refresh = std::chrono::milliseconds(20);
   Materializer m(o, store_.get(), &source_, tracker_.get(), &registry_);
   m.Start();
