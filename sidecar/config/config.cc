@@ -364,6 +364,13 @@ void Validate(YamlReader& r, const YAML::Node& root, Config* cfg) {
               "must be at least store.map_size_bytes (" +
                   std::to_string(cfg->store.map_size_bytes) + ")");
   }
+  if (cfg->watch.history_events < cfg->materializer.batch_max_records) {
+    r.Problem("watch.history_events", at("watch", "history_events"),
+              "must be at least materializer.batch_max_records (" +
+                  std::to_string(cfg->materializer.batch_max_records) +
+                  "): one commit may hold that many changes, and a commit larger than the "
+                  "history window cancels every live watch");
+  }
   if (cfg->grpc.address.empty() && cfg->grpc.unix_socket.empty()) {
     r.Problem("grpc.address", at("grpc", "address"),
               "set grpc.address or grpc.unix_socket: the sidecar must listen somewhere");

@@ -454,6 +454,7 @@ TEST(ConfigTest, WatchSettingsHaveDefaultsAndBounds) {
 
   auto ok = ParseConfig(R"(
 kafka: {bootstrap_servers: a:1}
+materializer: {batch_max_records: 500}
 watch: {history_events: 500, progress_interval_ms: 0, buffer_events: 8, max_watches_per_stream: 2, max_watches: 3}
 topics: [{name: a}]
 )", "c.yaml", Env());
@@ -528,6 +529,34 @@ TEST(ConfigTest, MetadataRefreshHasADefaultAndBounds) {
     EXPECT_FALSE(r.status().violations().empty()) << bad;
     EXPECT_EQ(r.status().violations()[0].field, "kafka.metadata_refresh_ms") << bad;
   }
+}
+
+}  // namespace
+}  // namespace cachecar::config
+
+namespace cachecar::config {
+namespace {
+
+// One commit holds up to batch_max_records changes; a commit bigger than the history
+// window would make the hub cancel every live watch on every topic.
+TEST(ConfigTest, HistoryWindowMustHoldTheLargestCommit) {
+  auto bad = ParseConfig(R"(
+kafka: {bootstrap_servers: a:1}
+watch: {history_events: 1000}
+topics: [{name: a}]
+)",
+                         "c.yaml", Env());
+  ASSERT_FALSE(bad.ok());
+  EXPECT_THAT(ProblemFor(bad.status(), "watch.history_events"),
+              HasSubstr("at least materializer.batch_max_records (10000)"));
+  auto ok = ParseConfig(R"(
+kafka: {bootstrap_servers: a:1}
+materializer: {batch_max_records: 1000}
+watch: {history_events: 1000}
+topics: [{name: a}]
+)",
+                        "c.yaml", Env());
+  EXPECT_TRUE(ok.ok()) << ok.status().ToString();
 }
 
 }  // namespace

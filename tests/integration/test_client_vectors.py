@@ -45,7 +45,8 @@ def test_client_vectors(language, admin, bootstrap):
                  schema=os.path.join(SOURCE_DIR, "schemas", vectors["topic"]["schema"]))
     c = Cachecar(bootstrap, [topic], name=f"vectors-{language}", extra={
         "grpc": {"address": f"127.0.0.1:{port}"},
-        "watch": {"history_events": vectors["history_events"]}})
+        "watch": {"history_events": vectors["history_events"]},
+        "materializer": {"batch_max_records": vectors["history_events"]}})
     c.start()
     proc = subprocess.Popen(runner + ["--address", f"127.0.0.1:{port}", "--topic", t,
                                       "--vectors", VECTORS],

@@ -279,7 +279,8 @@ def test_resume_across_restart_and_rebuilt_store(admin, bootstrap, cachecar_fact
 
 def test_a_resume_older_than_the_history_window_is_told_to_relist(admin, bootstrap, cachecar_factory):
     t = create_topic(admin, unique("window"))
-    c = cachecar_factory([{"name": t}], extra={"watch": {"history_events": 100}})
+    c = cachecar_factory([{"name": t}], extra={"watch": {"history_events": 100},
+                                               "materializer": {"batch_max_records": 100}})
     c.start()
     c.wait_ready()
     produce(bootstrap, t, [(f"k{i}".encode(), b"{}") for i in range(300)])
