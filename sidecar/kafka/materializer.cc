@@ -206,9 +206,12 @@ void Materializer::RefreshPartitions() {
   for (size_t t : partitions_.AssignedTopics()) {
     const std::string& name = options_.topics[t].name;
     const int32_t known = partitions_.PartitionCount(t);
-    // A broker that does not answer, or a deleted topic, is someone else's business
-    // (the consumer's errors, CheckTopicExists): only growth is looked for here.
+    // A deleted topic is someone else's business (the consumer's errors,
+    // CheckTopicExists): only growth is looked for here. A broker that does not answer
+    // would make every topic wait out the timeout in turn: try again next round.
     Result<int32_t> count = source_->PartitionCount(t, options_.request_timeout);
+    Beat();
+    if (!count.ok() && count.status().reason() != "KAFKA_TOPIC_NOT_FOUND") break;
     if (!count.ok() || *count <= known) continue;
     Result<std::vector<int64_t>> ends = source_->EndOffsets(t, *count, options_.request_timeout);
     if (!ends.ok()) {
