@@ -145,6 +145,7 @@ void Materializer::SetUpPendingTopics() {
   for (size_t t : pending) {
     const std::string& name = options_.topics[t].name;
     Result<int32_t> count = source_->PartitionCount(t, options_.request_timeout);
+    Beat();  // each request may take request_timeout: alive between them
     if (!count.ok()) {
       log::Warn("topic not available yet; will retry",
                 {{"topic", name}, {"error", count.status().message()}});
