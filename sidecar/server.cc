@@ -129,6 +129,7 @@ Status Server::Start() {
   watch::Options wo;
   wo.buffer_events = config_.watch.buffer_events;
   wo.slow_consumer_timeout = std::chrono::milliseconds(config_.watch.slow_consumer_timeout_ms);
+  wo.snapshot_max_hold = std::chrono::milliseconds(config_.watch.snapshot_max_hold_ms);
   wo.max_watches_per_stream = config_.watch.max_watches_per_stream;
   wo.max_watches = config_.watch.max_watches;
   wo.progress_interval = std::chrono::milliseconds(config_.watch.progress_interval_ms);

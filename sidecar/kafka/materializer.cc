@@ -364,11 +364,22 @@ void Materializer::CommitWithRetry() {
   while (!batch_.empty()) {
     Status st = Commit();
     if (st.ok()) {
+      resize_waits_ = 0;
       if (!store_failure_.empty()) SetStoreFailure(Status::Ok());
       return;
     }
-    // A resize that waited for readers is not a failure anyone needs to hear about.
-    if (st.reason() != "STORE_RESIZE_WAITING") SetStoreFailure(st);
+    if (st.reason() != "STORE_RESIZE_WAITING") {
+      SetStoreFailure(st);
+    } else if (++resize_waits_ >= options_.resize_waits_before_failure) {
+      // Once is a reader finishing late; again and again is a reader (a Watch snapshot
+      // being read slowly) that keeps the writer from applying anything: say so.
+      SetStoreFailure(Status(Code::kUnavailable,
+                             "the store's map is full and cannot grow while read "
+                             "transactions stay open (" + std::to_string(resize_waits_) +
+                                 " commits in a row; long Watch snapshots? see "
+                                 "watch.snapshot_max_hold_ms): nothing is applied",
+                             "STORE_RESIZE_WAITING"));
+    }
     log::Error("store commit failed; retrying", {{"error", st.ToString()}});
     if (!WaitFor(options_.retry_backoff)) return;  // Run() tries once more on the way out
     Beat();  // retrying, and saying why (readiness): alive

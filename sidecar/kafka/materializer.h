@@ -78,6 +78,10 @@ struct MaterializerOptions {
   // again for a topic that is missing or a broker that did not answer.
   std::chrono::milliseconds request_timeout{5000};
   std::chrono::milliseconds retry_backoff{1000};
+  // Commits in a row that could not grow the map because readers held it (each waits a
+  // second for them) before the writer reports itself stalled: not ready, and
+  // cachecar_store_write_failing{reason="STORE_RESIZE_WAITING"}.
+  uint32_t resize_waits_before_failure = 5;
   // How often assigned topics are asked for their partition count, so partitions added
   // to a topic (kafka-topics --alter) are read. Each check is one metadata request.
   std::chrono::milliseconds metadata_refresh{10000};
@@ -179,6 +183,7 @@ class Materializer {
   std::chrono::steady_clock::time_point last_metadata_refresh_ = std::chrono::steady_clock::now();
   std::chrono::steady_clock::time_point last_halt_check_;
   std::string store_failure_;  // reason of the failing commits, empty when none
+  uint32_t resize_waits_ = 0;  // commits in a row that could not grow the map
   std::map<size_t, std::chrono::steady_clock::time_point> last_topic_check_;
 
   // Writer: steady_clock time of the last loop iteration (0 before Start).

@@ -125,6 +125,7 @@ void Session::Create(const v1::WatchCreateRequest& c) {
     w->phase = Watch::Phase::kSnapshot;
     w->position = snap->revision();
     w->snapshot.emplace(std::move(*snap));
+    w->snapshot_since = Clock::now();
   } else if (spec.resume_revision) {
     w->phase = Watch::Phase::kCatchUp;
     w->position = w->sent = *spec.resume_revision;

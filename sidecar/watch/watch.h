@@ -33,6 +33,10 @@ struct Options {
   // Responses a client may leave unread outside its watches' buffers (creates, cancels)
   // before the stream is ended: a client that sends requests but never reads.
   size_t max_control_responses = 4096;
+  // Longest a snapshot may stay open while its client reads it: it holds an LMDB read
+  // transaction, which keeps the map from growing and old pages from being reused. Past
+  // it the watch is cancelled (SLOW_CONSUMER).
+  std::chrono::milliseconds snapshot_max_hold{60000};
 };
 
 // About how many bytes of history one read takes (hub fan-out and catch-up alike).
@@ -67,6 +71,7 @@ struct Watch {
   enum class Phase { kSnapshot, kCatchUp, kLive };
   Phase phase = Phase::kLive;
   std::optional<store::Snapshot> snapshot;  // kSnapshot only
+  std::chrono::steady_clock::time_point snapshot_since;  // when `snapshot` was taken
   std::string snapshot_cursor;
   // Every matching change up to `position` has been queued or sent.
   uint64_t position = 0;

@@ -424,3 +424,37 @@ TEST_F(MaterializerTest, PartitionsAddedToATopicAreReadAndCountedInReadiness) {
 
 }  // namespace
 }  // namespace cachecar::kafka
+
+namespace cachecar::kafka {
+namespace {
+
+// A read transaction held open (a slow Watch snapshot) keeps the map from growing: the
+// writer must say so (not ready, with the reason) instead of retrying in silence.
+TEST_F(MaterializerTest, AWriterKeptFromGrowingTheMapByReadersSaysSo) {
+  store::Options so;
+  so.path = dir_.path() + "/small";
+  so.topics = {"users", "raw"};
+  so.map_size_bytes = 1 << 20;  // 1 MiB: the backlog below needs more
+  store_ = std::move(store::Store::Open(so)).value();
+  source_.SetPartitions(0, 1, {3000});
+  source_.SetPartitions(1, 1, {0});
+  source_.PushEnd(1, 0, 0);
+  const std::string value = "{\"v\":\"" + std::string(1000, 'x') + "\"}";
+  for (int i = 0; i < 3000; ++i) source_.PushRecord(0, 0, i, "k" + std::to_string(i), value);
+  // e.g. a Watch snapshot being read slowly
+  auto held = std::make_unique<store::Snapshot>(std::move(store_->NewSnapshot()).value());
+  MaterializerOptions o = Options(/*batch_records=*/3000);
+  o.resize_waits_before_failure = 1;
+  Materializer m(o, store_.get(), &source_, tracker_.get(), &registry_);
+  m.Start();
+  ASSERT_TRUE(testing::WaitUntil([&] {
+    return tracker_->NotReadyReason().find("cannot grow") != std::string::npos;
+  })) << tracker_->NotReadyReason();
+  held.reset();  // the snapshot ends
+  ASSERT_TRUE(tracker_->WaitReady(std::chrono::steady_clock::now() + std::chrono::seconds(30)));
+  m.Stop();
+  EXPECT_EQ(*store_->KeyCount(0), 3000u);
+}
+
+}  // namespace
+}  // namespace cachecar::kafka

@@ -684,3 +684,36 @@ TEST_F(WatchHubTest, AWatchCreatedBetweenTheHubsReadAndDeliveryMissesNothingAfte
 
 }  // namespace
 }  // namespace cachecar::watch
+
+namespace cachecar::watch {
+namespace {
+
+// A snapshot watch holds an LMDB read transaction until its last page is sent; a client
+// that reads slowly but steadily must not hold it (and so the map's growth) forever.
+TEST_F(WatchHubTest, ASnapshotHeldOpenTooLongIsCancelledAndReleased) {
+  Options o;
+  o.slow_consumer_timeout = std::chrono::minutes(10);
+  o.snapshot_max_hold = std::chrono::seconds(1);
+  OpenAll(100000, o);
+  std::vector<std::pair<std::string, std::optional<std::string>>> many;
+  for (int i = 0; i < 600; ++i) many.push_back({"k" + std::to_string(1000 + i), "v"});
+  Apply(many);
+  auto s = NewSession();
+  v1::WatchRequest r = Create(1, "k", true);
+  r.mutable_create()->set_snapshot(true);
+  Send(*s, r);
+  v1::WatchResponse page;
+  ASSERT_TRUE(s->Next(&page));  // created
+  ASSERT_TRUE(s->Next(&page));  // the first page; the client then reads slowly
+  ASSERT_TRUE(page.has_snapshot());
+  hub_->CancelStalled(std::chrono::steady_clock::now() + std::chrono::seconds(2));
+  Received got = Drain(*s);
+  ASSERT_EQ(got.canceled.size(), 1u);
+  EXPECT_EQ(got.canceled[0].canceled().reason(), v1::WatchCanceled::SLOW_CONSUMER);
+  EXPECT_THAT(got.canceled[0].canceled().message(), HasSubstr("watch.snapshot_max_hold_ms"));
+  EXPECT_FALSE(got.snapshot_end.has_value());
+  EXPECT_EQ(hub_->watch_count(), 0u);
+}
+
+}  // namespace
+}  // namespace cachecar::watch
