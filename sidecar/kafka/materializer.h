@@ -32,8 +32,9 @@
 // topic's schema is replaced (a reload) or the process restarts — or, when it halted
 // because the broker did not take a dead letter, past the record once a retry succeeds.
 //
-// Files: materializer.cc (the loop, batching, commits, rebuilds), partition_set.cc (what
-// is assigned and how far), invalid_records.cc (on_invalid and halts), offset_reporter.cc
+// Files: materializer.cc (the loop, batching, commits, halts), topic_lifecycle.cc (topic
+// setup, added partitions, deleted topics, rebuilds), partition_set.cc (what is assigned
+// and how far), invalid_records.cc (on_invalid and halts), offset_reporter.cc
 // (group offsets), materializer_stats.h (every metric).
 //
 // Threads: Start, Stop and Counters may be called from any thread; everything else runs
@@ -157,7 +158,10 @@ class Materializer {
   void SetStoreFailure(const Status& st);
   // Tells every observer (the tracker first).
   template <typename Fn>
-  void ForEachObserver(Fn fn);
+  void ForEachObserver(Fn fn) {
+    fn(static_cast<store::CommitObserver*>(tracker_));
+    for (store::CommitObserver* o : options_.observers) fn(o);
+  }
   PartitionMetrics& MetricsFor(size_t topic, int32_t partition);
   // Waits up to `d` unless stopping. Returns false if stopping.
   bool WaitFor(std::chrono::milliseconds d);

@@ -1,0 +1,142 @@
+// The materializer's topic lifecycle: assigning a topic's partitions once its metadata can
+// be read, assigning partitions added later, and emptying and re-reading a topic whose
+// positions fell out of the log or that was deleted. Writer thread only.
+#include "common/log.h"
+#include "kafka/materializer.h"
+
+namespace cachecar::kafka {
+
+using std::chrono::steady_clock;
+
+void Materializer::SetUpPendingTopics() {
+  std::vector<size_t> ready_now;
+  const std::set<size_t> pending = partitions_.pending();
+  for (size_t t : pending) {
+    const std::string& name = options_.topics[t].name;
+    Result<int32_t> count = source_->PartitionCount(t, options_.request_timeout);
+    Beat();  // each request may take request_timeout: alive between them
+    if (!count.ok()) {
+      log::Warn("topic not available yet; will retry",
+                {{"topic", name}, {"error", count.status().message()}});
+      tracker_->SetWaiting(t, count.status().reason() == "KAFKA_TOPIC_NOT_FOUND"
+                                  ? "topic " + name + " does not exist in Kafka (yet)"
+                                  : "topic " + name + ": cannot read its partitions (" +
+                                        count.status().message() + ")");
+      continue;
+    }
+    Result<std::vector<int64_t>> ends = source_->EndOffsets(t, *count, options_.request_timeout);
+    Result<std::map<int32_t, int64_t>> stored = store_->LoadPositions(t);
+    if (!ends.ok() || !stored.ok()) {
+      log::Warn("cannot read offsets of topic; will retry",
+                {{"topic", name},
+                 {"error", (!ends.ok() ? ends.status() : stored.status()).ToString()}});
+      continue;
+    }
+    std::vector<health::PartitionProgress> progress;
+    for (int32_t p = 0; p < *count; ++p) {
+      auto it = stored->find(p);
+      std::optional<int64_t> start;
+      if (it != stored->end()) start = it->second;
+      int64_t end = (*ends)[p];
+      partitions_.Add(t, p, start);
+      health::PartitionProgress pp;
+      pp.partition = p;
+      pp.applied = start.value_or(-1);
+      pp.start_end_offset = end;
+      pp.end_offset = end;
+      progress.push_back(pp);
+      PartitionMetrics& m = MetricsFor(t, p);
+      m.end_offset->Set(static_cast<double>(end));
+      if (start) {
+        m.start_offset->Set(static_cast<double>(*start));
+        m.applied_offset->Set(static_cast<double>(*start));
+        log::Info("resuming partition from stored offset",
+                  {{"topic", name}, {"partition", p}, {"offset", *start}, {"end_offset", end}});
+      } else {
+        log::Info("reading partition from the beginning",
+                  {{"topic", name}, {"partition", p}, {"end_offset", end}});
+      }
+    }
+    tracker_->SetAssigned(t, std::move(progress));
+    // The positions found in the store, as a commit that changed nothing.
+    std::map<store::PartitionKey, int64_t> known;
+    for (const auto& [p, next] : *stored) known[{t, p}] = next;
+    store::CommitInfo info{store_->revision(), 0, &known};
+    for (store::CommitObserver* o : options_.observers) o->OnCommit(info);
+    ready_now.push_back(t);
+  }
+  if (ready_now.empty()) return;
+  for (size_t t : ready_now) partitions_.MarkAssigned(t);
+  Reassign();
+}
+
+void Materializer::RefreshPartitions() {
+  last_metadata_refresh_ = steady_clock::now();
+  bool added = false;
+  for (size_t t : partitions_.AssignedTopics()) {
+    const std::string& name = options_.topics[t].name;
+    const int32_t known = partitions_.PartitionCount(t);
+    // A deleted topic is someone else's business (the consumer's errors,
+    // CheckTopicExists): only growth is looked for here. A broker that does not answer
+    // would make every topic wait out the timeout in turn: try again next round.
+    Result<int32_t> count = source_->PartitionCount(t, options_.request_timeout);
+    Beat();
+    if (!count.ok() && count.status().reason() != "KAFKA_TOPIC_NOT_FOUND") break;
+    if (!count.ok() || *count <= known) continue;
+    Result<std::vector<int64_t>> ends = source_->EndOffsets(t, *count, options_.request_timeout);
+    if (!ends.ok()) {
+      log::Warn("partitions were added to a topic but their offsets cannot be read; will retry",
+                {{"topic", name}, {"error", ends.status().ToString()}});
+      continue;
+    }
+    std::vector<health::PartitionProgress> progress;
+    for (int32_t p = known; p < *count; ++p) {
+      const int64_t end = (*ends)[p];
+      partitions_.Add(t, p, std::nullopt);
+      health::PartitionProgress pp;
+      pp.partition = p;
+      pp.start_end_offset = end;
+      pp.end_offset = end;
+      progress.push_back(pp);
+      MetricsFor(t, p).end_offset->Set(static_cast<double>(end));
+      log::Info("partition added to the topic; reading it from the beginning",
+                {{"topic", name}, {"partition", p}, {"end_offset", end}});
+    }
+    tracker_->AddPartitions(t, std::move(progress));
+    added = true;
+  }
+  if (added) Reassign();
+}
+
+void Materializer::RebuildTopic(size_t topic, const std::string& reason,
+                                const std::string& why) {
+  const std::string& name = options_.topics[topic].name;
+  log::Error("rebuilding topic from the beginning; it is not ready meanwhile",
+             {{"topic", name}, {"reason", reason}, {"detail", why}});
+  stats_.rebuilds->Add({{"topic", name}, {"reason", reason}}).Increment();
+  CommitWithRetry();
+  batch_.reset_topics.insert(topic);
+  batch_started_ = steady_clock::now();
+  CommitWithRetry();
+  partitions_.Reset(topic);
+  ForEachObserver([&](store::CommitObserver* o) { o->OnTopicReset(topic, reason + ": " + why); });
+  for (const auto& key : invalid_.LiftTopic(topic)) {
+    ForEachObserver(
+        [&](store::CommitObserver* o) { o->OnPartitionHalted(key.first, key.second, ""); });
+  }
+  Reassign();  // the topic's partitions stop; SetUpPendingTopics assigns them afresh
+}
+
+void Materializer::CheckTopicExists(size_t topic) {
+  auto now = steady_clock::now();
+  auto& last = last_topic_check_[topic];
+  if (now - last < options_.retry_backoff) return;
+  last = now;
+  Result<int32_t> count = source_->PartitionCount(topic, options_.request_timeout);
+  // Only the broker saying so counts: a broker that did not answer says nothing.
+  if (!count.ok() && count.status().reason() == "KAFKA_TOPIC_NOT_FOUND") {
+    RebuildTopic(topic, "topic_deleted", count.status().message());
+  }
+}
+
+}  // namespace cachecar::kafka
