@@ -13,6 +13,7 @@ extern "C" {
 void ccjs_schema_free(::CcjsSchema* schema);
 const char* ccjs_schema_draft(const ::CcjsSchema* schema);
 int ccjs_check(const ::CcjsSchema* schema, const char* doc, size_t len);
+int ccjs_json_check(const char* doc, size_t len, char** error);
 char* ccjs_explain(const ::CcjsSchema* schema, const char* doc, size_t len, size_t max_errors,
                    int mask_values);
 void ccjs_string_free(char* s);
@@ -62,6 +63,10 @@ Result<std::shared_ptr<const JsonSchema>> JsonSchema::Compile(std::string_view t
   if (!options.base_uri.empty()) o["base_uri"] = options.base_uri;
   if (!options.root_dir.empty()) o["root_dir"] = options.root_dir;
   o["strict"] = options.strict;
+  o["backtracking_patterns"] = options.backtracking_patterns;
+  o["backtrack_limit"] = options.backtrack_limit;
+  o["backtracking_max_string_bytes"] = options.backtracking_max_string_bytes;
+  o["assert_formats"] = options.assert_formats;
   if (!options.url_map.empty()) {
     nlohmann::json m = nlohmann::json::object();
     for (const auto& [prefix, dir] : options.url_map) m[prefix] = dir;
@@ -77,10 +82,15 @@ Result<std::shared_ptr<const JsonSchema>> JsonSchema::Compile(std::string_view t
   return std::shared_ptr<const JsonSchema>(new JsonSchema(handle));
 }
 
-Result<std::shared_ptr<const JsonSchema>> JsonSchema::CompileFile(const std::string& path) {
+Result<std::shared_ptr<const JsonSchema>> JsonSchema::CompileFile(const std::string& path,
+                                                                  CompileOptions options) {
   std::error_code ec;
   std::filesystem::path abs = std::filesystem::absolute(path, ec);
   if (ec) return SchemaError(path + ": " + ec.message());
+  // Never open a FIFO or device: reading one could block the load for ever.
+  if (!std::filesystem::is_regular_file(abs, ec)) {
+    return SchemaError(path + ": " + (ec ? ec.message() : "not a regular file"));
+  }
   auto size = std::filesystem::file_size(abs, ec);
   if (ec) return SchemaError(path + ": " + ec.message());
   if (size > kMaxSchemaFileBytes) {
@@ -92,7 +102,6 @@ Result<std::shared_ptr<const JsonSchema>> JsonSchema::CompileFile(const std::str
   if (!in.good() && !in.eof()) {
     return SchemaError(path + ": cannot be read");
   }
-  CompileOptions options;
   options.base_uri = FileUri(abs);
   options.root_dir = abs.parent_path().string();
   Result<std::shared_ptr<const JsonSchema>> r = Compile(ss.str(), options);
@@ -102,12 +111,22 @@ Result<std::shared_ptr<const JsonSchema>> JsonSchema::CompileFile(const std::str
   return r;
 }
 
+Status IsJson(std::string_view document) {
+  RustString error;
+  if (ccjs_json_check(document.data(), document.size(), &error.p) == 0) return Status::Ok();
+  return Status(Code::kInvalidArgument,
+                std::string("not JSON: ") + (error.p != nullptr ? error.p : "refused"),
+                "INVALID_JSON");
+}
+
 Verdict JsonSchema::Check(std::string_view document) const {
   switch (ccjs_check(handle_, document.data(), document.size())) {
     case 0:
       return Verdict::kValid;
     case 2:
       return Verdict::kNotJson;
+    case 4:
+      return Verdict::kBudgetExceeded;
     default:
       return Verdict::kInvalid;  // 1, or 3 (a validator bug): never serve it
   }
@@ -122,6 +141,10 @@ std::vector<Violation> JsonSchema::Explain(std::string_view document, size_t max
   nlohmann::json j = nlohmann::json::parse(out.p != nullptr ? out.p : "", nullptr, false);
   if (j.is_discarded() || !j.is_object()) {
     violations.push_back({"", "internal", "the validator gave no explanation"});
+    return violations;
+  }
+  if (j.contains("budget")) {
+    violations.push_back({j.value("pointer", ""), "budget", j["budget"].get<std::string>()});
     return violations;
   }
   if (j.contains("json_error")) {

@@ -13,18 +13,28 @@
 //! - "$ref" resolves only to files inside the schema folder (by path, or by the "$id" of a
 //!   file there), or through an explicit URL prefix map (the conformance suite's remotes).
 
+mod fanout;
+mod folder;
+mod json;
+
 use std::collections::HashMap;
 use std::ffi::{c_char, CString};
 use std::fmt::Write as _;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use jsonschema::{Draft, Retrieve, Uri, Validator};
+use jsonschema::error::ValidationErrorKind;
+use jsonschema::{Draft, PatternOptions, ValidationError, Validator};
 use serde_json::{Map, Value};
+
+use folder::{percent_decode, Resolver};
 
 pub struct Schema {
     validator: Validator,
     draft: Draft,
+    /// With backtracking patterns: the longest string a document may hold, the other half
+    /// of their budget (a backtracking match can cost steps times length).
+    max_backtracking_string: Option<usize>,
 }
 
 #[derive(Default)]
@@ -34,117 +44,18 @@ struct CompileOptions {
     url_map: Vec<(String, PathBuf)>,
     default_draft: Draft,
     strict: bool,
+    /// Run patterns that need backtracking (lookaround, backreferences) with fancy-regex,
+    /// at most `backtrack_limit` steps per match; refused at load otherwise.
+    backtracking_patterns: bool,
+    backtrack_limit: usize,
+    backtracking_max_string_bytes: usize,
+    assert_formats: bool,
 }
 
-const MAX_SCHEMA_FILES: usize = 1000;
-const MAX_SCHEMA_FILE_BYTES: u64 = 4 << 20;
-
-// ---------------------------------------------------------------------------------------
-// $ref resolution
-
-struct Resolver {
-    root_dir: Option<PathBuf>,
-    ids: HashMap<String, Value>,
-    url_map: Vec<(String, PathBuf)>,
-}
-
-fn read_json_file(path: &Path) -> Result<Value, String> {
-    let meta = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    if meta.len() > MAX_SCHEMA_FILE_BYTES {
-        return Err(format!("{}: larger than {} bytes", path.display(), MAX_SCHEMA_FILE_BYTES));
-    }
-    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    serde_json::from_slice(&bytes).map_err(|e| format!("{}: not JSON: {e}", path.display()))
-}
-
-/// Reads `rel` under `dir`, refusing anything that escapes `dir` (.., symlinks out).
-fn read_inside(dir: &Path, rel: &str) -> Result<Value, String> {
-    let dir = dir
-        .canonicalize()
-        .map_err(|e| format!("{}: {e}", dir.display()))?;
-    let path = dir
-        .join(rel)
-        .canonicalize()
-        .map_err(|e| format!("{rel}: {e}"))?;
-    if !path.starts_with(&dir) {
-        return Err(format!("{} is outside the schema folder {}", path.display(), dir.display()));
-    }
-    read_json_file(&path)
-}
-
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let Ok(b) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
-                out.push(b);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-impl Retrieve for Resolver {
-    fn retrieve(
-        &self,
-        uri: &Uri<String>,
-    ) -> Result<Value, Box<dyn std::error::Error + Send + Sync>> {
-        let s = uri.as_str();
-        let s = s.split('#').next().unwrap_or(s);
-        if let Some(v) = self.ids.get(s) {
-            return Ok(v.clone());
-        }
-        for (prefix, dir) in &self.url_map {
-            if let Some(rest) = s.strip_prefix(prefix.as_str()) {
-                return read_inside(dir, &percent_decode(rest)).map_err(Into::into);
-            }
-        }
-        if let (Some(root), Some(path)) = (&self.root_dir, s.strip_prefix("file://")) {
-            let path = PathBuf::from(percent_decode(path));
-            let root = root.canonicalize().map_err(|e| format!("{}: {e}", root.display()))?;
-            let rel = path.strip_prefix(&root).map_err(|_| {
-                format!("$ref {s} is outside the schema folder {}", root.display())
-            })?;
-            return read_inside(&root, &rel.to_string_lossy()).map_err(Into::into);
-        }
-        Err(format!(
-            "$ref {s} cannot be resolved: only files in the schema folder, or the $id of one, \
-             are allowed (cachecar never fetches schemas over the network)"
-        )
-        .into())
-    }
-}
-
-/// The "$id" of every JSON file under `dir` (Kubernetes' "..data" links skipped).
-fn index_ids(dir: &Path, ids: &mut HashMap<String, Value>, seen: &mut usize) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
-    let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
-    paths.sort();
-    for path in paths {
-        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        if name.starts_with("..") || *seen >= MAX_SCHEMA_FILES {
-            continue;
-        }
-        *seen += 1;
-        if path.is_dir() {
-            index_ids(&path, ids, seen);
-        } else if name.ends_with(".json") {
-            if let Ok(v) = read_json_file(&path) {
-                let id = v.get("$id").or_else(|| v.get("id")).and_then(Value::as_str);
-                if let Some(id) = id {
-                    let id = id.trim_end_matches('#').to_string();
-                    ids.entry(id).or_insert(v);
-                }
-            }
-        }
-    }
-}
+/// Bytes of a document value a violation message quotes, and of a whole message ("…"
+/// included; json_schema.h's kMaxViolationMessageBytes).
+const MAX_QUOTE_BYTES: usize = 64;
+const MAX_MESSAGE_BYTES: usize = 512;
 
 // ---------------------------------------------------------------------------------------
 // The keywords each draft defines, to refuse anything the validator would ignore.
@@ -355,7 +266,14 @@ fn parse_draft(s: &str) -> Option<Draft> {
 }
 
 fn parse_options(text: &[u8]) -> Result<CompileOptions, String> {
-    let mut o = CompileOptions { default_draft: Draft::Draft7, strict: true, ..Default::default() };
+    let mut o = CompileOptions {
+        default_draft: Draft::Draft7,
+        strict: true,
+        backtrack_limit: 10_000,
+        backtracking_max_string_bytes: 4096,
+        assert_formats: true,
+        ..Default::default()
+    };
     if text.is_empty() {
         return Ok(o);
     }
@@ -369,6 +287,18 @@ fn parse_options(text: &[u8]) -> Result<CompileOptions, String> {
     if let Some(b) = v.get("strict").and_then(Value::as_bool) {
         o.strict = b;
     }
+    if let Some(b) = v.get("backtracking_patterns").and_then(Value::as_bool) {
+        o.backtracking_patterns = b;
+    }
+    if let Some(n) = v.get("backtrack_limit").and_then(Value::as_u64) {
+        o.backtrack_limit = usize::try_from(n).unwrap_or(usize::MAX).max(1);
+    }
+    if let Some(n) = v.get("backtracking_max_string_bytes").and_then(Value::as_u64) {
+        o.backtracking_max_string_bytes = usize::try_from(n).unwrap_or(usize::MAX);
+    }
+    if let Some(b) = v.get("assert_formats").and_then(Value::as_bool) {
+        o.assert_formats = b;
+    }
     if let Some(m) = v.get("url_map").and_then(Value::as_object) {
         for (prefix, dir) in m {
             if let Some(dir) = dir.as_str() {
@@ -381,7 +311,7 @@ fn parse_options(text: &[u8]) -> Result<CompileOptions, String> {
 
 fn compile(schema: &[u8], options: &[u8]) -> Result<Schema, String> {
     let o = parse_options(options)?;
-    let value: Value = serde_json::from_slice(schema).map_err(|e| format!("not JSON: {e}"))?;
+    let value: Value = json::parse(schema).map_err(|e| format!("not JSON: {e}"))?;
     if !value.is_object() && !value.is_boolean() {
         return Err("a schema must be a JSON object (or true/false)".into());
     }
@@ -402,30 +332,72 @@ fn compile(schema: &[u8], options: &[u8]) -> Result<Schema, String> {
             return Err(w.problems.join("; "));
         }
     }
-    let mut ids = HashMap::new();
-    if let Some(dir) = &o.root_dir {
-        let mut seen = 0;
-        index_ids(dir, &mut ids, &mut seen);
-    }
+    let ids = match &o.root_dir {
+        Some(dir) => folder::index_ids(dir)?,
+        None => HashMap::new(),
+    };
     let resolver = Resolver { root_dir: o.root_dir.clone(), ids, url_map: o.url_map.clone() };
-    let mut builder = jsonschema::options()
-        .with_draft(draft)
-        .should_validate_formats(true)
-        .should_ignore_unknown_formats(false)
-        .with_retriever(resolver);
-    if matches!(draft, Draft::Draft4 | Draft::Draft6 | Draft::Draft7) {
-        // "uuid" became a format in 2019-09, but draft-07 schemas in the wild (Confluent
-        // Schema Registry's among them) use it; enforce it rather than refuse it.
-        builder = builder.with_format("uuid", is_uuid);
-    }
-    if let Some(base) = &o.base_uri {
-        builder = builder.with_base_uri(base.clone());
-    }
-    let validator = builder.build(&value).map_err(|e| {
+    fanout::check(&value, o.base_uri.as_deref().unwrap_or(""), &resolver)?;
+    let build = |linear: bool, resolver: Resolver| {
+        let mut builder = jsonschema::options()
+            .with_draft(draft)
+            .should_validate_formats(o.assert_formats)
+            .should_ignore_unknown_formats(false)
+            .with_retriever(resolver);
+        builder = if linear {
+            builder.with_pattern_options(PatternOptions::regex())
+        } else {
+            builder.with_pattern_options(
+                PatternOptions::fancy_regex().backtrack_limit(o.backtrack_limit),
+            )
+        };
+        if matches!(draft, Draft::Draft4 | Draft::Draft6 | Draft::Draft7) {
+            // "uuid" became a format in 2019-09, but draft-07 schemas in the wild (Confluent
+            // Schema Registry's among them) use it; enforce it rather than refuse it.
+            builder = builder.with_format("uuid", is_uuid);
+        }
+        if let Some(base) = &o.base_uri {
+            builder = builder.with_base_uri(base.clone());
+        }
+        builder.build(&value)
+    };
+    let place = |e: &ValidationError| {
         let at = e.schema_path().as_str().to_string();
         if at.is_empty() { e.to_string() } else { format!("#{at}: {e}") }
-    })?;
-    Ok(Schema { validator, draft })
+    };
+    let fresh_resolver = || Resolver {
+        root_dir: resolver.root_dir.clone(),
+        ids: resolver.ids.clone(),
+        url_map: resolver.url_map.clone(),
+    };
+    // The linear engine whenever it can run every pattern, even where backtracking is allowed.
+    let linear = build(true, fresh_resolver());
+    if let (Err(_), true) = (&linear, o.backtracking_patterns) {
+        let validator = build(false, fresh_resolver()).map_err(|e| place(&e))?;
+        return Ok(Schema {
+            validator,
+            draft,
+            max_backtracking_string: Some(o.backtracking_max_string_bytes),
+        });
+    }
+    let validator = match linear {
+        Ok(v) => v,
+        Err(e) if build(false, fresh_resolver()).is_ok() => {
+            // Only the linear engine refuses it: a lookaround or backreference.
+            let at = e.schema_path().as_str().to_string();
+            return Err(format!(
+                "#{at}: {}: the pattern needs a backtracking regex engine (a lookaround or a \
+                 backreference), whose matching time can grow without bound on long strings; \
+                 rewrite it without, or set schema_patterns: backtracking on the topic to run \
+                 it under a budget ({} backtracking steps per match, strings of at most {} bytes)",
+                e,
+                o.backtrack_limit,
+                o.backtracking_max_string_bytes
+            ));
+        }
+        Err(e) => return Err(place(&e)),
+    };
+    Ok(Schema { validator, draft, max_backtracking_string: None })
 }
 
 /// RFC 4122 text form: 8-4-4-4-12 hex digits.
@@ -492,22 +464,108 @@ pub unsafe extern "C" fn ccjs_schema_draft(schema: *const Schema) -> *const c_ch
     name.as_ptr() as *const c_char
 }
 
-/// 0: valid; 1: not valid; 2: not JSON; 3: internal error.
+/// Whether the engine gave up on a match (the backtrack limit, or a recovered engine
+/// panic): the verdict is undecided, which is neither valid nor invalid.
+fn is_budget(kind: &ValidationErrorKind) -> bool {
+    matches!(
+        kind,
+        ValidationErrorKind::BacktrackLimitExceeded { .. }
+            | ValidationErrorKind::RegexEngineFailure { .. }
+    )
+}
+
+/// The first string (value or property name) longer than `max`, by JSON Pointer.
+fn long_string(v: &Value, max: usize, at: &mut String) -> Option<(String, usize)> {
+    match v {
+        Value::String(s) if s.len() > max => Some((at.clone(), s.len())),
+        Value::Array(a) => a.iter().enumerate().find_map(|(i, x)| {
+            let len = at.len();
+            let _ = write!(at, "/{i}");
+            let found = long_string(x, max, at);
+            at.truncate(len);
+            found
+        }),
+        Value::Object(m) => m.iter().find_map(|(k, x)| {
+            let len = at.len();
+            let _ = write!(at, "/{}", k.replace('~', "~0").replace('/', "~1"));
+            let found = if k.len() > max { Some((at.clone(), k.len())) } else { long_string(x, max, at) };
+            at.truncate(len);
+            found
+        }),
+        _ => None,
+    }
+}
+
+/// Where `v` is over a backtracking schema's string budget, and why.
+fn over_string_budget(s: &Schema, v: &Value) -> Option<(String, String)> {
+    let max = s.max_backtracking_string?;
+    let (at, len) = long_string(v, max, &mut String::new())?;
+    Some((
+        at,
+        format!(
+            "a string of {len} bytes is longer than the {max} bytes this topic's backtracking \
+             patterns may be run on"
+        ),
+    ))
+}
+
+/// 0: valid; 1: not valid; 2: not JSON; 3: internal error; 4: the budget was exceeded.
 #[no_mangle]
 pub unsafe extern "C" fn ccjs_check(schema: *const Schema, doc: *const u8, len: usize) -> i32 {
     let doc = bytes(doc, len);
     let s = &*schema;
-    catch_unwind(AssertUnwindSafe(|| match serde_json::from_slice::<Value>(doc) {
+    catch_unwind(AssertUnwindSafe(|| match json::parse(doc) {
         Err(_) => 2,
-        Ok(v) => i32::from(!s.validator.is_valid(&v)),
+        Ok(v) => {
+            if over_string_budget(s, &v).is_some() {
+                return 4;
+            }
+            if s.validator.is_valid(&v) {
+                return 0;
+            }
+            match s.validator.validate(&v) {
+                Ok(()) => 0,
+                Err(e) if is_budget(e.kind()) => 4,
+                Err(_) => 1,
+            }
+        }
     }))
     .unwrap_or(3)
 }
 
+/// 0: `doc` is JSON (the one parser's rules, see json.rs); 2: it is not, and *error says
+/// why (free it with ccjs_string_free).
+#[no_mangle]
+pub unsafe extern "C" fn ccjs_json_check(doc: *const u8, len: usize, error: *mut *mut c_char) -> i32 {
+    let doc = bytes(doc, len);
+    let result = catch_unwind(AssertUnwindSafe(|| json::parse(doc).map(|_| ())))
+        .unwrap_or_else(|_| Err("internal error in the JSON parser".into()));
+    match result {
+        Ok(()) => 0,
+        Err(e) => {
+            if !error.is_null() {
+                *error = to_c_string(e);
+            }
+            2
+        }
+    }
+}
+
+/// The document value a message quotes: its JSON text, at most MAX_QUOTE_BYTES of it.
+fn quote(v: &Value) -> String {
+    let text = v.to_string();
+    if text.len() <= MAX_QUOTE_BYTES {
+        return text;
+    }
+    format!("{} ({} bytes)", json::truncate(&text, MAX_QUOTE_BYTES), text.len())
+}
+
 /// Every violation of `doc`, up to `max_errors`, as a JSON document:
 ///   {"errors": [{"pointer": "/a/0", "keyword": "type", "message": "..."}]}
-/// or {"json_error": "..."} when doc is not JSON. With mask_values, messages do not quote
-/// the document's values (for logs). Free the result with ccjs_string_free.
+/// or {"json_error": "..."} when doc is not JSON, or {"budget": "..."} when the engine gave
+/// up on a match the verdict depends on. Messages quote at most MAX_QUOTE_BYTES of a value
+/// and are at most MAX_MESSAGE_BYTES; with mask_values they quote none (for logs). Free the
+/// result with ccjs_string_free.
 #[no_mangle]
 pub unsafe extern "C" fn ccjs_explain(
     schema: *const Schema,
@@ -519,22 +577,44 @@ pub unsafe extern "C" fn ccjs_explain(
     let doc = bytes(doc, len);
     let s = &*schema;
     let out = catch_unwind(AssertUnwindSafe(|| {
-        let v: Value = match serde_json::from_slice(doc) {
+        let v: Value = match json::parse(doc) {
             Ok(v) => v,
-            Err(e) => return serde_json::json!({ "json_error": e.to_string() }).to_string(),
+            Err(e) => return serde_json::json!({ "json_error": e }).to_string(),
         };
+        if let Some((at, why)) = over_string_budget(s, &v) {
+            return serde_json::json!({ "budget": why, "pointer": at }).to_string();
+        }
         let mut errors = Vec::new();
-        for e in s.validator.iter_errors(&v).take(max_errors.max(1)) {
+        for e in s.validator.iter_errors(&v) {
+            if is_budget(e.kind()) {
+                let message = format!(
+                    "at {}: the pattern could not be decided within its budget: {e}",
+                    if e.instance_path().as_str().is_empty() { "(root)" } else { e.instance_path().as_str() }
+                );
+                let message = if mask_values != 0 {
+                    format!("{}", e.masked())
+                } else {
+                    message
+                };
+                return serde_json::json!({
+                    "budget": json::truncate(&message, MAX_MESSAGE_BYTES - 3),
+                    "pointer": e.instance_path().as_str(),
+                })
+                .to_string();
+            }
+            if errors.len() >= max_errors.max(1) {
+                continue;  // still looking for an undecided match
+            }
             let mut message = String::new();
             if mask_values != 0 {
                 let _ = write!(message, "{}", e.masked());
             } else {
-                let _ = write!(message, "{e}");
+                let _ = write!(message, "{}", e.masked_with(quote(e.instance())));
             }
             errors.push(serde_json::json!({
                 "pointer": e.instance_path().as_str(),
                 "keyword": e.kind().keyword(),
-                "message": message,
+                "message": json::truncate(&message, MAX_MESSAGE_BYTES - 3),
             }));
         }
         serde_json::json!({ "errors": errors }).to_string()
