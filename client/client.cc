@@ -17,8 +17,12 @@ Status FromGrpcStatus(const grpc::Status& status) {
   std::string reason;
   std::vector<FieldViolation> violations;
   std::map<std::string, std::string> metadata;
+  // The server appends the violations to grpc-message for clients that read nothing else;
+  // the details' own message is the sentence without them, so each violation shows once.
+  std::string message = status.error_message();
   google::rpc::Status details;
   if (!status.error_details().empty() && details.ParseFromString(status.error_details())) {
+    if (!details.message().empty()) message = details.message();
     for (const auto& any : details.details()) {
       google::rpc::ErrorInfo info;
       google::rpc::BadRequest bad;
@@ -32,8 +36,7 @@ Status FromGrpcStatus(const grpc::Status& status) {
       }
     }
   }
-  Status out(static_cast<Code>(status.error_code()), status.error_message(), reason,
-             std::move(violations));
+  Status out(static_cast<Code>(status.error_code()), message, reason, std::move(violations));
   for (auto& [k, v] : metadata) out.SetMetadata(k, v);
   return out;
 }

@@ -1,6 +1,5 @@
 #include "kafka/record_check.h"
 
-#include <nlohmann/json.hpp>
 
 #include "common/utf8.h"
 
@@ -14,6 +13,7 @@ const char* RejectReasonName(RejectReason r) {
     case RejectReason::kInvalidUtf8Key: return "invalid_utf8_key";
     case RejectReason::kInvalidJson: return "invalid_json";
     case RejectReason::kSchemaViolation: return "schema_violation";
+    case RejectReason::kSchemaBudgetExceeded: return "schema_budget_exceeded";
   }
   return "unknown";
 }
@@ -35,9 +35,12 @@ RejectReason CheckRecord(const config::TopicConfig& topic, const schema::JsonSch
         return RejectReason::kInvalidJson;
       case schema::Verdict::kInvalid:
         return RejectReason::kSchemaViolation;
+      case schema::Verdict::kBudgetExceeded:
+        return RejectReason::kSchemaBudgetExceeded;
     }
   }
-  if (topic.value_format == config::ValueFormat::kJson && !nlohmann::json::accept(value)) {
+  // The parser the schema path uses, so JSON means one thing with or without a schema.
+  if (topic.value_format == config::ValueFormat::kJson && !schema::IsJson(value).ok()) {
     return RejectReason::kInvalidJson;
   }
   return RejectReason::kNone;
@@ -54,12 +57,17 @@ std::string DescribeReject(RejectReason reason, const schema::JsonSchema* schema
       return "the record's key is empty";
     case RejectReason::kInvalidUtf8Key:
       return "the key is not valid UTF-8 (the topic's key_encoding is utf-8)";
-    case RejectReason::kInvalidJson:
-      if (schema != nullptr) {
-        auto v = schema->Explain(value, 1, true);
-        if (!v.empty()) return v[0].message;
-      }
-      return "the value is not a JSON document (the topic's value_format is json)";
+    case RejectReason::kInvalidJson: {
+      Status json = schema::IsJson(value);  // says where, never quotes a value
+      return "the value is not a JSON document (the topic's value_format is json): " +
+             json.message();
+    }
+    case RejectReason::kSchemaBudgetExceeded: {
+      std::vector<schema::Violation> v = schema->Explain(value, 1, true);
+      std::string at = v.empty() || v[0].pointer.empty() ? "(root)" : v[0].pointer;
+      return "the schema could not decide the value within its budget, at " + at + ": " +
+             (v.empty() ? std::string("undecided") : v[0].message) + " [budget]";
+    }
     case RejectReason::kSchemaViolation: {
       constexpr size_t kShown = 3;
       std::vector<schema::Violation> v = schema->Explain(value, kShown + 1, true);

@@ -19,10 +19,12 @@ enum class RejectReason {
   kInvalidUtf8Key,
   kInvalidJson,
   kSchemaViolation,  // JSON, but not valid under the topic's schema
+  // The schema's backtracking patterns could not decide it within their budget.
+  kSchemaBudgetExceeded,
 };
 
 // Metric label / log value: "missing_key", "empty_key", "invalid_utf8_key", "invalid_json",
-// "schema_violation".
+// "schema_violation", "schema_budget_exceeded".
 const char* RejectReasonName(RejectReason r);
 
 // Checks a record against its topic's encodings and, when `schema` is not null, its

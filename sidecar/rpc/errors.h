@@ -11,6 +11,10 @@
 namespace cachecar::rpc {
 
 inline constexpr char kErrorDomain[] = "cachecar.dev";
+// Bounds on what an error puts in the trailers (grpc-message is percent-encoded, the
+// details base64: both together stay under the 8 KiB every gRPC client accepts by default).
+inline constexpr size_t kMaxErrorMessageBytes = 768;
+inline constexpr size_t kMaxErrorDetailsBytes = 2048;
 
 grpc::Status ToGrpcStatus(const Status& status);
 

@@ -2,7 +2,6 @@
 
 #include <atomic>
 #include <limits>
-#include <nlohmann/json.hpp>
 
 #include "api/key_rules.h"
 
@@ -83,9 +82,11 @@ Status WriteHandler::CheckValue(size_t topic, const std::string& value) const {
   std::shared_ptr<const schema::JsonSchema> schema =
       schemas_ != nullptr ? schemas_->Get(topic) : nullptr;
   if (schema == nullptr) {
-    if (nlohmann::json::accept(value)) return Status::Ok();
+    // The parser the schema path uses: JSON means one thing with or without a schema.
+    Status json = schema::IsJson(value);
+    if (json.ok()) return Status::Ok();
     return Status(Code::kInvalidArgument, "the value is not a JSON document", "INVALID_JSON",
-                  {{"value", "must be a JSON document (topic " + t.name + " is json)", "json"}});
+                  {{"value", json.message() + " (topic " + t.name + " is json)", "json"}});
   }
   schema::Verdict verdict = schema->Check(value);
   if (verdict == schema::Verdict::kValid) return Status::Ok();
@@ -93,6 +94,15 @@ Status WriteHandler::CheckValue(size_t topic, const std::string& value) const {
   if (verdict == schema::Verdict::kNotJson) {
     return Status(Code::kInvalidArgument, "the value is not a JSON document", "INVALID_JSON",
                   {{"value", found.empty() ? "not JSON" : found[0].message, "json"}});
+  }
+  if (verdict == schema::Verdict::kBudgetExceeded) {
+    std::string at = found.empty() ? "" : found[0].pointer;
+    return Status(Code::kInvalidArgument,
+                  "the schema of topic " + t.name +
+                      " could not decide the value within its budget (nothing was produced)",
+                  "SCHEMA_BUDGET_EXCEEDED",
+                  {{"value" + at, found.empty() ? "undecided" : found[0].message, "budget"}})
+        .With("topic", t.name);
   }
   std::vector<FieldViolation> violations;
   violations.reserve(found.size());

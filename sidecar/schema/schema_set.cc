@@ -14,28 +14,63 @@ namespace cachecar::schema {
 
 namespace fs = std::filesystem;
 
+namespace {
+
+constexpr size_t kMaxFolderFiles = 1000;  // as the validator's own walk (jsonschema_ffi)
+constexpr int kMaxFolderDepth = 16;
+
+// Every *.json under `dir` (and its subfolders) by real path, kept inside `root`, each once.
+// Kubernetes' "..data" and "..<timestamp>" entries hold the same files again: skipped.
+void CollectJsonFiles(const fs::path& root, const fs::path& dir, int depth,
+                      std::vector<fs::path>* files) {
+  std::error_code ec;
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    if (files->size() >= kMaxFolderFiles) return;
+    std::string name = it->path().filename().string();
+    if (name.rfind("..", 0) == 0) continue;
+    std::error_code rec;
+    fs::path real = fs::canonical(it->path(), rec);
+    if (rec) continue;
+    auto [root_end, real_it] = std::mismatch(root.begin(), root.end(), real.begin(), real.end());
+    if (root_end != root.end()) continue;  // a link out of the folder: never read
+    if (fs::is_directory(real, rec)) {
+      if (depth < kMaxFolderDepth) CollectJsonFiles(root, real, depth + 1, files);
+    } else if (it->path().extension() == ".json") {
+      files->push_back(real);
+    }
+  }
+}
+
+}  // namespace
+
 std::string FingerprintSchemaFolder(const std::string& schema_path) {
   std::error_code ec;
   fs::path file = fs::absolute(schema_path, ec);
   if (ec) return {};
-  std::vector<fs::path> files = {file};
-  for (fs::directory_iterator it(file.parent_path(), ec), end; !ec && it != end; it.increment(ec)) {
-    std::string name = it->path().filename().string();
-    // Kubernetes' "..data" and "..<timestamp>" entries hold the same files again.
-    if (name.rfind("..", 0) == 0 || it->path().extension() != ".json") continue;
-    files.push_back(it->path());
-  }
+  fs::path root = fs::canonical(file.parent_path(), ec);
   if (ec) return {};
-  std::sort(files.begin() + 1, files.end());
+  std::vector<fs::path> files;
+  CollectJsonFiles(root, root, 0, &files);
+  std::sort(files.begin(), files.end());
+  files.erase(std::unique(files.begin(), files.end()), files.end());
+  files.insert(files.begin(), file);
   EVP_MD_CTX* ctx = EVP_MD_CTX_new();
   EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr);
   for (const auto& f : files) {
     std::string name = f.string();
     EVP_DigestUpdate(ctx, name.data(), name.size() + 1);
-    std::ifstream in(f, std::ios::binary);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    std::string content = in ? ss.str() : std::string("\xff unreadable");
+    std::string content;
+    std::error_code fec;
+    if (!fs::is_regular_file(f, fec)) {
+      // Never opened: a FIFO would block the watcher. Its presence is the change (the
+      // validator refuses it, naming it).
+      content = "\xff not a regular file";
+    } else {
+      std::ifstream in(f, std::ios::binary);
+      std::stringstream ss;
+      ss << in.rdbuf();
+      content = in ? ss.str() : std::string("\xff unreadable");
+    }
     EVP_DigestUpdate(ctx, content.data(), content.size());
     EVP_DigestUpdate(ctx, "\0", 1);
   }

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "schema/json_schema.h"
+
 namespace cachecar::kafka {
 namespace {
 
@@ -45,6 +47,41 @@ TEST(RecordCheckTest, JsonTopicsRejectInvalidJson) {
   EXPECT_EQ(CheckRecord(t, nullptr, true, "k", true, std::string(100000, '[')), RejectReason::kInvalidJson);
   auto bytes = Topic(config::KeyEncoding::kUtf8, config::ValueFormat::kBytes);
   EXPECT_EQ(CheckRecord(bytes, nullptr, true, "k", true, "not json"), RejectReason::kNone);
+}
+
+// One notion of JSON: a record that is JSON on a schemaless json topic stays JSON when the
+// topic gets a schema, even `{}`, so records already cached never fail on their next read.
+TEST(RecordCheckTest, JsonMeansTheSameWithAndWithoutASchema) {
+  auto t = Topic(config::KeyEncoding::kUtf8, config::ValueFormat::kJson);
+  auto any = schema::JsonSchema::Compile("{}", {});
+  ASSERT_TRUE(any.ok());
+  std::string deep128 = std::string(128, '[') + std::string(128, ']');
+  std::string deep50 = std::string(50, '[') + std::string(50, ']');
+  for (const std::string& value :
+       {deep128, deep50, std::string("\xEF\xBB\xBF{}"), std::string(R"({"a":1,"a":2})"),
+        std::string(R"({"a":1})"), std::string("18446744073709551617"), std::string("1e-400")}) {
+    EXPECT_EQ(CheckRecord(t, nullptr, true, "k", true, value),
+              CheckRecord(t, any->get(), true, "k", true, value))
+        << value.substr(0, 40);
+  }
+  EXPECT_EQ(CheckRecord(t, nullptr, true, "k", true, deep128), RejectReason::kInvalidJson);
+  EXPECT_EQ(CheckRecord(t, nullptr, true, "k", true, R"({"a":1,"a":2})"),
+            RejectReason::kInvalidJson);
+  EXPECT_EQ(CheckRecord(t, nullptr, true, "k", true, deep50), RejectReason::kNone);
+}
+
+TEST(RecordCheckTest, AnUndecidedRecordIsItsOwnReason) {
+  auto t = Topic(config::KeyEncoding::kUtf8, config::ValueFormat::kJson);
+  schema::CompileOptions options;
+  options.backtracking_patterns = true;
+  auto s = schema::JsonSchema::Compile(R"j({"pattern":"(?=.*[0-9])"})j", options);
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  std::string value = "\"" + std::string(10000, 'a') + "\"";
+  EXPECT_EQ(CheckRecord(t, s->get(), true, "k", true, value), RejectReason::kSchemaBudgetExceeded);
+  EXPECT_STREQ(RejectReasonName(RejectReason::kSchemaBudgetExceeded), "schema_budget_exceeded");
+  std::string why = DescribeReject(RejectReason::kSchemaBudgetExceeded, s->get(), value);
+  EXPECT_NE(why.find("budget"), std::string::npos) << why;
+  EXPECT_EQ(why.find("aaaa"), std::string::npos) << "quotes the record: " << why;
 }
 
 }  // namespace

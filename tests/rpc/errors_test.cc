@@ -47,6 +47,40 @@ TEST(ErrorsTest, EveryRowOfTheTableKeepsCodeReasonAndMetadata) {
   }
 }
 
+// Any client's default metadata limit (8 KiB in gRPC core, grpcio and grpc-js) must hold a
+// refusal, whatever the value quoted and however many violations: the message and details
+// are bounded, and what is left out is counted.
+TEST(ErrorsTest, ErrorsFitEveryClientsMetadataLimit) {
+  std::vector<FieldViolation> many;
+  for (int i = 0; i < 200; ++i) {
+    many.push_back({"value/" + std::string(3000, 'k') + std::to_string(i),
+                    std::string(5000, 'd'), "enum"});
+  }
+  Status st = Status(Code::kInvalidArgument, "the value breaks the schema of topic t",
+                     "SCHEMA_VIOLATION", many)
+                  .With("topic", std::string(5000, 't'));
+  grpc::Status g = ToGrpcStatus(st);
+  EXPECT_LE(g.error_message().size(), kMaxErrorMessageBytes);
+  EXPECT_LE(g.error_details().size(), kMaxErrorDetailsBytes);
+  EXPECT_NE(g.error_message().find("the value breaks the schema"), std::string::npos);
+  google::rpc::Status details;
+  ASSERT_TRUE(details.ParseFromString(g.error_details()));
+  google::rpc::BadRequest bad;
+  ASSERT_TRUE(details.details(1).UnpackTo(&bad));
+  ASSERT_GE(bad.field_violations_size(), 2);
+  // The last entry says how many were left out.
+  const auto& last = bad.field_violations(bad.field_violations_size() - 1);
+  EXPECT_NE(last.description().find("more"), std::string::npos) << last.description();
+}
+
+// The client shows each violation once: the short message plus the violations.
+TEST(ErrorsTest, ClientToStringListsEachViolationOnce) {
+  Status st = InvalidArgument("the request is invalid", {{"key", "required-x"}});
+  std::string text = client::FromGrpcStatus(ToGrpcStatus(st)).ToString();
+  EXPECT_EQ(text.find("required-x"), text.rfind("required-x")) << text;
+  EXPECT_NE(text.find("required-x"), std::string::npos) << text;
+}
+
 TEST(ErrorsTest, ClientToleratesMissingOrGarbageDetails) {
   Status a = client::FromGrpcStatus(grpc::Status(grpc::StatusCode::UNAVAILABLE, "down"));
   EXPECT_EQ(a.code(), Code::kUnavailable);

@@ -1,6 +1,7 @@
 #include "schema/schema_set.h"
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include <filesystem>
 #include <fstream>
@@ -101,6 +102,30 @@ TEST_F(SchemaSetTest, ChangeInReferencedFileRecompiles) {
   WriteFile(name_path_, R"({"type":"string","maxLength":3})");
   EXPECT_EQ(set->Reload().replaced, 1);
   EXPECT_EQ(set->Get(1)->Check(R"({"name":"abcdef"})"), Verdict::kInvalid);
+}
+
+TEST_F(SchemaSetTest, ChangeInReferencedFileInASubfolderRecompiles) {
+  std::filesystem::create_directories(dir_.path() + "/types/deeper");
+  WriteFile(dir_.path() + "/types/deeper/code.json", R"({"type":"string","maxLength":10})");
+  WriteFile(path_, R"({"properties":{"code":{"$ref":"types/deeper/code.json"}}})");
+  auto set = LoadOne();
+  EXPECT_EQ(set->Get(1)->Check(R"({"code":"abcd"})"), Verdict::kValid);
+  WriteFile(dir_.path() + "/types/deeper/code.json", R"({"type":"string","maxLength":3})");
+  EXPECT_EQ(set->Reload().replaced, 1);
+  EXPECT_EQ(set->Get(1)->Check(R"({"code":"abcd"})"), Verdict::kInvalid);
+  // A broken change there is refused like one in the schema itself.
+  WriteFile(dir_.path() + "/types/deeper/code.json", R"({"type":"string","maxLenght":3})");
+  EXPECT_EQ(set->Reload().refused, 1);
+  EXPECT_EQ(set->Get(1)->Check(R"({"code":"abcd"})"), Verdict::kInvalid);
+}
+
+TEST_F(SchemaSetTest, FifoBesideTheSchemaDoesNotBlockAReload) {
+  WriteFile(path_, R"({"required":["id"]})");
+  auto set = LoadOne();
+  ASSERT_EQ(mkfifo((dir_.path() + "/pipe.json").c_str(), 0600), 0);
+  SchemaSet::ReloadResult r = set->Reload();  // must return: a FIFO is never opened
+  EXPECT_EQ(r.refused, 1);
+  EXPECT_EQ(set->Get(1)->Check(R"({})"), Verdict::kInvalid);  // the old schema stays
 }
 
 TEST_F(SchemaSetTest, WatcherReloadsByItself) {

@@ -19,8 +19,22 @@ use crate::folder::{percent_decode, Resolver};
 
 pub const MAX_IN_PLACE: u64 = 10_000;
 
-pub fn check(root: &Value, base: &str, resolver: &Resolver) -> Result<(), String> {
-    let mut a = Analyzer { resolver, docs: HashMap::new(), memo: HashMap::new(), active: HashSet::new() };
+/// A file a "$ref" reached, and the JSON Pointers into it that "$ref"s named.
+pub struct Reached {
+    pub doc: Value,
+    pub targets: Vec<String>,
+}
+
+/// Checks `root` and every file its "$ref"s reach; returns those files by URI (the root
+/// not included), so the caller can check their keywords too.
+pub fn check(root: &Value, base: &str, resolver: &Resolver) -> Result<HashMap<String, Reached>, String> {
+    let mut a = Analyzer {
+        resolver,
+        docs: HashMap::new(),
+        targets: HashMap::new(),
+        memo: HashMap::new(),
+        active: HashSet::new(),
+    };
     a.docs.insert(base.to_string(), root.clone());
     let mut walked = HashSet::new();
     // Every subschema of the root, then of each file a "$ref" loaded on the way.
@@ -30,12 +44,21 @@ pub fn check(root: &Value, base: &str, resolver: &Resolver) -> Result<(), String
         let v = a.docs[&doc].clone();
         a.every_subschema(&doc, "", &v, 0)?;
     }
-    Ok(())
+    a.docs.remove(base);
+    let mut targets = std::mem::take(&mut a.targets);
+    Ok(a.docs
+        .into_iter()
+        .map(|(uri, doc)| {
+            let t = targets.remove(&uri).unwrap_or_default();
+            (uri, Reached { doc, targets: t })
+        })
+        .collect())
 }
 
 struct Analyzer<'a> {
     resolver: &'a Resolver,
     docs: HashMap<String, Value>,
+    targets: HashMap<String, Vec<String>>,
     memo: HashMap<(String, String), u64>,
     active: HashSet<(String, String)>,
 }
@@ -97,7 +120,9 @@ impl Analyzer<'_> {
             let v = self.resolver.fetch(&key).ok()?;
             self.docs.insert(key.clone(), v);
         }
-        Some((key, percent_decode(fragment)))
+        let pointer = percent_decode(fragment);
+        self.targets.entry(key.clone()).or_default().push(pointer.clone());
+        Some((key, pointer))
     }
 
     fn cost(&mut self, doc: &str, at: &str, depth: usize) -> Result<u64, String> {

@@ -337,7 +337,32 @@ fn compile(schema: &[u8], options: &[u8]) -> Result<Schema, String> {
         None => HashMap::new(),
     };
     let resolver = Resolver { root_dir: o.root_dir.clone(), ids, url_map: o.url_map.clone() };
-    fanout::check(&value, o.base_uri.as_deref().unwrap_or(""), &resolver)?;
+    let reached = fanout::check(&value, o.base_uri.as_deref().unwrap_or(""), &resolver)?;
+    if o.strict {
+        // The files "$ref" reaches are held to the same rules as the schema itself.
+        let mut uris: Vec<&String> = reached.keys().collect();
+        uris.sort();
+        for uri in uris {
+            let doc = &reached[uri].doc;
+            let d = draft.detect(doc);
+            let d = if d == Draft::Unknown { draft } else { d };
+            let mut ref_targets = Vec::new();
+            collect_ref_targets(doc, &mut ref_targets, 0);
+            let mut w = Walk { draft: d, ref_targets: &ref_targets, problems: Vec::new() };
+            // Only what a "$ref" names is a schema; the rest of a file may be a container.
+            let mut targets = reached[uri].targets.clone();
+            targets.sort();
+            targets.dedup();
+            for t in &targets {
+                if let Some(sub) = doc.pointer(t) {
+                    check_keywords(&mut w, sub, t, 0);
+                }
+            }
+            if !w.problems.is_empty() {
+                return Err(format!("{}: {}", percent_decode(uri), w.problems.join("; ")));
+            }
+        }
+    }
     let build = |linear: bool, resolver: Resolver| {
         let mut builder = jsonschema::options()
             .with_draft(draft)
