@@ -28,8 +28,7 @@ int RunValidate(const std::string& config_path, const std::string& topic,
     }
     return 2;
   }
-  std::vector<schema::TopicSchema> topics;
-  for (const auto& t : cfg->topics) topics.push_back({t.name, t.schema_path});
+  std::vector<schema::TopicSchema> topics = schema::TopicSchemasOf(*cfg);
   prometheus::Registry registry;
   auto schemas = schema::SchemaSet::Load(topics, &registry);
   if (!schemas.ok()) {

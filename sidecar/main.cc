@@ -43,8 +43,7 @@ int Run(int argc, char** argv) {
   }
   if (check_only) {
     // Schemas are part of the configuration: compile them exactly as a start would.
-    std::vector<cachecar::schema::TopicSchema> schemas;
-    for (const auto& t : cfg->topics) schemas.push_back({t.name, t.schema_path});
+    std::vector<cachecar::schema::TopicSchema> schemas = cachecar::schema::TopicSchemasOf(*cfg);
     prometheus::Registry registry;
     cachecar::log::Init("text", "warn");
     auto loaded = cachecar::schema::SchemaSet::Load(schemas, &registry);

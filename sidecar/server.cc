@@ -48,12 +48,11 @@ Result<std::unique_ptr<Server>> Server::BuildAndStart(config::Config config) {
 Status Server::Start() {
   registry_ = std::make_shared<prometheus::Registry>();
   std::vector<std::string> topic_names;
-  std::vector<schema::TopicSchema> topic_schemas;
+  std::vector<schema::TopicSchema> topic_schemas = schema::TopicSchemasOf(config_);
   std::vector<size_t> rejected_capacity;
   std::set<std::string> produce_topics;  // writable ones and dead-letter targets
   for (const auto& t : config_.topics) {
     topic_names.push_back(t.name);
-    topic_schemas.push_back({t.name, t.schema_path});
     rejected_capacity.push_back(t.rejected_history);
     if (!t.read_only) produce_topics.insert(t.name);
     if (t.on_invalid == config::InvalidPolicy::kDeadLetter) produce_topics.insert(t.dead_letter_topic);

@@ -81,8 +81,9 @@ void ReadTopics(YamlReader& r, const YAML::Node& node, const std::filesystem::pa
     std::string path = "topics[" + std::to_string(i) + "]";
     TopicConfig tc;
     if (!r.ExpectMap(path, t,
-                     {"name", "key_encoding", "value_format", "schema", "read_only", "on_invalid",
-                      "dead_letter_topic", "max_value_bytes", "rejected_history"})) {
+                     {"name", "key_encoding", "value_format", "schema", "schema_patterns",
+                      "schema_formats", "read_only", "on_invalid", "dead_letter_topic",
+                      "max_value_bytes", "rejected_history"})) {
       continue;
     }
     if (!t["name"]) {
@@ -131,6 +132,30 @@ void ReadTopics(YamlReader& r, const YAML::Node& node, const std::filesystem::pa
         } else if (!std::filesystem::is_regular_file(tc.schema_path, ec)) {
           r.Problem(path + ".schema", t["schema"],
                     "schema file " + tc.schema_path + " does not exist or is not a file");
+        }
+      }
+    }
+    if (t["schema_patterns"]) {
+      if (auto s = r.String(path + ".schema_patterns", t["schema_patterns"])) {
+        if (*s == "linear") {
+          tc.schema_patterns = SchemaPatterns::kLinear;
+        } else if (*s == "backtracking") {
+          tc.schema_patterns = SchemaPatterns::kBacktracking;
+        } else {
+          r.Problem(path + ".schema_patterns", t["schema_patterns"],
+                    "must be linear or backtracking, not \"" + *s + "\"");
+        }
+      }
+    }
+    if (t["schema_formats"]) {
+      if (auto s = r.String(path + ".schema_formats", t["schema_formats"])) {
+        if (*s == "assert") {
+          tc.schema_formats = SchemaFormats::kAssert;
+        } else if (*s == "annotate") {
+          tc.schema_formats = SchemaFormats::kAnnotate;
+        } else {
+          r.Problem(path + ".schema_formats", t["schema_formats"],
+                    "must be assert or annotate, not \"" + *s + "\"");
         }
       }
     }
@@ -297,9 +322,13 @@ void ReadAll(YamlReader& r, const YAML::Node& root, const std::filesystem::path&
     }
   }
   if (const YAML::Node sc = root["schemas"]) {
-    if (r.ExpectMap("schemas", sc, {"reload_interval_ms"})) {
+    if (r.ExpectMap("schemas", sc,
+                    {"reload_interval_ms", "backtrack_limit", "backtracking_max_string_bytes"})) {
       r.ReadUint(sc, "schemas", "reload_interval_ms", &cfg->schemas.reload_interval_ms, 0,
                  3600000);
+      r.ReadUint(sc, "schemas", "backtrack_limit", &cfg->schemas.backtrack_limit, 1, 10000000);
+      r.ReadUint(sc, "schemas", "backtracking_max_string_bytes",
+                 &cfg->schemas.backtracking_max_string_bytes, 1, 1u << 20);
     }
   }
   if (const YAML::Node w = root["writes"]) {

@@ -32,6 +32,16 @@ const char* KeyEncodingName(KeyEncoding e);
 const char* ValueFormatName(ValueFormat f);
 const char* InvalidPolicyName(InvalidPolicy p);
 
+// How a topic's schema runs "pattern", "patternProperties" and "format": regex.
+enum class SchemaPatterns {
+  kLinear,        // a linear-time engine; a pattern that needs backtracking is refused
+  kBacktracking,  // such patterns allowed, under schemas.backtrack_limit and
+                  // schemas.backtracking_max_string_bytes
+};
+
+// Whether "format" is asserted (a value that breaks it is invalid) or an annotation.
+enum class SchemaFormats { kAssert, kAnnotate };
+
 struct TopicConfig {
   std::string name;
   // utf-8: keys must be valid UTF-8 (records with other keys are rejected, requests with
@@ -43,6 +53,9 @@ struct TopicConfig {
   // Path of the topic's JSON Schema, relative paths resolved against the config file's
   // directory. Empty: no schema.
   std::string schema_path;
+  // See SchemaPatterns and SchemaFormats. Defaults linear, assert.
+  SchemaPatterns schema_patterns = SchemaPatterns::kLinear;
+  SchemaFormats schema_formats = SchemaFormats::kAssert;
   // Read-only topics accept no writes through the sidecar (PERMISSION_DENIED), and no
   // producer is created for them. Default true.
   bool read_only = true;
@@ -147,6 +160,12 @@ struct SchemasConfig {
   // How often to look for changed schema files (0: never). Default 5000 ms. Each look
   // reads the schema folders and hashes them; recompiling happens only on a change.
   uint32_t reload_interval_ms = 5000;
+  // The budget of backtracking patterns (topics with schema_patterns: backtracking): steps
+  // per match, and the longest string a document may hold. Over it a value is neither
+  // valid nor invalid: a Put is refused with SCHEMA_BUDGET_EXCEEDED, a record is rejected
+  // with reason schema_budget_exceeded. Defaults 10000 and 4096.
+  uint32_t backtrack_limit = 10000;
+  uint32_t backtracking_max_string_bytes = 4096;
 };
 
 struct WritesConfig {

@@ -81,6 +81,24 @@ std::string FingerprintSchemaFolder(const std::string& schema_path) {
   return std::string(reinterpret_cast<char*>(digest), len);
 }
 
+CompileOptions CompileOptionsFor(const config::TopicConfig& topic,
+                                 const config::SchemasConfig& schemas) {
+  CompileOptions o;
+  o.backtracking_patterns = topic.schema_patterns == config::SchemaPatterns::kBacktracking;
+  o.backtrack_limit = schemas.backtrack_limit;
+  o.backtracking_max_string_bytes = schemas.backtracking_max_string_bytes;
+  o.assert_formats = topic.schema_formats == config::SchemaFormats::kAssert;
+  return o;
+}
+
+std::vector<TopicSchema> TopicSchemasOf(const config::Config& cfg) {
+  std::vector<TopicSchema> out;
+  for (const auto& t : cfg.topics) {
+    out.push_back({t.name, t.schema_path, CompileOptionsFor(t, cfg.schemas)});
+  }
+  return out;
+}
+
 Result<std::unique_ptr<SchemaSet>> SchemaSet::Load(std::vector<TopicSchema> topics,
                                                    prometheus::Registry* registry) {
   std::unique_ptr<SchemaSet> set(new SchemaSet());
@@ -92,7 +110,8 @@ Result<std::unique_ptr<SchemaSet>> SchemaSet::Load(std::vector<TopicSchema> topi
     slot.source = std::move(t);
     if (!slot.source.path.empty()) {
       slot.fingerprint = FingerprintSchemaFolder(slot.source.path);
-      Result<std::shared_ptr<const JsonSchema>> s = JsonSchema::CompileFile(slot.source.path);
+      Result<std::shared_ptr<const JsonSchema>> s = 
+          JsonSchema::CompileFile(slot.source.path, slot.source.options);
       if (!s.ok()) {
         return Status(Code::kInvalidArgument,
                       "topic " + slot.source.topic + ": schema " + s.status().message(),
@@ -127,7 +146,8 @@ SchemaSet::ReloadResult SchemaSet::Reload() {
     std::string fp = FingerprintSchemaFolder(slot.source.path);
     if (fp.empty() || fp == slot.fingerprint) continue;
     slot.fingerprint = fp;
-    Result<std::shared_ptr<const JsonSchema>> s = JsonSchema::CompileFile(slot.source.path);
+    Result<std::shared_ptr<const JsonSchema>> s = 
+          JsonSchema::CompileFile(slot.source.path, slot.source.options);
     if (!s.ok()) {
       ++result.refused;
       slot.refused->Increment();

@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "common/status.h"
+#include "config/config.h"
 #include "schema/json_schema.h"
 
 namespace cachecar::schema {
@@ -34,7 +35,15 @@ namespace cachecar::schema {
 struct TopicSchema {
   std::string topic;
   std::string path;  // empty: the topic has no schema
+  CompileOptions options = {};  // base_uri and root_dir come from `path`
 };
+
+// The compile options a topic's configuration asks for (patterns, formats, budget).
+CompileOptions CompileOptionsFor(const config::TopicConfig& topic,
+                                 const config::SchemasConfig& schemas);
+
+// Every topic of `cfg`, in order, with its schema file and options.
+std::vector<TopicSchema> TopicSchemasOf(const config::Config& cfg);
 
 class SchemaSet {
  public:

@@ -321,6 +321,39 @@ topics: [{name: a}]
   EXPECT_THAT(ProblemFor(bad.status(), "readiness.extra"), HasSubstr("unknown field"));
 }
 
+TEST(ConfigTest, SchemaPatternAndFormatChoicesAreRead) {
+  auto cfg = ParseConfig(kMinimal, "c.yaml", Env());
+  ASSERT_TRUE(cfg.ok());
+  EXPECT_EQ(cfg->topics[0].schema_patterns, SchemaPatterns::kLinear);
+  EXPECT_EQ(cfg->topics[0].schema_formats, SchemaFormats::kAssert);
+  EXPECT_EQ(cfg->schemas.backtrack_limit, 10000u);
+  EXPECT_EQ(cfg->schemas.backtracking_max_string_bytes, 4096u);
+  auto set = ParseConfig(R"(
+kafka: {bootstrap_servers: a:1}
+schemas: {backtrack_limit: 500, backtracking_max_string_bytes: 256}
+topics: [{name: a, schema_patterns: backtracking, schema_formats: annotate}]
+)",
+                         "c.yaml", Env());
+  ASSERT_TRUE(set.ok()) << set.status().ToString();
+  EXPECT_EQ(set->topics[0].schema_patterns, SchemaPatterns::kBacktracking);
+  EXPECT_EQ(set->topics[0].schema_formats, SchemaFormats::kAnnotate);
+  EXPECT_EQ(set->schemas.backtrack_limit, 500u);
+  EXPECT_EQ(set->schemas.backtracking_max_string_bytes, 256u);
+  auto bad = ParseConfig(R"(
+kafka: {bootstrap_servers: a:1}
+schemas: {backtrack_limit: 0, backtracking_max_string_bytes: 99999999999}
+topics: [{name: a, schema_patterns: fancy, schema_formats: maybe}]
+)",
+                         "c.yaml", Env());
+  ASSERT_FALSE(bad.ok());
+  EXPECT_THAT(ProblemFor(bad.status(), "topics[0].schema_patterns"),
+              HasSubstr("linear or backtracking"));
+  EXPECT_THAT(ProblemFor(bad.status(), "topics[0].schema_formats"), HasSubstr("assert or annotate"));
+  EXPECT_THAT(ProblemFor(bad.status(), "schemas.backtrack_limit"), HasSubstr("between"));
+  EXPECT_THAT(ProblemFor(bad.status(), "schemas.backtracking_max_string_bytes"),
+              HasSubstr("between"));
+}
+
 TEST(ConfigTest, NonLoopbackListenersNeedExplicitConsent) {
   const char* text = R"(
 kafka: {bootstrap_servers: a:1}
