@@ -45,6 +45,21 @@ if ! command -v cargo >/dev/null; then
 fi
 cargo fetch --locked --quiet --manifest-path sidecar/schema/jsonschema_ffi/Cargo.toml
 
+# The official JSON-Schema-Test-Suite for every draft cachecar supports. Debian's package
+# stops at draft 7; python-jsonschema's source distribution on PyPI carries the whole
+# suite (its json/ folder, remotes included), so the conformance test takes it from there.
+SUITE_FROM=jsonschema==4.23.0
+if [ "$(cat .tools/json-schema-test-suite.version 2>/dev/null)" != "$SUITE_FROM" ]; then
+  echo "setup: fetching JSON-Schema-Test-Suite ($SUITE_FROM sdist, PyPI) into .tools/" >&2
+  rm -rf .tools/json-schema-test-suite .tools/sdist && mkdir -p .tools/sdist
+  .venv/bin/pip download -q --disable-pip-version-check --no-deps --no-binary :all: \
+    -d .tools/sdist "$SUITE_FROM"
+  tar -xzf .tools/sdist/jsonschema-*.tar.gz -C .tools/sdist
+  mv .tools/sdist/jsonschema-*/json .tools/json-schema-test-suite
+  rm -rf .tools/sdist
+  echo "$SUITE_FROM" >.tools/json-schema-test-suite.version
+fi
+
 # kubeconform (Go module proxy) validates k8s/ against the Kubernetes schemas.
 KUBECONFORM_VERSION=v0.6.7
 # (go install leaves no version in the binary: a marker file records it.)

@@ -62,6 +62,7 @@ Result<std::shared_ptr<const JsonSchema>> JsonSchema::Compile(std::string_view t
   nlohmann::json o = nlohmann::json::object();
   if (!options.base_uri.empty()) o["base_uri"] = options.base_uri;
   if (!options.root_dir.empty()) o["root_dir"] = options.root_dir;
+  if (!options.default_draft.empty()) o["default_draft"] = options.default_draft;
   o["strict"] = options.strict;
   o["backtracking_patterns"] = options.backtracking_patterns;
   o["backtrack_limit"] = options.backtrack_limit;

@@ -45,6 +45,9 @@ struct CompileOptions {
   std::string root_dir;
   // Extra URL prefix -> folder mappings (the conformance suite's http://localhost:1234/).
   std::vector<std::pair<std::string, std::string>> url_map;
+  // The draft of a schema without "$schema": "draft-04", "draft-06", "draft-07" (the
+  // default when empty), "2019-09" or "2020-12".
+  std::string default_draft;
   // Refuse keywords that would not be enforced (see above). Default true.
   bool strict = true;
   // Run patterns that need backtracking, under the budget above.
