@@ -83,6 +83,27 @@ void RunCachecar(benchmark::State& state, const std::string& schema_text, bool v
   state.SetItemsProcessed(state.iterations());
 }
 
+// An invalid document as Put and the read path really handle it: the verdict, then the
+// violation list (Put: up to 100, quoting values; the read path: up to 4, masked).
+void RunCachecarExplain(benchmark::State& state, size_t max, bool masked) {
+  auto compiled = cachecar::schema::JsonSchema::Compile(ReadSchemaText(), {});
+  if (!compiled.ok()) {
+    state.SkipWithError(compiled.status().ToString().c_str());
+    return;
+  }
+  const auto& docs = Documents(false);
+  size_t i = 0;
+  for (auto _ : state) {
+    const std::string& doc = docs[i++ % docs.size()];
+    if ((*compiled)->Check(doc) != cachecar::schema::Verdict::kInvalid ||
+        (*compiled)->Explain(doc, max, masked).empty()) {
+      state.SkipWithError("unexpected verdict");
+      return;
+    }
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+
 void RunValijson(benchmark::State& state, const std::string& schema_text, bool valid) {
   nlohmann::json schema_doc = nlohmann::json::parse(schema_text);
   valijson::Schema schema;
@@ -106,11 +127,26 @@ void RunValijson(benchmark::State& state, const std::string& schema_text, bool v
 void BM_Cachecar_Valid(benchmark::State& s) { RunCachecar(s, ReadSchemaText(), true); }
 void BM_Cachecar_Invalid(benchmark::State& s) { RunCachecar(s, ReadSchemaText(), false); }
 void BM_Cachecar_Valid_NoRegex(benchmark::State& s) { RunCachecar(s, SchemaWithoutRegexes(), true); }
+void BM_Cachecar_Invalid_ExplainPut(benchmark::State& s) { RunCachecarExplain(s, 100, false); }
+void BM_Cachecar_Invalid_ExplainRead(benchmark::State& s) { RunCachecarExplain(s, 4, true); }
 void BM_Valijson_Valid(benchmark::State& s) { RunValijson(s, ReadSchemaText(), true); }
 void BM_Valijson_Invalid(benchmark::State& s) { RunValijson(s, ReadSchemaText(), false); }
 void BM_Valijson_Valid_NoRegex(benchmark::State& s) { RunValijson(s, SchemaWithoutRegexes(), true); }
 
 // The floor: parsing the document with nlohmann alone, no schema.
+// The one JSON parser alone (what a schemaless json topic runs on every record).
+void BM_IsJsonOnly(benchmark::State& state) {
+  const auto& docs = Documents(true);
+  size_t i = 0;
+  for (auto _ : state) {
+    if (!cachecar::schema::IsJson(docs[i++ % docs.size()]).ok()) {
+      state.SkipWithError("not JSON");
+      return;
+    }
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+
 void BM_NlohmannParseOnly(benchmark::State& state) {
   const auto& docs = Documents(true);
   size_t i = 0;
@@ -122,7 +158,10 @@ void BM_NlohmannParseOnly(benchmark::State& state) {
 
 BENCHMARK(BM_Cachecar_Valid);
 BENCHMARK(BM_Cachecar_Invalid);
+BENCHMARK(BM_Cachecar_Invalid_ExplainPut);
+BENCHMARK(BM_Cachecar_Invalid_ExplainRead);
 BENCHMARK(BM_Cachecar_Valid_NoRegex);
+BENCHMARK(BM_IsJsonOnly);
 BENCHMARK(BM_Valijson_Valid);
 BENCHMARK(BM_Valijson_Invalid);
 BENCHMARK(BM_Valijson_Valid_NoRegex);

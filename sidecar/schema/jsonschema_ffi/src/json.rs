@@ -101,20 +101,26 @@ impl<'de> Visitor<'de> for StrictVisitor {
             return Ok(Value::Object(out));
         };
         if first == NUMBER_TOKEN {
+            // serde_json's own lexer produced the text, so it is a valid JSON number; kept
+            // as text (arbitrary_precision), exactly what serde_json's Value would hold.
             let text: String = map.next_value()?;
-            return serde_json::from_str::<Value>(&text).map_err(de::Error::custom);
+            return Ok(Value::Number(serde_json::Number::from_string_unchecked(text)));
         }
         let nested = self.nest()?;
         let mut key = Some(first);
         while let Some(k) = key {
             let v = map.next_value_seed(Strict { depth: nested.depth })?;
-            if out.contains_key(&k) {
-                return Err(de::Error::custom(format!(
-                    "duplicate key {:?} (an object may name a key once)",
-                    truncate(&k, 64)
-                )));
+            match out.entry(k) {
+                serde_json::map::Entry::Vacant(e) => {
+                    e.insert(v);
+                }
+                serde_json::map::Entry::Occupied(e) => {
+                    return Err(de::Error::custom(format!(
+                        "duplicate key {:?} (an object may name a key once)",
+                        truncate(e.key(), 64)
+                    )));
+                }
             }
-            out.insert(k, v);
             key = map.next_key::<String>()?;
         }
         Ok(Value::Object(out))
