@@ -92,7 +92,8 @@ Status Server::Start() {
   lag.max_records = static_cast<int64_t>(config_.readiness.max_lag_records);
   lag.max_for = std::chrono::milliseconds(config_.readiness.max_lag_duration_ms);
   tracker_ = std::make_unique<health::CatchUpTracker>(topic_names, lag);
-  notifier_ = std::make_unique<store::ApplyNotifier>(store_->revision(), registry_.get());
+  notifier_ = std::make_unique<store::ApplyNotifier>(store_->revision(), registry_.get(),
+                                                     config_.grpc.max_waiting_calls);
   if (!produce_topics.empty()) {
     kafka::ProducerOptions po;
     po.bootstrap_servers = config_.kafka.bootstrap_servers;
@@ -165,6 +166,8 @@ Status Server::Start() {
                              grpc::InsecureServerCredentials());
   }
   builder.SetMaxReceiveMessageSize(static_cast<int>(config_.grpc.max_request_bytes));
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS,
+                             static_cast<int>(config_.grpc.max_concurrent_streams));
   // gRPC turns SO_REUSEPORT on by default; two sidecars must never share a port.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.RegisterService(cache_service_.get());

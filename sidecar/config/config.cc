@@ -289,12 +289,15 @@ void ReadAll(YamlReader& r, const YAML::Node& root, const std::filesystem::path&
   if (const YAML::Node g = root["grpc"]) {
     if (r.ExpectMap("grpc", g,
                     {"address", "unix_socket", "allow_non_loopback", "max_request_bytes",
-                     "auth_token_file"})) {
+                     "max_waiting_calls", "max_concurrent_streams", "auth_token_file"})) {
       r.ReadString(g, "grpc", "address", &cfg->grpc.address);
       r.ReadString(g, "grpc", "unix_socket", &cfg->grpc.unix_socket);
       r.ReadBool(g, "grpc", "allow_non_loopback", &cfg->grpc.allow_non_loopback);
       r.ReadUint(g, "grpc", "max_request_bytes", &cfg->grpc.max_request_bytes, 1024,
                  64u << 20);
+      r.ReadUint(g, "grpc", "max_waiting_calls", &cfg->grpc.max_waiting_calls, 1, 1000000);
+      r.ReadUint(g, "grpc", "max_concurrent_streams", &cfg->grpc.max_concurrent_streams, 1,
+                 1000000);
       r.ReadString(g, "grpc", "auth_token_file", &cfg->grpc.auth_token_file);
       if (!cfg->grpc.auth_token_file.empty()) {
         std::filesystem::path fp(cfg->grpc.auth_token_file);

@@ -135,6 +135,13 @@ struct GrpcConfig {
   bool allow_non_loopback = false;
   // Largest request accepted. Default 4 MiB.
   uint32_t max_request_bytes = 4u << 20;
+  // Calls that may wait at once (Puts until applied, reads with min_revision, WaitReady);
+  // past it a new one is refused RESOURCE_EXHAUSTED (TOO_MANY_WAITING_CALLS), a Put before
+  // producing. Default 10000.
+  uint32_t max_waiting_calls = 10000;
+  // Concurrent calls (streams) per client connection (HTTP/2 SETTINGS_MAX_CONCURRENT_
+  // STREAMS); a client queues the ones past it. Default 1000.
+  uint32_t max_concurrent_streams = 1000;
   // A file holding a shared token (e.g. a mounted Secret). When set, every CacheService
   // call must carry "authorization: Bearer <token>" or is refused UNAUTHENTICATED. The
   // health service stays open (Kubernetes probes send no metadata). Read at start.

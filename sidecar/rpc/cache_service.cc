@@ -1,10 +1,79 @@
 #include "rpc/cache_service.h"
 
 #include <chrono>
+#include <functional>
+#include <memory>
+#include <mutex>
 
 #include "rpc/errors.h"
 
 namespace cachecar::rpc {
+
+namespace {
+
+// A unary call that waits (a read with min_revision, WaitReady, Put/Delete until applied).
+// It is finished exactly once: by its wait's answer (Claim() true), or at once with
+// CANCELLED when the client cancels or goes away (OnCancel), which also drops the wait so
+// nothing keeps waiting for a caller that is gone. The claim lives in a shared state that
+// the wait's callback holds: the reactor itself is gone after OnDone.
+class WaitingCall final : public grpc::ServerUnaryReactor {
+ public:
+  struct State {
+    std::mutex mu;
+    bool finished = false;   // claimed by an answer or by the cancellation
+    bool cancelled = false;
+    std::function<void()> drop;  // drops the pending wait
+    // Whether the caller may finish the call; true once.
+    bool Claim() {
+      std::lock_guard<std::mutex> lock(mu);
+      if (finished) return false;
+      finished = true;
+      return true;
+    }
+  };
+
+  explicit WaitingCall(std::function<void()> on_cancelled)
+      : state_(std::make_shared<State>()), on_cancelled_(std::move(on_cancelled)) {}
+
+  std::shared_ptr<State> state() const { return state_; }
+
+  // Registers how to drop the wait; drops it at once if the call was cancelled already.
+  void SetDrop(std::function<void()> drop) {
+    {
+      std::lock_guard<std::mutex> lock(state_->mu);
+      if (!state_->cancelled) {
+        state_->drop = std::move(drop);
+        return;
+      }
+    }
+    drop();
+  }
+
+  void OnCancel() override {
+    std::function<void()> drop;
+    bool claimed = false;
+    {
+      std::lock_guard<std::mutex> lock(state_->mu);
+      state_->cancelled = true;
+      drop = std::move(state_->drop);
+      claimed = !state_->finished;
+      state_->finished = true;
+    }
+    if (drop) drop();
+    if (claimed) {
+      on_cancelled_();
+      Finish(grpc::Status(grpc::StatusCode::CANCELLED, "the call was cancelled"));
+    }
+  }
+
+  void OnDone() override { delete this; }
+
+ private:
+  std::shared_ptr<State> state_;
+  std::function<void()> on_cancelled_;  // records the cancellation (metrics)
+};
+
+}  // namespace
 
 CacheService::CacheService(const ReadHandler* handler, prometheus::Registry* registry,
                            const WriteHandler* writes, store::ApplyNotifier* notifier,
@@ -128,10 +197,15 @@ grpc::ServerUnaryReactor* CacheService::ServeAt(grpc::CallbackServerContext* ctx
     return Serve(ctx, method, fn);
   }
   auto start = Clock::now();
-  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-  notifier_->WaitForRevision(
+  auto* reactor = new WaitingCall([this, method, start] {
+    Record(method, start, Status(Code::kCancelled, "cancelled"));
+  });
+  auto state = reactor->state();
+  uint64_t wait = notifier_->WaitForRevision(
       min_revision, WaitDeadline(ctx),
-      [this, ctx, reactor, method, start, min_revision, fn](const Status& st, uint64_t current) {
+      [this, ctx, reactor, state, method, start, min_revision, fn](const Status& st,
+                                                                   uint64_t current) {
+        if (!state->Claim()) return;  // cancelled: the caller is gone
         if (st.ok()) return Finish(ctx, reactor, method, start, fn());
         Status out = st;
         if (st.code() == Code::kDeadlineExceeded) {
@@ -143,6 +217,8 @@ grpc::ServerUnaryReactor* CacheService::ServeAt(grpc::CallbackServerContext* ctx
         }
         Finish(ctx, reactor, method, start, out);
       });
+  store::ApplyNotifier* notifier = notifier_;
+  reactor->SetDrop([notifier, wait] { notifier->Cancel(wait); });
   return reactor;
 }
 
@@ -185,19 +261,25 @@ void FillWrite(const WriteResult& r, Response* resp) {
 template <typename Request, typename Response>
 grpc::ServerUnaryReactor* CacheService::ServeWrite(
     grpc::CallbackServerContext* ctx, Method method, const Request* req, Response* resp,
-    void (WriteHandler::*write)(const Request&, Clock::time_point, WriteHandler::Done) const) {
+    WriteHandler::Abandon (WriteHandler::*write)(const Request&, Clock::time_point,
+                                             WriteHandler::Done) const) {
   if (Status st = Authenticate(ctx); !st.ok()) return Serve(ctx, method, [&] { return st; });
   if (writes_ == nullptr) {
     return Serve(ctx, method, [] { return Status(Code::kUnimplemented, "writes are disabled"); });
   }
   auto start = Clock::now();
-  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-  (writes_->*write)(*req, WaitDeadline(ctx),
-                    [this, ctx, reactor, method, start, resp](const Status& st,
-                                                               const WriteResult& r) {
-                      if (st.ok()) FillWrite(r, resp);
-                      Finish(ctx, reactor, method, start, st);
-                    });
+  auto* reactor = new WaitingCall([this, method, start] {
+    Record(method, start, Status(Code::kCancelled, "cancelled"));
+  });
+  auto state = reactor->state();
+  WriteHandler::Abandon abandon = (writes_->*write)(
+      *req, WaitDeadline(ctx),
+      [this, ctx, reactor, state, method, start, resp](const Status& st, const WriteResult& r) {
+        if (!state->Claim()) return;  // cancelled: the caller is gone
+        if (st.ok()) FillWrite(r, resp);
+        Finish(ctx, reactor, method, start, st);
+      });
+  reactor->SetDrop(std::move(abandon));
   return reactor;
 }
 
@@ -228,17 +310,26 @@ grpc::ServerUnaryReactor* CacheService::WaitReady(grpc::CallbackServerContext* c
     });
   }
   auto start = Clock::now();
-  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  auto* reactor = new WaitingCall([this, start] {
+    Record(kWaitReady, start, Status(Code::kCancelled, "cancelled"));
+  });
+  auto state = reactor->state();
   // Answered a little before the deadline (WaitDeadline), so the caller gets the reason
   // rather than its own DEADLINE_EXCEEDED.
-  notifier_->WaitForReady(WaitDeadline(ctx), [this, ctx, reactor, resp, start](
-                                                 const Status& st, uint64_t revision) {
-    if (st.code() == Code::kUnavailable) return Finish(ctx, reactor, kWaitReady, start, st);
+  uint64_t wait = notifier_->WaitForReady(WaitDeadline(ctx), [this, ctx, reactor, state, resp,
+                                                              start](const Status& st,
+                                                                     uint64_t revision) {
+    if (!state->Claim()) return;  // cancelled: the caller is gone
+    if (st.code() == Code::kUnavailable || st.code() == Code::kResourceExhausted) {
+      return Finish(ctx, reactor, kWaitReady, start, st);
+    }
     resp->set_ready(st.ok());
     if (!st.ok()) resp->set_not_ready_reason(st.message());
     resp->set_store_revision(revision);
     Finish(ctx, reactor, kWaitReady, start, Status::Ok());
   });
+  store::ApplyNotifier* notifier = notifier_;
+  reactor->SetDrop([notifier, wait] { notifier->Cancel(wait); });
   return reactor;
 }
 

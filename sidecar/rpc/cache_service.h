@@ -85,7 +85,8 @@ class CacheService final : public v1::CacheService::CallbackService {
   template <typename Request, typename Response>
   grpc::ServerUnaryReactor* ServeWrite(
       grpc::CallbackServerContext* ctx, Method method, const Request* req, Response* resp,
-      void (WriteHandler::*write)(const Request&, Clock::time_point, WriteHandler::Done) const);
+      WriteHandler::Abandon (WriteHandler::*write)(const Request&, Clock::time_point,
+                                             WriteHandler::Done) const);
   // OK, or UNAUTHENTICATED when a token is required and the call lacks it.
   Status Authenticate(const grpc::CallbackServerContext* ctx) const;
   // Counts a finished call in the request metrics.

@@ -17,6 +17,7 @@ struct OnceDone {
   bool Claim() { return !claimed.exchange(true); }
   std::atomic<bool> claimed{false};
   std::atomic<uint64_t> timer{0};
+  std::atomic<uint64_t> apply{0};  // the wait for the apply, once acknowledged
   WriteHandler::Done done;
 };
 
@@ -117,44 +118,55 @@ Status WriteHandler::CheckValue(size_t topic, const std::string& value) const {
       .With("topic", t.name);
 }
 
-void WriteHandler::Put(const v1::PutRequest& req, Clock::time_point deadline, Done done) const {
-  Write(req.topic(), req.key(), &req.value(), req.ack_only(), deadline, std::move(done));
+WriteHandler::Abandon WriteHandler::Put(const v1::PutRequest& req, Clock::time_point deadline,
+                                        Done done) const {
+  return Write(req.topic(), req.key(), &req.value(), req.ack_only(), deadline,
+               std::move(done));
 }
 
-void WriteHandler::Delete(const v1::DeleteRequest& req, Clock::time_point deadline,
-                          Done done) const {
-  Write(req.topic(), req.key(), nullptr, req.ack_only(), deadline, std::move(done));
+WriteHandler::Abandon WriteHandler::Delete(const v1::DeleteRequest& req,
+                                           Clock::time_point deadline, Done done) const {
+  return Write(req.topic(), req.key(), nullptr, req.ack_only(), deadline, std::move(done));
 }
 
-void WriteHandler::Write(const std::string& topic_name, const std::string& key,
-                         const std::string* value, bool ack_only, Clock::time_point deadline,
-                         Done done) const {
+WriteHandler::Abandon WriteHandler::Write(const std::string& topic_name, const std::string& key,
+                                          const std::string* value, bool ack_only,
+                                          Clock::time_point deadline, Done done) const {
   std::vector<FieldViolation> violations;
   Result<size_t> resolved = ResolveWritable(topic_name, key, &violations);
-  if (!resolved.ok() && violations.empty()) return done(resolved.status(), {});
+  if (!resolved.ok() && violations.empty()) {
+    done(resolved.status(), {});
+    return [] {};
+  }
   if (!violations.empty()) {
-    return done(InvalidArgument("the request is invalid", std::move(violations)), {});
+    done(InvalidArgument("the request is invalid", std::move(violations)), {});
+    return [] {};
   }
   if (value != nullptr) {
     Status st = CheckValue(*resolved, *value);
-    if (!st.ok()) return done(st, {});
+    if (!st.ok()) {
+      done(st, {});
+      return [] {};
+    }
   }
   if (!ack_only) {
     // It could be produced but never applied: say so now rather than at the deadline.
     Status failing = notifier_->StoreFailure();
     if (!failing.ok()) {
-      return done(Status(Code::kResourceExhausted,
-                         "the sidecar cannot apply writes now: " + failing.message(),
-                         failing.reason().empty() ? "STORE_FULL" : failing.reason())
-                      .With("topic", topic_name),
-                  {});
+      done(Status(Code::kResourceExhausted,
+                  "the sidecar cannot apply writes now: " + failing.message(),
+                  failing.reason().empty() ? "STORE_FULL" : failing.reason())
+               .With("topic", topic_name),
+           {});
+      return [] {};
     }
   }
-  Produce(*resolved, key, value, ack_only, deadline, std::move(done));
+  return Produce(*resolved, key, value, ack_only, deadline, std::move(done));
 }
 
-void WriteHandler::Produce(size_t topic, const std::string& key, const std::string* value,
-                         bool ack_only, Clock::time_point deadline, Done done) const {
+WriteHandler::Abandon WriteHandler::Produce(size_t topic, const std::string& key,
+                                            const std::string* value, bool ack_only,
+                                            Clock::time_point deadline, Done done) const {
   auto once = std::make_shared<OnceDone>(std::move(done));
   const std::string& name = config_->topics[topic].name;
   const auto arrived = Clock::now();
@@ -173,7 +185,8 @@ void WriteHandler::Produce(size_t topic, const std::string& key, const std::stri
         once->done(out, {});
       });
   once->timer = timer;
-  if (once->claimed) return;  // the deadline had passed already: produce nothing
+  // The deadline had passed already, or too many calls wait: produce nothing.
+  if (once->claimed) return [] {};
   kafka::ProduceRequest pr;
   pr.topic = name;
   pr.key = key;
@@ -194,7 +207,8 @@ void WriteHandler::Produce(size_t topic, const std::string& key, const std::stri
     // this the timer, which expires in the same sweep, could answer KAFKA_TIMEOUT for a
     // record the broker did acknowledge.
     notifier->Cancel(once->timer);
-    notifier->WaitForOffset(
+    if (once->claimed) return;  // the caller left: nothing waits for the apply
+    uint64_t apply = notifier->WaitForOffset(
         topic, d.partition, d.offset, deadline,
         [once, d, name, arrived, latency](const Status& st, uint64_t revision) {
           if (!once->Claim()) return;
@@ -221,7 +235,14 @@ void WriteHandler::Produce(size_t topic, const std::string& key, const std::stri
           }
           once->done(out, r);
         });
+    once->apply = apply;
+    if (once->claimed) notifier->Cancel(apply);  // abandoned while it was being registered
   });
+  return [once, notifier] {
+    if (!once->Claim()) return;
+    notifier->Cancel(once->timer);
+    notifier->Cancel(once->apply);
+  };
 }
 
 }  // namespace cachecar::rpc

@@ -52,8 +52,13 @@ class WriteHandler {
                kafka::RecordSink* sink, store::ApplyNotifier* notifier,
                size_t max_key_bytes = 1 << 20, prometheus::Registry* registry = nullptr);
 
-  void Put(const v1::PutRequest& req, Clock::time_point deadline, Done done) const;
-  void Delete(const v1::DeleteRequest& req, Clock::time_point deadline, Done done) const;
+  // Called when the caller is gone (cancelled, disconnected): drops the call's waits at
+  // once and makes sure `done` is never called. Thread-safe; harmless after `done`.
+  using Abandon = std::function<void()>;
+  // Check, produce, then answer `done` once: at the ack (ack_only) or once applied. A record
+  // produced before the caller left stays produced.
+  Abandon Put(const v1::PutRequest& req, Clock::time_point deadline, Done done) const;
+  Abandon Delete(const v1::DeleteRequest& req, Clock::time_point deadline, Done done) const;
 
   // The checks Put makes before producing, without producing: what `cachecarctl validate`
   // and tests use. OK or the INVALID_ARGUMENT a Put would get.
@@ -64,11 +69,11 @@ class WriteHandler {
   Result<size_t> ResolveWritable(const std::string& topic, const std::string& key,
                                  std::vector<FieldViolation>* violations) const;
   // Checks, then Produce. `value` null: a tombstone (not validated).
-  void Write(const std::string& topic, const std::string& key, const std::string* value,
-             bool ack_only, Clock::time_point deadline, Done done) const;
+  Abandon Write(const std::string& topic, const std::string& key, const std::string* value,
+                bool ack_only, Clock::time_point deadline, Done done) const;
   // Produces a checked record and answers once it is acknowledged (ack_only) or applied.
-  void Produce(size_t topic, const std::string& key, const std::string* value, bool ack_only,
-               Clock::time_point deadline, Done done) const;
+  Abandon Produce(size_t topic, const std::string& key, const std::string* value,
+                  bool ack_only, Clock::time_point deadline, Done done) const;
 
   const config::Config* config_;
   const schema::SchemaSet* schemas_;

@@ -9,8 +9,9 @@ namespace cachecar::store {
         "reads with min_revision, WaitReady).")
 CACHECAR_STATS_STRUCT(NotifierStats, CACHECAR_NOTIFIER_METRICS);
 
-ApplyNotifier::ApplyNotifier(uint64_t revision, prometheus::Registry* registry)
-    : revision_(revision) {
+ApplyNotifier::ApplyNotifier(uint64_t revision, prometheus::Registry* registry,
+                             size_t max_pending)
+    : revision_(revision), max_pending_(max_pending) {
   if (registry != nullptr) waiting_ = NotifierStats::Register(*registry).waiting;
   thread_ = std::thread([this] { Run(); });
 }
@@ -85,12 +86,22 @@ bool ApplyNotifier::Settle(const Waiter& w, Clock::time_point now, Ready* ready)
   return false;
 }
 
-uint64_t ApplyNotifier::Add(Waiter w) {
+uint64_t ApplyNotifier::Add(Waiter w, bool capped) {
   Ready ready;
   uint64_t id = 0;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (!Settle(w, Clock::now(), &ready)) {
+    if (Settle(w, Clock::now(), &ready)) {
+      // answered at once
+    } else if (capped && waiters_.size() >= max_pending_) {
+      ready.push_back({w.callback,
+                       {Status(Code::kResourceExhausted,
+                               std::to_string(waiters_.size()) +
+                                   " calls are already waiting (grpc.max_waiting_calls); "
+                                   "retry later",
+                               "TOO_MANY_WAITING_CALLS"),
+                        revision_}});
+    } else {
       id = next_id_++;
       waiters_.emplace(id, std::move(w));
       if (waiting_ != nullptr) waiting_->Set(static_cast<double>(waiters_.size()));
@@ -109,7 +120,7 @@ uint64_t ApplyNotifier::WaitForOffset(size_t topic, int32_t partition, int64_t o
   w.offset = offset;
   w.deadline = deadline;
   w.callback = std::move(callback);
-  return Add(std::move(w));
+  return Add(std::move(w), /*capped=*/false);
 }
 
 uint64_t ApplyNotifier::WaitForRevision(uint64_t revision, Clock::time_point deadline,
@@ -119,7 +130,7 @@ uint64_t ApplyNotifier::WaitForRevision(uint64_t revision, Clock::time_point dea
   w.revision = revision;
   w.deadline = deadline;
   w.callback = std::move(callback);
-  return Add(std::move(w));
+  return Add(std::move(w), /*capped=*/true);
 }
 
 uint64_t ApplyNotifier::WaitForReady(Clock::time_point deadline, Callback callback) {
@@ -127,7 +138,7 @@ uint64_t ApplyNotifier::WaitForReady(Clock::time_point deadline, Callback callba
   w.by_ready = true;
   w.deadline = deadline;
   w.callback = std::move(callback);
-  return Add(std::move(w));
+  return Add(std::move(w), /*capped=*/true);
 }
 
 void ApplyNotifier::SetReady(bool ready, std::string reason) {

@@ -16,7 +16,8 @@
 //                        (REJECTED_ON_APPLY) the record at the offset was consumed but
 //                        refused when read back (e.g. the schema changed after a Put was
 //                        checked): the key kept its previous value;
-//   UNAVAILABLE          (SHUTTING_DOWN) the notifier is shutting down.
+//   UNAVAILABLE          (SHUTTING_DOWN) the notifier is shutting down;
+//   RESOURCE_EXHAUSTED   (TOO_MANY_WAITING_CALLS) max_pending waits are pending already.
 //
 // Thread-safe.
 #pragma once
@@ -44,7 +45,11 @@ class ApplyNotifier final : public CommitObserver {
 
   // `revision`: the store's revision at start. With a registry, the number of pending
   // waits is exported as cachecar_rpc_waiting_calls.
-  explicit ApplyNotifier(uint64_t revision, prometheus::Registry* registry = nullptr);
+  // `max_pending`: at most this many waits; WaitForRevision and WaitForReady past it answer
+  // RESOURCE_EXHAUSTED (TOO_MANY_WAITING_CALLS) at once. WaitForOffset is not capped: a
+  // Put's wait for its apply replaces its deadline timer, so it adds nothing.
+  explicit ApplyNotifier(uint64_t revision, prometheus::Registry* registry = nullptr,
+                         size_t max_pending = SIZE_MAX);
   ~ApplyNotifier() override;  // Shutdown()
 
   // Waits until everything below `offset` + 1 of the partition is applied (the record at
@@ -99,7 +104,8 @@ class ApplyNotifier final : public CommitObserver {
     Callback callback;
   };
   using Ready = std::vector<std::pair<Callback, std::pair<Status, uint64_t>>>;
-  uint64_t Add(Waiter w);
+  // Registers `w` unless it can be answered now, or `capped` and max_pending_ are waiting.
+  uint64_t Add(Waiter w, bool capped);
 
   // The answer for `w` now, if there is one. Needs mu_.
   bool Settle(const Waiter& w, Clock::time_point now, Ready* ready) const;
@@ -124,6 +130,7 @@ class ApplyNotifier final : public CommitObserver {
   bool stopping_ = false;
   std::thread thread_;
   prometheus::Gauge* waiting_ = nullptr;  // null without a registry
+  const size_t max_pending_;
 };
 
 }  // namespace cachecar::store

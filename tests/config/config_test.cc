@@ -321,6 +321,31 @@ topics: [{name: a}]
   EXPECT_THAT(ProblemFor(bad.status(), "readiness.extra"), HasSubstr("unknown field"));
 }
 
+TEST(ConfigTest, ClientLimitsAreReadAndChecked) {
+  auto cfg = ParseConfig(kMinimal, "c.yaml", Env());
+  ASSERT_TRUE(cfg.ok());
+  EXPECT_EQ(cfg->grpc.max_waiting_calls, 10000u);
+  EXPECT_EQ(cfg->grpc.max_concurrent_streams, 1000u);
+  auto set = ParseConfig(R"(
+kafka: {bootstrap_servers: a:1}
+grpc: {max_waiting_calls: 5, max_concurrent_streams: 7}
+topics: [{name: a}]
+)",
+                         "c.yaml", Env());
+  ASSERT_TRUE(set.ok()) << set.status().ToString();
+  EXPECT_EQ(set->grpc.max_waiting_calls, 5u);
+  EXPECT_EQ(set->grpc.max_concurrent_streams, 7u);
+  auto bad = ParseConfig(R"(
+kafka: {bootstrap_servers: a:1}
+grpc: {max_waiting_calls: 0, max_concurrent_streams: -1}
+topics: [{name: a}]
+)",
+                         "c.yaml", Env());
+  ASSERT_FALSE(bad.ok());
+  EXPECT_THAT(ProblemFor(bad.status(), "grpc.max_waiting_calls"), HasSubstr("between"));
+  EXPECT_FALSE(ProblemFor(bad.status(), "grpc.max_concurrent_streams").empty());
+}
+
 TEST(ConfigTest, SchemaPatternAndFormatChoicesAreRead) {
   auto cfg = ParseConfig(kMinimal, "c.yaml", Env());
   ASSERT_TRUE(cfg.ok());

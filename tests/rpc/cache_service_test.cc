@@ -216,5 +216,40 @@ TEST_F(AuthenticatedServiceTest, WaitReadyAnswersWhenReadyOrWithTheReasonBeforeT
   EXPECT_TRUE(r->not_ready_reason().empty());
 }
 
+// A call whose client cancels stops waiting at once (not at its deadline): a min_revision
+// read and a WaitReady.
+TEST_F(AuthenticatedServiceTest, CancelledCallsStopWaitingAtOnce) {
+  MakeReady();
+  notifier_->SetReady(false, "catching up");
+  auto channel = grpc::CreateChannel("127.0.0.1:" + std::to_string(port_),
+                                     grpc::InsecureChannelCredentials());
+  auto stub = v1::CacheService::NewStub(channel);
+  for (int which = 0; which < 2; ++which) {
+    grpc::ClientContext ctx;
+    ctx.AddMetadata("authorization", "Bearer s3cret-token");
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::minutes(5));
+    grpc::Status st;
+    std::thread call([&] {
+      if (which == 0) {
+        v1::GetRequest req;
+        req.set_topic("users");
+        req.set_key("u1");
+        req.set_min_revision(1000);
+        v1::GetResponse resp;
+        st = stub->Get(&ctx, req, &resp);
+      } else {
+        v1::WaitReadyResponse resp;
+        st = stub->WaitReady(&ctx, v1::WaitReadyRequest(), &resp);
+      }
+    });
+    ASSERT_TRUE(testing::WaitUntil([&] { return notifier_->pending() == 1; })) << which;
+    ctx.TryCancel();
+    call.join();
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::CANCELLED);
+    EXPECT_TRUE(testing::WaitUntil([&] { return notifier_->pending() == 0; }))
+        << which << ": the server still waits for a caller that is gone";
+  }
+}
+
 }  // namespace
 }  // namespace cachecar::rpc

@@ -162,6 +162,55 @@ TEST_F(WriteHandlerTest, WaitsForApplyAndReportsTheRevision) {
   EXPECT_EQ(a.result.revision, 42u);
 }
 
+// A caller that is gone (cancelled, disconnected) stops waiting at once, before the
+// broker's ack and after it; its callback is never called.
+TEST_F(WriteHandlerTest, AbandonedPutStopsWaitingAtOnce) {
+  v1::PutRequest req;
+  req.set_topic("items");
+  req.set_key("k");
+  req.set_value(R"({"id":1})");
+  sink_.hold = true;
+  Answer before_ack;
+  WriteHandler::Abandon abandon =
+      handler_->Put(req, Clock::now() + std::chrono::minutes(5), before_ack.Callback());
+  EXPECT_EQ(notifier_.pending(), 1u);  // the deadline timer
+  abandon();
+  EXPECT_EQ(notifier_.pending(), 0u);
+  kafka::Delivery d;
+  d.partition = 0;
+  d.offset = 0;
+  sink_.held[0](d);  // the ack arrives after the caller left: nothing waits for it
+  EXPECT_EQ(notifier_.pending(), 0u);
+
+  sink_.hold = false;
+  Answer after_ack;
+  abandon = handler_->Put(req, Clock::now() + std::chrono::minutes(5), after_ack.Callback());
+  EXPECT_EQ(notifier_.pending(), 1u);  // the wait for the apply
+  abandon();
+  EXPECT_EQ(notifier_.pending(), 0u);
+  notifier_.Published(42, {{{0, 0}, 5}});
+  EXPECT_FALSE(before_ack.done.WaitFor(std::chrono::milliseconds(50)));
+  EXPECT_FALSE(after_ack.done.HasBeenNotified());
+}
+
+// Past the notifier's cap a Put is refused before anything is produced.
+TEST_F(WriteHandlerTest, PutPastTheWaitingCapProducesNothing) {
+  store::ApplyNotifier capped(0, nullptr, /*max_pending=*/1);
+  WriteHandler handler(&config_, schemas_.get(), &sink_, &capped, 16);
+  capped.WaitForRevision(100, Clock::now() + std::chrono::minutes(5), [](const Status&, uint64_t) {});
+  v1::PutRequest req;
+  req.set_topic("items");
+  req.set_key("k");
+  req.set_value(R"({"id":1})");
+  Answer a;
+  handler.Put(req, Clock::now() + std::chrono::minutes(5), a.Callback());
+  ASSERT_TRUE(a.done.WaitFor());
+  EXPECT_EQ(a.status.code(), Code::kResourceExhausted);
+  EXPECT_EQ(a.status.reason(), "TOO_MANY_WAITING_CALLS");
+  EXPECT_TRUE(sink_.sent.empty());
+  capped.Shutdown();
+}
+
 TEST_F(WriteHandlerTest, DeadlineIsAnsweredBeforeAndAfterTheAck) {
   v1::PutRequest req;
   req.set_topic("items");

@@ -63,6 +63,25 @@ TEST(ApplyNotifierTest, RevisionWaits) {
   EXPECT_EQ(n.pending(), 0u);
 }
 
+TEST(ApplyNotifierTest, NewWaitsPastTheCapAreRefusedAtOnce) {
+  ApplyNotifier n(0, nullptr, /*max_pending=*/2);
+  auto far = ApplyNotifier::Clock::now() + std::chrono::minutes(5);
+  int called = 0;
+  n.WaitForRevision(10, far, [&](const Status&, uint64_t) { ++called; });
+  n.WaitForReady(far, [&](const Status&, uint64_t) { ++called; });
+  EXPECT_EQ(n.pending(), 2u);
+  Status refused;
+  n.WaitForRevision(10, far, [&](const Status& st, uint64_t) { refused = st; });
+  EXPECT_EQ(refused.code(), Code::kResourceExhausted);  // answered inline
+  EXPECT_EQ(refused.reason(), "TOO_MANY_WAITING_CALLS");
+  // A Put's wait for its apply replaces its deadline timer: never refused.
+  Status applied;
+  n.WaitForOffset(0, 0, 0, far, [&](const Status& st, uint64_t) { applied = st; });
+  EXPECT_EQ(n.pending(), 3u);
+  EXPECT_EQ(called, 0);
+  n.Shutdown();
+}
+
 TEST(ApplyNotifierTest, DeadlinePassesWithDeadlineExceeded) {
   ApplyNotifier n(0);
   Outcome o;
