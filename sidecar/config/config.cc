@@ -6,6 +6,8 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <initializer_list>
+#include <optional>
 #include <set>
 #include <sstream>
 
@@ -65,6 +67,25 @@ const std::set<std::string>& ManagedProperties() {
   return kManaged;
 }
 
+// Reads `field` of `node` as one of `choices` (each spelling with its value) into `out`; a
+// problem naming `expected` otherwise. Absent: `out` keeps its default.
+template <typename E>
+void ReadChoice(YamlReader& r, const YAML::Node& node, const std::string& path,
+                const char* field, std::initializer_list<std::pair<const char*, E>> choices,
+                const char* expected, E* out) {
+  if (!node[field]) return;
+  const std::string at = path + "." + field;
+  std::optional<std::string> s = r.String(at, node[field]);
+  if (!s) return;
+  for (const auto& [spelling, value] : choices) {
+    if (*s == spelling) {
+      *out = value;
+      return;
+    }
+  }
+  r.Problem(at, node[field], std::string("must be ") + expected + ", not \"" + *s + "\"");
+}
+
 void ReadTopics(YamlReader& r, const YAML::Node& node, const std::filesystem::path& base_dir,
                 Config* cfg) {
   if (!node) {
@@ -97,30 +118,13 @@ void ReadTopics(YamlReader& r, const YAML::Node& node, const std::filesystem::pa
         r.Problem(path + ".name", t["name"], "topic \"" + tc.name + "\" is listed twice");
       }
     }
-    if (t["key_encoding"]) {
-      if (auto s = r.String(path + ".key_encoding", t["key_encoding"])) {
-        if (*s == "utf-8" || *s == "utf8") {
-          tc.key_encoding = KeyEncoding::kUtf8;
-        } else if (*s == "bytes") {
-          tc.key_encoding = KeyEncoding::kBytes;
-        } else {
-          r.Problem(path + ".key_encoding", t["key_encoding"],
-                    "must be utf-8 or bytes, not \"" + *s + "\"");
-        }
-      }
-    }
-    if (t["value_format"]) {
-      if (auto s = r.String(path + ".value_format", t["value_format"])) {
-        if (*s == "json") {
-          tc.value_format = ValueFormat::kJson;
-        } else if (*s == "bytes") {
-          tc.value_format = ValueFormat::kBytes;
-        } else {
-          r.Problem(path + ".value_format", t["value_format"],
-                    "must be json or bytes, not \"" + *s + "\"");
-        }
-      }
-    }
+    ReadChoice(r, t, path, "key_encoding",
+               {{"utf-8", KeyEncoding::kUtf8}, {"utf8", KeyEncoding::kUtf8},
+                {"bytes", KeyEncoding::kBytes}},
+               "utf-8 or bytes", &tc.key_encoding);
+    ReadChoice(r, t, path, "value_format",
+               {{"json", ValueFormat::kJson}, {"bytes", ValueFormat::kBytes}}, "json or bytes",
+               &tc.value_format);
     if (t["schema"]) {
       if (auto s = r.String(path + ".schema", t["schema"])) {
         std::filesystem::path p(*s);
@@ -135,45 +139,17 @@ void ReadTopics(YamlReader& r, const YAML::Node& node, const std::filesystem::pa
         }
       }
     }
-    if (t["schema_patterns"]) {
-      if (auto s = r.String(path + ".schema_patterns", t["schema_patterns"])) {
-        if (*s == "linear") {
-          tc.schema_patterns = SchemaPatterns::kLinear;
-        } else if (*s == "backtracking") {
-          tc.schema_patterns = SchemaPatterns::kBacktracking;
-        } else {
-          r.Problem(path + ".schema_patterns", t["schema_patterns"],
-                    "must be linear or backtracking, not \"" + *s + "\"");
-        }
-      }
-    }
-    if (t["schema_formats"]) {
-      if (auto s = r.String(path + ".schema_formats", t["schema_formats"])) {
-        if (*s == "assert") {
-          tc.schema_formats = SchemaFormats::kAssert;
-        } else if (*s == "annotate") {
-          tc.schema_formats = SchemaFormats::kAnnotate;
-        } else {
-          r.Problem(path + ".schema_formats", t["schema_formats"],
-                    "must be assert or annotate, not \"" + *s + "\"");
-        }
-      }
-    }
+    ReadChoice(r, t, path, "schema_patterns",
+               {{"linear", SchemaPatterns::kLinear}, {"backtracking", SchemaPatterns::kBacktracking}},
+               "linear or backtracking", &tc.schema_patterns);
+    ReadChoice(r, t, path, "schema_formats",
+               {{"assert", SchemaFormats::kAssert}, {"annotate", SchemaFormats::kAnnotate}},
+               "assert or annotate", &tc.schema_formats);
     r.ReadBool(t, path, "read_only", &tc.read_only);
-    if (t["on_invalid"]) {
-      if (auto s = r.String(path + ".on_invalid", t["on_invalid"])) {
-        if (*s == "skip") {
-          tc.on_invalid = InvalidPolicy::kSkip;
-        } else if (*s == "dead-letter") {
-          tc.on_invalid = InvalidPolicy::kDeadLetter;
-        } else if (*s == "fail") {
-          tc.on_invalid = InvalidPolicy::kFail;
-        } else {
-          r.Problem(path + ".on_invalid", t["on_invalid"],
-                    "must be skip, dead-letter or fail, not \"" + *s + "\"");
-        }
-      }
-    }
+    ReadChoice(r, t, path, "on_invalid",
+               {{"skip", InvalidPolicy::kSkip}, {"dead-letter", InvalidPolicy::kDeadLetter},
+                {"fail", InvalidPolicy::kFail}},
+               "skip, dead-letter or fail", &tc.on_invalid);
     r.ReadString(t, path, "dead_letter_topic", &tc.dead_letter_topic);
     const YAML::Node dlt = t["dead_letter_topic"] ? t["dead_letter_topic"] : t;
     if (tc.on_invalid == InvalidPolicy::kDeadLetter && tc.dead_letter_topic.empty()) {
