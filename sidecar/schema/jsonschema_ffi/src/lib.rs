@@ -548,6 +548,9 @@ pub unsafe extern "C" fn ccjs_check(schema: *const Schema, doc: *const u8, len: 
             if s.validator.is_valid(&v) {
                 return 0;
             }
+            if s.max_backtracking_string.is_none() {
+                return 1;  // the linear engine always decides: no need to ask why
+            }
             match s.validator.validate(&v) {
                 Ok(()) => 0,
                 Err(e) if is_budget(e.kind()) => 4,
