@@ -128,6 +128,7 @@ Status Server::Start() {
   mo.metadata_refresh = std::chrono::milliseconds(config_.kafka.metadata_refresh_ms);
   watch::Options wo;
   wo.buffer_events = config_.watch.buffer_events;
+  wo.buffer_bytes = config_.watch.buffer_bytes;
   wo.slow_consumer_timeout = std::chrono::milliseconds(config_.watch.slow_consumer_timeout_ms);
   wo.snapshot_max_hold = std::chrono::milliseconds(config_.watch.snapshot_max_hold_ms);
   wo.max_watches_per_stream = config_.watch.max_watches_per_stream;

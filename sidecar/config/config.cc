@@ -320,13 +320,14 @@ void ReadAll(YamlReader& r, const YAML::Node& root, const std::filesystem::path&
   }
   if (const YAML::Node w = root["watch"]) {
     if (r.ExpectMap("watch", w,
-                    {"history_events", "progress_interval_ms", "buffer_events",
+                    {"history_events", "progress_interval_ms", "buffer_events", "buffer_bytes",
                      "slow_consumer_timeout_ms", "max_watches_per_stream", "max_watches",
                      "snapshot_max_hold_ms"})) {
       r.ReadUint(w, "watch", "history_events", &cfg->watch.history_events, 100, 100000000);
       r.ReadUint(w, "watch", "progress_interval_ms", &cfg->watch.progress_interval_ms, 0,
                  3600000);
       r.ReadUint(w, "watch", "buffer_events", &cfg->watch.buffer_events, 1, 1000000);
+      r.ReadUint(w, "watch", "buffer_bytes", &cfg->watch.buffer_bytes, 4096, 1ull << 34);
       r.ReadUint(w, "watch", "snapshot_max_hold_ms", &cfg->watch.snapshot_max_hold_ms, 1000,
                  86400000);
       r.ReadUint(w, "watch", "slow_consumer_timeout_ms", &cfg->watch.slow_consumer_timeout_ms,

@@ -200,6 +200,9 @@ struct WatchConfig {
   // and reads the rest from the history log as the client takes them (nothing is dropped,
   // memory stays bounded). Default 1024.
   uint32_t buffer_events = 1024;
+  // The same bound in bytes of keys and values (at least one event is always queued).
+  // Default 16 MiB: without it, 1024 queued 1 MiB values would hold a GiB for one client.
+  uint64_t buffer_bytes = 16u << 20;
   // A stream whose client takes nothing for this long while responses wait has stopped
   // reading: its watches are cancelled with SLOW_CONSUMER and their last revision.
   // Default 30000.

@@ -166,6 +166,7 @@ void Session::CancelLocked(std::shared_ptr<Watch> w, Reason reason, std::string 
   w->canceled = true;
   w->queue.clear();
   w->queued_events = 0;
+  w->queued_bytes = 0;
   w->snapshot.reset();
   if (auto it = watches_.find(w->id); it != watches_.end() && it->second == w) watches_.erase(it);
   to_unindex_.push_back(w);
@@ -203,7 +204,9 @@ Session::DeliverOutcome Session::Deliver(const std::shared_ptr<Watch>& w,
     w->position = e->revision;
     return DeliverOutcome::kIgnored;
   }
-  if (w->queued_events >= hub_->options_.buffer_events) {
+  const Options& o = hub_->options_;
+  if (w->queued_events >= o.buffer_events ||
+      (w->queued_events > 0 && w->queued_bytes + e->bytes > o.buffer_bytes)) {
     // The client is slower than the changes: stop queueing and let it read the rest from
     // the history log once it has taken what is queued (position stays at the last
     // queued revision).
@@ -215,6 +218,7 @@ Session::DeliverOutcome Session::Deliver(const std::shared_ptr<Watch>& w,
   w->position = e->revision;
   w->queue.push_back(Watch::Item{e, nullptr, 0});
   ++w->queued_events;
+  w->queued_bytes += e->bytes;
   MakeReady(w);
   return DeliverOutcome::kQueued;
 }
@@ -274,6 +278,7 @@ void Session::FillEvents(Watch& w, v1::WatchResponse* out) {
     bytes += e.bytes;
     w.sent = e.revision;
     --w.queued_events;
+    w.queued_bytes -= e.bytes;
     w.queue.pop_front();
   }
   hub_->stats_.events_sent->Increment(events->events_size());

@@ -18,6 +18,10 @@ namespace cachecar::watch {
 
 struct Options {
   uint32_t buffer_events = 1024;
+  // A live watch's queue holds at most buffer_events events and about buffer_bytes of
+  // keys and values (always at least one event); past either it reads from the history
+  // log instead.
+  size_t buffer_bytes = 16u << 20;
   std::chrono::milliseconds slow_consumer_timeout{30000};
   uint32_t max_watches_per_stream = 1000;
   uint32_t max_watches = 20000;
@@ -84,6 +88,7 @@ struct Watch {
   };
   std::deque<Item> queue;
   size_t queued_events = 0;
+  size_t queued_bytes = 0;  // Event::bytes of the queued events
   bool progress_queued = false;
   bool in_ready = false;
   bool canceled = false;

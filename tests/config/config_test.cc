@@ -326,13 +326,16 @@ TEST(ConfigTest, ClientLimitsAreReadAndChecked) {
   ASSERT_TRUE(cfg.ok());
   EXPECT_EQ(cfg->grpc.max_waiting_calls, 10000u);
   EXPECT_EQ(cfg->grpc.max_concurrent_streams, 1000u);
+  EXPECT_EQ(cfg->watch.buffer_bytes, 16u << 20);
   auto set = ParseConfig(R"(
 kafka: {bootstrap_servers: a:1}
 grpc: {max_waiting_calls: 5, max_concurrent_streams: 7}
+watch: {buffer_bytes: 65536}
 topics: [{name: a}]
 )",
                          "c.yaml", Env());
   ASSERT_TRUE(set.ok()) << set.status().ToString();
+  EXPECT_EQ(set->watch.buffer_bytes, 65536u);
   EXPECT_EQ(set->grpc.max_waiting_calls, 5u);
   EXPECT_EQ(set->grpc.max_concurrent_streams, 7u);
   auto bad = ParseConfig(R"(

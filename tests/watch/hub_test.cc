@@ -336,6 +336,35 @@ TEST_F(WatchHubTest, AFullBufferFallsBackToTheHistoryLogAndLosesNothing) {
   EXPECT_EQ(Revisions(Drain(*s)), (std::vector<uint64_t>{32}));
 }
 
+// Large values fill a watch's buffer by bytes long before its event count: 1,024 queued
+// 1 MiB values would be a GiB held for one slow client.
+TEST_F(WatchHubTest, AFullBufferInBytesFallsBackToTheHistoryLogAndLosesNothing) {
+  Options o;
+  o.buffer_events = 1000;
+  o.buffer_bytes = 8 * 1024;
+  OpenAll(100000, o);
+  auto s = NewSession();
+  Send(*s, Create(1, "u", true));
+  Drain(*s);
+  const std::string big(2048, 'v');
+  for (int i = 0; i < 20; ++i) {
+    Apply({{"u" + std::to_string(i), big}});
+    hub_->FanOut();  // the client reads nothing meanwhile
+  }
+  double overflows = 0;
+  for (const auto& family : registry_->Collect()) {
+    if (family.name == "cachecar_watch_buffer_overflows_total") {
+      overflows = family.metric.at(0).counter.value;
+    }
+  }
+  EXPECT_GT(overflows, 0) << "20 values of 2 KiB were queued under an 8 KiB buffer";
+  Received got = Drain(*s);
+  EXPECT_TRUE(got.canceled.empty());
+  std::vector<uint64_t> want;
+  for (uint64_t r = 1; r <= 20; ++r) want.push_back(r);
+  EXPECT_EQ(Revisions(got), want);
+}
+
 TEST_F(WatchHubTest, AClientThatStopsReadingIsCanceledWithItsLastRevision) {
   auto slow = NewSession();
   auto fast = NewSession();
