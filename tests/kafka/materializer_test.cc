@@ -221,8 +221,17 @@ TEST_F(MaterializerTest, PositionOutOfTheLogRebuildsTheTopicFromTheBeginning) {
   ASSERT_TRUE(tracker_->WaitReady(std::chrono::steady_clock::now() + std::chrono::seconds(10)));
   int assigns = source_.assigns();
   testing::Notification not_ready, ready_again;
+  std::mutex reasons_mu;
+  std::vector<std::string> reasons;  // as each not-ready change was told
   tracker_->AddListener([&](std::optional<size_t> topic, bool ready) {
-    if (topic == 0u && !ready) not_ready.Notify();
+    if (topic == 0u && !ready) {
+      // Read here, on the thread that made the change and before it goes on (re-assigning
+      // replaces the reason with "catching up" at once: read later, it was a race).
+      std::string reason = tracker_->NotReadyReason();
+      std::lock_guard<std::mutex> lock(reasons_mu);
+      reasons.push_back(std::move(reason));
+      not_ready.Notify();
+    }
     if (topic == 0u && ready && not_ready.HasBeenNotified()) ready_again.Notify();
   });
   // Retention removed records the sidecar had not read: "stale" was deleted by one of
@@ -230,8 +239,13 @@ TEST_F(MaterializerTest, PositionOutOfTheLogRebuildsTheTopicFromTheBeginning) {
   source_.SetPartitions(0, 1, {6});
   source_.PushOutOfRange(0, 0);
   ASSERT_TRUE(not_ready.WaitFor());
-  EXPECT_NE(tracker_->NotReadyReason().find("offset_out_of_range"), std::string::npos)
-      << tracker_->NotReadyReason();
+  EXPECT_TRUE(testing::WaitUntil([&] {
+    std::lock_guard<std::mutex> lock(reasons_mu);
+    for (const auto& r : reasons) {
+      if (r.find("offset_out_of_range") != std::string::npos) return true;
+    }
+    return false;
+  })) << "the rebuild's reason was never the not-ready reason";
   ASSERT_TRUE(source_.WaitAssigns(assigns + 1));  // re-assigned from the beginning
   bool from_beginning = false;
   for (const auto& a : source_.assignment()) {
