@@ -38,6 +38,15 @@ class FakeSink : public kafka::RecordSink {
   Status fail;
 };
 
+// A Put of a valid record to the writable topic "items".
+v1::PutRequest ValidItemPut() {
+  v1::PutRequest req;
+  req.set_topic("items");
+  req.set_key("k");
+  req.set_value(R"({"id":1})");
+  return req;
+}
+
 struct Answer {
   testing::Notification done;
   Status status;
@@ -148,10 +157,7 @@ TEST_F(WriteHandlerTest, ValidPutAndDeleteAreProduced) {
 }
 
 TEST_F(WriteHandlerTest, WaitsForApplyAndReportsTheRevision) {
-  v1::PutRequest req;
-  req.set_topic("items");
-  req.set_key("k");
-  req.set_value(R"({"id":1})");
+  v1::PutRequest req = ValidItemPut();
   Answer a;
   handler_->Put(req, Clock::now() + std::chrono::minutes(5), a.Callback());
   EXPECT_FALSE(a.done.WaitFor(std::chrono::milliseconds(20)));  // produced, not applied
@@ -165,10 +171,7 @@ TEST_F(WriteHandlerTest, WaitsForApplyAndReportsTheRevision) {
 // A caller that is gone (cancelled, disconnected) stops waiting at once, before the
 // broker's ack and after it; its callback is never called.
 TEST_F(WriteHandlerTest, AbandonedPutStopsWaitingAtOnce) {
-  v1::PutRequest req;
-  req.set_topic("items");
-  req.set_key("k");
-  req.set_value(R"({"id":1})");
+  v1::PutRequest req = ValidItemPut();
   sink_.hold = true;
   Answer before_ack;
   WriteHandler::Abandon abandon =
@@ -198,10 +201,7 @@ TEST_F(WriteHandlerTest, PutPastTheWaitingCapProducesNothing) {
   store::ApplyNotifier capped(0, nullptr, /*max_pending=*/1);
   WriteHandler handler(&config_, schemas_.get(), &sink_, &capped, 16);
   capped.WaitForRevision(100, Clock::now() + std::chrono::minutes(5), [](const Status&, uint64_t) {});
-  v1::PutRequest req;
-  req.set_topic("items");
-  req.set_key("k");
-  req.set_value(R"({"id":1})");
+  v1::PutRequest req = ValidItemPut();
   Answer a;
   handler.Put(req, Clock::now() + std::chrono::minutes(5), a.Callback());
   ASSERT_TRUE(a.done.WaitFor());
@@ -212,10 +212,7 @@ TEST_F(WriteHandlerTest, PutPastTheWaitingCapProducesNothing) {
 }
 
 TEST_F(WriteHandlerTest, DeadlineIsAnsweredBeforeAndAfterTheAck) {
-  v1::PutRequest req;
-  req.set_topic("items");
-  req.set_key("k");
-  req.set_value(R"({"id":1})");
+  v1::PutRequest req = ValidItemPut();
   // Applied never comes: NOT_YET_APPLIED, with where it was written.
   Answer applied;
   handler_->Put(req, Clock::now() + std::chrono::milliseconds(30), applied.Callback());
@@ -253,10 +250,7 @@ TEST_F(WriteHandlerTest, KafkaFailureCarriesTheBrokersReason) {
 TEST_F(WriteHandlerTest, FailingStoreRefusesWritesThatWaitButNotAckOnlyOnes) {
   notifier_.SetStoreFailure(Status(Code::kResourceExhausted,
                                    "lmdb commit: No space left on device", "DISK_FULL"));
-  v1::PutRequest req;
-  req.set_topic("items");
-  req.set_key("k");
-  req.set_value(R"({"id":1})");
+  v1::PutRequest req = ValidItemPut();
   Answer a;
   handler_->Put(req, Clock::now() + std::chrono::seconds(10), a.Callback());
   ASSERT_TRUE(a.done.WaitFor());
@@ -277,10 +271,7 @@ TEST_F(WriteHandlerTest, FailingStoreRefusesWritesThatWaitButNotAckOnlyOnes) {
 TEST_F(WriteHandlerTest, ApplyLatencyIsObservedPerTopic) {
   prometheus::Registry registry;
   WriteHandler handler(&config_, schemas_.get(), &sink_, &notifier_, 16, &registry);
-  v1::PutRequest req;
-  req.set_topic("items");
-  req.set_key("k");
-  req.set_value(R"({"id":1})");
+  v1::PutRequest req = ValidItemPut();
   Answer a;
   handler.Put(req, Clock::now() + std::chrono::minutes(5), a.Callback());
   notifier_.Published(1, {{{0, 0}, 1}});
