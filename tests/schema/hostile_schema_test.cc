@@ -9,6 +9,7 @@
 #include <fstream>
 
 #include "schema/json_schema.h"
+#include "schema/compile_helpers.h"
 #include "test_util.h"
 
 namespace cachecar::schema {
@@ -19,22 +20,9 @@ using ::testing::HasSubstr;
 using ::testing::Le;
 using ::testing::SizeIs;
 
-std::shared_ptr<const JsonSchema> MustCompile(std::string_view text,
-                                              const CompileOptions& options = {}) {
-  auto r = JsonSchema::Compile(text, options);
-  EXPECT_TRUE(r.ok()) << r.status().ToString();
-  return r.ok() ? *r : nullptr;
-}
-
-std::string CompileError(std::string_view text, const CompileOptions& options = {}) {
-  auto r = JsonSchema::Compile(text, options);
-  EXPECT_FALSE(r.ok()) << "compiled: " << text.substr(0, 200);
-  return r.ok() ? "" : r.status().message();
-}
-
-void WriteFile(const std::string& path, const std::string& text) {
-  std::ofstream(path) << text;
-}
+using schema_test::CompileError;
+using schema_test::MustCompile;
+using schema_test::WriteFile;
 
 std::string Quoted(const std::string& s) { return "\"" + s + "\""; }
 

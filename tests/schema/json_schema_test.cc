@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "schema/compile_helpers.h"
 #include "test_util.h"
 
 namespace cachecar::schema {
@@ -18,23 +19,9 @@ using ::testing::HasSubstr;
 
 const std::string kSchemas = std::string(CACHECAR_SOURCE_DIR) + "/schemas/";
 
-std::shared_ptr<const JsonSchema> MustCompile(std::string_view text) {
-  auto r = JsonSchema::Compile(text, {});
-  EXPECT_TRUE(r.ok()) << r.status().ToString();
-  return r.ok() ? *r : nullptr;
-}
-
-std::string CompileError(std::string_view text) {
-  auto r = JsonSchema::Compile(text, {});
-  EXPECT_FALSE(r.ok()) << "compiled: " << text;
-  EXPECT_EQ(r.status().code(), Code::kInvalidArgument);
-  EXPECT_EQ(r.status().reason(), "SCHEMA_INVALID");
-  return r.status().message();
-}
-
-void WriteFile(const std::string& path, const std::string& text) {
-  std::ofstream(path) << text;
-}
+using schema_test::CompileError;
+using schema_test::MustCompile;
+using schema_test::WriteFile;
 
 auto IsViolation(const std::string& pointer, const std::string& keyword) {
   return AllOf(Field(&Violation::pointer, pointer), Field(&Violation::keyword, keyword));
