@@ -1,5 +1,6 @@
 #include "store/snapshot.h"
 
+#include <algorithm>
 #include <array>
 
 #include "store/history_codec.h"
@@ -50,40 +51,81 @@ Result<ScanPage> Snapshot::Scan(size_t topic, std::string_view prefix, std::stri
   MDB_cursor* cur = nullptr;
   int rc = mdb_cursor_open(txn_, tables_->topics.at(topic), &cur);
   if (rc != 0) return LmdbError("cursor_open", rc);
+  CursorGuard guard = GuardCursor(cur);
+  limit = std::max<size_t>(limit, 1);
   // Stored keys keep only the first kLongKeyPrefix bytes of long keys, so range on that
   // much of the prefix and check the rest against the whole key.
   std::string_view range_prefix = prefix.substr(0, std::min(prefix.size(), kLongKeyPrefix));
-  std::string start(cursor.empty() ? range_prefix : cursor);
-  MDB_val k = Val(start), v;
+  // The cursor is the whole key of the last entry sent. Stored keys of kLongKeyPrefix bytes
+  // or more that share their first kLongKeyPrefix bytes (a "group") are contiguous in LMDB,
+  // but their stored order is not their keys' order (a hash ends the long ones), so a scan
+  // orders each group by whole key and resumes at the start of the cursor's group.
+  std::string start(cursor.empty() ? range_prefix : cursor.substr(0, kLongKeyPrefix));
+  if (start < range_prefix) start = range_prefix;
+  auto wanted = [&](std::string_view key) {
+    return key.substr(0, prefix.size()) == prefix && (cursor.empty() || key > cursor);
+  };
   ScanPage page;
   size_t bytes = 0;
+  auto full = [&] {
+    return page.entries.size() >= limit || (bytes >= max_bytes && !page.entries.empty());
+  };
+  auto emit = [&](const DecodedRecord& r) {
+    bytes += r.key.size() + r.value.size();
+    page.entries.push_back(Entry{std::string(r.key), std::string(r.value), r.meta});
+  };
+  auto corrupt = [] {
+    return Status(Code::kDataLoss, "malformed record in store", "STORE_CORRUPT");
+  };
+  auto key_less = [](const DecodedRecord& a, const DecodedRecord& b) { return a.key < b.key; };
+
+  MDB_val k = Val(start), v;
   rc = start.empty() ? mdb_cursor_get(cur, &k, &v, MDB_FIRST)
                      : mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-  if (rc == 0 && !cursor.empty() && View(k) == cursor) {
-    rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);  // the cursor names the last entry sent
-  }
-  std::string last_key;
-  for (; rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+  while (rc == 0) {
     std::string_view sk = View(k);
-    if (sk.substr(0, range_prefix.size()) != range_prefix) {
-      rc = MDB_NOTFOUND;
-      break;
+    if (sk.substr(0, range_prefix.size()) != range_prefix) break;
+    if (sk.size() < kLongKeyPrefix) {
+      std::optional<DecodedRecord> rec = DecodeRecord(sk, View(v));
+      if (!rec) return corrupt();
+      if (wanted(rec->key)) {
+        if (full()) {
+          page.next_cursor = page.entries.back().key;
+          return page;
+        }
+        emit(*rec);
+      }
+      rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+      continue;
     }
-    if (page.entries.size() >= limit || (bytes >= max_bytes && !page.entries.empty())) {
-      page.next_cursor = last_key;
-      break;
+    // A group: keep the smallest wanted keys, one more than the page can still hold (so a
+    // full page knows whether more remain). The views point into the map; nothing is copied
+    // and memory stays bounded by the page size, whatever the group's size.
+    const std::string group(sk.substr(0, kLongKeyPrefix));
+    const size_t keep = (limit > page.entries.size() ? limit - page.entries.size() : 0) + 1;
+    std::vector<DecodedRecord> best;  // a max-heap by key
+    for (; rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+      sk = View(k);
+      if (sk.size() < kLongKeyPrefix || sk.substr(0, kLongKeyPrefix) != group) break;
+      std::optional<DecodedRecord> rec = DecodeRecord(sk, View(v));
+      if (!rec) return corrupt();
+      if (!wanted(rec->key)) continue;
+      best.push_back(*rec);
+      std::push_heap(best.begin(), best.end(), key_less);
+      if (best.size() > keep) {
+        std::pop_heap(best.begin(), best.end(), key_less);
+        best.pop_back();
+      }
     }
-    auto rec = DecodeRecord(sk, View(v));
-    if (!rec) {
-      mdb_cursor_close(cur);
-      return Status(Code::kDataLoss, "malformed record in store", "STORE_CORRUPT");
+    std::sort_heap(best.begin(), best.end(), key_less);
+    for (const DecodedRecord& r : best) {
+      if (full()) {
+        page.next_cursor = page.entries.back().key;
+        return page;
+      }
+      emit(r);
     }
-    last_key.assign(sk);
-    if (rec->key.substr(0, prefix.size()) != prefix) continue;
-    bytes += rec->key.size() + rec->value.size();
-    page.entries.push_back(Entry{std::string(rec->key), std::string(rec->value), rec->meta});
   }
-  mdb_cursor_close(cur);
   if (rc != 0 && rc != MDB_NOTFOUND) return LmdbError("cursor_get", rc);
   return page;
 }

@@ -32,7 +32,8 @@ class ReadTxnPool;
 // One page of a prefix scan.
 struct ScanPage {
   std::vector<Entry> entries;
-  // Opaque cursor to continue after the last entry; empty if the scan is complete.
+  // Where to continue: the whole key of the last entry (so as long as that key); empty if
+  // the scan is complete.
   std::string next_cursor;
 };
 
@@ -71,7 +72,10 @@ class Snapshot {
 
   // Entries whose keys start with `prefix`, after `cursor` (a ScanPage::next_cursor from a
   // scan with the same prefix, or empty), at most `limit` entries and about `max_bytes`
-  // of keys and values (always at least one entry if any remain).
+  // of keys and values (always at least one entry if any remain), in byte order of the whole
+  // keys. A cursor stays valid across snapshots, even if its key was deleted meanwhile.
+  // Keys of kLongKeyPrefix bytes or more that share those bytes are ordered by reading all
+  // of them for each page that touches them (memory stays bounded by `limit`).
   Result<ScanPage> Scan(size_t topic, std::string_view prefix, std::string_view cursor,
                         size_t limit, size_t max_bytes) const;
 
