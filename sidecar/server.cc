@@ -91,7 +91,11 @@ Status Server::Start() {
   health::LagPolicy lag;
   lag.max_records = static_cast<int64_t>(config_.readiness.max_lag_records);
   lag.max_for = std::chrono::milliseconds(config_.readiness.max_lag_duration_ms);
-  tracker_ = std::make_unique<health::CatchUpTracker>(topic_names, lag);
+  std::set<size_t> optional_topics;
+  for (size_t i = 0; i < config_.topics.size(); ++i) {
+    if (config_.topics[i].readiness == config::TopicReadiness::kOptional) optional_topics.insert(i);
+  }
+  tracker_ = std::make_unique<health::CatchUpTracker>(topic_names, lag, optional_topics);
   notifier_ = std::make_unique<store::ApplyNotifier>(store_->revision(), registry_.get(),
                                                      config_.grpc.max_waiting_calls);
   if (!produce_topics.empty()) {
@@ -126,6 +130,8 @@ Status Server::Start() {
   mo.commit_interval = std::chrono::milliseconds(config_.kafka.commit_interval_ms);
   mo.group_id = config_.kafka.group_id;
   mo.metadata_refresh = std::chrono::milliseconds(config_.kafka.metadata_refresh_ms);
+  mo.outage_policy = config_.readiness.broker_outage_at_start;
+  mo.outage_grace = std::chrono::milliseconds(config_.readiness.broker_outage_grace_ms);
   watch::Options wo;
   wo.buffer_events = config_.watch.buffer_events;
   wo.buffer_bytes = config_.watch.buffer_bytes;

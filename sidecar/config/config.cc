@@ -104,7 +104,7 @@ void ReadTopics(YamlReader& r, const YAML::Node& node, const std::filesystem::pa
     if (!r.ExpectMap(path, t,
                      {"name", "key_encoding", "value_format", "schema", "schema_patterns",
                       "schema_formats", "read_only", "on_invalid", "dead_letter_topic",
-                      "max_value_bytes", "rejected_history"})) {
+                      "max_value_bytes", "rejected_history", "readiness"})) {
       continue;
     }
     if (!t["name"]) {
@@ -146,6 +146,9 @@ void ReadTopics(YamlReader& r, const YAML::Node& node, const std::filesystem::pa
                {{"assert", SchemaFormats::kAssert}, {"annotate", SchemaFormats::kAnnotate}},
                "assert or annotate", &tc.schema_formats);
     r.ReadBool(t, path, "read_only", &tc.read_only);
+    ReadChoice(r, t, path, "readiness",
+               {{"required", TopicReadiness::kRequired}, {"optional", TopicReadiness::kOptional}},
+               "required or optional", &tc.readiness);
     ReadChoice(r, t, path, "on_invalid",
                {{"skip", InvalidPolicy::kSkip}, {"dead-letter", InvalidPolicy::kDeadLetter},
                 {"fail", InvalidPolicy::kFail}},
@@ -338,11 +341,19 @@ void ReadAll(YamlReader& r, const YAML::Node& root, const std::filesystem::path&
     }
   }
   if (const YAML::Node rd = root["readiness"]) {
-    if (r.ExpectMap("readiness", rd, {"max_lag_records", "max_lag_duration_ms"})) {
+    if (r.ExpectMap("readiness", rd,
+                    {"max_lag_records", "max_lag_duration_ms", "broker_outage_at_start",
+                     "broker_outage_grace_ms"})) {
       r.ReadUint(rd, "readiness", "max_lag_records", &cfg->readiness.max_lag_records, 0,
                  1ull << 62);
       r.ReadUint(rd, "readiness", "max_lag_duration_ms", &cfg->readiness.max_lag_duration_ms,
                  0, 86400000);
+      ReadChoice(r, rd, "readiness", "broker_outage_at_start",
+                 {{"serve_stored", BrokerOutageAtStart::kServeStored},
+                  {"wait", BrokerOutageAtStart::kWait}},
+                 "serve_stored or wait", &cfg->readiness.broker_outage_at_start);
+      r.ReadUint(rd, "readiness", "broker_outage_grace_ms",
+                 &cfg->readiness.broker_outage_grace_ms, 0, 86400000);
     }
   }
   ReadTopics(r, root["topics"], base_dir, cfg);

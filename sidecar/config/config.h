@@ -42,6 +42,15 @@ enum class SchemaPatterns {
 // Whether "format" is asserted (a value that breaks it is invalid) or an annotation.
 enum class SchemaFormats { kAssert, kAnnotate };
 
+// Whether a topic's state counts in the sidecar's readiness (/readyz, gRPC health "",
+// WaitReady). An optional topic that is catching up, halted or being rebuilt leaves the pod
+// ready (its own reads are refused, and its per-topic health and status say why).
+enum class TopicReadiness { kRequired, kOptional };
+
+// What a sidecar restarted while Kafka cannot be reached does with the state its store
+// holds (see ReadinessConfig).
+enum class BrokerOutageAtStart { kServeStored, kWait };
+
 struct TopicConfig {
   std::string name;
   // utf-8: keys must be valid UTF-8 (records with other keys are rejected, requests with
@@ -68,6 +77,8 @@ struct TopicConfig {
   uint32_t max_value_bytes = 1u << 20;
   // How many rejected records to remember for ListRejectedRecords. Default 100.
   uint32_t rejected_history = 100;
+  // See TopicReadiness. Default required.
+  TopicReadiness readiness = TopicReadiness::kRequired;
 };
 
 struct KafkaConfig {
@@ -155,6 +166,13 @@ struct ReadinessConfig {
   // within the bound. 0 (default) never: once ready, a pod stays ready.
   uint64_t max_lag_records = 0;
   uint32_t max_lag_duration_ms = 30000;
+  // A restart while Kafka cannot be reached: serve_stored (default) makes each topic whose
+  // store was caught up with Kafka before the restart ready after broker_outage_grace_ms,
+  // serving that state with every read marked stale (with when it was last caught up)
+  // until Kafka answers and the topic has caught up again. wait: not ready until Kafka
+  // answers and every topic has caught up. A store never caught up is never served.
+  BrokerOutageAtStart broker_outage_at_start = BrokerOutageAtStart::kServeStored;
+  uint32_t broker_outage_grace_ms = 10000;
 };
 
 struct HttpConfig {

@@ -1,11 +1,28 @@
 #include "health/catch_up.h"
 
+#include <algorithm>
+
 namespace cachecar::health {
 
-CatchUpTracker::CatchUpTracker(std::vector<std::string> topics, LagPolicy lag) : lag_(lag) {
-  for (auto& t : topics) {
+namespace {
+
+// Every partition has reached the end offset read when it was assigned.
+bool CaughtUp(const TopicProgress& t) {
+  for (const auto& p : t.partitions) {
+    if (p.applied < p.start_end_offset) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+CatchUpTracker::CatchUpTracker(std::vector<std::string> topics, LagPolicy lag,
+                               std::set<size_t> optional)
+    : lag_(lag) {
+  for (size_t i = 0; i < topics.size(); ++i) {
     TopicProgress tp;
-    tp.topic = std::move(t);
+    tp.topic = std::move(topics[i]);
+    tp.required = optional.count(i) == 0;
     topics_.push_back(std::move(tp));
   }
   rebuild_reasons_.resize(topics_.size());
@@ -26,7 +43,11 @@ void CatchUpTracker::SetAssigned(size_t topic, std::vector<PartitionProgress> pa
     t.partitions = std::move(partitions);
     rebuild_reasons_[topic].clear();
     waiting_reasons_[topic].clear();
-    for (auto& p : t.partitions) p.ready = p.ready || p.applied >= p.start_end_offset;
+    // A topic served from its stored state stays ready: that state was caught up once.
+    for (auto& p : t.partitions) {
+      p.ready = p.ready || t.stale.has_value() || p.applied >= p.start_end_offset;
+    }
+    if (t.stale && CaughtUp(t)) t.stale.reset();
     Recompute(topic, &changes);
   }
   Notify(changes);
@@ -61,6 +82,7 @@ void CatchUpTracker::SetApplied(size_t topic, int32_t partition, int64_t applied
       }
       break;
     }
+    if (t.stale && t.assigned && CaughtUp(t)) t.stale.reset();
   }
   Notify(changes);
 }
@@ -101,12 +123,28 @@ void CatchUpTracker::SetWaiting(size_t topic, std::string reason) {
   if (!topics_.at(topic).assigned) waiting_reasons_[topic] = std::move(reason);
 }
 
+void CatchUpTracker::ServeStored(size_t topic, std::vector<PartitionProgress> partitions,
+                                 int64_t caught_up_ms, std::string reason) {
+  std::vector<std::pair<std::optional<size_t>, bool>> changes;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    TopicProgress& t = topics_.at(topic);
+    if (t.assigned) return;
+    t.partitions = std::move(partitions);
+    for (auto& p : t.partitions) p.ready = true;
+    t.stale = Staleness{caught_up_ms, std::move(reason)};
+    Recompute(topic, &changes);
+  }
+  Notify(changes);
+}
+
 void CatchUpTracker::SetRebuilding(size_t topic, std::string reason) {
   std::vector<std::pair<std::optional<size_t>, bool>> changes;
   {
     std::lock_guard<std::mutex> lock(mu_);
     TopicProgress& t = topics_.at(topic);
     t.assigned = false;
+    t.stale.reset();
     t.partitions.clear();
     rebuild_reasons_[topic] = "topic " + t.topic + " is being rebuilt (" + std::move(reason) + ")";
     Recompute(topic, &changes);
@@ -156,7 +194,7 @@ void CatchUpTracker::Tick(std::chrono::steady_clock::time_point now) {
 void CatchUpTracker::Recompute(size_t topic,
                                std::vector<std::pair<std::optional<size_t>, bool>>* changes) {
   TopicProgress& t = topics_[topic];
-  bool topic_ready = t.assigned;
+  bool topic_ready = t.assigned || t.stale.has_value();
   for (const auto& p : t.partitions) {
     topic_ready = topic_ready && p.ready && !p.halted && !p.lagging;
   }
@@ -165,7 +203,7 @@ void CatchUpTracker::Recompute(size_t topic,
     changes->push_back({topic, topic_ready});
   }
   bool all = store_failure_.empty();
-  for (const auto& tp : topics_) all = all && tp.ready;
+  for (const auto& tp : topics_) all = all && (tp.ready || !tp.required);
   if (all != ready_) {
     ready_ = all;
     changes->push_back({std::nullopt, all});
@@ -173,32 +211,64 @@ void CatchUpTracker::Recompute(size_t topic,
   }
 }
 
+std::string CatchUpTracker::TopicReasonLocked(size_t topic) const {
+  const TopicProgress& t = topics_[topic];
+  if (t.ready) return {};
+  for (const auto& p : t.partitions) {
+    if (p.halted) return p.halt_reason;
+  }
+  if (!rebuild_reasons_[topic].empty()) return rebuild_reasons_[topic];
+  if (!t.assigned && !t.stale) {
+    return waiting_reasons_[topic].empty() ? "topic " + t.topic + " is not assigned yet"
+                                           : waiting_reasons_[topic];
+  }
+  for (const auto& p : t.partitions) {
+    if (p.lagging) {
+      return "topic " + t.topic + " partition " + std::to_string(p.partition) + " lags " +
+             std::to_string(p.end_offset - p.applied) + " records (more than " +
+             std::to_string(lag_.max_records) + " for over " +
+             std::to_string(lag_.max_for.count()) + " ms)";
+    }
+  }
+  int64_t to_go = 0;
+  for (const auto& p : t.partitions) {
+    if (!p.ready) to_go += p.start_end_offset - std::max<int64_t>(p.applied, 0);
+  }
+  return "topic " + t.topic + " is catching up (" + std::to_string(to_go) + " records to go)";
+}
+
 std::string CatchUpTracker::NotReadyReason() const {
   std::lock_guard<std::mutex> lock(mu_);
   if (ready_) return {};
   if (!store_failure_.empty()) return store_failure_;
-  for (const auto& t : topics_) {
-    for (const auto& p : t.partitions) {
-      if (p.halted) return p.halt_reason;
+  constexpr size_t kNamed = 4;
+  std::string out;
+  size_t named = 0, more = 0;
+  for (size_t i = 0; i < topics_.size(); ++i) {
+    if (!topics_[i].required) continue;
+    std::string r = TopicReasonLocked(i);
+    if (r.empty()) continue;
+    if (named == kNamed) {
+      ++more;
+      continue;
     }
+    if (!out.empty()) out += "; ";
+    out += r;
+    ++named;
   }
-  for (const auto& r : rebuild_reasons_) {
-    if (!r.empty()) return r;
-  }
-  for (const auto& r : waiting_reasons_) {
-    if (!r.empty()) return r;
-  }
-  for (const auto& t : topics_) {
-    for (const auto& p : t.partitions) {
-      if (p.lagging) {
-        return "topic " + t.topic + " partition " + std::to_string(p.partition) + " lags " +
-               std::to_string(p.end_offset - p.applied) + " records (more than " +
-               std::to_string(lag_.max_records) + " for over " +
-               std::to_string(lag_.max_for.count()) + " ms)";
-      }
-    }
-  }
-  return "catching up";
+  if (more > 0) out += "; and " + std::to_string(more) + " more topics";
+  return out;
+}
+
+std::string CatchUpTracker::TopicNotReadyReason(size_t topic) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  topics_.at(topic);
+  return TopicReasonLocked(topic);
+}
+
+std::optional<Staleness> CatchUpTracker::TopicStaleness(size_t topic) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return topics_.at(topic).stale;
 }
 
 void CatchUpTracker::Notify(const std::vector<std::pair<std::optional<size_t>, bool>>& changes) {
@@ -220,7 +290,7 @@ bool CatchUpTracker::Ready() const {
 
 namespace {
 bool IsServable(const TopicProgress& t) {
-  if (!t.assigned) return false;
+  if (!t.assigned && !t.stale) return false;
   for (const auto& p : t.partitions) {
     if ((!p.ready && !p.added_late) || p.halted) return false;
   }
@@ -231,6 +301,13 @@ bool IsServable(const TopicProgress& t) {
 bool CatchUpTracker::TopicServable(size_t topic) const {
   std::lock_guard<std::mutex> lock(mu_);
   return IsServable(topics_.at(topic));
+}
+
+bool CatchUpTracker::TopicServable(size_t topic, std::optional<Staleness>* stale) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  const TopicProgress& t = topics_.at(topic);
+  *stale = t.stale;
+  return IsServable(t);
 }
 
 bool CatchUpTracker::Servable() const {
@@ -248,7 +325,9 @@ bool CatchUpTracker::TopicReady(size_t topic) const {
 
 std::vector<TopicProgress> CatchUpTracker::Progress() const {
   std::lock_guard<std::mutex> lock(mu_);
-  return topics_;
+  std::vector<TopicProgress> out = topics_;
+  for (size_t i = 0; i < out.size(); ++i) out[i].not_ready_reason = TopicReasonLocked(i);
+  return out;
 }
 
 bool CatchUpTracker::WaitReady(std::chrono::steady_clock::time_point deadline) const {

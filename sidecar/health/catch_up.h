@@ -5,13 +5,16 @@
 // moves past transaction markers and aborted records) reaches the end offset read when
 // it was assigned. Positions are compared, never the offset of the last record, so empty,
 // compacted and transactional topics become ready. A topic is ready when it has been
-// assigned and all its partitions are; the sidecar when every topic is. Once caught up, a
-// partition stays caught up (the cache then only gets fresher); only a halt (a record
-// refused under on_invalid: fail) makes a topic, and so the sidecar, not ready again,
-// until the halt is lifted; a topic being rebuilt (SetRebuilding) until it has caught up
-// again; failing store commits (SetStoreFailure) until one succeeds; and, when a lag policy
-// is set, a partition lagging more than max_records for longer than max_for, until it is
-// back within max_records (evaluated on Tick).
+// assigned and all its partitions are; the sidecar when every required topic is (an
+// optional one is named in the reasons but never takes the pod out of service). Once
+// caught up, a partition stays caught up (the cache then only gets fresher). A topic may
+// also be served from its stored state while Kafka is unreachable at start (ServeStored):
+// ready, and stale until it has caught up again. A topic is not ready again only while a
+// partition is halted (a record refused under on_invalid: fail, or a dead letter the
+// broker does not take), while it is rebuilt (SetRebuilding) until it has caught up
+// again, and, when a lag policy is set, while a partition lags more than max_records for
+// longer than max_for (evaluated on Tick). Failing store commits (SetStoreFailure) make
+// the sidecar not ready until one succeeds.
 //
 // Threads: the materializer writes; any thread reads. Listeners are called on the
 // writer's thread, with no lock held, in the order transitions happen.
@@ -24,6 +27,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -46,11 +50,20 @@ struct PartitionProgress {
   std::optional<std::chrono::steady_clock::time_point> over_since;  // over the bound since
 };
 
+// A topic served from the state its store held at start, Kafka being unreachable.
+struct Staleness {
+  int64_t caught_up_ms = 0;  // when that state was last caught up with Kafka (Unix ms)
+  std::string reason;        // why Kafka is not being read ("kafka unreachable since start")
+};
+
 struct TopicProgress {
   std::string topic;
   bool assigned = false;
   bool ready = false;
+  bool required = true;  // counts in the sidecar's readiness (topics[].readiness)
   std::vector<PartitionProgress> partitions;
+  std::optional<Staleness> stale;  // set while serving the stored state (ServeStored)
+  std::string not_ready_reason;    // in Progress()'s copies: TopicNotReadyReason
 };
 
 // Readiness lost by lag (see above). max_records 0: never.
@@ -61,8 +74,10 @@ struct LagPolicy {
 
 class CatchUpTracker final : public store::CommitObserver {
  public:
-  // `topics` in configuration order; indices below refer to it.
-  explicit CatchUpTracker(std::vector<std::string> topics, LagPolicy lag = {});
+  // `topics` in configuration order; indices below refer to it. The `optional` ones do not
+  // count in Ready() (topics[].readiness: optional).
+  explicit CatchUpTracker(std::vector<std::string> topics, LagPolicy lag = {},
+                          std::set<size_t> optional = {});
 
   // nullopt topic: the sidecar as a whole.
   using Listener = std::function<void(std::optional<size_t> topic, bool ready)>;
@@ -84,6 +99,13 @@ class CatchUpTracker final : public store::CommitObserver {
   // Why a topic is not assigned yet ("topic x does not exist in Kafka (yet)"), for the
   // not-ready reason; SetAssigned clears it.
   void SetWaiting(size_t topic, std::string reason);
+  // Kafka cannot be reached at start and the store holds a state of the topic that was
+  // caught up at `caught_up_ms`: serve it (ready, servable), stale, with `partitions` at
+  // their stored positions. Ignored once the topic is assigned. When SetAssigned follows
+  // (Kafka answers), the topic stays ready while it catches up and is stale until every
+  // partition has reached the end offset read then.
+  void ServeStored(size_t topic, std::vector<PartitionProgress> partitions, int64_t caught_up_ms,
+                   std::string reason);
   // The topic is emptied and read again: not ready until SetAssigned and caught up.
   void SetRebuilding(size_t topic, std::string reason);
   // Store commits fail (`reason` says why), or succeed again (empty).
@@ -106,11 +128,19 @@ class CatchUpTracker final : public store::CommitObserver {
   // rebuilt. Unlike TopicReady, lag and failing store commits do not count: the data is
   // complete, only less fresh, and refusing reads would turn slowness into an outage.
   bool TopicServable(size_t topic) const;
+  // As TopicServable, and sets `stale` to the topic's TopicStaleness, under one lock (the
+  // read path asks both for every call).
+  bool TopicServable(size_t topic, std::optional<Staleness>* stale) const;
   bool Servable() const;  // every topic
-  // Empty when ready; otherwise why not, for people: the first of a store failure, a
-  // halt, a rebuild, a topic that cannot be assigned (missing), a lagging partition, else
-  // "catching up".
+  // Empty when ready; otherwise why not, for people: failing store commits, else the
+  // TopicNotReadyReason of each required topic that is not ready, joined by "; " (at most
+  // four, then "and N more topics").
   std::string NotReadyReason() const;
+  // Why the topic is not ready (a halt, a rebuild, missing from Kafka, lag, catching up
+  // with the records to go); empty when it is.
+  std::string TopicNotReadyReason(size_t topic) const;
+  // Set while the topic serves its stored state (ServeStored).
+  std::optional<Staleness> TopicStaleness(size_t topic) const;
   bool TopicReady(size_t topic) const;
   // A copy of every topic's progress.
   std::vector<TopicProgress> Progress() const;
@@ -122,6 +152,7 @@ class CatchUpTracker final : public store::CommitObserver {
   // Recomputes readiness of `topic` and the whole; appends transitions. Needs mu_.
   void Recompute(size_t topic, std::vector<std::pair<std::optional<size_t>, bool>>* changes);
   void Notify(const std::vector<std::pair<std::optional<size_t>, bool>>& changes);
+  std::string TopicReasonLocked(size_t topic) const;  // needs mu_
 
   std::mutex listeners_mu_;  // guards listeners_ (never held while calling one)
   std::vector<std::shared_ptr<const Listener>> listeners_;

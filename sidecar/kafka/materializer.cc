@@ -38,6 +38,7 @@ Materializer::Materializer(MaterializerOptions options, store::Store* store,
   for (const auto& t : options_.topics) {
     consumed_.push_back(&stats_.consumed->Add({{"topic", t.name}}));
     applied_.push_back(&stats_.applied->Add({{"topic", t.name}}));
+    stats_.serving_stored->Add({{"topic", t.name}}).Set(0);
   }
   counters_.resize(options_.topics.size());
   stats_.revision->Set(static_cast<double>(store_->revision()));
@@ -88,6 +89,7 @@ Materializer::PartitionMetrics& Materializer::MetricsFor(size_t topic, int32_t p
 }
 
 void Materializer::Run() {
+  run_started_ = steady_clock::now();
   auto last_setup = steady_clock::now() - options_.retry_backoff;
   while (!stopping_) {
     Beat();
@@ -126,7 +128,9 @@ void Materializer::Run() {
     if (auto now = steady_clock::now(); offsets_.Due(now)) {
       offsets_.Report(now, partitions_.Durable(batch_.positions));
     }
+    RecordCaughtUpIfDue();
   }
+  NoteCaughtUp();  // a clean stop records how current the topics were
   if (!batch_.empty()) {
     Status st = Commit();
     if (!st.ok()) log::Error("final commit failed", {{"error", st.ToString()}});
@@ -294,6 +298,7 @@ void Materializer::SetStoreFailure(const Status& st) {
 }
 
 Status Materializer::Commit() {
+  NoteCaughtUp();
   Result<store::ApplyResult> r = store_->Apply(batch_);
   if (!r.ok()) return r.status();
   stats_.commits->Increment();
@@ -317,7 +322,45 @@ Status Materializer::Commit() {
   ForEachObserver([&](store::CommitObserver* o) { o->OnCommit(info); });
   batch_.Clear();
   rejected_.clear();
+  for (auto it = serving_stored_.begin(); it != serving_stored_.end();) {
+    if (tracker_->TopicStaleness(*it)) {
+      ++it;
+      continue;
+    }
+    const std::string& name = options_.topics[*it].name;
+    log::Info("topic caught up with Kafka again; reads are no longer stale", {{"topic", name}});
+    stats_.serving_stored->Add({{"topic", name}}).Set(0);
+    it = serving_stored_.erase(it);
+  }
   return Status::Ok();
+}
+
+void Materializer::RecordCaughtUpIfDue() {
+  // Commits carry the caught-up time (NoteCaughtUp); a quiet topic has none, so record it
+  // when a topic has newly caught up, and at least every kCaughtUpRefresh.
+  constexpr auto kCaughtUpRefresh = std::chrono::seconds(30);
+  const auto now = steady_clock::now();
+  bool due = now - last_caught_up_record_ >= kCaughtUpRefresh;
+  for (size_t t = 0; t < options_.topics.size() && !due; ++t) {
+    due = !caught_up_recorded_.count(t) && tracker_->TopicReady(t) && !tracker_->TopicStaleness(t);
+  }
+  if (!due) return;
+  last_caught_up_record_ = now;
+  NoteCaughtUp();
+  if (!batch_.empty()) CommitWithRetry();
+}
+
+void Materializer::NoteCaughtUp() {
+  const int64_t now_ms = std::chrono::duration_cast<milliseconds>(
+                             std::chrono::system_clock::now().time_since_epoch())
+                             .count();
+  for (size_t t = 0; t < options_.topics.size(); ++t) {
+    if (tracker_->TopicReady(t) && !tracker_->TopicStaleness(t)) {
+      if (batch_.empty()) batch_started_ = steady_clock::now();
+      batch_.caught_up_ms[t] = now_ms;
+      caught_up_recorded_.insert(t);
+    }
+  }
 }
 
 void Materializer::RefreshEndOffsets() {

@@ -49,6 +49,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -88,6 +89,11 @@ struct MaterializerOptions {
   std::chrono::milliseconds metadata_refresh{10000};
   // Longest a Poll blocks when there is nothing to commit (bounds Stop latency).
   std::chrono::milliseconds idle_poll{100};
+  // A restart while Kafka cannot be reached (config::ReadinessConfig): after `outage_grace`
+  // with no answer, serve_stored serves each topic whose store was caught up before
+  // (CatchUpTracker::ServeStored); wait does nothing more.
+  config::BrokerOutageAtStart outage_policy = config::BrokerOutageAtStart::kServeStored;
+  std::chrono::milliseconds outage_grace{10000};
   // How long to wait for the broker to acknowledge one dead letter; past it, the
   // partition halts (the record must not be skipped unrecorded).
   std::chrono::milliseconds dead_letter_timeout{30000};
@@ -136,6 +142,15 @@ class Materializer {
   void Run();
   // Assigns topics not yet assigned whose metadata can now be read. Commits first.
   void SetUpPendingTopics();
+  // Kafka did not answer for the never-assigned topic `t`: past the grace, applies the
+  // outage policy (once per topic).
+  void OnUnreachableAtStart(size_t t, const Status& why);
+  // Adds to the batch the topics caught up now (store::WriteBatch::caught_up_ms), and
+  // ends "serving stored state" for those caught up again.
+  void NoteCaughtUp();
+  // Makes a commit that records the caught-up time when a topic has newly caught up or
+  // the last record is old (a quiet topic commits nothing else).
+  void RecordCaughtUpIfDue();
   // Asks the broker for the partition count of every assigned topic; assigns partitions
   // added since, from their beginning.
   void RefreshPartitions();
@@ -189,6 +204,12 @@ class Materializer {
   std::string store_failure_;  // reason of the failing commits, empty when none
   uint32_t resize_waits_ = 0;  // commits in a row that could not grow the map
   std::map<size_t, std::chrono::steady_clock::time_point> last_topic_check_;
+  std::chrono::steady_clock::time_point run_started_;
+  std::set<size_t> ever_assigned_;    // topics assigned since this process started
+  std::set<size_t> outage_decided_;   // topics the outage policy was applied to
+  std::set<size_t> serving_stored_;   // topics serving their stored state (stale)
+  std::set<size_t> caught_up_recorded_;  // topics whose caught-up time has been recorded
+  std::chrono::steady_clock::time_point last_caught_up_record_;
 
   // Writer: steady_clock time of the last loop iteration (0 before Start).
   std::atomic<int64_t> heartbeat_{0};

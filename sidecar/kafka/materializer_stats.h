@@ -23,6 +23,10 @@ namespace cachecar::kafka {
   GAUGE_FAMILY(start_offset, "cachecar_partition_start_offset",                               \
                "Offset this process started consuming from: the stored position on a "        \
                "resume, the log start on a first run.")                                       \
+  GAUGE_FAMILY(serving_stored, "cachecar_topic_serving_stored_state",                         \
+               "1 while the topic serves the state its store held at start because Kafka "    \
+               "cannot be reached (readiness.broker_outage_at_start: serve_stored); reads "   \
+               "are marked stale.")                                                           \
   GAUGE_FAMILY(halted, "cachecar_partition_halted",                                           \
                "1 while the partition is halted by on_invalid: fail.")                        \
   COUNTER_FAMILY(dead_letters, "cachecar_materializer_dead_letters_total",                    \

@@ -18,10 +18,11 @@ void Materializer::SetUpPendingTopics() {
     if (!count.ok()) {
       log::Warn("topic not available yet; will retry",
                 {{"topic", name}, {"error", count.status().message()}});
-      tracker_->SetWaiting(t, count.status().reason() == "KAFKA_TOPIC_NOT_FOUND"
-                                  ? "topic " + name + " does not exist in Kafka (yet)"
-                                  : "topic " + name + ": cannot read its partitions (" +
-                                        count.status().message() + ")");
+      const bool missing = count.status().reason() == "KAFKA_TOPIC_NOT_FOUND";
+      tracker_->SetWaiting(t, missing ? "topic " + name + " does not exist in Kafka (yet)"
+                                      : "topic " + name + ": cannot read its partitions (" +
+                                            count.status().message() + ")");
+      if (!missing) OnUnreachableAtStart(t, count.status());
       continue;
     }
     Result<std::vector<int64_t>> ends = source_->EndOffsets(t, *count, options_.request_timeout);
@@ -66,8 +67,49 @@ void Materializer::SetUpPendingTopics() {
     ready_now.push_back(t);
   }
   if (ready_now.empty()) return;
-  for (size_t t : ready_now) partitions_.MarkAssigned(t);
+  for (size_t t : ready_now) {
+    partitions_.MarkAssigned(t);
+    ever_assigned_.insert(t);
+  }
   Reassign();
+}
+
+void Materializer::OnUnreachableAtStart(size_t t, const Status& why) {
+  if (ever_assigned_.count(t) || outage_decided_.count(t)) return;
+  if (steady_clock::now() - run_started_ < options_.outage_grace) return;
+  outage_decided_.insert(t);
+  const std::string& name = options_.topics[t].name;
+  if (options_.outage_policy == config::BrokerOutageAtStart::kWait) {
+    log::Warn("kafka unreachable at start; not ready until it answers",
+              {{"topic", name}, {"policy", "readiness.broker_outage_at_start: wait"},
+               {"error", why.message()}});
+    return;
+  }
+  Result<std::optional<int64_t>> caught_up = store_->LoadCaughtUp(t);
+  Result<std::map<int32_t, int64_t>> stored = store_->LoadPositions(t);
+  if (!caught_up.ok() || !stored.ok() || !caught_up->has_value() || stored->empty()) {
+    log::Warn("kafka unreachable at start; no stored state caught up with Kafka to serve",
+              {{"topic", name}, {"error", why.message()}});
+    return;
+  }
+  std::vector<health::PartitionProgress> progress;
+  for (const auto& [p, next] : *stored) {
+    health::PartitionProgress pp;
+    pp.partition = p;
+    pp.applied = next;
+    pp.start_end_offset = next;
+    progress.push_back(pp);
+  }
+  const int64_t at = **caught_up;
+  const int64_t now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                             std::chrono::system_clock::now().time_since_epoch())
+                             .count();
+  log::Warn("kafka unreachable at start; serving the stored state, marked stale",
+            {{"topic", name}, {"caught_up_ms_ago", now_ms - at}, {"error", why.message()}});
+  tracker_->ServeStored(t, std::move(progress), at,
+                        "kafka unreachable since start: " + why.message());
+  stats_.serving_stored->Add({{"topic", name}}).Set(1);
+  serving_stored_.insert(t);
 }
 
 void Materializer::RefreshPartitions() {
@@ -117,6 +159,7 @@ void Materializer::RebuildTopic(size_t topic, const std::string& reason,
   CommitWithRetry();
   batch_.reset_topics.insert(topic);
   batch_started_ = steady_clock::now();
+  caught_up_recorded_.erase(topic);
   CommitWithRetry();
   partitions_.Reset(topic);
   ForEachObserver([&](store::CommitObserver* o) { o->OnTopicReset(topic, reason + ": " + why); });

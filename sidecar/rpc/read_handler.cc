@@ -17,6 +17,12 @@ Status BadRequest(std::vector<FieldViolation> violations) {
   return InvalidArgument("the request is invalid", std::move(violations));
 }
 
+void StaleToProto(const health::Staleness& s, v1::Staleness* out) {
+  *out->mutable_caught_up_at() =
+      google::protobuf::util::TimeUtil::MillisecondsToTimestamp(s.caught_up_ms);
+  out->set_reason(s.reason);
+}
+
 }  // namespace
 
 ReadHandler::ReadHandler(const config::Config* config, const store::Store* store,
@@ -29,14 +35,16 @@ ReadHandler::ReadHandler(const config::Config* config, const store::Store* store
       limits_(limits) {}
 
 Result<size_t> ReadHandler::ResolveTopic(const std::string& topic, bool allow_cold,
-                                         std::vector<FieldViolation>* violations) const {
+                                         std::vector<FieldViolation>* violations,
+                                         std::optional<health::Staleness>* stale) const {
   if (topic.empty()) {
     violations->push_back({"topic", "required"});
     return Status(Code::kInvalidArgument, "");
   }
   for (size_t i = 0; i < config_->topics.size(); ++i) {
     if (config_->topics[i].name != topic) continue;
-    if (!allow_cold && !tracker_->TopicServable(i)) {
+    std::optional<health::Staleness> unused;
+    if (!tracker_->TopicServable(i, stale != nullptr ? stale : &unused) && !allow_cold) {
       return Unavailable("topic " + topic +
                              " is still catching up; retry, or set allow_cold_cache to read "
                              "what has been applied so far",
@@ -80,7 +88,8 @@ Status ReadHandler::ListRejectedRecords(const v1::ListRejectedRecordsRequest& re
 
 Status ReadHandler::Get(const v1::GetRequest& req, v1::GetResponse* resp) const {
   std::vector<FieldViolation> violations;
-  Result<size_t> topic = ResolveTopic(req.topic(), req.allow_cold_cache(), &violations);
+  std::optional<health::Staleness> stale;
+  Result<size_t> topic = ResolveTopic(req.topic(), req.allow_cold_cache(), &violations, &stale);
   if (!topic.ok() && violations.empty()) return topic.status();
   if (topic.ok()) {
     std::string problem = ValidateKey(*topic, req.key());
@@ -94,6 +103,7 @@ Status ReadHandler::Get(const v1::GetRequest& req, v1::GetResponse* resp) const 
   Result<std::optional<store::DecodedRecord>> e = snap->GetView(*topic, req.key());
   if (!e.ok()) return e.status();
   resp->set_store_revision(snap->revision());
+  if (stale) StaleToProto(*stale, resp->mutable_stale());
   resp->set_found(e->has_value());
   if (e->has_value()) api::EntryToProto(req.key(), (*e)->value, (*e)->meta, resp->mutable_entry());
   return Status::Ok();
@@ -101,7 +111,8 @@ Status ReadHandler::Get(const v1::GetRequest& req, v1::GetResponse* resp) const 
 
 Status ReadHandler::BatchGet(const v1::BatchGetRequest& req, v1::BatchGetResponse* resp) const {
   std::vector<FieldViolation> violations;
-  Result<size_t> topic = ResolveTopic(req.topic(), req.allow_cold_cache(), &violations);
+  std::optional<health::Staleness> stale;
+  Result<size_t> topic = ResolveTopic(req.topic(), req.allow_cold_cache(), &violations, &stale);
   if (!topic.ok() && violations.empty()) return topic.status();
   if (req.keys_size() == 0) {
     violations.push_back({"keys", "at least one key is required"});
@@ -130,12 +141,14 @@ Status ReadHandler::BatchGet(const v1::BatchGetRequest& req, v1::BatchGetRespons
     if (e->has_value()) api::EntryToProto(key, (*e)->value, (*e)->meta, r->mutable_entry());
   }
   resp->set_store_revision(snap->revision());
+  if (stale) StaleToProto(*stale, resp->mutable_stale());
   return Status::Ok();
 }
 
 Status ReadHandler::List(const v1::ListRequest& req, v1::ListResponse* resp) const {
   std::vector<FieldViolation> violations;
-  Result<size_t> topic = ResolveTopic(req.topic(), req.allow_cold_cache(), &violations);
+  std::optional<health::Staleness> stale;
+  Result<size_t> topic = ResolveTopic(req.topic(), req.allow_cold_cache(), &violations, &stale);
   if (!topic.ok() && violations.empty()) return topic.status();
   if (req.page_size() < 0) violations.push_back({"page_size", "must not be negative"});
   if (req.prefix().size() > limits_.max_key_bytes) {
@@ -165,6 +178,7 @@ Status ReadHandler::List(const v1::ListRequest& req, v1::ListResponse* resp) con
     resp->set_next_page_token(api::EncodePageToken(req.topic(), req.prefix(), page->next_cursor));
   }
   resp->set_store_revision(snap->revision());
+  if (stale) StaleToProto(*stale, resp->mutable_stale());
   return Status::Ok();
 }
 
@@ -180,6 +194,9 @@ Status ReadHandler::GetStatus(const v1::GetStatusRequest&, v1::GetStatusResponse
     v1::TopicStatus* ts = resp->add_topics();
     ts->set_topic(tp.topic);
     ts->set_ready(tp.ready);
+    ts->set_required(tp.required);
+    ts->set_not_ready_reason(tp.not_ready_reason);
+    if (tp.stale) StaleToProto(*tp.stale, ts->mutable_stale());
     if (i < counters.size()) {
       ts->set_records_applied(counters[i].applied);
       ts->set_records_rejected(counters[i].rejected);

@@ -49,9 +49,11 @@ class ReadHandler {
   uint64_t revision() const { return store_->revision(); }
 
  private:
-  // Resolves the topic and checks readiness. Appends violations for a missing name.
+  // Resolves the topic and checks readiness. Appends violations for a missing name. Sets
+  // `stale` (if given) while the topic serves its stored state.
   Result<size_t> ResolveTopic(const std::string& topic, bool allow_cold,
-                              std::vector<FieldViolation>* violations) const;
+                              std::vector<FieldViolation>* violations,
+                              std::optional<health::Staleness>* stale = nullptr) const;
   // Why `key` is not acceptable for `topic`, or empty when it is. Builds no string for a
   // good key: BatchGet checks up to max_batch_keys of them per call.
   std::string ValidateKey(size_t topic, const std::string& key) const;

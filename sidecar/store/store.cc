@@ -14,6 +14,12 @@ constexpr char kFormatVersion[] = "cachecar-store-1";
 constexpr std::string_view kKeyFormat = "format";
 constexpr std::string_view kKeyStoreId = "store_id";
 constexpr std::string_view kKeyRevision = "revision";
+// Meta key of a topic's caught-up time: this prefix, then the topic name.
+constexpr std::string_view kKeyCaughtUpPrefix = "caught_up/";
+
+std::string CaughtUpKey(const std::string& topic) {
+  return std::string(kKeyCaughtUpPrefix) + topic;
+}
 
 std::string PositionKey(const std::string& topic, int32_t partition) {
   std::string k = topic;
@@ -240,6 +246,10 @@ Result<ApplyResult> Store::ApplyOnce(const WriteBatch& batch) {
       rc = mdb_del(txn, tables_.positions, &key, nullptr);
       if (rc != 0) return LmdbError("del position", rc);
     }
+    std::string ck = CaughtUpKey(options_.topics.at(topic));
+    MDB_val ckv = Val(ck);
+    rc = mdb_del(txn, tables_.meta, &ckv, nullptr);
+    if (rc != 0 && rc != MDB_NOTFOUND) return LmdbError("del caught_up", rc);
   }
   for (size_t i = 0; i < resets.size() + batch.mutations.size(); ++i) {
     const Mutation& m = i < resets.size() ? resets[i] : batch.mutations[i - resets.size()];
@@ -297,6 +307,12 @@ Result<ApplyResult> Store::ApplyOnce(const WriteBatch& batch) {
     MDB_val k = Val(pk), v{sizeof(next_offset), const_cast<int64_t*>(&next_offset)};
     rc = mdb_put(txn, tables_.positions, &k, &v, 0);
     if (rc != 0) return LmdbError("put position", rc);
+  }
+  for (const auto& [topic, ms] : batch.caught_up_ms) {
+    std::string ck = CaughtUpKey(options_.topics.at(topic));
+    MDB_val k = Val(ck), v{sizeof(ms), const_cast<int64_t*>(&ms)};
+    rc = mdb_put(txn, tables_.meta, &k, &v, 0);
+    if (rc != 0) return LmdbError("put caught_up", rc);
   }
   if (result.changes > 0) {
     MDB_val k = Val(kKeyRevision), v{sizeof(rev), &rev};
@@ -361,6 +377,25 @@ Result<std::map<int32_t, int64_t>> Store::LoadPositions(size_t topic) const {
   mdb_cursor_close(cur);
   if (rc != 0 && rc != MDB_NOTFOUND) return LmdbError("cursor_get", rc);
   return out;
+}
+
+Result<std::optional<int64_t>> Store::LoadCaughtUp(size_t topic) const {
+  SharedMapLock map_lock(&read_pool_->map_lock());
+  MDB_txn* txn = nullptr;
+  int rc = mdb_txn_begin(env_, nullptr, MDB_RDONLY, &txn);
+  if (rc != 0) return LmdbError("txn_begin", rc);
+  TxnGuard guard{txn};
+  std::string ck = CaughtUpKey(options_.topics.at(topic));
+  MDB_val k = Val(ck), v;
+  rc = mdb_get(txn, tables_.meta, &k, &v);
+  if (rc == MDB_NOTFOUND) return std::optional<int64_t>();
+  if (rc != 0) return LmdbError("get caught_up", rc);
+  int64_t ms = 0;
+  if (v.mv_size != sizeof(ms)) {
+    return Status(Code::kDataLoss, "malformed caught-up time in store", "STORE_CORRUPT");
+  }
+  std::memcpy(&ms, v.mv_data, sizeof(ms));
+  return std::optional<int64_t>(ms);
 }
 
 Result<Snapshot> Store::NewSnapshot() const {

@@ -84,6 +84,9 @@ class Store {
 
   // Next offsets stored for a topic, by partition (absent: never consumed).
   Result<std::map<int32_t, int64_t>> LoadPositions(size_t topic) const;
+  // When the topic was last recorded caught up with Kafka (WriteBatch::caught_up_ms), in
+  // Unix ms; nullopt if never (or not since it was last reset).
+  Result<std::optional<int64_t>> LoadCaughtUp(size_t topic) const;
 
   // A consistent read-only view (see snapshot.h for how long it may be held). Any thread.
   // RESOURCE_EXHAUSTED (STORE_BUSY) when LMDB has no reader slot left. Blocks while the

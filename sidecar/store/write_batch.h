@@ -33,15 +33,22 @@ struct WriteBatch {
   // Topics to empty before the mutations: every key is deleted (each a change in the
   // history log, so watchers see the deletes) and the topic's positions are forgotten.
   std::set<size_t> reset_topics;
+  // Topics that were caught up with Kafka when this batch was built -> that time (Unix ms).
+  // Stored with the data (Store::LoadCaughtUp), so a restart knows the state it holds was
+  // once current; a reset forgets it.
+  std::map<size_t, int64_t> caught_up_ms;
   size_t bytes = 0;  // payload bytes, for the caller's batching decisions
 
   void Clear() {
     mutations.clear();
     positions.clear();
     reset_topics.clear();
+    caught_up_ms.clear();
     bytes = 0;
   }
-  bool empty() const { return mutations.empty() && positions.empty() && reset_topics.empty(); }
+  bool empty() const {
+    return mutations.empty() && positions.empty() && reset_topics.empty() && caught_up_ms.empty();
+  }
 };
 
 struct ApplyResult {

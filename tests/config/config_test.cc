@@ -321,6 +321,37 @@ topics: [{name: a}]
   EXPECT_THAT(ProblemFor(bad.status(), "readiness.extra"), HasSubstr("unknown field"));
 }
 
+TEST(ConfigTest, OutagePolicyAndTopicReadinessAreReadAndChecked) {
+  auto cfg = ParseConfig(kMinimal, "c.yaml", Env());
+  ASSERT_TRUE(cfg.ok());
+  EXPECT_EQ(cfg->readiness.broker_outage_at_start, BrokerOutageAtStart::kServeStored);
+  EXPECT_EQ(cfg->readiness.broker_outage_grace_ms, 10000u);
+  EXPECT_EQ(cfg->topics[0].readiness, TopicReadiness::kRequired);
+  auto set = ParseConfig(R"(
+kafka: {bootstrap_servers: a:1}
+readiness: {broker_outage_at_start: wait, broker_outage_grace_ms: 0}
+topics: [{name: a, readiness: optional}, {name: b, readiness: required}]
+)",
+                         "c.yaml", Env());
+  ASSERT_TRUE(set.ok()) << set.status().ToString();
+  EXPECT_EQ(set->readiness.broker_outage_at_start, BrokerOutageAtStart::kWait);
+  EXPECT_EQ(set->readiness.broker_outage_grace_ms, 0u);
+  EXPECT_EQ(set->topics[0].readiness, TopicReadiness::kOptional);
+  EXPECT_EQ(set->topics[1].readiness, TopicReadiness::kRequired);
+  auto bad = ParseConfig(R"(
+kafka: {bootstrap_servers: a:1}
+readiness: {broker_outage_at_start: always, broker_outage_grace_ms: -1}
+topics: [{name: a, readiness: sometimes}]
+)",
+                         "c.yaml", Env());
+  ASSERT_FALSE(bad.ok());
+  EXPECT_THAT(ProblemFor(bad.status(), "readiness.broker_outage_at_start"),
+              HasSubstr("serve_stored or wait"));
+  EXPECT_THAT(ProblemFor(bad.status(), "readiness.broker_outage_grace_ms"),
+              HasSubstr("whole number"));
+  EXPECT_THAT(ProblemFor(bad.status(), "topics[0].readiness"), HasSubstr("required or optional"));
+}
+
 TEST(ConfigTest, ClientLimitsAreReadAndChecked) {
   auto cfg = ParseConfig(kMinimal, "c.yaml", Env());
   ASSERT_TRUE(cfg.ok());

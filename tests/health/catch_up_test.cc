@@ -80,7 +80,84 @@ TEST(CatchUpTrackerTest, HaltMakesNotReadyWithReasonUntilLifted) {
 
 TEST(CatchUpTrackerTest, NotReadyReasonBeforeCatchUp) {
   CatchUpTracker t({"a"});
-  EXPECT_EQ(t.NotReadyReason(), "catching up");
+  EXPECT_EQ(t.NotReadyReason(), "topic a is not assigned yet");
+  t.SetAssigned(0, {P(0, 3, 10), P(1, -1, 5)});
+  EXPECT_EQ(t.NotReadyReason(), "topic a is catching up (12 records to go)");
+}
+
+// Readiness names what is wrong with each topic, not only the first.
+TEST(CatchUpTrackerTest, NotReadyReasonNamesEveryTopicThatIsNotReady) {
+  CatchUpTracker t({"a", "b", "c"});
+  t.SetWaiting(0, "topic a does not exist in Kafka (yet)");
+  t.SetAssigned(1, {P(0, 0, 4)});
+  t.SetAssigned(2, {P(0, 1, 1)});
+  EXPECT_EQ(t.NotReadyReason(),
+            "topic a does not exist in Kafka (yet); topic b is catching up (4 records to go)");
+  EXPECT_EQ(t.TopicNotReadyReason(0), "topic a does not exist in Kafka (yet)");
+  EXPECT_EQ(t.TopicNotReadyReason(1), "topic b is catching up (4 records to go)");
+  EXPECT_EQ(t.TopicNotReadyReason(2), "");
+  auto progress = t.Progress();
+  EXPECT_EQ(progress[1].not_ready_reason, "topic b is catching up (4 records to go)");
+}
+
+// An optional topic never takes the pod out of service; its own reads still wait for it.
+TEST(CatchUpTrackerTest, OptionalTopicDoesNotGateReadiness) {
+  CatchUpTracker t({"a", "b"}, {}, {1});
+  t.SetAssigned(0, {P(0, 1, 1)});
+  EXPECT_TRUE(t.Ready());
+  EXPECT_FALSE(t.TopicReady(1));
+  EXPECT_FALSE(t.TopicServable(1));
+  EXPECT_EQ(t.NotReadyReason(), "");
+  t.SetAssigned(1, {P(0, 1, 1)});
+  t.SetHalted(1, 0, "topic b partition 0 halted at offset 1: schema_violation");
+  EXPECT_TRUE(t.Ready());
+  EXPECT_FALSE(t.TopicReady(1));
+  EXPECT_EQ(t.TopicNotReadyReason(1), "topic b partition 0 halted at offset 1: schema_violation");
+  t.SetHalted(0, 0, "topic a partition 0 halted at offset 1: not_json");
+  EXPECT_FALSE(t.Ready());  // a required one does
+  EXPECT_EQ(t.NotReadyReason(), "topic a partition 0 halted at offset 1: not_json");
+}
+
+// Kafka unreachable at start: the stored state is served, marked stale, and stays ready
+// (no flap) while it catches up once Kafka answers; stale ends when caught up.
+TEST(CatchUpTrackerTest, StoredStateIsServedStaleUntilCaughtUpAgain) {
+  CatchUpTracker t({"a", "b"});
+  std::vector<std::pair<std::optional<size_t>, bool>> events;
+  t.AddListener([&](std::optional<size_t> topic, bool ready) { events.push_back({topic, ready}); });
+  t.SetAssigned(1, {P(0, 1, 1)});
+  ASSERT_FALSE(t.Ready());
+  events.clear();
+  t.ServeStored(0, {P(0, 5, 5), P(1, 2, 2)}, 1700000000000,
+                "kafka unreachable since start: timed out");
+  EXPECT_TRUE(t.Ready());
+  EXPECT_TRUE(t.TopicServable(0));
+  std::optional<Staleness> st = t.TopicStaleness(0);
+  ASSERT_TRUE(st.has_value());
+  EXPECT_EQ(st->caught_up_ms, 1700000000000);
+  EXPECT_EQ(st->reason, "kafka unreachable since start: timed out");
+  EXPECT_FALSE(t.TopicStaleness(1).has_value());
+  // Kafka answers: new records to apply. Ready throughout, stale until applied.
+  t.SetAssigned(0, {P(0, 5, 8), P(1, 2, 2)});
+  EXPECT_TRUE(t.Ready());
+  EXPECT_TRUE(t.TopicStaleness(0).has_value());
+  t.SetApplied(0, 0, 8);
+  EXPECT_FALSE(t.TopicStaleness(0).has_value());
+  EXPECT_TRUE(t.Ready());
+  ASSERT_EQ(events.size(), 2u);  // topic a ready, then the sidecar: never a flap
+  EXPECT_EQ(events[1], (std::pair<std::optional<size_t>, bool>{std::nullopt, true}));
+  // A second ServeStored after assignment changes nothing.
+  t.ServeStored(0, {P(0, 8, 8)}, 1, "x");
+  EXPECT_FALSE(t.TopicStaleness(0).has_value());
+}
+
+TEST(CatchUpTrackerTest, RebuildEndsServingTheStoredState) {
+  CatchUpTracker t({"a"});
+  t.ServeStored(0, {P(0, 3, 3)}, 1700000000000, "kafka unreachable since start");
+  ASSERT_TRUE(t.Ready());
+  t.SetRebuilding(0, "topic_deleted");
+  EXPECT_FALSE(t.Ready());
+  EXPECT_FALSE(t.TopicServable(0));
+  EXPECT_FALSE(t.TopicStaleness(0).has_value());
 }
 
 TEST(CatchUpTrackerTest, WaitReadyReturnsAtDeadlineWhenNotReady) {

@@ -2,9 +2,11 @@
 while cachecar runs must never leave a copy that says ready but is stale."""
 import json
 
+import grpc
 from confluent_kafka.admin import NewPartitions
 
 from conftest import create_topic, deadline_wait, end_offsets, pb, produce, unique
+from test_bad_input import call_error
 
 
 def test_partitions_added_to_a_running_topic_are_read_and_counted(admin, bootstrap,
@@ -66,3 +68,176 @@ def test_a_second_signal_during_shutdown_exits_at_once(admin, cachecar_factory):
     c.proc.send_signal(15)
     assert c.proc.wait(timeout=30) == 128 + 15
     assert c.find_logs("second signal: exiting at once")
+
+
+class _LateBroker:
+    """A bootstrap address that refuses connections until open(), then forwards to the
+    real broker. The broker advertises its own address, so once the client has read the
+    metadata through it, it talks to the broker directly."""
+
+    def __init__(self, bootstrap):
+        import socket
+        host, port = bootstrap.split(",")[0].rsplit(":", 1)
+        self._target = (host, int(port))
+        self._sock = socket.socket()
+        self._sock.bind(("127.0.0.1", 0))  # bound, not listening: connections are refused
+        self.address = "127.0.0.1:%d" % self._sock.getsockname()[1]
+
+    def open(self):
+        import socket
+        import threading
+
+        def pump(src, dst):
+            try:
+                while True:
+                    data = src.recv(65536)
+                    if not data:
+                        break
+                    dst.sendall(data)
+            except OSError:
+                pass
+            finally:
+                for s in (src, dst):
+                    try:
+                        s.shutdown(socket.SHUT_RDWR)
+                    except OSError:
+                        pass
+
+        def serve():
+            while True:
+                try:
+                    client, _ = self._sock.accept()
+                except OSError:
+                    return
+                upstream = socket.create_connection(self._target)
+                threading.Thread(target=pump, args=(client, upstream), daemon=True).start()
+                threading.Thread(target=pump, args=(upstream, client), daemon=True).start()
+
+        self._sock.listen(16)
+        threading.Thread(target=serve, daemon=True).start()
+
+    def close(self):
+        self._sock.close()
+
+
+def _caught_up_then_stopped(admin, bootstrap, cachecar_factory, readiness):
+    topic = create_topic(admin, unique("outage"), partitions=2)
+    produce(bootstrap, topic, [(b"a", b'{"v":1}'), (b"b", b'{"v":2}')])
+    c = cachecar_factory([{"name": topic}],
+                         extra={"readiness": readiness})
+    c.start()
+    c.wait_ready()
+    assert c.stub.Get(pb.GetRequest(topic=topic, key=b"a"), timeout=5).found
+    c.stop()
+    return topic, c
+
+
+def test_restart_during_a_broker_outage_serves_the_stored_state_marked_stale(
+        admin, bootstrap, cachecar_factory):
+    topic, c = _caught_up_then_stopped(admin, bootstrap, cachecar_factory,
+                                       {"broker_outage_at_start": "serve_stored",
+                                        "broker_outage_grace_ms": 500})
+    late = _LateBroker(bootstrap)
+    try:
+        c.bootstrap = late.address
+        c.start()
+        c.wait_ready(timeout=60)
+        r = c.stub.Get(pb.GetRequest(topic=topic, key=b"a"), timeout=5)
+        assert r.found and json.loads(r.entry.value) == {"v": 1}
+        assert r.HasField("stale"), r
+        assert r.stale.caught_up_at.seconds > 0
+        assert "unreachable" in r.stale.reason
+        b = c.stub.BatchGet(pb.BatchGetRequest(topic=topic, keys=[b"a", b"b"]), timeout=5)
+        assert b.HasField("stale") and all(x.found for x in b.results)
+        lst = c.stub.List(pb.ListRequest(topic=topic), timeout=5)
+        assert lst.HasField("stale") and len(lst.entries) == 2
+        s = c.status()
+        assert s.ready and s.topics[0].HasField("stale")
+        assert c.metric("cachecar_topic_serving_stored_state", topic=topic) == 1
+
+        # The broker comes back: the copy catches up and is no longer stale.
+        produce(bootstrap, topic, [(b"c", b'{"v":3}')])
+        late.open()
+        deadline_wait(lambda: c.stub.Get(pb.GetRequest(topic=topic, key=b"c"), timeout=5).found,
+                      timeout=60, what="the record produced during the outage applied")
+        deadline_wait(lambda: not c.stub.Get(pb.GetRequest(topic=topic, key=b"a"),
+                                             timeout=5).HasField("stale"),
+                      timeout=60, what="reads no longer stale")
+        assert c.status().ready
+        assert c.metric("cachecar_topic_serving_stored_state", topic=topic) == 0
+    finally:
+        late.close()
+
+
+def test_restart_during_a_broker_outage_waits_when_so_configured(admin, bootstrap,
+                                                                 cachecar_factory):
+    topic, c = _caught_up_then_stopped(admin, bootstrap, cachecar_factory,
+                                       {"broker_outage_at_start": "wait",
+                                        "broker_outage_grace_ms": 200})
+    late = _LateBroker(bootstrap)
+    try:
+        c.bootstrap = late.address
+        c.start()
+        c.wait_log("kafka unreachable at start; not ready until it answers", timeout=30)
+        assert not c.status().ready
+        assert "cannot read its partitions" in c.status().not_ready_reason
+        err = call_error(c.stub.Get, pb.GetRequest(topic=topic, key=b"a"))
+        assert err.code() == grpc.StatusCode.UNAVAILABLE
+        late.open()
+        c.wait_ready(timeout=60)
+        r = c.stub.Get(pb.GetRequest(topic=topic, key=b"a"), timeout=5)
+        assert r.found and not r.HasField("stale")
+    finally:
+        late.close()
+
+
+def test_a_store_never_caught_up_is_not_served_during_an_outage(admin, bootstrap,
+                                                                cachecar_factory):
+    # A fresh store (never caught up) has nothing trustworthy to serve: it waits.
+    topic = create_topic(admin, unique("never"))
+    late = _LateBroker(bootstrap)
+    try:
+        c = cachecar_factory([{"name": topic}],
+                             extra={"readiness": {"broker_outage_at_start": "serve_stored",
+                                                  "broker_outage_grace_ms": 200}})
+        c.bootstrap = late.address
+        c.start()
+        c.wait_log("kafka unreachable at start; no stored state caught up with Kafka to serve",
+                   timeout=30)
+        assert not c.status().ready
+    finally:
+        late.close()
+
+
+def test_an_optional_topic_does_not_take_the_pod_out_of_service(admin, bootstrap,
+                                                                cachecar_factory):
+    present = create_topic(admin, unique("present"))
+    missing = unique("missing")  # never created
+    produce(bootstrap, present, [(b"k", b'{"v":1}')])
+    c = cachecar_factory([{"name": present},
+                          {"name": missing, "readiness": "optional"}]).start()
+    c.wait_ready(timeout=60)
+    assert c.http("/readyz")[0] == 200
+    s = c.status()
+    assert s.ready and s.not_ready_reason == ""
+    by_name = {t.topic: t for t in s.topics}
+    assert by_name[present].required and by_name[present].ready
+    assert not by_name[missing].required and not by_name[missing].ready
+    assert "does not exist in Kafka" in by_name[missing].not_ready_reason
+    err = call_error(c.stub.Get, pb.GetRequest(topic=missing, key=b"k"))
+    assert err.code() == grpc.StatusCode.UNAVAILABLE
+    assert c.stub.Get(pb.GetRequest(topic=present, key=b"k"), timeout=5).found
+
+
+def test_readiness_names_every_required_topic_that_is_not_ready(admin, bootstrap,
+                                                                cachecar_factory):
+    present = create_topic(admin, unique("present"))
+    missing_a, missing_b = unique("missing-a"), unique("missing-b")
+    c = cachecar_factory([{"name": present}, {"name": missing_a}, {"name": missing_b}]).start()
+    deadline_wait(lambda: "missing-b" in c.status().not_ready_reason, timeout=60,
+                  what="both missing topics named")
+    reason = c.status().not_ready_reason
+    assert f"topic {missing_a} does not exist in Kafka" in reason, reason
+    assert f"topic {missing_b} does not exist in Kafka" in reason, reason
+    code, body = c.http("/readyz")
+    assert code == 503 and missing_a in body and missing_b in body, body

@@ -293,6 +293,29 @@ TEST_F(StoreTest, ScanResumesAfterTheLastKeyEvenIfItWasDeleted) {
   EXPECT_EQ(rest->entries[1].key, "z");
 }
 
+TEST_F(StoreTest, CaughtUpTimeIsKeptWithTheDataAndForgottenByAReset) {
+  {
+    auto s = Open();
+    auto none = s->LoadCaughtUp(0);
+    ASSERT_TRUE(none.ok());
+    EXPECT_FALSE(none->has_value());
+    WriteBatch b;
+    b.mutations.push_back(Put(0, "k", "v", 0));
+    b.positions[{0, 0}] = 1;
+    b.caught_up_ms[0] = 1700000000123;
+    ASSERT_TRUE(s->Apply(b).ok());
+  }
+  auto s = Open();  // survives a restart
+  auto got = s->LoadCaughtUp(0);
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(got->value_or(-1), 1700000000123);
+  EXPECT_FALSE(s->LoadCaughtUp(1)->has_value());  // per topic
+  WriteBatch reset;
+  reset.reset_topics.insert(0);
+  ASSERT_TRUE(s->Apply(reset).ok());
+  EXPECT_FALSE(s->LoadCaughtUp(0)->has_value());
+}
+
 TEST_F(StoreTest, LargeValuesRoundTrip) {
   auto s = Open();
   std::string big(3 << 20, 'v');
