@@ -111,6 +111,7 @@ Result<v1::GetResponse> Client::Get(const std::string& topic, const std::string&
   req.set_topic(topic);
   req.set_key(key);
   req.set_allow_cold_cache(ro.allow_cold_cache);
+  req.set_min_revision(ro.min_revision);
   v1::GetResponse resp;
   auto ctx = NewContext();
   grpc::Status st = stub_->Get(ctx.get(), req, &resp);
@@ -125,6 +126,7 @@ Result<v1::BatchGetResponse> Client::BatchGet(const std::string& topic,
   req.set_topic(topic);
   for (const auto& k : keys) req.add_keys(k);
   req.set_allow_cold_cache(ro.allow_cold_cache);
+  req.set_min_revision(ro.min_revision);
   v1::BatchGetResponse resp;
   auto ctx = NewContext();
   grpc::Status st = stub_->BatchGet(ctx.get(), req, &resp);
@@ -141,6 +143,7 @@ Result<v1::ListResponse> Client::List(const std::string& topic, const std::strin
   req.set_page_size(page_size);
   req.set_page_token(page_token);
   req.set_allow_cold_cache(ro.allow_cold_cache);
+  req.set_min_revision(ro.min_revision);
   v1::ListResponse resp;
   auto ctx = NewContext();
   grpc::Status st = stub_->List(ctx.get(), req, &resp);

@@ -30,6 +30,9 @@ struct ClientOptions {
 
 struct ReadOptions {
   bool allow_cold_cache = false;
+  // Read only once the store has reached this revision (e.g. a Put's store_revision seen
+  // by another client); 0 reads now. See GetRequest.min_revision.
+  uint64_t min_revision = 0;
 };
 
 // One Watch stream (see WatchRequest/WatchResponse in the proto): send creates, cancels

@@ -206,7 +206,13 @@ grpc::ServerUnaryReactor* CacheService::ServeAt(grpc::CallbackServerContext* ctx
       [this, ctx, reactor, state, method, start, min_revision, fn](const Status& st,
                                                                    uint64_t current) {
         if (!state->Claim()) return;  // cancelled: the caller is gone
-        if (st.ok()) return Finish(ctx, reactor, method, start, fn());
+        if (st.ok()) {
+          // Not on the notifier's thread (see read_pool.h).
+          read_pool_.Post([this, ctx, reactor, method, start, fn] {
+            Finish(ctx, reactor, method, start, fn());
+          });
+          return;
+        }
         Status out = st;
         if (st.code() == Code::kDeadlineExceeded) {
           out = Status(Code::kOutOfRange,

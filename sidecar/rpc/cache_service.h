@@ -17,6 +17,7 @@
 #include "store/apply_notifier.h"
 #include "rpc/arena_allocator.h"
 #include "rpc/read_handler.h"
+#include "rpc/read_pool.h"
 #include "rpc/rpc_stats.h"
 #include "rpc/write_handler.h"
 
@@ -64,12 +65,16 @@ class CacheService final : public v1::CacheService::CallbackService {
   grpc::ServerBidiReactor<v1::WatchRequest, v1::WatchResponse>* Watch(
       grpc::CallbackServerContext* ctx) override;
 
+  // Where reads deferred until a min_revision run (read_pool.h); for tests.
+  ReadPool* read_pool() { return &read_pool_; }
+
  private:
   enum Method {
     kGet, kBatchGet, kList, kGetStatus, kPut, kDelete, kListRejectedRecords, kWaitReady,
     kWatch, kMethodCount
   };
   static constexpr int kCodeCount = 17;  // gRPC status codes 0..16
+  static constexpr size_t kReadPoolThreads = 2;
   using Clock = std::chrono::steady_clock;
 
   // Finishes the call: revision header, status, latency and request metrics.
@@ -109,6 +114,8 @@ class CacheService final : public v1::CacheService::CallbackService {
   RpcStats stats_;
   std::atomic<prometheus::Histogram*> latency_[kMethodCount][kCodeCount] = {};
   std::atomic<prometheus::Counter*> requests_[kMethodCount][kCodeCount] = {};
+  // Last: joined first, before anything its tasks use is destroyed.
+  ReadPool read_pool_{kReadPoolThreads};
 };
 
 }  // namespace cachecar::rpc

@@ -8,6 +8,7 @@
 #include "client/client.h"
 #include "store/apply_notifier.h"
 
+#include <future>
 #include <thread>
 #include "test_util.h"
 
@@ -249,6 +250,56 @@ TEST_F(AuthenticatedServiceTest, CancelledCallsStopWaitingAtOnce) {
     EXPECT_TRUE(testing::WaitUntil([&] { return notifier_->pending() == 0; }))
         << which << ": the server still waits for a caller that is gone";
   }
+}
+
+// A read deferred until a revision (min_revision) runs on the read pool, never on the
+// notifier's one thread, where a large BatchGet or List would hold up every other waiter
+// (Puts' answers among them).
+TEST_F(AuthenticatedServiceTest, DeferredReadsRunOnTheReadPoolNotOnTheNotifiersThread) {
+  PutAndReady();
+  notifier_->SetReady(true, "");
+  ReadPool* pool = service_->read_pool();
+  // Occupy every thread of the pool.
+  std::promise<void> release;
+  std::shared_future<void> released = release.get_future().share();
+  std::atomic<size_t> occupied{0};
+  for (size_t i = 0; i < pool->threads(); ++i) {
+    pool->Post([&occupied, released] {
+      ++occupied;
+      released.wait();
+    });
+  }
+  ASSERT_TRUE(testing::WaitUntil([&] { return occupied == pool->threads(); }));
+  const uint64_t before = pool->executed();
+
+  auto c = ClientWith("s3cret-token");
+  Result<v1::GetResponse> got = Status(Code::kUnknown, "not answered");
+  std::thread call([&] {
+    client::ReadOptions ro;
+    ro.min_revision = store_->revision() + 1;
+    got = c->Get("users", "u1", ro);
+  });
+  ASSERT_TRUE(testing::WaitUntil([&] { return notifier_->pending() == 1; }));
+  store::WriteBatch b;
+  store::Mutation m;
+  m.key = "u2";
+  m.value = "{}";
+  b.mutations.push_back(m);
+  auto applied = store_->Apply(b);
+  ASSERT_TRUE(applied.ok());
+  notifier_->Published(applied->revision, {});
+  // The notifier answered the wait at once; the read itself waits for the pool.
+  ASSERT_TRUE(testing::WaitUntil([&] { return notifier_->pending() == 0; }));
+  // The notifier's thread is free: another waiting call is answered meanwhile.
+  auto ready = c->WaitReady(std::chrono::seconds(10));
+  ASSERT_TRUE(ready.ok()) << ready.status().ToString();
+  EXPECT_TRUE(ready->ready());
+  EXPECT_EQ(pool->executed(), before);  // the deferred read has not run anywhere yet
+  release.set_value();
+  call.join();
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_TRUE(got->found());
+  EXPECT_EQ(pool->executed(), before + pool->threads() + 1);
 }
 
 }  // namespace
