@@ -84,6 +84,11 @@ Status Server::Start() {
                {{"path", config_.store.path}, {"reason", recreated.reason()},
                 {"error", recreated.message()}});
   }
+  if (config_.watch.snapshot_max_hold_ms != 0) {
+    log::Warn("watch.snapshot_max_hold_ms is no longer used and can be removed: a Watch "
+              "snapshot holds no read transaction between its pages",
+              {{"snapshot_max_hold_ms", static_cast<int64_t>(config_.watch.snapshot_max_hold_ms)}});
+  }
   log::Info("store opened", {{"path", config_.store.path},
                              {"store_id", store_->store_id()},
                              {"revision", store_->revision()}});
@@ -136,7 +141,6 @@ Status Server::Start() {
   wo.buffer_events = config_.watch.buffer_events;
   wo.buffer_bytes = config_.watch.buffer_bytes;
   wo.slow_consumer_timeout = std::chrono::milliseconds(config_.watch.slow_consumer_timeout_ms);
-  wo.snapshot_max_hold = std::chrono::milliseconds(config_.watch.snapshot_max_hold_ms);
   wo.max_watches_per_stream = config_.watch.max_watches_per_stream;
   wo.max_watches = config_.watch.max_watches;
   wo.progress_interval = std::chrono::milliseconds(config_.watch.progress_interval_ms);

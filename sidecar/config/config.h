@@ -225,10 +225,9 @@ struct WatchConfig {
   // reading: its watches are cancelled with SLOW_CONSUMER and their last revision.
   // Default 30000.
   uint32_t slow_consumer_timeout_ms = 30000;
-  // Longest a Watch snapshot may stay open while its client reads it (it holds an LMDB
-  // read transaction: the map cannot grow meanwhile); past it the watch is cancelled
-  // (SLOW_CONSUMER). Default 60 s.
-  uint32_t snapshot_max_hold_ms = 60000;
+  // No longer used (a snapshot holds no read transaction between its pages); still
+  // accepted so that older configurations start, with a warning. 0 unless set.
+  uint32_t snapshot_max_hold_ms = 0;
   // Watches on one stream, and in the whole process. Defaults 1000 and 20000.
   uint32_t max_watches_per_stream = 1000;
   uint32_t max_watches = 20000;

@@ -269,13 +269,12 @@ void Materializer::CommitWithRetry() {
     if (st.reason() != "STORE_RESIZE_WAITING") {
       SetStoreFailure(st);
     } else if (++resize_waits_ >= options_.resize_waits_before_failure) {
-      // Once is a reader finishing late; again and again is a reader (a Watch snapshot
-      // being read slowly) that keeps the writer from applying anything: say so.
+      // Once is a reader finishing late; again and again is a stream of reads that keeps
+      // the writer from applying anything: say so.
       SetStoreFailure(Status(Code::kUnavailable,
                              "the store's map is full and cannot grow while read "
                              "transactions stay open (" + std::to_string(resize_waits_) +
-                                 " commits in a row; long Watch snapshots? see "
-                                 "watch.snapshot_max_hold_ms): nothing is applied",
+                                 " commits in a row): nothing is applied",
                              "STORE_RESIZE_WAITING"));
     }
     log::Error("store commit failed; retrying", {{"error", st.ToString()}});

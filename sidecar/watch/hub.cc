@@ -249,26 +249,6 @@ void Hub::CancelStalled(Clock::time_point now) {
       auto held = s->weak_from_this().lock();
       if (!held) continue;
       std::lock_guard<std::mutex> slock(held->mu_);
-      // Snapshots held open too long, even by a client that reads (slowly).
-      std::vector<std::shared_ptr<Watch>> long_held;
-      for (auto& [id, w] : held->watches_) {
-        if (w->snapshot && now - w->snapshot_since >= options_.snapshot_max_hold) {
-          long_held.push_back(w);
-        }
-      }
-      for (auto& w : long_held) {
-        held->CancelLocked(w, v1::WatchCanceled::SLOW_CONSUMER,
-                           "the snapshot stayed open for more than " +
-                               std::to_string(options_.snapshot_max_hold.count()) +
-                               " ms while the client read it (watch.snapshot_max_hold_ms): it "
-                               "keeps the store from growing; read it faster, watch a "
-                               "narrower prefix, or page with List; take a new snapshot");
-      }
-      if (!long_held.empty()) {
-        for (auto& w : held->to_unindex_) UnindexLocked(w);
-        held->to_unindex_.clear();
-        wake.push_back(held);
-      }
       if ((held->ready_.empty() && held->control_.empty()) || held->watches_.empty() ||
           now - std::max(held->last_take_, held->work_since_) < options_.slow_consumer_timeout) {
         continue;

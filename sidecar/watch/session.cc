@@ -23,7 +23,6 @@ void Session::Close() {
   closed_ = true;
   for (auto& [id, w] : watches_) {
     w->canceled = true;
-    w->snapshot.reset();
     hub_->UnindexLocked(w);
   }
   for (auto& w : to_unindex_) hub_->UnindexLocked(w);
@@ -117,15 +116,9 @@ void Session::Create(const v1::WatchCreateRequest& c) {
   w->session = this;
   w->last_send = Clock::now();
   if (spec.snapshot) {
-    Result<store::Snapshot> snap = store->NewSnapshot();
-    if (!snap.ok()) {
-      return Refuse(id, v1::WatchCanceled::INTERNAL,
-                    "cannot open a snapshot: " + snap.status().ToString());
-    }
+    // Pages are read later, each at a revision at least this one (see Watch).
     w->phase = Watch::Phase::kSnapshot;
-    w->position = snap->revision();
-    w->snapshot.emplace(std::move(*snap));
-    w->snapshot_since = Clock::now();
+    w->position = store->revision();
   } else if (spec.resume_revision) {
     w->phase = Watch::Phase::kCatchUp;
     w->position = w->sent = *spec.resume_revision;
@@ -167,7 +160,7 @@ void Session::CancelLocked(std::shared_ptr<Watch> w, Reason reason, std::string 
   w->queue.clear();
   w->queued_events = 0;
   w->queued_bytes = 0;
-  w->snapshot.reset();
+  w->snapshot_pages.clear();
   if (auto it = watches_.find(w->id); it != watches_.end() && it->second == w) watches_.erase(it);
   to_unindex_.push_back(w);
   Refuse(w->id, reason, std::move(message), compact_revision);
@@ -286,11 +279,17 @@ void Session::FillEvents(Watch& w, v1::WatchResponse* out) {
 
 bool Session::FillSnapshot(const std::shared_ptr<Watch>& w, v1::WatchResponse* out) {
   const Options& o = hub_->options_;
+  // One short read transaction per page: none is held while the client reads.
+  Result<store::Snapshot> snap = hub_->store_->NewSnapshot();
+  if (!snap.ok()) {
+    CancelLocked(w, v1::WatchCanceled::INTERNAL, "snapshot: " + snap.status().ToString());
+    return false;
+  }
   std::vector<store::Entry> entries;
   bool done = true;
   if (w->prefix) {
-    Result<store::ScanPage> page = w->snapshot->Scan(w->topic, w->key, w->snapshot_cursor,
-                                                     o.max_items_per_response, o.max_response_bytes);
+    Result<store::ScanPage> page = snap->Scan(w->topic, w->key, w->snapshot_cursor,
+                                              o.max_items_per_response, o.max_response_bytes);
     if (!page.ok()) {
       CancelLocked(w, v1::WatchCanceled::INTERNAL, "snapshot: " + page.status().ToString());
       return false;
@@ -299,18 +298,22 @@ bool Session::FillSnapshot(const std::shared_ptr<Watch>& w, v1::WatchResponse* o
     w->snapshot_cursor = page->next_cursor;
     done = page->next_cursor.empty();
   } else {
-    Result<std::optional<store::Entry>> e = w->snapshot->Get(w->topic, w->key);
+    Result<std::optional<store::Entry>> e = snap->Get(w->topic, w->key);
     if (!e.ok()) {
       CancelLocked(w, v1::WatchCanceled::INTERNAL, "snapshot: " + e.status().ToString());
       return false;
     }
     if (e->has_value()) entries.push_back(std::move(**e));
   }
+  w->snapshot_pages.push_back(
+      Watch::SnapshotPage{done ? std::string() : w->snapshot_cursor, done, snap->revision()});
+  w->snapshot_max_revision = std::max(w->snapshot_max_revision, snap->revision());
   out->set_watch_id(w->id);
   if (done) {
-    // The last page: the watch continues from the snapshot's revision.
-    const uint64_t s = w->snapshot->revision();
-    w->snapshot.reset();
+    // The last page: the watch continues with the changes after the revision it was
+    // created at, less those the pages already hold.
+    const uint64_t s = w->position;
+    w->snapshot_cursor.clear();
     w->phase = Watch::Phase::kCatchUp;
     auto end = std::make_unique<v1::WatchResponse>();
     end->set_watch_id(w->id);
@@ -322,9 +325,9 @@ bool Session::FillSnapshot(const std::shared_ptr<Watch>& w, v1::WatchResponse* o
     }
     w->queue.push_front(Watch::Item{nullptr, std::move(end), s});
   }
-  v1::WatchSnapshot* snap = out->mutable_snapshot();
+  v1::WatchSnapshot* snap_out = out->mutable_snapshot();
   for (const store::Entry& e : entries) {
-    api::EntryToProto(e.key, e.value, e.meta, snap->add_entries());
+    api::EntryToProto(e.key, e.value, e.meta, snap_out->add_entries());
   }
   return true;
 }
@@ -388,7 +391,7 @@ bool Session::Next(v1::WatchResponse* out) {
           }
           reached = h.revision;
           auto e = hub_->MakeEvent(std::move(h));
-          if (e && w->Wants(*e)) matched.push_back(std::move(e));
+          if (e && w->Wants(*e) && !w->InSnapshot(*e)) matched.push_back(std::move(e));
         }
         // Exhausted only if the page looked at everything up to its snapshot.
         if (exhausted && page->last >= page->revision) {
@@ -414,6 +417,7 @@ bool Session::Next(v1::WatchResponse* out) {
         continue;
       }
       w->position = std::max(w->position, reached);
+      if (w->position >= w->snapshot_max_revision) w->snapshot_pages.clear();  // all past
       if (!matched.empty()) {
         out->set_watch_id(w->id);
         v1::WatchEvents* events = out->mutable_events();

@@ -3,6 +3,7 @@
 // guards what.
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -10,6 +11,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "cachecar/v1/cache.pb.h"
 #include "store/snapshot.h"
@@ -37,10 +39,6 @@ struct Options {
   // Responses a client may leave unread outside its watches' buffers (creates, cancels)
   // before the stream is ended: a client that sends requests but never reads.
   size_t max_control_responses = 4096;
-  // Longest a snapshot may stay open while its client reads it: it holds an LMDB read
-  // transaction, which keeps the map from growing and old pages from being reused. Past
-  // it the watch is cancelled (SLOW_CONSUMER).
-  std::chrono::milliseconds snapshot_max_hold{60000};
 };
 
 // About how many bytes of history one read takes (hub fan-out and catch-up alike).
@@ -74,8 +72,20 @@ struct Watch {
 
   enum class Phase { kSnapshot, kCatchUp, kLive };
   Phase phase = Phase::kLive;
-  std::optional<store::Snapshot> snapshot;  // kSnapshot only
-  std::chrono::steady_clock::time_point snapshot_since;  // when `snapshot` was taken
+  // A snapshot is read a page at a time, each page in a short read transaction of its own
+  // (no transaction is held while the client reads), at a revision of its own, at least
+  // `position` (the store's revision when the watch was created; snapshot_end says it).
+  // Each page covers the keys after the previous page's last key up to its own
+  // (`last_key`; the final page covers the rest). A change to a key at or below the
+  // revision its page was read at is already in the snapshot and is not sent as an event
+  // (InSnapshot); any later change is.
+  struct SnapshotPage {
+    std::string last_key;
+    bool final = false;
+    uint64_t revision = 0;
+  };
+  std::vector<SnapshotPage> snapshot_pages;  // kSnapshot and kCatchUp
+  uint64_t snapshot_max_revision = 0;        // the highest page revision
   std::string snapshot_cursor;
   // Every matching change up to `position` has been queued or sent.
   uint64_t position = 0;
@@ -99,6 +109,20 @@ struct Watch {
     return prefix ? k.compare(0, key.size(), key) == 0 : k == key;
   }
   bool Wants(const Event& e) const { return e.is_delete ? !no_delete : !no_put; }
+  // Whether the change is already reflected in the snapshot sent (see SnapshotPage).
+  bool InSnapshot(const Event& e) const {
+    if (e.revision > snapshot_max_revision || snapshot_pages.empty()) return false;
+    // Pages are in key order, the final one last: the first page whose last key is not
+    // below the key covers it.
+    auto end = snapshot_pages.end();
+    if (snapshot_pages.back().final) --end;
+    auto it = std::lower_bound(snapshot_pages.begin(), end, e.key,
+                               [](const SnapshotPage& p, const std::string& k) {
+                                 return p.last_key < k;
+                               });
+    if (it == end && (end == snapshot_pages.end())) return false;  // past every page read
+    return e.revision <= it->revision;
+  }
 };
 
 }  // namespace cachecar::watch
