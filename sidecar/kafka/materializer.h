@@ -168,6 +168,9 @@ class Materializer {
   void RefreshEndOffsets();
   // Empties the topic in the store and reads it again from the beginning.
   void RebuildTopic(size_t topic, const std::string& reason, const std::string& why);
+  // Deletes a resetting topic's remaining keys, a bounded transaction per chunk, retrying
+  // failures; returns early only when stopping.
+  void FinishReset(size_t topic);
   // A consumer error that may mean the topic was deleted: asks the broker.
   void CheckTopicExists(size_t topic);
   void SetStoreFailure(const Status& st);

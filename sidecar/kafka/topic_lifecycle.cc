@@ -25,6 +25,12 @@ void Materializer::SetUpPendingTopics() {
       if (!missing) OnUnreachableAtStart(t, count.status());
       continue;
     }
+    // A reset interrupted by a restart: its positions are gone already; empty the rest
+    // before reading the topic again.
+    if (Result<bool> resetting = store_->Resetting(t); resetting.ok() && *resetting) {
+      log::Warn("finishing the emptying of a topic interrupted by a restart", {{"topic", name}});
+      FinishReset(t);
+    }
     Result<std::vector<int64_t>> ends = source_->EndOffsets(t, *count, options_.request_timeout);
     Result<std::map<int32_t, int64_t>> stored = store_->LoadPositions(t);
     if (!ends.ok() || !stored.ok()) {
@@ -157,6 +163,9 @@ void Materializer::RebuildTopic(size_t topic, const std::string& reason,
              {{"topic", name}, {"reason", reason}, {"detail", why}});
   stats_.rebuilds->Add({{"topic", name}, {"reason", reason}}).Increment();
   CommitWithRetry();
+  // One commit forgets the positions, tells watchers (one history record) and deletes a
+  // first chunk of keys; the observers hear of the reset before the rest goes, so nothing
+  // half-emptied is served.
   batch_.reset_topics.insert(topic);
   batch_started_ = steady_clock::now();
   caught_up_recorded_.erase(topic);
@@ -167,7 +176,29 @@ void Materializer::RebuildTopic(size_t topic, const std::string& reason,
     ForEachObserver(
         [&](store::CommitObserver* o) { o->OnPartitionHalted(key.first, key.second, ""); });
   }
+  FinishReset(topic);
   Reassign();  // the topic's partitions stop; SetUpPendingTopics assigns them afresh
+}
+
+void Materializer::FinishReset(size_t topic) {
+  const std::string& name = options_.topics[topic].name;
+  uint64_t chunks = 0;
+  for (;;) {
+    Result<bool> done = store_->ContinueReset(topic);
+    Beat();  // one bounded transaction per chunk: alive between them
+    if (done.ok() && *done) break;
+    if (done.ok()) {
+      ++chunks;
+      continue;
+    }
+    SetStoreFailure(done.status());
+    log::Error("emptying a topic failed; retrying",
+               {{"topic", name}, {"error", done.status().ToString()}});
+    if (!WaitFor(options_.retry_backoff)) return;  // stopping: the next start goes on
+  }
+  if (!store_failure_.empty()) SetStoreFailure(Status::Ok());
+  log::Info("topic emptied; reading it again from the beginning",
+            {{"topic", name}, {"chunks", static_cast<int64_t>(chunks + 1)}});
 }
 
 void Materializer::CheckTopicExists(size_t topic) {

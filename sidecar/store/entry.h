@@ -25,6 +25,9 @@ struct HistoryEvent {
   std::optional<std::string> value;   // nullopt: the key was deleted
   EntryMeta meta;                     // of the record that made the change
   std::optional<Entry> prev;          // the entry this change replaced or deleted, if any
+  // Not a change of one key: the topic was emptied to be read again from Kafka (a
+  // rebuild). `key` and `value` are empty.
+  bool topic_reset = false;
 };
 
 }  // namespace cachecar::store

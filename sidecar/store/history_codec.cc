@@ -5,7 +5,7 @@
 namespace cachecar::store {
 namespace {
 
-constexpr uint8_t kHistoryPut = 1, kHistoryHasPrev = 2;
+constexpr uint8_t kHistoryPut = 1, kHistoryHasPrev = 2, kHistoryTopicReset = 4;
 
 template <typename T>
 void PutFixed(std::string* out, T v) {
@@ -91,6 +91,18 @@ void AppendHistoryPrev(const DecodedRecord& prev, std::string* out) {
   PutFixed<uint64_t>(out, prev.meta.revision);
 }
 
+void EncodeTopicReset(std::string_view topic, std::string* out) {
+  out->clear();
+  out->push_back(static_cast<char>(kHistoryTopicReset));
+  PutBytes(out, topic, /*short_length=*/true);
+  PutBytes(out, std::string_view());
+  PutMeta(out, EntryMeta{0, -1, -1, 0});
+}
+
+bool IsTopicReset(std::string_view in) {
+  return !in.empty() && (static_cast<uint8_t>(in[0]) & kHistoryTopicReset) != 0;
+}
+
 bool PeekHistory(std::string_view in, std::string_view* topic, std::string_view* key) {
   if (in.size() < 3) return false;
   uint16_t tn;
@@ -112,6 +124,7 @@ bool DecodeHistory(uint64_t revision, std::string_view in, HistoryEvent* ev) {
   uint8_t flags;
   if (!r.Fixed(&flags) || !r.Bytes(&ev->topic, true) || !r.Bytes(&ev->key)) return false;
   ev->revision = revision;
+  ev->topic_reset = (flags & kHistoryTopicReset) != 0;
   if (flags & kHistoryPut) {
     std::string value;
     if (!r.Bytes(&value)) return false;

@@ -4,7 +4,7 @@
 // Key: the revision, 8 bytes big-endian, so LMDB's order is revision order and appends go
 // to the last page.
 // Value: one change in a flat little-endian layout:
-//   u8 flags (1: put, 2: has prev) | u16 topic len, topic | u32 key len, key |
+//   u8 flags (1: put, 2: has prev, 4: topic reset) | u16 topic len, topic | u32 key len, key |
 //   [u32 value len, value] | i32 partition, i64 offset, i64 timestamp_ms |
 //   [u32 prev value len, prev value, i32 partition, i64 offset, i64 timestamp_ms, u64 revision]
 #pragma once
@@ -29,6 +29,11 @@ void EncodeHistoryHead(std::string_view topic, std::string_view key, const std::
                        const EntryMeta& meta, std::string* out);
 // Adds the entry the change replaced to a record EncodeHistoryHead started.
 void AppendHistoryPrev(const DecodedRecord& prev, std::string* out);
+
+// A record saying the topic was emptied to be read again (no key, no value).
+void EncodeTopicReset(std::string_view topic, std::string* out);
+// Whether a record is such a reset (false for a malformed one).
+bool IsTopicReset(std::string_view in);
 
 // The topic and key of a history record, without copying: the views point into `in`.
 // False if the record is malformed.

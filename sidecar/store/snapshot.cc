@@ -159,7 +159,7 @@ Result<HistoryPage> Snapshot::ReadHistory(uint64_t after, size_t limit, size_t m
     if (looked >= limit || (bytes >= max_bytes && !page.events.empty())) break;
     ++looked;
     page.last = r;
-    if (filter) {
+    if (filter && !IsTopicReset(View(v))) {  // a reset concerns every watcher of its topic
       std::string_view topic, key;
       if (!PeekHistory(View(v), &topic, &key)) {
         return Status(Code::kDataLoss, "malformed history record in store", "STORE_CORRUPT");

@@ -82,8 +82,8 @@ class Snapshot {
   // Changes with revisions above `after`, oldest first, up to this snapshot's revision: at
   // most `limit` events and about `max_bytes` of keys and values (at least one event if
   // any remain). compacted if revision after + 1 is no longer held.
-  // With a filter, only wanted entries are decoded and returned; `limit` still bounds the
-  // entries looked at.
+  // With a filter, only wanted entries are decoded and returned (and every topic reset);
+  // `limit` still bounds the entries looked at.
   Result<HistoryPage> ReadHistory(uint64_t after, size_t limit, size_t max_bytes,
                                   const HistoryFilter& filter = nullptr) const;
 

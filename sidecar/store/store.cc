@@ -21,6 +21,9 @@ std::string CaughtUpKey(const std::string& topic) {
   return std::string(kKeyCaughtUpPrefix) + topic;
 }
 
+// Meta key present while a topic is being emptied (a reset not finished).
+std::string ResettingKey(const std::string& topic) { return "resetting/" + topic; }
+
 std::string PositionKey(const std::string& topic, int32_t partition) {
   std::string k = topic;
   k.push_back('\0');
@@ -203,28 +206,10 @@ Result<ApplyResult> Store::ApplyOnce(const WriteBatch& batch) {
   rc = mdb_cursor_open(txn, tables_.history, &history);
   if (rc != 0) return LmdbError("cursor_open history", rc);
   CursorGuard history_guard = GuardCursor(history);
-  // A reset deletes every key of the topic (so the history log tells watchers), then
-  // forgets its positions.
-  std::vector<Mutation> resets;
+  // A reset forgets the topic's positions and caught-up time, marks it as resetting,
+  // tells watchers with one history record, and deletes a first chunk of its keys.
   for (size_t topic : batch.reset_topics) {
     MDB_cursor* cur = nullptr;
-    rc = mdb_cursor_open(txn, tables_.topics.at(topic), &cur);
-    if (rc != 0) return LmdbError("cursor_open", rc);
-    CursorGuard guard = GuardCursor(cur);
-    MDB_val k, v;
-    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
-         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-      auto rec = DecodeRecord(View(k), View(v));
-      if (!rec) return Status(Code::kDataLoss, "malformed record in store", "STORE_CORRUPT");
-      Mutation m;
-      m.topic = topic;
-      m.key.assign(rec->key);
-      m.partition = rec->meta.partition;
-      m.offset = -1;  // not from a record: the topic is being rebuilt
-      resets.push_back(std::move(m));
-    }
-    if (rc != MDB_NOTFOUND) return LmdbError("cursor_get", rc);
-    guard.reset();
     std::string prefix = options_.topics.at(topic);
     prefix.push_back('\0');
     // Collect, then delete: a cursor left past the last entry by a delete cannot be asked
@@ -233,7 +218,7 @@ Result<ApplyResult> Store::ApplyOnce(const WriteBatch& batch) {
     rc = mdb_cursor_open(txn, tables_.positions, &cur);
     if (rc != 0) return LmdbError("cursor_open positions", rc);
     CursorGuard pguard = GuardCursor(cur);
-    k = Val(prefix);
+    MDB_val k = Val(prefix), v;
     for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
          rc == 0 && View(k).substr(0, prefix.size()) == prefix;
          rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
@@ -250,9 +235,28 @@ Result<ApplyResult> Store::ApplyOnce(const WriteBatch& batch) {
     MDB_val ckv = Val(ck);
     rc = mdb_del(txn, tables_.meta, &ckv, nullptr);
     if (rc != 0 && rc != MDB_NOTFOUND) return LmdbError("del caught_up", rc);
+    std::string rk = ResettingKey(options_.topics.at(topic));
+    MDB_val rkv = Val(rk), one{1, const_cast<char*>("1")};
+    rc = mdb_put(txn, tables_.meta, &rkv, &one, 0);
+    if (rc != 0) return LmdbError("put resetting", rc);
+    EncodeTopicReset(options_.topics.at(topic), &history_scratch_);
+    ++rev;
+    ++result.changes;
+    std::array<char, 8> hk = RevisionKey(rev);
+    MDB_val hkv{hk.size(), hk.data()}, hv = Val(history_scratch_);
+    rc = mdb_cursor_put(history, &hkv, &hv, MDB_APPEND);
+    if (rc != 0) return LmdbError("put history", rc);
   }
-  for (size_t i = 0; i < resets.size() + batch.mutations.size(); ++i) {
-    const Mutation& m = i < resets.size() ? resets[i] : batch.mutations[i - resets.size()];
+  {
+    std::set<size_t> chunked = batch.reset_topics;
+    chunked.insert(batch.continue_resets.begin(), batch.continue_resets.end());
+    for (size_t topic : chunked) {
+      Result<bool> empty = DeleteResetChunk(txn, topic);
+      if (!empty.ok()) return empty.status();
+      if (!*empty) result.resetting.insert(topic);
+    }
+  }
+  for (const Mutation& m : batch.mutations) {
     std::string store_key = StoreKey(m.key);
     MDB_val k = Val(store_key);
     MDB_dbi dbi = tables_.topics.at(m.topic);
@@ -377,6 +381,55 @@ Result<std::map<int32_t, int64_t>> Store::LoadPositions(size_t topic) const {
   mdb_cursor_close(cur);
   if (rc != 0 && rc != MDB_NOTFOUND) return LmdbError("cursor_get", rc);
   return out;
+}
+
+Result<bool> Store::DeleteResetChunk(MDB_txn* txn, size_t topic) {
+  std::string rk = ResettingKey(options_.topics.at(topic));
+  MDB_val rkv = Val(rk), v;
+  int rc = mdb_get(txn, tables_.meta, &rkv, &v);
+  if (rc == MDB_NOTFOUND) return true;  // not resetting
+  if (rc != 0) return LmdbError("get resetting", rc);
+  MDB_cursor* cur = nullptr;
+  rc = mdb_cursor_open(txn, tables_.topics.at(topic), &cur);
+  if (rc != 0) return LmdbError("cursor_open", rc);
+  CursorGuard guard = GuardCursor(cur);
+  MDB_val k;
+  const size_t chunk = std::max<size_t>(options_.reset_chunk_keys, 1);
+  for (size_t n = 0;; ++n) {
+    // From the first key each time: a cursor past a deleted last entry cannot move on.
+    rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+    if (rc == MDB_NOTFOUND) break;
+    if (rc != 0) return LmdbError("cursor_get", rc);
+    if (n == chunk) return false;
+    rc = mdb_cursor_del(cur, 0);
+    if (rc != 0) return LmdbError("del", rc);
+  }
+  guard.reset();
+  rc = mdb_del(txn, tables_.meta, &rkv, nullptr);
+  if (rc != 0) return LmdbError("del resetting", rc);
+  return true;
+}
+
+Result<bool> Store::ContinueReset(size_t topic) {
+  WriteBatch b;
+  b.continue_resets.insert(topic);
+  Result<ApplyResult> r = Apply(b);
+  if (!r.ok()) return r.status();
+  return r->resetting.count(topic) == 0;
+}
+
+Result<bool> Store::Resetting(size_t topic) const {
+  SharedMapLock map_lock(&read_pool_->map_lock());
+  MDB_txn* txn = nullptr;
+  int rc = mdb_txn_begin(env_, nullptr, MDB_RDONLY, &txn);
+  if (rc != 0) return LmdbError("txn_begin", rc);
+  TxnGuard guard{txn};
+  std::string rk = ResettingKey(options_.topics.at(topic));
+  MDB_val k = Val(rk), v;
+  rc = mdb_get(txn, tables_.meta, &k, &v);
+  if (rc == MDB_NOTFOUND) return false;
+  if (rc != 0) return LmdbError("get resetting", rc);
+  return true;
 }
 
 Result<std::optional<int64_t>> Store::LoadCaughtUp(size_t topic) const {

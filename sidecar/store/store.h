@@ -59,6 +59,8 @@ struct Options {
   unsigned max_readers = 1024;
   // Changes kept in the history log (see above). At least 1.
   uint64_t history_events = 100000;
+  // Keys a topic reset deletes per transaction (WriteBatch::reset_topics). At least 1.
+  size_t reset_chunk_keys = 10000;
 };
 
 class Store {
@@ -84,6 +86,11 @@ class Store {
 
   // Next offsets stored for a topic, by partition (absent: never consumed).
   Result<std::map<int32_t, int64_t>> LoadPositions(size_t topic) const;
+  // Deletes the next chunk of a resetting topic's keys (WriteBatch::continue_resets); true
+  // once it is empty and no longer resetting (also if it was not). Writer thread only.
+  Result<bool> ContinueReset(size_t topic);
+  // Whether the topic is being emptied (a reset not finished, also across a restart).
+  Result<bool> Resetting(size_t topic) const;
   // When the topic was last recorded caught up with Kafka (WriteBatch::caught_up_ms), in
   // Unix ms; nullopt if never (or not since it was last reset).
   Result<std::optional<int64_t>> LoadCaughtUp(size_t topic) const;
@@ -119,6 +126,9 @@ class Store {
   explicit Store(Options options) : options_(std::move(options)) {}
   Status Init();
   Result<ApplyResult> ApplyOnce(const WriteBatch& batch);
+  // Deletes up to reset_chunk_keys keys of a resetting topic in `txn`, and its mark once
+  // the topic is empty; true then.
+  Result<bool> DeleteResetChunk(MDB_txn* txn, size_t topic);
   // Doubles the map (capped at max_map_size_bytes) once no read transaction is open.
   Status Grow();
 

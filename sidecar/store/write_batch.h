@@ -30,9 +30,14 @@ struct WriteBatch {
   std::vector<Mutation> mutations;
   // Partition -> next offset to consume.
   std::map<PartitionKey, int64_t> positions;
-  // Topics to empty before the mutations: every key is deleted (each a change in the
-  // history log, so watchers see the deletes) and the topic's positions are forgotten.
+  // Topics to empty before the mutations (a rebuild): their positions and caught-up time
+  // are forgotten, one "topic reset" record goes into the history log (watchers of the
+  // topic are told once, whatever its size), the topic is marked as resetting, and up to
+  // Options::reset_chunk_keys of its keys are deleted. The rest go with continue_resets.
   std::set<size_t> reset_topics;
+  // Resetting topics of which to delete the next reset_chunk_keys keys (no history); the
+  // mark goes with the last key. See ApplyResult::resetting.
+  std::set<size_t> continue_resets;
   // Topics that were caught up with Kafka when this batch was built -> that time (Unix ms).
   // Stored with the data (Store::LoadCaughtUp), so a restart knows the state it holds was
   // once current; a reset forgets it.
@@ -43,17 +48,20 @@ struct WriteBatch {
     mutations.clear();
     positions.clear();
     reset_topics.clear();
+    continue_resets.clear();
     caught_up_ms.clear();
     bytes = 0;
   }
   bool empty() const {
-    return mutations.empty() && positions.empty() && reset_topics.empty() && caught_up_ms.empty();
+    return mutations.empty() && positions.empty() && reset_topics.empty() &&
+           continue_resets.empty() && caught_up_ms.empty();
   }
 };
 
 struct ApplyResult {
   uint64_t revision = 0;      // the store revision after the batch
-  size_t changes = 0;         // puts, and deletes that removed a key
+  size_t changes = 0;         // puts, and deletes that removed a key, and topic resets
+  std::set<size_t> resetting;  // topics of reset_topics and continue_resets not yet empty
 };
 
 }  // namespace cachecar::store

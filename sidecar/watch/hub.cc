@@ -110,6 +110,7 @@ std::shared_ptr<const Event> Hub::MakeEvent(store::HistoryEvent&& h) const {
   auto e = std::make_shared<Event>();
   e->revision = h.revision;
   e->topic = t->second;
+  e->topic_reset = h.topic_reset;
   e->is_delete = !h.value.has_value();
   api::EntryToProto(h.key, h.value ? *h.value : std::string_view(), h.meta, &e->entry);
   e->bytes = h.key.size() + (h.value ? h.value->size() : 0);
@@ -209,6 +210,10 @@ uint64_t Hub::FanOut() {
       }
       std::lock_guard<std::mutex> lock(mu_);
       for (const auto& e : events) {
+        if (e->topic_reset) {
+          CancelResetLocked(*e, &wake);
+          continue;
+        }
         index_.ForEachMatch(e->topic, e->key, [&](const std::shared_ptr<Watch>& w) {
           auto held = w->session->weak_from_this().lock();
           if (!held) return;  // the stream is going away; its Close() unindexes it
@@ -224,6 +229,30 @@ uint64_t Hub::FanOut() {
     for (const auto& s : wake) s->Wake();
   }
   return from;
+}
+
+std::string Hub::ResetMessage(size_t topic) const {
+  return "topic " + config_->topics[topic].name +
+         " was emptied to be read again from Kafka (a rebuild: its positions fell out of the "
+         "log, or it was deleted); wait until it is ready, then take a new snapshot";
+}
+
+void Hub::CancelResetLocked(const Event& e, std::unordered_set<std::shared_ptr<Session>>* wake) {
+  // Live watches only: the others read the log themselves and meet the reset there.
+  for (Session* s : sessions_) {
+    auto held = s->weak_from_this().lock();
+    if (!held) continue;
+    std::lock_guard<std::mutex> slock(s->mu_);
+    std::vector<std::shared_ptr<Watch>> hit;
+    for (auto& [id, w] : s->watches_) {
+      if (w->topic == e.topic && w->phase == Watch::Phase::kLive) hit.push_back(w);
+    }
+    if (hit.empty()) continue;
+    for (auto& w : hit) s->CancelLocked(w, v1::WatchCanceled::TOPIC_RESET, ResetMessage(e.topic));
+    for (auto& w : s->to_unindex_) UnindexLocked(w);
+    s->to_unindex_.clear();
+    wake->insert(std::move(held));
+  }
 }
 
 void Hub::SendProgress(bool all) {

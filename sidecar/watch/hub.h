@@ -11,8 +11,10 @@
 // session calls the `wake` function it was given when it has something new to send.
 //
 // Each watch is in one of three phases:
-//   snapshot  it sends the current matching entries, from one LMDB snapshot at revision S,
-//             page by page as the client reads, then snapshot_end(S) — then catch-up;
+//   snapshot  it sends the current matching entries page by page as the client reads, each
+//             page from a short LMDB read transaction of its own, then snapshot_end with
+//             the revision it was created at — then catch-up, leaving out the changes
+//             the pages already hold (watch.h, SnapshotPage);
 //   catch-up  it reads the history log after its position, a page at a time as the client
 //             reads (resume, or after a snapshot); when it reaches what the hub has
 //             handed out, it joins the hub (under the hub's lock, so nothing falls
@@ -21,6 +23,8 @@
 //             buffer_events, it goes back to catch-up from the last queued revision (as
 //             etcd's unsynced watchers): a burst never cancels a client that reads, and
 //             memory stays bounded.
+// A topic reset in the history log (a rebuild) cancels the topic's watches with
+// TOPIC_RESET: live ones when the hub reads it, others when their catch-up reaches it.
 // A catch-up reads only as fast as the client takes responses, so a resume from far back
 // costs no memory; only live watches have queues. A stream whose client takes nothing for
 // slow_consumer_timeout while responses wait is a client that stopped reading: every watch
@@ -110,6 +114,9 @@ class Hub final : public store::CommitObserver {
 
   void Run();
   // Builds the shared event for a history entry; nullptr for a topic not configured.
+  // Cancels the live watches of a reset topic with TOPIC_RESET. Needs mu_.
+  void CancelResetLocked(const Event& e, std::unordered_set<std::shared_ptr<Session>>* wake);
+  std::string ResetMessage(size_t topic) const;
   std::shared_ptr<const Event> MakeEvent(store::HistoryEvent&& h) const;
   // Require mu_.
   void IndexLocked(const std::shared_ptr<Watch>& w);

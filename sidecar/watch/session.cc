@@ -382,6 +382,7 @@ bool Session::Next(v1::WatchResponse* out) {
                                  });
       }();
       bool exhausted = false;
+      bool reset = false;  // the log says this watch's topic was emptied
       if (page.ok() && !page->compacted) {
         exhausted = true;
         for (store::HistoryEvent& h : page->events) {
@@ -391,6 +392,12 @@ bool Session::Next(v1::WatchResponse* out) {
           }
           reached = h.revision;
           auto e = hub_->MakeEvent(std::move(h));
+          if (e && e->topic_reset) {
+            if (e->topic != w->topic) continue;
+            reset = true;
+            exhausted = false;
+            break;
+          }
           if (e && w->Wants(*e) && !w->InSnapshot(*e)) matched.push_back(std::move(e));
         }
         // Exhausted only if the page looked at everything up to its snapshot.
@@ -407,6 +414,10 @@ bool Session::Next(v1::WatchResponse* out) {
       if (!page.ok()) {
         CancelLocked(w, v1::WatchCanceled::INTERNAL,
                      "cannot read the history log: " + page.status().ToString());
+        continue;
+      }
+      if (reset) {
+        CancelLocked(w, v1::WatchCanceled::TOPIC_RESET, hub_->ResetMessage(w->topic));
         continue;
       }
       if (page->compacted) {

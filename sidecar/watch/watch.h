@@ -54,6 +54,9 @@ struct Event {
   v1::Entry entry;
   std::optional<v1::Entry> prev;
   size_t bytes = 0;
+  // The topic was emptied to be read again (store::HistoryEvent::topic_reset): its
+  // watches are cancelled with TOPIC_RESET rather than sent anything.
+  bool topic_reset = false;
 };
 
 class Session;

@@ -241,3 +241,33 @@ def test_readiness_names_every_required_topic_that_is_not_ready(admin, bootstrap
     assert f"topic {missing_b} does not exist in Kafka" in reason, reason
     code, body = c.http("/readyz")
     assert code == 503 and missing_a in body and missing_b in body, body
+
+
+def test_a_rebuild_tells_its_watchers_once_and_spares_the_other_topics(admin, bootstrap,
+                                                                       cachecar_factory):
+    from test_watch import Watcher
+    t = create_topic(admin, unique("rebuilt"))
+    other = create_topic(admin, unique("spared"))
+    produce(bootstrap, t, [(f"k{i}".encode(), b"{}") for i in range(300)])
+    produce(bootstrap, other, [(b"x", b'{"v":1}')])
+    # A history window smaller than the topic: a rebuild written as one delete per key
+    # would push every live watch out of it.
+    c = cachecar_factory([{"name": t}, {"name": other}],
+                         extra={"watch": {"history_events": 100},
+                                "materializer": {"batch_max_records": 100}}).start()
+    c.wait_ready()
+    w = Watcher(c.address)
+    w.create(watch_id=1, topic=t, key=b"")
+    w.create(watch_id=2, topic=other, key=b"x", prefix=False)
+    assert w.next().HasField("created") and w.next().HasField("created")
+    admin.delete_topics([t])[t].result(30)
+    r = w.next(timeout=60)
+    assert r.watch_id == 1 and r.HasField("canceled"), r
+    assert r.canceled.reason == pb.WatchCanceled.TOPIC_RESET, r
+    assert "take a new snapshot" in r.canceled.message
+    # The other topic's watch goes on.
+    produce(bootstrap, other, [(b"x", b'{"v":2}')])
+    r = w.next(timeout=60)
+    assert r.watch_id == 2 and r.HasField("events"), r
+    assert json.loads(r.events.events[0].entry.value) == {"v": 2}
+    assert c.metric("cachecar_watch_canceled_total", reason="HISTORY_COMPACTED") == 0

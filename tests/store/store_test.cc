@@ -15,8 +15,9 @@ namespace {
 class StoreTest : public ::testing::Test {
  protected:
   std::unique_ptr<Store> Open(std::vector<std::string> topics = {"users", "sessions"},
-                              uint64_t history_events = 100000) {
+                              uint64_t history_events = 100000, size_t reset_chunk_keys = 10000) {
     Options o;
+    o.reset_chunk_keys = reset_chunk_keys;
     o.path = dir_.path();
     o.topics = std::move(topics);
     o.map_size_bytes = 64 << 20;
@@ -473,41 +474,60 @@ TEST_F(StoreTest, MapGrowthWaitsForOpenSnapshotsAndSaysSo) {
   EXPECT_EQ(r->revision, 20u);
 }
 
-TEST_F(StoreTest, ResetTopicDeletesEveryKeyAsChangesAndForgetsItsPositions) {
-  auto s = Open();
-  WriteBatch b;
-  b.mutations.push_back(Put(0, "a", "1", 0));
-  b.mutations.push_back(Put(0, std::string(600, 'L'), "2", 1));
-  b.mutations.push_back(Put(1, "other", "3", 0));
-  b.positions[{0, 0}] = 2;
-  b.positions[{0, 1}] = 7;
-  b.positions[{1, 0}] = 1;
-  ASSERT_TRUE(s->Apply(b).ok());
-  WriteBatch reset;
-  reset.reset_topics = {0};
-  auto r = s->Apply(reset);
-  ASSERT_TRUE(r.ok()) << r.status().ToString();
-  EXPECT_EQ(r->changes, 2u);
-  EXPECT_EQ(r->revision, 5u);
-  EXPECT_EQ(*s->KeyCount(0), 0u);
-  EXPECT_TRUE(s->LoadPositions(0)->empty());
-  EXPECT_EQ(*s->LoadPositions(1), (std::map<int32_t, int64_t>{{0, 1}}));
-  EXPECT_TRUE(Get(*s, 1, "other").has_value());
-  HistoryPage page = History(*s, 3);
-  ASSERT_EQ(page.events.size(), 2u);
-  std::set<std::string> deleted;
-  for (const auto& ev : page.events) {
-    EXPECT_FALSE(ev.value.has_value());
-    ASSERT_TRUE(ev.prev.has_value());
-    EXPECT_EQ(ev.meta.offset, -1);
-    deleted.insert(ev.key);
+// A reset (a rebuild) is one record in the history log, whatever the topic's size, so it
+// never pushes the live watches' changes out of the window; the keys go in chunks of
+// reset_chunk_keys, a transaction each, so memory and transaction size stay bounded.
+TEST_F(StoreTest, ResetTopicIsOneHistoryRecordThenBoundedChunks) {
+  uint64_t before_reset = 0;
+  {
+    auto s = Open({"users", "sessions"}, 100000, /*reset_chunk_keys=*/1000);
+    WriteBatch b;
+    for (int i = 0; i < 2500; ++i) b.mutations.push_back(Put(0, "k" + std::to_string(i), "1", i));
+    b.mutations.push_back(Put(0, std::string(600, 'L'), "2", 2500));
+    b.mutations.push_back(Put(1, "other", "3", 0));
+    b.positions[{0, 0}] = 2501;
+    b.positions[{1, 0}] = 1;
+    b.caught_up_ms[0] = 1;
+    ASSERT_TRUE(s->Apply(b).ok());
+    before_reset = s->revision();
+    EXPECT_FALSE(*s->Resetting(0));
+    WriteBatch reset;
+    reset.reset_topics = {0};
+    auto r = s->Apply(reset);
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    EXPECT_EQ(r->changes, 1u);
+    EXPECT_EQ(r->revision, before_reset + 1);
+    EXPECT_TRUE(s->LoadPositions(0)->empty());
+    EXPECT_FALSE(s->LoadCaughtUp(0)->has_value());
+    EXPECT_EQ(*s->LoadPositions(1), (std::map<int32_t, int64_t>{{0, 1}}));
+    EXPECT_TRUE(*s->Resetting(0));
+    EXPECT_EQ(*s->KeyCount(0), 1501u);  // the first chunk went with the reset
+    HistoryPage page = History(*s, before_reset);
+    ASSERT_EQ(page.events.size(), 1u);
+    EXPECT_TRUE(page.events[0].topic_reset);
+    EXPECT_EQ(page.events[0].topic, "users");
+    EXPECT_EQ(page.events[0].revision, before_reset + 1);
   }
-  EXPECT_EQ(deleted, (std::set<std::string>{"a", std::string(600, 'L')}));
+  // A restart in the middle (kill -9) still knows the topic is being emptied.
+  auto s = Open({"users", "sessions"}, 100000, 1000);
+  EXPECT_TRUE(*s->Resetting(0));
+  auto done = s->ContinueReset(0);
+  ASSERT_TRUE(done.ok());
+  EXPECT_FALSE(*done);
+  EXPECT_EQ(*s->KeyCount(0), 501u);
+  done = s->ContinueReset(0);
+  ASSERT_TRUE(done.ok());
+  EXPECT_TRUE(*done);
+  EXPECT_EQ(*s->KeyCount(0), 0u);
+  EXPECT_FALSE(*s->Resetting(0));
+  EXPECT_EQ(s->revision(), before_reset + 1);  // the chunks add nothing to the log
+  EXPECT_TRUE(Get(*s, 1, "other").has_value());
   // The last positions in the database, and a single one: nothing left after it.
   WriteBatch reset_other;
   reset_other.reset_topics = {1};
   ASSERT_TRUE(s->Apply(reset_other).ok());
   EXPECT_TRUE(s->LoadPositions(1)->empty());
+  EXPECT_TRUE(*s->ContinueReset(1));
   EXPECT_EQ(*s->KeyCount(1), 0u);
 }
 

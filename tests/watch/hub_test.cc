@@ -724,6 +724,43 @@ TEST_F(WatchHubTest, AWatchCreatedBetweenTheHubsReadAndDeliveryMissesNothingAfte
 namespace cachecar::watch {
 namespace {
 
+// A rebuild of a topic (its keys emptied to be read again from Kafka) is told to its
+// watchers once, with TOPIC_RESET and what to do, however many keys it had — not as one
+// delete per key, and not by trimming the history log under the other topics' watches.
+TEST_F(WatchHubTest, ATopicResetCancelsItsWatchesOnceWithWhatToDo) {
+  OpenAll(/*history_events=*/100);  // far fewer than the topic's keys
+  std::vector<std::pair<std::string, std::optional<std::string>>> many;
+  for (int i = 0; i < 90; ++i) many.push_back({"k" + std::to_string(i), "v"});
+  Apply(many);
+  Apply({{"s1", "v"}}, /*topic=*/1);
+  auto s = NewSession();
+  Send(*s, Create(1, "k", true));        // live, on the topic being reset
+  Send(*s, Create(2, "k5"));             // live, one key of it
+  v1::WatchRequest other = Create(3, "s1");
+  other.mutable_create()->set_topic("sessions");
+  Send(*s, other);                       // another topic
+  const uint64_t before = store_->revision();
+  v1::WatchRequest resume = Create(4, "k", true);
+  resume.mutable_create()->set_resume_revision(before);  // catching up from before it
+  Drain(*s);
+  store::WriteBatch reset;
+  reset.reset_topics = {0};
+  ASSERT_TRUE(store_->Apply(reset).ok());
+  Apply({{"s1", "v2"}}, 1);
+  hub_->FanOut();
+  Send(*s, resume);
+  Received got = Drain(*s);
+  std::map<int64_t, int> cancels;
+  for (const auto& c : got.canceled) {
+    ++cancels[c.watch_id()];
+    EXPECT_EQ(c.canceled().reason(), Reason::TOPIC_RESET) << c.DebugString();
+    EXPECT_THAT(c.canceled().message(), HasSubstr("take a new snapshot"));
+  }
+  EXPECT_EQ(cancels, (std::map<int64_t, int>{{1, 1}, {2, 1}, {4, 1}}));
+  for (const auto& e : got.events) EXPECT_EQ(e.entry().key(), "s1");  // no per-key deletes
+  EXPECT_EQ(got.events.size(), 1u);
+}
+
 // A snapshot is read a page at a time, each in a short read transaction of its own: a
 // client reading slowly holds none between pages, so the writer can grow the map, and it
 // is not cancelled for being slow.
