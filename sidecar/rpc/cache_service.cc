@@ -207,7 +207,7 @@ grpc::ServerUnaryReactor* CacheService::ServeAt(grpc::CallbackServerContext* ctx
                                                                    uint64_t current) {
         if (!state->Claim()) return;  // cancelled: the caller is gone
         if (st.ok()) {
-          // Not on the notifier's thread (see read_pool.h).
+          // Not on the notifier's thread (see read_pool()).
           read_pool_.Post([this, ctx, reactor, method, start, fn] {
             Finish(ctx, reactor, method, start, fn());
           });

@@ -14,10 +14,10 @@
 #include <functional>
 
 #include "cachecar/v1/cache.grpc.pb.h"
+#include "common/task_pool.h"
 #include "store/apply_notifier.h"
 #include "rpc/arena_allocator.h"
 #include "rpc/read_handler.h"
-#include "rpc/read_pool.h"
 #include "rpc/rpc_stats.h"
 #include "rpc/write_handler.h"
 
@@ -65,8 +65,9 @@ class CacheService final : public v1::CacheService::CallbackService {
   grpc::ServerBidiReactor<v1::WatchRequest, v1::WatchResponse>* Watch(
       grpc::CallbackServerContext* ctx) override;
 
-  // Where reads deferred until a min_revision run (read_pool.h); for tests.
-  ReadPool* read_pool() { return &read_pool_; }
+  // Where reads deferred until a min_revision run, off the ApplyNotifier's one thread
+  // (a large BatchGet or List there would hold up every other waiter); for tests.
+  TaskPool* read_pool() { return &read_pool_; }
 
  private:
   enum Method {
@@ -115,7 +116,7 @@ class CacheService final : public v1::CacheService::CallbackService {
   std::atomic<prometheus::Histogram*> latency_[kMethodCount][kCodeCount] = {};
   std::atomic<prometheus::Counter*> requests_[kMethodCount][kCodeCount] = {};
   // Last: joined first, before anything its tasks use is destroyed.
-  ReadPool read_pool_{kReadPoolThreads};
+  TaskPool read_pool_{kReadPoolThreads};
 };
 
 }  // namespace cachecar::rpc

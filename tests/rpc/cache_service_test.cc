@@ -258,7 +258,7 @@ TEST_F(AuthenticatedServiceTest, CancelledCallsStopWaitingAtOnce) {
 TEST_F(AuthenticatedServiceTest, DeferredReadsRunOnTheReadPoolNotOnTheNotifiersThread) {
   PutAndReady();
   notifier_->SetReady(true, "");
-  ReadPool* pool = service_->read_pool();
+  TaskPool* pool = service_->read_pool();
   // Occupy every thread of the pool.
   std::promise<void> release;
   std::shared_future<void> released = release.get_future().share();

@@ -1,8 +1,7 @@
-// ReadPool: a few threads that run the reads deferred until the store has reached a
-// revision (min_revision). The ApplyNotifier answers every waiter on its one thread;
-// running the read there (a BatchGet of 1000 keys, a List page of 3 MiB) would hold up
-// every other waiter behind it, Puts' read-your-writes answers among them. The number of
-// deferred reads is bounded by grpc.max_waiting_calls, and so is this queue.
+// TaskPool: a few threads that run posted tasks in order, so that a thread that must not
+// wait on others (the ApplyNotifier's, the Watch hub's) hands them work instead of doing
+// it: reads deferred until a min_revision (rpc/cache_service.cc), and Watch streams'
+// turns to build and start their next write (watch/hub.cc).
 //
 // Thread-safe. The destructor runs what is queued, then joins.
 #pragma once
@@ -15,14 +14,14 @@
 #include <thread>
 #include <vector>
 
-namespace cachecar::rpc {
+namespace cachecar {
 
-class ReadPool {
+class TaskPool {
  public:
-  explicit ReadPool(size_t threads);
-  ~ReadPool();
-  ReadPool(const ReadPool&) = delete;
-  ReadPool& operator=(const ReadPool&) = delete;
+  explicit TaskPool(size_t threads);
+  ~TaskPool();
+  TaskPool(const TaskPool&) = delete;
+  TaskPool& operator=(const TaskPool&) = delete;
 
   // Runs `task` on one of the pool's threads, in order of posting.
   void Post(std::function<void()> task);
@@ -42,4 +41,4 @@ class ReadPool {
   std::vector<std::thread> threads_;
 };
 
-}  // namespace cachecar::rpc
+}  // namespace cachecar

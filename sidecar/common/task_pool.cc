@@ -1,14 +1,14 @@
-#include "rpc/read_pool.h"
+#include "common/task_pool.h"
 
-namespace cachecar::rpc {
+namespace cachecar {
 
-ReadPool::ReadPool(size_t threads) {
+TaskPool::TaskPool(size_t threads) {
   if (threads == 0) threads = 1;
   threads_.reserve(threads);
   for (size_t i = 0; i < threads; ++i) threads_.emplace_back([this] { Run(); });
 }
 
-ReadPool::~ReadPool() {
+TaskPool::~TaskPool() {
   {
     std::lock_guard<std::mutex> lock(mu_);
     stopping_ = true;
@@ -17,7 +17,7 @@ ReadPool::~ReadPool() {
   for (auto& t : threads_) t.join();
 }
 
-void ReadPool::Post(std::function<void()> task) {
+void TaskPool::Post(std::function<void()> task) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     queue_.push_back(std::move(task));
@@ -25,12 +25,12 @@ void ReadPool::Post(std::function<void()> task) {
   cv_.notify_one();
 }
 
-uint64_t ReadPool::executed() const {
+uint64_t TaskPool::executed() const {
   std::lock_guard<std::mutex> lock(mu_);
   return executed_;
 }
 
-void ReadPool::Run() {
+void TaskPool::Run() {
   std::unique_lock<std::mutex> lock(mu_);
   for (;;) {
     cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
@@ -44,4 +44,4 @@ void ReadPool::Run() {
   }
 }
 
-}  // namespace cachecar::rpc
+}  // namespace cachecar
