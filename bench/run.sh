@@ -7,7 +7,7 @@
 #   PHASES="serve" bench/run.sh  only some phases: floors catchup memory serve redis micro
 #                                validation validator put watch
 #   COMPARE_BIN=/path/to/other/cachecar bench/run.sh
-#                                catch-up, Get and BatchGet also with that binary (e.g. one
+#                                catch-up, Get, BatchGet and the watch fan-out also with that binary (e.g. one
 #                                built from an earlier commit), alternating with this one in
 #                                the same run, its lines labelled "before"
 #
@@ -251,6 +251,18 @@ if phase watch; then
     say "$("$B/watch_latency" --target "127.0.0.1:$cc_port" --topic "$watch_topic" --watchers $n)"
   done
   kill "$cc_pid"; wait "$cc_pid" || true
+  if [ -n "${COMPARE_BIN:-}" ]; then
+    say "## N watchers all on the Put key, this build vs COMPARE_BIN (\"before\"), alternating rounds"
+    for round in 1 2; do
+      for i in "${!bins[@]}"; do
+        CC_BIN=${bins[$i]} start_cachecar "$watch_topic" "watch-${labels[$i]}" ", read_only: false"
+        for n in 1000 10000; do
+          say "${labels[$i]} round=$round $("$B/watch_latency" --target "127.0.0.1:$cc_port" --topic "$watch_topic" --watchers $n)"
+        done
+        kill "$cc_pid"; wait "$cc_pid" || true
+      done
+    done
+  fi
   say "## catch-up with 1,000 watchers attached (one per key, allow_cold_cache) vs none; alternating rounds"
   for round in 1 2 3; do
     for with in 0 1000; do

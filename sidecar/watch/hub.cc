@@ -144,6 +144,11 @@ uint64_t Hub::FanOut() {
   const uint64_t target = store_->revision();
   uint64_t from = fanned_out();
   while (from < target) {
+    // The read's snapshot first, then what is watched: a watch created "from now" after
+    // that look starts at or after the snapshot's revision (reading_to_), so it is owed
+    // nothing the page skips for it.
+    std::optional<Result<store::Snapshot>> snap(store_->NewSnapshot());
+    std::shared_ptr<const WatchInterest> interest;
     {
       // Nobody is watching: skip ahead without reading. Checked and moved under one hold
       // of mu_, so a watch created "from now" sees either the old position (and gets the
@@ -154,19 +159,25 @@ uint64_t Hub::FanOut() {
         stats_.fanned_out->Set(static_cast<double>(target));
         return target;
       }
+      if (snap->ok()) {
+        reading_to_.store((*snap)->revision(), std::memory_order_release);
+        interest = index_.Interest();
+      }
     }
-    // Read under mu_ so the filter can consult the index: only changes some watch matches
-    // are decoded (with no watcher on a key, reading it back costs a key comparison).
-    std::unique_lock<std::mutex> index_lock(mu_);
+    // Read without mu_: only changes some watch matches are decoded (with no watcher on a
+    // key, reading it back costs a key comparison), and creating, cancelling and
+    // delivering go on meanwhile.
     Result<store::HistoryPage> page = [&]() -> Result<store::HistoryPage> {
-      Result<store::Snapshot> snap = store_->NewSnapshot();
-      if (!snap.ok()) return snap.status();
-      return snap->ReadHistory(from, options_.history_page_events, kHistoryPageBytes,
-                               [this](std::string_view topic, std::string_view key) {
-                                 return index_.Any(topic, key);
+      if (!snap->ok()) return snap->status();
+      return (*snap)->ReadHistory(from, options_.history_page_events, kHistoryPageBytes,
+                               [this, &interest, first = true](std::string_view topic,
+                                                               std::string_view key) mutable {
+                                 if (first && during_read_hook_) during_read_hook_();
+                                 first = false;
+                                 return interest->Any(topic, key);
                                });
     }();
-    index_lock.unlock();
+    snap.reset();  // the read transaction ends here
     if (after_read_hook_) after_read_hook_();
     if (!page.ok()) {
       log::Warn("watch: cannot read the history log; will retry",
@@ -226,7 +237,7 @@ uint64_t Hub::FanOut() {
       fanned_out_.store(from, std::memory_order_release);
     }
     stats_.fanned_out->Set(static_cast<double>(from));
-    for (const auto& s : wake) s->Wake();
+    WakeAll(wake);
   }
   return from;
 }
@@ -267,7 +278,7 @@ void Hub::SendProgress(bool all) {
       if (held->QueueProgress(fanned_out(), all, now)) wake.push_back(held);
     }
   }
-  for (auto& s : wake) s->Wake();
+  WakeAll(wake);
 }
 
 void Hub::CancelStalled(Clock::time_point now) {
@@ -296,7 +307,7 @@ void Hub::CancelStalled(Clock::time_point now) {
       wake.push_back(std::move(held));
     }
   }
-  for (auto& s : wake) s->Wake();
+  WakeAll(wake);
 }
 
 }  // namespace cachecar::watch

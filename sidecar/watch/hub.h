@@ -51,6 +51,7 @@
 #include <vector>
 
 #include "cachecar/v1/cache.pb.h"
+#include "common/task_pool.h"
 #include "config/config.h"
 #include "store/commit_observer.h"
 #include "store/store.h"
@@ -104,6 +105,8 @@ class Hub final : public store::CommitObserver {
   // A sync point for tests: called by FanOut after it has read a page of history and
   // before it delivers it, with no lock held. Set it only while no FanOut runs.
   void SetAfterReadHookForTest(std::function<void()> hook) { after_read_hook_ = std::move(hook); }
+  // Called while a page of the log is being read (from its filter, once per page).
+  void SetDuringReadHookForTest(std::function<void()> hook) { during_read_hook_ = std::move(hook); }
   size_t watch_count() const;
 
   const store::Store* store() const { return store_; }
@@ -113,11 +116,16 @@ class Hub final : public store::CommitObserver {
   friend class Session;
 
   void Run();
-  // Builds the shared event for a history entry; nullptr for a topic not configured.
   // Cancels the live watches of a reset topic with TOPIC_RESET. Needs mu_.
   void CancelResetLocked(const Event& e, std::unordered_set<std::shared_ptr<Session>>* wake);
   std::string ResetMessage(size_t topic) const;
+  // Builds the shared event for a history entry; nullptr for a topic not configured.
   std::shared_ptr<const Event> MakeEvent(store::HistoryEvent&& h) const;
+  // Calls each session's wake on wake_pool_ (never on the hub's thread).
+  template <typename Sessions>
+  void WakeAll(const Sessions& sessions) {
+    for (const auto& s : sessions) wake_pool_.Post([s] { s->Wake(); });
+  }
   // Require mu_.
   void IndexLocked(const std::shared_ptr<Watch>& w);
   void UnindexLocked(const std::shared_ptr<Watch>& w);
@@ -136,6 +144,9 @@ class Hub final : public store::CommitObserver {
   std::unordered_set<Session*> sessions_;
   bool shutting_down_ = false;
   std::atomic<uint64_t> fanned_out_{0};  // written under mu_
+  // The revision of the snapshot FanOut is reading (written under mu_): a watch created
+  // from now starts at least there, as the page may skip its key.
+  std::atomic<uint64_t> reading_to_{0};
 
   std::mutex wake_mu_;  // guards notified_, stop_
   std::condition_variable wake_cv_;
@@ -143,6 +154,10 @@ class Hub final : public store::CommitObserver {
   bool stop_ = false;
   std::thread thread_;
   std::function<void()> after_read_hook_;  // tests only
+  std::function<void()> during_read_hook_;  // tests only
+  // Streams' wake-ups (they build and start writes). Last: joined before anything its
+  // tasks use is destroyed.
+  TaskPool wake_pool_{2};
 };
 
 }  // namespace cachecar::watch

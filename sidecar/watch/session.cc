@@ -127,7 +127,8 @@ void Session::Create(const v1::WatchCreateRequest& c) {
     // hub read before this watch existed skipped its keys, so the watch must not be owed
     // anything in it (etcd starts a new synced watcher at currentRev + 1 likewise).
     w->phase = Watch::Phase::kLive;
-    w->position = w->sent = std::max(hub_->fanned_out(), store->revision());
+    w->position = w->sent = std::max({hub_->fanned_out(), store->revision(),
+                                      hub_->reading_to_.load(std::memory_order_acquire)});
   }
   NoteWork();
   v1::WatchResponse& created = control_.emplace_back();

@@ -15,6 +15,24 @@
 
 namespace cachecar::watch {
 
+// What the watches want at one moment: the exact keys and the prefixes watched, per
+// topic, without the watches. Immutable, so the hub reads the history log with it and
+// without its lock (WatchIndex::Interest).
+class WatchInterest {
+ public:
+  // As WatchIndex::Any.
+  bool Any(std::string_view topic, std::string_view key) const;
+
+ private:
+  friend class WatchIndex;
+  struct Topic {
+    std::unordered_set<std::string> exact;
+    std::vector<std::string> prefixes;  // distinct
+  };
+  std::vector<std::string> names_;
+  std::vector<Topic> topics_;
+};
+
 class WatchIndex {
  public:
   // Topic names by topic index.
@@ -28,6 +46,10 @@ class WatchIndex {
   // Whether some watch matches a change, the topic given by name (as the history log
   // holds it; an unknown topic matches nothing). Builds no string.
   bool Any(std::string_view topic, std::string_view key) const;
+
+  // The keys and prefixes watched now, built once per change of the index (a copy of the
+  // distinct keys, not of the watches: 10,000 watches of one key are one entry).
+  std::shared_ptr<const WatchInterest> Interest();
 
   // Calls fn(watch) for every watch matching a change to (topic index, key).
   template <typename Fn>
@@ -49,6 +71,7 @@ class WatchIndex {
   const std::vector<std::string> names_;
   std::vector<TopicWatches> topics_;
   size_t size_ = 0;
+  std::shared_ptr<const WatchInterest> interest_;  // null after a change
 };
 
 }  // namespace cachecar::watch

@@ -6,6 +6,9 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <future>
+#include <thread>
+
 #include <atomic>
 #include <condition_variable>
 #include <map>
@@ -138,7 +141,8 @@ TEST_F(WatchHubTest, LiveWatchGetsItsKeysChangesInOrderAfterTheyAreCommitted) {
   EXPECT_TRUE(Drain(*s).all.empty());
   int before = wakes_.load();
   EXPECT_EQ(hub_->FanOut(), 4u);
-  EXPECT_GT(wakes_.load(), before);
+  // The stream is woken (on the hub's pool).
+  EXPECT_TRUE(testing::WaitUntil([&] { return wakes_.load() > before; }));
   Received got = Drain(*s);
   ASSERT_EQ(got.events.size(), 3u);
   EXPECT_EQ(Revisions(got), (std::vector<uint64_t>{1, 3, 4}));
@@ -688,6 +692,68 @@ TEST_F(WatchHubTest, ResumingRepeatedlyUnderConcurrentWritesLosesAndRepeatsNothi
 
 namespace cachecar::watch {
 namespace {
+
+// The hub reads the history log without its lock: a watch can be created (which takes the
+// hub's lock) while a page is being read, and still misses nothing after its revision.
+TEST_F(WatchHubTest, TheHubReadsTheLogWithoutHoldingItsLock) {
+  auto other = NewSession();
+  Send(*other, Create(1, "u2"));
+  Drain(*other);
+  Apply({{"u1", "a"}, {"u2", "x"}});
+  auto s = NewSession();
+  bool created_during_read = false;
+  std::atomic<bool> done{false};
+  std::thread creator;
+  hub_->SetDuringReadHookForTest([&] {
+    if (creator.joinable()) return;
+    creator = std::thread([&] {
+      Send(*s, Create(7, "u1"));
+      done = true;
+    });
+    // If the read held the hub's lock, the create would wait for it (until after FanOut).
+    created_during_read = testing::WaitUntil([&] { return done.load(); });
+  });
+  hub_->FanOut();
+  hub_->SetDuringReadHookForTest(nullptr);
+  ASSERT_TRUE(creator.joinable());
+  creator.join();
+  EXPECT_TRUE(created_during_read);
+  Apply({{"u1", "b"}});
+  hub_->FanOut();
+  Received got = Drain(*s);
+  ASSERT_TRUE(got.created.has_value());
+  std::vector<uint64_t> owed;
+  for (uint64_t r : {1u, 3u}) {
+    if (r > got.created->revision()) owed.push_back(r);
+  }
+  EXPECT_EQ(Revisions(got), owed) << "created at " << got.created->revision();
+}
+
+// A stream whose transport is slow (its wake-up blocks) delays neither the hub nor the
+// other streams: wake-ups run on the hub's pool, not on its thread.
+TEST_F(WatchHubTest, ASlowStreamDelaysNeitherTheHubNorTheOthers) {
+  std::promise<void> release;
+  std::shared_future<void> released = release.get_future().share();
+  std::atomic<bool> fast_woken{false};
+  auto slow = hub_->NewSession([released] { released.wait(); });
+  auto fast = hub_->NewSession([&] { fast_woken = true; });
+  Send(*slow, Create(1, "u1"));
+  Send(*fast, Create(2, "u1"));
+  Drain(*slow);  // created
+  Drain(*fast);
+  Apply({{"u1", "a"}});
+  std::atomic<bool> fanned{false};
+  std::thread hub_thread([&] {
+    hub_->FanOut();
+    fanned = true;
+  });
+  EXPECT_TRUE(testing::WaitUntil([&] { return fanned.load(); })) << "the hub waited for a stream";
+  EXPECT_TRUE(testing::WaitUntil([&] { return fast_woken.load(); })) << "a stream waited for another";
+  release.set_value();
+  hub_thread.join();
+  EXPECT_EQ(Revisions(Drain(*fast)), (std::vector<uint64_t>{1}));
+  EXPECT_EQ(Revisions(Drain(*slow)), (std::vector<uint64_t>{1}));
+}
 
 // The hub reads a page of history decoding only what existing watches match, then
 // delivers. A watch created "from now" between the two must still get every change after
