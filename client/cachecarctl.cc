@@ -51,10 +51,8 @@ json ValueJson(const std::string& v) {
   return BytesJson(v);
 }
 
-// RFC 3339 in UTC with milliseconds, or "-" when the record had no timestamp.
-std::string Timestamp(const cachecar::v1::Entry& e) {
-  if (!e.has_kafka_timestamp()) return "-";
-  const google::protobuf::Timestamp& t = e.kafka_timestamp();
+// RFC 3339 in UTC with milliseconds.
+std::string FormatTimestamp(const google::protobuf::Timestamp& t) {
   time_t secs = static_cast<time_t>(t.seconds());
   struct tm tm;
   gmtime_r(&secs, &tm);
@@ -63,6 +61,11 @@ std::string Timestamp(const cachecar::v1::Entry& e) {
                 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
                 t.nanos() / 1000000);
   return buf;
+}
+
+// The record's timestamp, or "-" when it had none.
+std::string Timestamp(const cachecar::v1::Entry& e) {
+  return e.has_kafka_timestamp() ? FormatTimestamp(e.kafka_timestamp()) : "-";
 }
 
 json EntryJson(const cachecar::v1::Entry& e) {
@@ -445,12 +448,19 @@ int Run(int argc, char** argv) {
                            {"ready", p.ready()},
                            {"halted_reason", p.halted_reason()}});
         }
-        topics.push_back({{"topic", t.topic()},
-                          {"ready", t.ready()},
-                          {"key_count", t.key_count()},
-                          {"records_applied", t.records_applied()},
-                          {"records_rejected", t.records_rejected()},
-                          {"partitions", parts}});
+        json topic = {{"topic", t.topic()},
+                      {"ready", t.ready()},
+                      {"required", t.required()},
+                      {"not_ready_reason", t.not_ready_reason()},
+                      {"key_count", t.key_count()},
+                      {"records_applied", t.records_applied()},
+                      {"records_rejected", t.records_rejected()},
+                      {"partitions", parts}};
+        if (t.has_stale()) {
+          topic["stale"] = {{"caught_up_at", FormatTimestamp(t.stale().caught_up_at())},
+                            {"reason", t.stale().reason()}};
+        }
+        topics.push_back(std::move(topic));
       }
       PrintJson({{"ready", r->ready()},
                  {"not_ready_reason", r->not_ready_reason()},
@@ -477,12 +487,19 @@ int Run(int argc, char** argv) {
                       p.ready() ? "yes" : "no");
         }
       }
-      std::printf("\n%-24s %-10s %-14s %-14s\n", "TOPIC", "KEYS", "APPLIED", "REJECTED");
+      std::printf("\n%-24s %-10s %-14s %-14s %s\n", "TOPIC", "KEYS", "APPLIED", "REJECTED",
+                  "STATE");
       for (const auto& t : r->topics()) {
-        std::printf("%-24s %-10llu %-14llu %-14llu\n", t.topic().c_str(),
+        std::string state = t.ready() ? "ready" : "not ready: " + t.not_ready_reason();
+        if (t.has_stale()) {
+          state += " (stale: serving the stored state, caught up at " +
+                   FormatTimestamp(t.stale().caught_up_at()) + ")";
+        }
+        if (!t.required()) state += " [optional]";
+        std::printf("%-24s %-10llu %-14llu %-14llu %s\n", t.topic().c_str(),
                     static_cast<unsigned long long>(t.key_count()),
                     static_cast<unsigned long long>(t.records_applied()),
-                    static_cast<unsigned long long>(t.records_rejected()));
+                    static_cast<unsigned long long>(t.records_rejected()), state.c_str());
       }
     }
     return r->ready() ? kOk : kNotReady;

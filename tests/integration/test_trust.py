@@ -154,6 +154,9 @@ def test_restart_during_a_broker_outage_serves_the_stored_state_marked_stale(
         s = c.status()
         assert s.ready and s.topics[0].HasField("stale")
         assert c.metric("cachecar_topic_serving_stored_state", topic=topic) == 1
+        ctl = c.ctl("status", "-o", "json")
+        assert ctl.returncode == 0, ctl
+        assert "unreachable" in json.loads(ctl.stdout)["topics"][0]["stale"]["reason"]
 
         # The broker comes back: the copy catches up and is no longer stale.
         produce(bootstrap, topic, [(b"c", b'{"v":3}')])
