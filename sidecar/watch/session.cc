@@ -344,8 +344,7 @@ bool Session::TryJoin(const std::shared_ptr<Watch>& w, uint64_t reached) {
   return true;
 }
 
-bool Session::Next(v1::WatchResponse* out, bool* more) {
-  if (more != nullptr) *more = false;
+bool Session::Next(v1::WatchResponse* out) {
   out->Clear();
   std::unique_lock<std::mutex> lock(mu_);
   bool have = false;
@@ -448,12 +447,6 @@ bool Session::Next(v1::WatchResponse* out, bool* more) {
     }
   }
   if (have) last_take_ = Clock::now();
-  if (have && more != nullptr) {
-    *more = !control_.empty();
-    for (auto it = ready_.begin(); !*more && it != ready_.end(); ++it) {
-      *more = !(*it)->canceled && !(*it)->queue.empty();
-    }
-  }
   std::vector<std::shared_ptr<Watch>> unindex;
   unindex.swap(to_unindex_);
   lock.unlock();

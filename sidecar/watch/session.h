@@ -31,10 +31,8 @@ class Session : public std::enable_shared_from_this<Session> {
   // One request from the client. Returns false if the stream must end (a malformed
   // request or a client that does not read); `error` then says why.
   bool Handle(const v1::WatchRequest& request, std::string* error);
-  // The next response to send; false if there is none now. `more` (if given) is set when
-  // another response is certain to follow at once (a control response, or events queued
-  // on a watch), so the transport may let gRPC hold this one and coalesce the writes.
-  bool Next(v1::WatchResponse* out, bool* more = nullptr);
+  // The next response to send; false if there is none now.
+  bool Next(v1::WatchResponse* out);
   // The stream is over (client gone or finished): unregisters every watch. Idempotent.
   void Close();
   // True once shutdown was requested and every response has been handed out.

@@ -89,8 +89,7 @@ void WatchReactor::Kick() {
   }
   for (;;) {
     // Only the turn holder is here, so response_ is ours.
-    bool more = false;
-    const bool have = session_->Next(&response_, &more);
+    const bool have = session_->Next(&response_);
     const bool finished = !have && session_->Finished();
     const bool idle = !have && session_->Idle();
     std::lock_guard<std::mutex> lock(mu_);
@@ -100,11 +99,8 @@ void WatchReactor::Kick() {
       return;
     }
     if (have) {
-      // With another response certain to follow, gRPC may hold this one and send both in
-      // one frame and syscall (a Put watched 10,000 times is 10,000 messages); the last
-      // one goes without the hint and flushes them.
-      StartWrite(&response_, more ? grpc::WriteOptions().set_buffer_hint() : grpc::WriteOptions());
-      return;  // busy_ stays set until OnWriteDone
+      StartWrite(&response_);  // busy_ stays set until OnWriteDone
+      return;
     }
     if (again_) {
       again_ = false;
