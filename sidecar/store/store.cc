@@ -418,36 +418,34 @@ Result<bool> Store::ContinueReset(size_t topic) {
   return r->resetting.count(topic) == 0;
 }
 
-Result<bool> Store::Resetting(size_t topic) const {
+Result<std::optional<std::string>> Store::GetMeta(const std::string& key) const {
   SharedMapLock map_lock(&read_pool_->map_lock());
   MDB_txn* txn = nullptr;
   int rc = mdb_txn_begin(env_, nullptr, MDB_RDONLY, &txn);
   if (rc != 0) return LmdbError("txn_begin", rc);
   TxnGuard guard{txn};
-  std::string rk = ResettingKey(options_.topics.at(topic));
-  MDB_val k = Val(rk), v;
+  MDB_val k = Val(key), v;
   rc = mdb_get(txn, tables_.meta, &k, &v);
-  if (rc == MDB_NOTFOUND) return false;
-  if (rc != 0) return LmdbError("get resetting", rc);
-  return true;
+  if (rc == MDB_NOTFOUND) return std::optional<std::string>();
+  if (rc != 0) return LmdbError("get meta", rc);
+  return std::optional<std::string>(View(v));
+}
+
+Result<bool> Store::Resetting(size_t topic) const {
+  Result<std::optional<std::string>> v = GetMeta(ResettingKey(options_.topics.at(topic)));
+  if (!v.ok()) return v.status();
+  return v->has_value();
 }
 
 Result<std::optional<int64_t>> Store::LoadCaughtUp(size_t topic) const {
-  SharedMapLock map_lock(&read_pool_->map_lock());
-  MDB_txn* txn = nullptr;
-  int rc = mdb_txn_begin(env_, nullptr, MDB_RDONLY, &txn);
-  if (rc != 0) return LmdbError("txn_begin", rc);
-  TxnGuard guard{txn};
-  std::string ck = CaughtUpKey(options_.topics.at(topic));
-  MDB_val k = Val(ck), v;
-  rc = mdb_get(txn, tables_.meta, &k, &v);
-  if (rc == MDB_NOTFOUND) return std::optional<int64_t>();
-  if (rc != 0) return LmdbError("get caught_up", rc);
+  Result<std::optional<std::string>> v = GetMeta(CaughtUpKey(options_.topics.at(topic)));
+  if (!v.ok()) return v.status();
+  if (!v->has_value()) return std::optional<int64_t>();
   int64_t ms = 0;
-  if (v.mv_size != sizeof(ms)) {
+  if ((*v)->size() != sizeof(ms)) {
     return Status(Code::kDataLoss, "malformed caught-up time in store", "STORE_CORRUPT");
   }
-  std::memcpy(&ms, v.mv_data, sizeof(ms));
+  std::memcpy(&ms, (*v)->data(), sizeof(ms));
   return std::optional<int64_t>(ms);
 }
 

@@ -126,6 +126,8 @@ class Store {
   explicit Store(Options options) : options_(std::move(options)) {}
   Status Init();
   Result<ApplyResult> ApplyOnce(const WriteBatch& batch);
+  // A value of the meta table, in its own read transaction; nullopt if absent.
+  Result<std::optional<std::string>> GetMeta(const std::string& key) const;
   // Deletes up to reset_chunk_keys keys of a resetting topic in `txn`, and its mark once
   // the topic is empty; true then.
   Result<bool> DeleteResetChunk(MDB_txn* txn, size_t topic);
