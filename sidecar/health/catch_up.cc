@@ -17,7 +17,7 @@ bool CaughtUp(const TopicProgress& t) {
 }  // namespace
 
 CatchUpTracker::CatchUpTracker(std::vector<std::string> topics, LagPolicy lag,
-                               std::set<size_t> optional)
+                               const std::set<size_t>& optional)
     : lag_(lag) {
   for (size_t i = 0; i < topics.size(); ++i) {
     TopicProgress tp;
@@ -262,7 +262,7 @@ std::string CatchUpTracker::NotReadyReason() const {
 
 std::string CatchUpTracker::TopicNotReadyReason(size_t topic) const {
   std::lock_guard<std::mutex> lock(mu_);
-  topics_.at(topic);
+  if (topic >= topics_.size()) return {};
   return TopicReasonLocked(topic);
 }
 

@@ -77,7 +77,7 @@ class CatchUpTracker final : public store::CommitObserver {
   // `topics` in configuration order; indices below refer to it. The `optional` ones do not
   // count in Ready() (topics[].readiness: optional).
   explicit CatchUpTracker(std::vector<std::string> topics, LagPolicy lag = {},
-                          std::set<size_t> optional = {});
+                          const std::set<size_t>& optional = {});
 
   // nullopt topic: the sidecar as a whole.
   using Listener = std::function<void(std::optional<size_t> topic, bool ready)>;
