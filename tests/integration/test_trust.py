@@ -237,8 +237,9 @@ def test_readiness_names_every_required_topic_that_is_not_ready(admin, bootstrap
     present = create_topic(admin, unique("present"))
     missing_a, missing_b = unique("missing-a"), unique("missing-b")
     c = cachecar_factory([{"name": present}, {"name": missing_a}, {"name": missing_b}]).start()
-    deadline_wait(lambda: "missing-b" in c.status().not_ready_reason, timeout=60,
-                  what="both missing topics named")
+    deadline_wait(lambda: all(f"topic {t} does not exist in Kafka" in c.status().not_ready_reason
+                              for t in (missing_a, missing_b)),
+                  timeout=60, what="both missing topics named as missing")
     reason = c.status().not_ready_reason
     assert f"topic {missing_a} does not exist in Kafka" in reason, reason
     assert f"topic {missing_b} does not exist in Kafka" in reason, reason
