@@ -249,7 +249,7 @@ def test_soak_writers_readers_slow_snapshots_new_partitions_and_a_broker_restart
             if len(watches) < 6 and elapsed() > len(watches) * SOAK_SECONDS / 6:
                 watches.append(SlowSnapshotWatch(c.address, topic, closed))
             assert c.proc.poll() is None, "cachecar exited"
-            time.sleep(1)
+            time.sleep(1)  # the scenario's clock: one step a second, not a wait for anything
         stop.set()
         for w in workers:
             w.join(timeout=180)
