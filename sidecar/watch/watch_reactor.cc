@@ -88,8 +88,17 @@ void WatchReactor::Kick() {
     again_ = false;
   }
   for (;;) {
-    // Only the turn holder is here, so response_ is ours.
-    const bool have = session_->Next(&response_);
+    // Only the turn holder is here, so response_ and next_ are ours.
+    bool have = have_next_;
+    if (have) {
+      response_.Swap(&next_);
+      have_next_ = false;
+    } else {
+      have = session_->Next(&response_);
+    }
+    // The response after this one, taken now: while it is in hand this write may carry
+    // gRPC's buffer_hint, because a write is certain to follow it (see StartWrite below).
+    if (have) have_next_ = session_->Next(&next_);
     const bool finished = !have && session_->Finished();
     const bool idle = !have && session_->Idle();
     std::lock_guard<std::mutex> lock(mu_);
@@ -99,8 +108,16 @@ void WatchReactor::Kick() {
       return;
     }
     if (have) {
-      StartWrite(&response_);  // busy_ stays set until OnWriteDone
-      return;
+      // A Put watched by every watch of a stream is that many responses at once. With the
+      // next response already in hand, this one is written with buffer_hint: gRPC may keep
+      // it in the stream's buffer (its write still completes) and send it with the next
+      // ones in one frame and syscall. It goes out no later than the first write without
+      // the hint (the last of a run: nothing in hand after it), a full per-stream buffer,
+      // or the end of the call. A hinted write is thus never held waiting for a response
+      // that may not come.
+      StartWrite(&response_, have_next_ ? grpc::WriteOptions().set_buffer_hint()
+                                        : grpc::WriteOptions());
+      return;  // busy_ stays set until OnWriteDone
     }
     if (again_) {
       again_ = false;

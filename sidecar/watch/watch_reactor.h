@@ -1,9 +1,11 @@
 // WatchReactor: one Watch RPC on gRPC's callback API, feeding a watch::Session.
 //
-// One read and at most one write are outstanding at a time. Whoever finds the stream idle
-// (a read that produced work, a finished write, the hub's wake-up) takes the write turn
-// and asks the session for the next response; a wake-up that arrives while the turn is
-// taken is remembered, so none is lost. The stream ends:
+// One read and at most one write are outstanding at a time; the response after the write
+// in flight is taken from the session in advance, so that the write can be coalesced with
+// it (see Kick). Whoever finds the stream idle (a read that produced work, a finished
+// write, the hub's wake-up) takes the write turn and asks the session for the next
+// response; a wake-up that arrives while the turn is taken is remembered, so none is
+// lost. The stream ends:
 //   - when the client cancels or disconnects;
 //   - when the client has closed its side and no watch is left (so a one-shot client such
 //     as grpcurl can send its creates, close, and still receive events);
@@ -48,7 +50,10 @@ class WatchReactor final : public grpc::ServerBidiReactor<v1::WatchRequest, v1::
   v1::WatchRequest request_;
 
   std::mutex mu_;  // guards the fields below
-  v1::WatchResponse response_;  // the write in flight (only the turn holder touches it)
+  // Only the turn holder touches these two.
+  v1::WatchResponse response_;  // the write in flight
+  v1::WatchResponse next_;      // the response after it, taken from the session already
+  bool have_next_ = false;
   bool busy_ = false;           // the write turn is taken (or a write is in flight)
   bool again_ = false;          // a wake-up arrived while busy_
   bool reads_done_ = false;     // the client closed its side
