@@ -123,6 +123,27 @@ ensure_topic() {  # creates topic $1 with $PARTITIONS partitions unless it exist
     scripts/kafka.sh create-topic "$kdir" "$1" "$PARTITIONS" >/dev/null
 }
 
+cpu_ticks() {  # user + system CPU time of process $1 so far, in clock ticks
+  awk '{sub(/.*\) /, ""); print $12 + $13}' "/proc/$1/stat"
+}
+# Runs a command (a load client) and prints its output line followed by the CPU the
+# cachecar process $1 spent meanwhile, in total and per delivery (the line's deliveries=N/M):
+# on a 2-core machine the load client takes most of the CPU, so latency alone says little
+# about what the sidecar's own work costs.
+with_server_cpu() {
+  local pid=$1; shift
+  local hz before after line
+  hz=$(getconf CLK_TCK)
+  before=$(cpu_ticks "$pid")
+  line=$("$@")
+  after=$(cpu_ticks "$pid")
+  echo "$line $(awk -v a="$before" -v b="$after" -v hz="$hz" -v l="$line" 'BEGIN{
+    ms = (b - a) * 1000 / hz; n = 0
+    if (match(l, /deliveries=[0-9]+/)) n = substr(l, RSTART + 11, RLENGTH - 11) + 0
+    printf "server_cpu_ms=%.0f", ms
+    if (n > 0) printf " server_cpu_us_per_delivery=%.2f", ms * 1000 / n }')"
+}
+
 mem() {  # peak RSS, RSS, anonymous RSS of $1 in MiB
   awk '/VmHWM|VmRSS|RssAnon/ {printf "%s=%.0fMiB ", $1, $2/1024}' "/proc/$1/status"
 }
@@ -248,16 +269,16 @@ if phase watch; then
   done
   say "## N watchers, all on the Put key (each Put fans out to all N)"
   for n in 100 1000 10000; do
-    say "$("$B/watch_latency" --target "127.0.0.1:$cc_port" --topic "$watch_topic" --watchers $n)"
+    say "$(with_server_cpu "$cc_pid" "$B/watch_latency" --target "127.0.0.1:$cc_port" --topic "$watch_topic" --watchers $n)"
   done
   kill "$cc_pid"; wait "$cc_pid" || true
   if [ -n "${COMPARE_BIN:-}" ]; then
     say "## N watchers all on the Put key, this build vs COMPARE_BIN (\"before\"), alternating rounds"
-    for round in 1 2; do
+    for round in 1 2 3; do
       for i in "${!bins[@]}"; do
         CC_BIN=${bins[$i]} start_cachecar "$watch_topic" "watch-${labels[$i]}" ", read_only: false"
         for n in 1000 10000; do
-          say "${labels[$i]} round=$round $("$B/watch_latency" --target "127.0.0.1:$cc_port" --topic "$watch_topic" --watchers $n)"
+          say "${labels[$i]} round=$round $(with_server_cpu "$cc_pid" "$B/watch_latency" --target "127.0.0.1:$cc_port" --topic "$watch_topic" --watchers $n)"
         done
         kill "$cc_pid"; wait "$cc_pid" || true
       done
