@@ -16,6 +16,7 @@
 #include "client/client.h"
 #include "client/validate.h"
 #include "common/utf8.h"
+#include "common/version.h"
 
 namespace {
 
@@ -179,6 +180,8 @@ namespace {
 int Run(int argc, char** argv) {
   CLI::App app{"cachecarctl: query a cachecar sidecar"};
   app.require_subcommand(1);
+  app.set_version_flag("--version", std::string("cachecarctl ") + cachecar::Version() + " (" +
+                                        cachecar::Revision() + ")");
   app.fallthrough();  // global options may follow the subcommand
   cachecar::client::ClientOptions opts;
   std::string output = "table";

@@ -11,18 +11,27 @@
 #include <thread>
 
 #include "common/log.h"
+#include "common/version.h"
 #include "config/config.h"
 #include "schema/schema_set.h"
 #include "server.h"
 
 namespace {
 
+// Exit codes: 0 ok; 1 cannot start (see the log); 2 bad usage or configuration.
+constexpr int kUsage = 2;
+
 int Run(int argc, char** argv) {
   CLI::App app{"cachecar: a local, always-current copy of Kafka topics, served over gRPC"};
   std::string config_path;
   cachecar::config::Overrides o;
   bool check_only = false;
-  app.add_option("-c,--config", config_path, "YAML configuration file")->required();
+  app.set_version_flag("--version", std::string("cachecar ") + cachecar::Version() + " (" +
+                                        cachecar::Revision() + ")");
+  // An unknown flag is named as such, before anything else is said about the command line
+  // (CLI11 would first complain that --config is missing); every usage error exits 2.
+  app.allow_extras();
+  app.add_option("-c,--config", config_path, "YAML configuration file");
   app.add_option("--bootstrap-servers", o.bootstrap_servers, "Kafka bootstrap servers");
   app.add_option("--store-path", o.store_path, "LMDB directory");
   app.add_option("--grpc-address", o.grpc_address, "gRPC listen address (host:port)");
@@ -30,7 +39,21 @@ int Run(int argc, char** argv) {
   app.add_option("--http-address", o.http_address, "metrics/probes address (host:port)");
   app.add_option("--log-level", o.log_level, "trace, debug, info, warn or error");
   app.add_flag("--check-config", check_only, "validate the configuration and exit");
-  CLI11_PARSE(app, argc, argv);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int rc = app.exit(e);  // prints the help, the version or the error
+    return rc == 0 ? 0 : kUsage;
+  }
+  if (!app.remaining().empty()) {
+    std::fprintf(stderr, "cachecar: unknown argument %s (see --help)\n",
+                 app.remaining().front().c_str());
+    return kUsage;
+  }
+  if (config_path.empty()) {
+    std::fprintf(stderr, "cachecar: --config is required (see --help)\n");
+    return kUsage;
+  }
 
   auto cfg = cachecar::config::LoadConfig(config_path, cachecar::config::ProcessEnv(), o);
   if (!cfg.ok()) {
@@ -39,7 +62,7 @@ int Run(int argc, char** argv) {
       std::fprintf(stderr, "  %s: %s\n", v.field.empty() ? "(document)" : v.field.c_str(),
                    v.description.c_str());
     }
-    return 2;
+    return kUsage;
   }
   if (check_only) {
     // Schemas are part of the configuration: compile them exactly as a start would.
@@ -49,7 +72,7 @@ int Run(int argc, char** argv) {
     auto loaded = cachecar::schema::SchemaSet::Load(schemas, &registry);
     if (!loaded.ok()) {
       std::fprintf(stderr, "cachecar: %s\n", loaded.status().message().c_str());
-      return 2;
+      return kUsage;
     }
     std::printf("%s: ok (%zu topics)\n", config_path.c_str(), cfg->topics.size());
     return 0;

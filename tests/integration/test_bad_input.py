@@ -1,13 +1,15 @@
 """Hostile and malformed input: Kafka records, RPC requests, configuration."""
 import json
 import os
+import re
 import subprocess
 import tempfile
 
 import grpc
 from google.rpc import error_details_pb2, status_pb2
 
-from conftest import (CACHECAR_BIN, create_topic, deadline_wait, pb, produce, unique)
+from conftest import (CACHECAR_BIN, CACHECARCTL_BIN, SOURCE_DIR, create_topic, deadline_wait, pb,
+                      produce, unique)
 
 
 def rich_status(err):
@@ -137,7 +139,33 @@ def test_invalid_config_lists_every_problem_and_exits_non_zero(tmp_path):
                        capture_output=True, timeout=30)
     assert r.returncode == 2 and b"cannot read config file" in r.stderr
     r = subprocess.run([CACHECAR_BIN], capture_output=True, timeout=30)
-    assert r.returncode != 0 and b"--config" in r.stderr
+    assert r.returncode == 2 and b"--config is required" in r.stderr
+
+
+def test_usage_errors_exit_2_and_name_the_bad_argument():
+    """Both binaries exit 2 on any usage error (CLI11's own codes are 100+) and name the
+    unknown flag first, even when --config is missing too."""
+    for argv, says in [([CACHECAR_BIN, "--bogus"], b"unknown argument --bogus"),
+                       ([CACHECAR_BIN, "--config", "x.yaml", "--bogus"], b"unknown argument --bogus"),
+                       ([CACHECAR_BIN, "--config"], b"--config"),
+                       ([CACHECAR_BIN, "--log-level"], b"--log-level"),
+                       ([CACHECARCTL_BIN, "--bogus", "status"], b"--bogus"),
+                       ([CACHECARCTL_BIN], b"subcommand"),
+                       ([CACHECARCTL_BIN, "get"], b"topic")]:
+        r = subprocess.run(argv, capture_output=True, timeout=30)
+        assert r.returncode == 2, (argv, r.returncode, r.stderr)
+        assert says in r.stderr, (argv, r.stderr)
+    for binary, name in [(CACHECAR_BIN, b"cachecar"), (CACHECARCTL_BIN, b"cachecarctl")]:
+        r = subprocess.run([binary, "--help"], capture_output=True, timeout=30)
+        assert r.returncode == 0 and b"--version" in r.stdout, r
+        r = subprocess.run([binary, "--version"], capture_output=True, timeout=30)
+        assert r.returncode == 0, r
+        words = r.stdout.decode().split()
+        # "cachecar 0.1.0 (<git describe of this tree>)"
+        assert words[0] == name.decode() and re.fullmatch(r"\d+\.\d+\.\d+", words[1]), words
+        revision = subprocess.run(["git", "-C", SOURCE_DIR, "rev-parse", "--short=12", "HEAD"],
+                                  capture_output=True, text=True).stdout.strip()
+        assert revision and words[2].strip("()").startswith(revision), (words, revision)
 
 
 def test_port_in_use_fails_start_with_one_clear_line(admin, bootstrap, cachecar_factory):
