@@ -35,10 +35,30 @@ Materializer::Materializer(MaterializerOptions options, store::Store* store,
       partitions_(options_.topics.size()),
       invalid_(InvalidOptions(options_), &stats_),
       offsets_(source, options_.commit_interval, options_.group_id, &stats_) {
+  // Every series whose labels are known now exists at 0 from the start, so that an alert
+  // on one needs no `or vector(0)`. (Partitions' series appear when they are assigned.)
   for (const auto& t : options_.topics) {
     consumed_.push_back(&stats_.consumed->Add({{"topic", t.name}}));
     applied_.push_back(&stats_.applied->Add({{"topic", t.name}}));
     stats_.serving_stored->Add({{"topic", t.name}}).Set(0);
+    for (int r = static_cast<int>(RejectReason::kNone) + 1;
+         r <= static_cast<int>(RejectReason::kLast); ++r) {
+      stats_.rejected->Add({{"topic", t.name}, {"reason", RejectReasonName(RejectReason(r))}});
+    }
+    for (const char* reason : {"offset_out_of_range", "topic_deleted"}) {
+      stats_.rebuilds->Add({{"topic", t.name}, {"reason", reason}});
+    }
+    if (t.on_invalid == config::InvalidPolicy::kDeadLetter) {
+      for (const char* result : {"ok", "failed"}) {
+        stats_.dead_letters->Add({{"topic", t.name}, {"result", result}});
+      }
+    }
+  }
+  for (const char* reason : {"KAFKA_UNAVAILABLE", "KAFKA_TOPIC_NOT_FOUND", "KAFKA_ERROR"}) {
+    stats_.consumer_errors->Add({{"reason", reason}});
+  }
+  for (const char* reason : {"DISK_FULL", "STORE_FULL", "STORE_RESIZE_WAITING"}) {
+    stats_.write_failing->Add({{"reason", reason}});
   }
   counters_.resize(options_.topics.size());
   stats_.revision->Set(static_cast<double>(store_->revision()));
@@ -84,7 +104,9 @@ Materializer::PartitionMetrics& Materializer::MetricsFor(size_t topic, int32_t p
   std::map<std::string, std::string> labels = {{"topic", options_.topics[topic].name},
                                                {"partition", std::to_string(partition)}};
   PartitionMetrics m{&stats_.applied_offset->Add(labels), &stats_.end_offset->Add(labels),
-                     &stats_.lag->Add(labels), &stats_.start_offset->Add(labels)};
+                     &stats_.lag->Add(labels), &stats_.start_offset->Add(labels),
+                     &stats_.lag_seconds->Add(labels)};
+  stats_.halted->Add(labels);  // 0 until on_invalid: fail halts it (kept if it already has)
   return partition_metrics_.emplace(key, m).first->second;
 }
 
@@ -317,6 +339,10 @@ Status Materializer::Commit() {
   for (const auto& [tp, next] : batch_.positions) {
     MetricsFor(tp.first, tp.second).applied_offset->Set(static_cast<double>(next));
   }
+  for (const auto& m : batch_.mutations) {
+    PartitionMetrics& pm = MetricsFor(m.topic, m.partition);
+    pm.last_applied_timestamp_ms = std::max(pm.last_applied_timestamp_ms, m.timestamp_ms);
+  }
   store::CommitInfo info{r->revision, r->changes, &batch_.positions, &rejected_};
   ForEachObserver([&](store::CommitObserver* o) { o->OnCommit(info); });
   batch_.Clear();
@@ -364,13 +390,28 @@ void Materializer::NoteCaughtUp() {
 
 void Materializer::RefreshEndOffsets() {
   last_refresh_ = steady_clock::now();
+  const int64_t now_ms = std::chrono::duration_cast<milliseconds>(
+                             std::chrono::system_clock::now().time_since_epoch())
+                             .count();
   for (const auto& a : partitions_.Assignments()) {
     int64_t end = source_->CachedEndOffset(a.topic, a.partition);
     if (end < 0) continue;
     PartitionMetrics& m = MetricsFor(a.topic, a.partition);
     m.end_offset->Set(static_cast<double>(end));
     std::optional<int64_t> position = partitions_.Position({a.topic, a.partition});
-    if (position) m.lag->Set(static_cast<double>(std::max<int64_t>(0, end - *position)));
+    if (position) {
+      const int64_t lag = std::max<int64_t>(0, end - *position);
+      m.lag->Set(static_cast<double>(lag));
+      // Behind, the records not yet applied are younger than the last one applied. With
+      // none applied in this run yet, the age is unknown: the gauge keeps its last value
+      // (0 at start; lag_records says how far behind).
+      if (lag == 0) {
+        m.lag_seconds->Set(0);
+      } else if (m.last_applied_timestamp_ms > 0) {
+        m.lag_seconds->Set(
+            static_cast<double>(std::max<int64_t>(0, now_ms - m.last_applied_timestamp_ms)) / 1000.0);
+      }
+    }
     tracker_->SetEndOffset(a.topic, a.partition, end);
   }
   tracker_->Tick(last_refresh_);

@@ -137,6 +137,8 @@ class Materializer {
     prometheus::Gauge* end_offset;
     prometheus::Gauge* lag;
     prometheus::Gauge* start_offset;
+    prometheus::Gauge* lag_seconds;
+    int64_t last_applied_timestamp_ms = -1;  // of the last record applied; -1: none yet
   };
 
   void Run();

@@ -20,6 +20,9 @@ namespace cachecar::kafka {
   GAUGE_FAMILY(end_offset, "cachecar_partition_end_offset",                                   \
                "Latest end offset (high watermark) seen.")                                    \
   GAUGE_FAMILY(lag, "cachecar_partition_lag_records", "End offset minus applied offset.")     \
+  GAUGE_FAMILY(lag_seconds, "cachecar_partition_lag_seconds",                                 \
+               "0 when every record is applied; while behind, the age of the last applied "   \
+               "record (its Kafka timestamp to now): the data served is at most that old.")   \
   GAUGE_FAMILY(start_offset, "cachecar_partition_start_offset",                               \
                "Offset this process started consuming from: the stored position on a "        \
                "resume, the log start on a first run.")                                       \

@@ -21,6 +21,7 @@ enum class RejectReason {
   kSchemaViolation,  // JSON, but not valid under the topic's schema
   // The schema's backtracking patterns could not decide it within their budget.
   kSchemaBudgetExceeded,
+  kLast = kSchemaBudgetExceeded,  // keep last: metrics enumerate the reasons up to it
 };
 
 // Metric label / log value: "missing_key", "empty_key", "invalid_utf8_key", "invalid_json",

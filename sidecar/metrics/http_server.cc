@@ -3,6 +3,8 @@
 #include <CivetServer.h>
 #include <prometheus/text_serializer.h>
 
+#include "metrics/process_metrics.h"
+
 namespace cachecar::metrics {
 namespace {
 
@@ -19,8 +21,9 @@ class MetricsHandler : public CivetHandler {
   explicit MetricsHandler(std::shared_ptr<prometheus::Registry> r) : registry_(std::move(r)) {}
   bool handleGet(CivetServer*, mg_connection* conn) override {
     prometheus::TextSerializer serializer;
-    Reply(conn, 200, "text/plain; version=0.0.4; charset=utf-8",
-          serializer.Serialize(registry_->Collect()));
+    std::vector<prometheus::MetricFamily> families = registry_->Collect();
+    for (auto& f : CollectProcessMetrics()) families.push_back(std::move(f));
+    Reply(conn, 200, "text/plain; version=0.0.4; charset=utf-8", serializer.Serialize(families));
     return true;
   }
 

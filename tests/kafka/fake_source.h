@@ -144,7 +144,21 @@ class FakeSource : public RecordSource {
     ev->value = current_.value;
     return true;
   }
-  int64_t CachedEndOffset(size_t, int32_t) override { return -1; }
+  // -1 (unknown) unless ReportCachedEnds(true): then the ends given to SetPartitions.
+  int64_t CachedEndOffset(size_t topic, int32_t partition) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!report_cached_ends_) return -1;
+    auto it = ends_.find(topic);
+    if (it == ends_.end() || partition < 0 ||
+        static_cast<size_t>(partition) >= it->second.size()) {
+      return -1;
+    }
+    return it->second[static_cast<size_t>(partition)];
+  }
+  void ReportCachedEnds(bool on) {
+    std::lock_guard<std::mutex> lock(mu_);
+    report_cached_ends_ = on;
+  }
 
  private:
   void Push(Record r) {
@@ -158,6 +172,7 @@ class FakeSource : public RecordSource {
   std::condition_variable cv_;
   std::map<size_t, int32_t> partitions_;
   std::map<size_t, std::vector<int64_t>> ends_;
+  bool report_cached_ends_ = false;
   std::vector<Assignment> assignment_;
   std::set<std::pair<size_t, int32_t>> paused_;
   int assigns_ = 0;

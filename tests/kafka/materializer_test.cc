@@ -2,6 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <ctime>
+#include <map>
+#include <set>
+
 #include "kafka/fake_source.h"
 #include "store/apply_notifier.h"
 #include "test_util.h"
@@ -124,15 +128,94 @@ TEST_F(MaterializerTest, InvalidRecordsAreSkippedCountedAndKeepThePreviousValue)
   for (const auto& f : families) {
     if (f.name != "cachecar_materializer_records_rejected_total") continue;
     for (const auto& metric : f.metric) {
-      for (const auto& l : metric.label) {
-        if (l.name == "reason" && l.value == "invalid_json") {
-          EXPECT_EQ(metric.counter.value, 1);
-          found = true;
-        }
+      std::map<std::string, std::string> labels;
+      for (const auto& l : metric.label) labels[l.name] = l.value;
+      if (labels["topic"] == "users" && labels["reason"] == "invalid_json") {
+        EXPECT_EQ(metric.counter.value, 1);
+        found = true;
       }
     }
   }
   EXPECT_TRUE(found);
+}
+
+// An alert on a labelled counter needs its series before the first event (else
+// `rate(...) > 0` has nothing to compare until something went wrong once): every series
+// whose labels are known at start exists at 0 from the start.
+TEST_F(MaterializerTest, LabelledSeriesExistAtZeroFromTheStart) {
+  MaterializerOptions o = Options();
+  o.topics[0].on_invalid = config::InvalidPolicy::kDeadLetter;
+  o.topics[0].dead_letter_topic = "users-dlq";
+  Materializer m(o, store_.get(), &source_, tracker_.get(), &registry_);
+  std::map<std::string, std::set<std::map<std::string, std::string>>> series;
+  for (const auto& f : registry_.Collect()) {
+    for (const auto& metric : f.metric) {
+      std::map<std::string, std::string> labels;
+      for (const auto& l : metric.label) labels[l.name] = l.value;
+      series[f.name].insert(labels);
+    }
+  }
+  using L = std::map<std::string, std::string>;
+  for (const char* topic : {"users", "raw"}) {
+    for (const char* reason : {"missing_key", "empty_key", "invalid_utf8_key", "invalid_json",
+                               "schema_violation", "schema_budget_exceeded"}) {
+      EXPECT_TRUE(series["cachecar_materializer_records_rejected_total"].count(
+          L{{"topic", topic}, {"reason", reason}}))
+          << topic << " " << reason;
+    }
+    for (const char* reason : {"offset_out_of_range", "topic_deleted"}) {
+      EXPECT_TRUE(series["cachecar_materializer_topic_rebuilds_total"].count(
+          L{{"topic", topic}, {"reason", reason}}))
+          << topic << " " << reason;
+    }
+  }
+  for (const char* result : {"ok", "failed"}) {
+    EXPECT_TRUE(series["cachecar_materializer_dead_letters_total"].count(
+        L{{"topic", "users"}, {"result", result}}))
+        << result;
+    EXPECT_FALSE(series["cachecar_materializer_dead_letters_total"].count(
+        L{{"topic", "raw"}, {"result", result}}))
+        << "raw has no dead-letter topic";
+  }
+  for (const char* reason : {"KAFKA_UNAVAILABLE", "KAFKA_TOPIC_NOT_FOUND", "KAFKA_ERROR"}) {
+    EXPECT_TRUE(series["cachecar_kafka_consumer_errors_total"].count(L{{"reason", reason}}))
+        << reason;
+  }
+  for (const char* reason : {"DISK_FULL", "STORE_FULL", "STORE_RESIZE_WAITING"}) {
+    EXPECT_TRUE(series["cachecar_store_write_failing"].count(L{{"reason", reason}})) << reason;
+  }
+}
+
+// Lag in time: 0 for a partition that has applied everything; for one behind its end,
+// the age of the last record it applied (the records after it are younger, so the data
+// served is at most that old).
+TEST_F(MaterializerTest, LagInSecondsIsTheAgeOfTheLastAppliedRecordWhileBehind) {
+  source_.ReportCachedEnds(true);
+  source_.SetPartitions(0, 2, {5, 1});  // partition 0 ends at 5 but only 0..1 arrive
+  source_.SetPartitions(1, 1, {0});
+  source_.PushRecord(0, 0, 0, "a", "{}");
+  source_.PushRecord(0, 0, 1, "b", "{}");  // timestamp 1000 ms after the epoch
+  source_.PushRecord(0, 1, 0, "c", "{}");
+  auto m = Make();
+  m->Start();
+  auto value = [&](const std::string& partition) -> std::optional<double> {
+    for (const auto& f : registry_.Collect()) {
+      if (f.name != "cachecar_partition_lag_seconds") continue;
+      for (const auto& metric : f.metric) {
+        std::map<std::string, std::string> labels;
+        for (const auto& l : metric.label) labels[l.name] = l.value;
+        if (labels["topic"] == "users" && labels["partition"] == partition) {
+          return metric.gauge.value;
+        }
+      }
+    }
+    return std::nullopt;
+  };
+  const double age = static_cast<double>(std::time(nullptr)) - 1.0;
+  EXPECT_TRUE(testing::WaitUntil([&] { return value("0").value_or(0) > 0; }));
+  m->Stop();
+  EXPECT_NEAR(*value("0"), age, 60);
+  EXPECT_EQ(value("1"), 0.0);
 }
 
 TEST_F(MaterializerTest, ResumesFromStoredPositions) {
