@@ -3,9 +3,14 @@
 # Idempotent: a second run installs nothing and rebuilds only what changed.
 #
 #   scripts/setup.sh            install + configure + build (into build/)
+#   scripts/setup.sh --demo     only what scripts/demo.sh runs: no test-only tools, and
+#                               only cachecar, cachecarctl, example_app and the clients
+#                               are built (the tests are most of the build time)
 #   SKIP_BUILD=1 scripts/setup.sh   install only
 set -euo pipefail
 cd "$(dirname "$0")/.."
+demo=""
+if [ "${1:-}" = "--demo" ]; then demo=1; fi
 
 APT_PACKAGES=(
   build-essential cmake ninja-build pkg-config python3-venv
@@ -45,6 +50,7 @@ if ! command -v cargo >/dev/null; then
 fi
 cargo fetch --locked --quiet --manifest-path sidecar/schema/jsonschema_ffi/Cargo.toml
 
+if [ -z "$demo" ]; then
 # The official JSON-Schema-Test-Suite for every draft cachecar supports. Debian's package
 # stops at draft 7; python-jsonschema's source distribution on PyPI carries the whole
 # suite (its json/ folder, remotes included), so the conformance test takes it from there.
@@ -70,6 +76,17 @@ if [ ! -x .tools/kubeconform ] || [ "$(cat .tools/kubeconform.version 2>/dev/nul
   echo "$KUBECONFORM_VERSION" >.tools/kubeconform.version
 fi
 
+
+# grpcurl (Go module proxy): the integration tests use it as a client that knows nothing of
+# cachecar but proto/ and server reflection.
+GRPCURL_VERSION=v1.9.4
+if [ ! -x .tools/grpcurl ] || [ "$(cat .tools/grpcurl.version 2>/dev/null)" != "$GRPCURL_VERSION" ]; then
+  echo "setup: installing grpcurl $GRPCURL_VERSION into .tools/" >&2
+  GOBIN="$PWD/.tools" GOFLAGS=-mod=mod go install "github.com/fullstorydev/grpcurl/cmd/grpcurl@$GRPCURL_VERSION"
+  echo "$GRPCURL_VERSION" >.tools/grpcurl.version
+fi
+fi  # test-only tools
+
 # Apache Kafka's jars (cached under ~/.cache/cachecar after the first run).
 scripts/kafka.sh fetch
 
@@ -89,7 +106,11 @@ if [ -z "${SKIP_BUILD:-}" ]; then
   if [ ! -f build/build.ninja ]; then
     cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
   fi
-  ninja -C build
+  if [ -n "$demo" ]; then
+    ninja -C build cachecar cachecarctl example_app
+  else
+    ninja -C build
+  fi
   # The Python client, built from proto/ into .venv (the client tests import it).
   .venv/bin/pip install -q --disable-pip-version-check --no-build-isolation --no-deps ./client/python
   (cd client/typescript && npm run --silent build >/dev/null)

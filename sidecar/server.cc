@@ -12,6 +12,7 @@
 #include <set>
 
 #include "common/log.h"
+#include "grpc/health/v1/health.pb.h"
 #include "health/catch_up.h"
 #include "health/readiness_publisher.h"
 #include "kafka/materializer.h"
@@ -164,6 +165,10 @@ Status Server::Start() {
       [h = watch_hub_.get()] { return watch::WatchReactor::Start(h); });
 
   grpc::EnableDefaultHealthCheckService(true);
+  // Reflection describes services from the generated descriptor pool; gRPC's health
+  // service is not generated from protobuf C++, so its file is loaded here, or
+  // `grpcurl describe grpc.health.v1.Health` (and grpcurl's calls to it) would fail.
+  grpc::health::v1::HealthCheckRequest::descriptor();
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   if (!config_.grpc.address.empty()) {
