@@ -27,6 +27,9 @@ CatchUpTracker::CatchUpTracker(std::vector<std::string> topics, LagPolicy lag,
   }
   rebuild_reasons_.resize(topics_.size());
   waiting_reasons_.resize(topics_.size());
+  // Nothing required to wait for: ready now (as NotReadyReason already says).
+  ready_ = std::none_of(topics_.begin(), topics_.end(),
+                        [](const TopicProgress& tp) { return tp.required; });
 }
 
 void CatchUpTracker::AddListener(Listener listener) {

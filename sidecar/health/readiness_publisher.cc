@@ -35,6 +35,9 @@ ReadinessPublisher::ReadinessPublisher(CatchUpTracker* tracker, std::vector<std:
   health_->SetServingStatus("", false);
   for (const auto& t : topics_) health_->SetServingStatus(TopicHealthName(t), false);
   tracker->AddListener([this](std::optional<size_t> topic, bool ready) { OnChange(topic, ready); });
+  // The listener hears transitions only. A tracker ready from the start (every topic
+  // optional) makes none, so its state is published now (nothing runs concurrently yet).
+  if (tracker->Ready()) OnChange(std::nullopt, true);
 }
 
 void ReadinessPublisher::OnChange(std::optional<size_t> topic, bool ready) {

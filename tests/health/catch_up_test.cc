@@ -118,6 +118,21 @@ TEST(CatchUpTrackerTest, OptionalTopicDoesNotGateReadiness) {
   EXPECT_EQ(t.NotReadyReason(), "topic a partition 0 halted at offset 1: not_json");
 }
 
+// With no required topic there is nothing to wait for: ready from the start, and every
+// answer agrees (Ready, which GetStatus and the publisher read, and NotReadyReason, which
+// /readyz reads).
+TEST(CatchUpTrackerTest, ATrackerWithOnlyOptionalTopicsIsReadyFromTheStart) {
+  CatchUpTracker t({"a", "b"}, {}, {0, 1});
+  EXPECT_TRUE(t.Ready());
+  EXPECT_EQ(t.NotReadyReason(), "");
+  EXPECT_FALSE(t.TopicReady(0));
+  t.SetWaiting(0, "topic a does not exist in Kafka (yet)");
+  EXPECT_TRUE(t.Ready());
+  CatchUpTracker required({"a", "b"}, {}, {1});
+  EXPECT_FALSE(required.Ready());
+  EXPECT_NE(required.NotReadyReason(), "");
+}
+
 // Kafka unreachable at start: the stored state is served, marked stale, and stays ready
 // (no flap) while it catches up once Kafka answers; stale ends when caught up.
 TEST(CatchUpTrackerTest, StoredStateIsServedStaleUntilCaughtUpAgain) {

@@ -232,6 +232,23 @@ def test_an_optional_topic_does_not_take_the_pod_out_of_service(admin, bootstrap
     assert c.stub.Get(pb.GetRequest(topic=present, key=b"k"), timeout=5).found
 
 
+def test_a_sidecar_whose_topics_are_all_optional_says_serving_everywhere(cachecar_factory):
+    """Ready from the start (no required topic to wait for): gRPC health, /readyz and
+    GetStatus agree, although the one topic does not exist."""
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+    missing = unique("missing")  # never created
+    c = cachecar_factory([{"name": missing, "readiness": "optional"}]).start()
+    c.wait_ready(timeout=60)
+    assert c.http("/readyz")[0] == 200
+    stub = health_pb2_grpc.HealthStub(c.channel)
+    deadline_wait(lambda: "does not exist" in c.status().topics[0].not_ready_reason,
+                  timeout=60, what="the missing topic named")
+    got = stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=5).status
+    assert got == health_pb2.HealthCheckResponse.SERVING, got
+    got = stub.Check(health_pb2.HealthCheckRequest(service=f"topic/{missing}"), timeout=5).status
+    assert got == health_pb2.HealthCheckResponse.NOT_SERVING, got
+
+
 def test_readiness_names_every_required_topic_that_is_not_ready(admin, bootstrap,
                                                                 cachecar_factory):
     present = create_topic(admin, unique("present"))
