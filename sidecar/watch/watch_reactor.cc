@@ -115,8 +115,12 @@ void WatchReactor::Kick() {
       // the hint (the last of a run: nothing in hand after it), a full per-stream buffer,
       // or the end of the call. A hinted write is thus never held waiting for a response
       // that may not come.
-      StartWrite(&response_, have_next_ ? grpc::WriteOptions().set_buffer_hint()
-                                        : grpc::WriteOptions());
+      // Never on the stream's first write: it carries the initial metadata, and gRPC then
+      // holds a hinted write (and its completion) until something flushes the stream, which
+      // nothing would (WatchReactorTest.AResumeGetsItsCreatedAndItsMissedChange).
+      const bool hint = have_next_ && wrote_once_;
+      wrote_once_ = true;
+      StartWrite(&response_, hint ? grpc::WriteOptions().set_buffer_hint() : grpc::WriteOptions());
       return;  // busy_ stays set until OnWriteDone
     }
     if (again_) {

@@ -54,6 +54,7 @@ class WatchReactor final : public grpc::ServerBidiReactor<v1::WatchRequest, v1::
   v1::WatchResponse response_;  // the write in flight
   v1::WatchResponse next_;      // the response after it, taken from the session already
   bool have_next_ = false;
+  bool wrote_once_ = false;  // the first write (with the initial metadata) was started
   bool busy_ = false;           // the write turn is taken (or a write is in flight)
   bool again_ = false;          // a wake-up arrived while busy_
   bool reads_done_ = false;     // the client closed its side

@@ -95,14 +95,16 @@ TEST_F(WatchReactorTest, EveryResponseOfABurstArrivesWithNothingAfterIt) {
   }
   ASSERT_EQ(created, kWatches) << "the last created responses were held back";
 
-  // One change that every watch of the stream wants: kWatches responses at once.
-  for (int round = 0; round < 3; ++round) {
-    Apply("u1", "v" + std::to_string(round));
+  // One change that every watch of the stream wants: kWatches responses at once, small,
+  // then large (a burst of 200 x 8 KiB is far past gRPC's per-stream write buffer).
+  for (int round = 0; round < 4; ++round) {
+    const std::string value = "v" + std::to_string(round) + std::string(round == 3 ? 8192 : 0, 'x');
+    Apply("u1", value);
     std::set<int64_t> got;
     while (static_cast<int>(got.size()) < kWatches && stream->Read(&resp)) {
       ASSERT_TRUE(resp.has_events()) << resp.DebugString();
       ASSERT_EQ(resp.events().events_size(), 1);
-      EXPECT_EQ(resp.events().events(0).entry().value(), "v" + std::to_string(round));
+      EXPECT_EQ(resp.events().events(0).entry().value(), value);
       got.insert(resp.watch_id());
     }
     ASSERT_EQ(static_cast<int>(got.size()), kWatches)
@@ -132,6 +134,56 @@ TEST_F(WatchReactorTest, ALoneEventArrivesAtOnce) {
     EXPECT_EQ(resp.events().events(0).entry().value(), "x" + std::to_string(i));
   }
   ctx.TryCancel();
+}
+
+// A resume whose catch-up has a change to send at once: its created response is written
+// with the event in hand (hinted), and both arrive.
+TEST_F(WatchReactorTest, AResumeGetsItsCreatedAndItsMissedChange) {
+  Apply("u1", "a");
+  Apply("u1", "b");
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+  auto stream = stub_->Watch(&ctx);
+  v1::WatchRequest r;
+  r.mutable_create()->set_watch_id(7);
+  r.mutable_create()->set_topic("users");
+  r.mutable_create()->set_key("u1");
+  r.mutable_create()->set_resume_revision(1);
+  r.mutable_create()->set_store_id(store_->store_id());
+  ASSERT_TRUE(stream->Write(r));
+  v1::WatchResponse resp;
+  ASSERT_TRUE(stream->Read(&resp));
+  ASSERT_TRUE(resp.has_created()) << resp.DebugString();
+  ASSERT_TRUE(stream->Read(&resp)) << "the missed change never arrived";
+  ASSERT_TRUE(resp.has_events()) << resp.DebugString();
+  EXPECT_EQ(resp.events().events(0).entry().value(), "b");
+  ctx.TryCancel();
+}
+
+// Shutdown ends the stream once the client has its watch's SHUTTING_DOWN cancel (the
+// server's own shutdown then waits for nothing).
+TEST_F(WatchReactorTest, ShutdownEndsTheStreamAfterTheCancel) {
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+  auto stream = stub_->Watch(&ctx);
+  v1::WatchRequest r;
+  r.mutable_create()->set_watch_id(7);
+  r.mutable_create()->set_topic("users");
+  r.mutable_create()->set_key("u1");
+  ASSERT_TRUE(stream->Write(r));
+  v1::WatchResponse resp;
+  ASSERT_TRUE(stream->Read(&resp));
+  ASSERT_TRUE(resp.has_created());
+  Apply("u1", "x");
+  ASSERT_TRUE(stream->Read(&resp));
+  ASSERT_TRUE(resp.has_events());
+  hub_->Shutdown();
+  ASSERT_TRUE(stream->Read(&resp)) << "no cancel";
+  ASSERT_TRUE(resp.has_canceled());
+  EXPECT_EQ(resp.canceled().reason(), v1::WatchCanceled::SHUTTING_DOWN);
+  EXPECT_FALSE(stream->Read(&resp)) << resp.DebugString();
+  grpc::Status st = stream->Finish();
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::UNAVAILABLE) << st.error_message();
 }
 
 }  // namespace
