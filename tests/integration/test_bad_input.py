@@ -161,11 +161,13 @@ def test_usage_errors_exit_2_and_name_the_bad_argument():
         r = subprocess.run([binary, "--version"], capture_output=True, timeout=30)
         assert r.returncode == 0, r
         words = r.stdout.decode().split()
-        # "cachecar 0.1.0 (<git describe of this tree>)"
+        # "cachecar 0.1.0 (<commit of this repository it was built from>[-dirty])"
         assert words[0] == name.decode() and re.fullmatch(r"\d+\.\d+\.\d+", words[1]), words
-        revision = subprocess.run(["git", "-C", SOURCE_DIR, "rev-parse", "--short=12", "HEAD"],
-                                  capture_output=True, text=True).stdout.strip()
-        assert revision and words[2].strip("()").startswith(revision), (words, revision)
+        commit = words[2].strip("()").removesuffix("-dirty")
+        assert re.fullmatch(r"[0-9a-f]{12,40}", commit), words
+        known = subprocess.run(["git", "-C", SOURCE_DIR, "cat-file", "-e", commit + "^{commit}"],
+                               capture_output=True)
+        assert known.returncode == 0, (words, "not a commit of this repository")
 
 
 def test_port_in_use_fails_start_with_one_clear_line(admin, bootstrap, cachecar_factory):
