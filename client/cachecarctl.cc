@@ -25,9 +25,25 @@ using nlohmann::json;
 
 enum Exit { kOk = 0, kFailed = 1, kUsage = 2, kNotFound = 3, kNotReady = 4, kRejected = 5 };
 
+// With -o json or jsonl an error is also one JSON object on stdout, so a script that
+// parses the output sees why instead of nothing. Set once, from the command line.
+bool json_errors = false;
+
 int ExitFor(const cachecar::Status& st) {
   std::fprintf(stderr, "cachecarctl: %s\n", st.ToString().c_str());
   if (!st.reason().empty()) std::fprintf(stderr, "  reason: %s\n", st.reason().c_str());
+  if (json_errors) {
+    json violations = json::array();
+    for (const auto& v : st.violations()) {
+      violations.push_back({{"field", v.field}, {"description", v.description}});
+    }
+    json error{{"code", cachecar::CodeName(st.code())},
+               {"reason", st.reason()},
+               {"message", st.message()},
+               {"violations", violations}};
+    std::cout << json{{"error", error}}.dump(-1, ' ', false, json::error_handler_t::replace)
+              << std::endl;
+  }
   if (st.reason() == "CACHE_NOT_READY") return kNotReady;
   switch (st.code()) {
     case Code::kInvalidArgument:
@@ -191,8 +207,10 @@ int Run(int argc, char** argv) {
                  "cachecar gRPC target (host:port or unix:PATH); env CACHECAR_ADDRESS")
       ->envname("CACHECAR_ADDRESS")
       ->capture_default_str();
-  app.add_option("-o,--output", output, "table, json, or raw (get: the value bytes only)")
-      ->check(CLI::IsMember({"table", "json", "raw"}))
+  app.add_option("-o,--output", output,
+                 "table; json (one document: an object, or an array for list and rejected); "
+                 "jsonl (one object per line); raw (get: the value bytes only)")
+      ->check(CLI::IsMember({"table", "json", "jsonl", "raw"}))
       ->capture_default_str();
   app.add_option("--timeout-ms", timeout_ms, "deadline of each call")
       ->check(CLI::Range(1, 3600000))
@@ -274,7 +292,9 @@ int Run(int argc, char** argv) {
   watch->add_flag("--no-delete", wa.no_delete, "leave out deletes");
   watch->add_flag("--prev", wa.prev, "include each change's previous entry");
   watch->add_flag("--no-progress", wa.quiet_progress, "do not print PROGRESS lines");
-  watch->add_option("-n,--count", wa.count, "exit after this many events")
+  watch->add_option("-n,--count", wa.count,
+                    "exit after this many change events (PUT or DELETE; snapshot entries and "
+                    "progress do not count)")
       ->check(CLI::NonNegativeNumber);
 
   try {
@@ -283,6 +303,9 @@ int Run(int argc, char** argv) {
     int rc = app.exit(e);
     return rc == 0 ? kOk : kUsage;
   }
+  // jsonl differs from json only where there are many objects (list, rejected).
+  const bool as_json = output == "json" || output == "jsonl";
+  json_errors = as_json;
   auto read_value = [&](CLI::App* cmd) -> bool {
     if (!value_file.empty()) {
       std::ifstream in(value_file, std::ios::binary);
@@ -302,7 +325,7 @@ int Run(int argc, char** argv) {
   };
   if (validate->parsed()) {
     if (!read_value(validate)) return kUsage;
-    return cachecar::client::RunValidate(config_path, topic, value, output);
+    return cachecar::client::RunValidate(config_path, topic, value, as_json ? "json" : output);
   }
   opts.timeout = std::chrono::milliseconds(timeout_ms);
   if (!token_file.empty()) {
@@ -334,12 +357,12 @@ int Run(int argc, char** argv) {
     auto r = client.Get(topic, key, ro);
     if (!r.ok()) return ExitFor(r.status());
     if (!r->found()) {
-      if (output == "json") PrintJson(json{{"found", false}, {"key", BytesJson(key)}});
+      if (as_json) PrintJson(json{{"found", false}, {"key", BytesJson(key)}});
       std::fprintf(stderr, "cachecarctl: key not found in %s\n", topic.c_str());
       return kNotFound;
     }
     const auto& e = r->entry();
-    if (output == "json") {
+    if (as_json) {
       json j = EntryJson(e);
       j["found"] = true;
       PrintJson(j);
@@ -358,13 +381,23 @@ int Run(int argc, char** argv) {
   if (list->parsed()) {
     auto r = client.ListAll(topic, prefix, static_cast<size_t>(limit), ro);
     if (!r.ok()) return ExitFor(r.status());
-    if (output == "json" || output == "raw") {
+    if (output == "json") {
+      json all = json::array();
+      for (const auto& e : *r) all.push_back(EntryJson(e));
+      PrintJson(all);
+    } else if (output == "jsonl" || output == "raw") {
       for (const auto& e : *r) PrintJson(EntryJson(e));
     } else {
-      std::printf("%-32s %-9s %-10s %-9s %s\n", "KEY", "PARTITION", "OFFSET", "REVISION",
+      // Keys are printed whole (they are what one copies from here to `get`), up to a
+      // width no terminal would show anyway.
+      constexpr size_t kMaxKeyWidth = 256;
+      size_t width = 3;
+      for (const auto& e : *r) width = std::max(width, Printable(e.key(), kMaxKeyWidth).size());
+      const int w = static_cast<int>(width);
+      std::printf("%-*s %-9s %-10s %-9s %s\n", w, "KEY", "PARTITION", "OFFSET", "REVISION",
                   "VALUE");
       for (const auto& e : *r) {
-        std::printf("%-32s %-9d %-10lld %-9llu %s\n", Printable(e.key(), 32).c_str(),
+        std::printf("%-*s %-9d %-10lld %-9llu %s\n", w, Printable(e.key(), kMaxKeyWidth).c_str(),
                     e.partition(), static_cast<long long>(e.offset()),
                     static_cast<unsigned long long>(e.revision()),
                     Printable(e.value(), 80).c_str());
@@ -393,7 +426,7 @@ int Run(int argc, char** argv) {
       revision = r->store_revision();
       applied = r->applied();
     }
-    if (output == "json" || output == "raw") {
+    if (as_json || output == "raw") {
       PrintJson({{"partition", partition}, {"offset", offset}, {"applied", applied},
                  {"store_revision", revision}});
     } else {
@@ -406,12 +439,18 @@ int Run(int argc, char** argv) {
   if (rejected->parsed()) {
     auto r = client.ListRejectedRecords(topic);
     if (!r.ok()) return ExitFor(r.status());
-    if (output == "json" || output == "raw") {
+    if (output != "table") {
+      json all = json::array();
       for (const auto& x : r->records()) {
-        PrintJson({{"partition", x.partition()}, {"offset", x.offset()},
-                   {"key", x.has_key() ? BytesJson(x.key()) : json(nullptr)},
-                   {"reason", x.reason()}, {"detail", x.detail()}, {"action", x.action()},
-                   {"reject_time_seconds", x.reject_time().seconds()}});
+        all.push_back({{"partition", x.partition()}, {"offset", x.offset()},
+                       {"key", x.has_key() ? BytesJson(x.key()) : json(nullptr)},
+                       {"reason", x.reason()}, {"detail", x.detail()}, {"action", x.action()},
+                       {"reject_time", FormatTimestamp(x.reject_time())}});
+      }
+      if (output == "json") {
+        PrintJson(all);
+      } else {
+        for (const auto& x : all) PrintJson(x);
       }
     } else {
       std::printf("%-9s %-10s %-24s %-18s %-13s %s\n", "PARTITION", "OFFSET", "KEY", "REASON",
@@ -438,7 +477,7 @@ int Run(int argc, char** argv) {
     }
     auto r = client.GetStatus();
     if (!r.ok()) return ExitFor(r.status());
-    if (output == "json" || output == "raw") {
+    if (as_json || output == "raw") {
       json topics = json::array();
       for (const auto& t : r->topics()) {
         json parts = json::array();

@@ -7,7 +7,8 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from conftest import (create_topic, deadline_wait, last_values, pb, produce, unique)
+from conftest import (CACHECARCTL_BIN, create_topic, deadline_wait, last_values, pb, produce,
+                      unique)
 
 
 def users_records(n, seed):
@@ -119,11 +120,35 @@ def test_batch_get_list_and_response_header(admin, bootstrap, cachecar_factory):
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["value"] == 42
     assert c.ctl("get", t, "nope").returncode == 3
-    out = c.ctl("list", t, "--prefix", "a:", "-o", "json")
+    out = c.ctl("list", t, "--prefix", "a:", "-o", "json")  # one document: an array
     assert out.returncode == 0
-    assert len(out.stdout.decode().splitlines()) == 250
+    listed = json.loads(out.stdout)
+    assert [e["key"] for e in listed] == [f"a:{i:03d}" for i in range(250)]
+    out = c.ctl("list", t, "--prefix", "a:", "-o", "jsonl")  # one object per line
+    assert [json.loads(line)["key"] for line in out.stdout.splitlines()] == \
+        [e["key"] for e in listed]
     out = c.ctl("list", t, "--prefix", "a:00")
     assert out.returncode == 0 and b"a:009" in out.stdout and b"a:010" not in out.stdout
+    # Errors: with -o json a script reads why on stdout as well.
+    out = c.ctl("get", "nope", "k", "-o", "json")
+    assert out.returncode == 5
+    err = json.loads(out.stdout)["error"]
+    assert err["code"] == "NOT_FOUND" and err["reason"] == "TOPIC_NOT_FOUND", err
+    out = subprocess.run([CACHECARCTL_BIN, "-a", "127.0.0.1:1", "-o", "jsonl", "list", t],
+                         capture_output=True, timeout=30)  # nothing listens there
+    assert out.returncode == 1 and json.loads(out.stdout)["error"]["code"] == "UNAVAILABLE", out
+
+
+def test_list_table_prints_whole_keys(admin, bootstrap, cachecar_factory):
+    t = create_topic(admin, unique("wide"))
+    keys = ["9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d", "k" * 100, "short"]
+    produce(bootstrap, t, [(k.encode(), b"{}") for k in keys])
+    c = cachecar_factory([{"name": t}]).start()
+    c.wait_ready(timeout=60)
+    out = c.ctl("list", t)
+    assert out.returncode == 0, out.stderr
+    rows = out.stdout.decode().splitlines()[1:]
+    assert sorted(r.split()[0] for r in rows) == sorted(keys), rows
 
 
 def test_reflection_lists_the_cache_service(admin, bootstrap, cachecar_factory):
