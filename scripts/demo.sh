@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs cachecar for real: installs and builds (scripts/setup.sh), starts a single-node Kafka
-# broker on loopback, creates the example topics, feeds them examples/data/*.tsv, and runs
+# Runs cachecar for real: installs and builds what it runs (scripts/setup.sh --demo), starts a
+# single-node Kafka broker on loopback, creates the example topics, feeds them
+# examples/data/*.tsv, and runs
 # cachecar with examples/cachecar.yaml in the foreground. Ctrl-C stops everything it started;
 # so does `scripts/demo.sh stop` from another terminal.
 #
@@ -12,7 +13,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
-run=$root/.run
+# DEMO_RUN_DIR, KAFKA_PORT, CACHECAR_GRPC_ADDRESS and CACHECAR_HTTP_ADDRESS move the demo
+# off its defaults (.run/, 9092, 127.0.0.1:50051, 127.0.0.1:9090), e.g. beside another
+# one; DEMO_SKIP_SETUP=1 uses the binaries already built (tests/integration/test_demo.py).
+run=${DEMO_RUN_DIR:-$root/.run}
 
 stop_all() {
   if [ -f "$run/cachecar.pid" ]; then
@@ -32,7 +36,7 @@ if [ "${1:-}" = "stop" ]; then
   exit 0
 fi
 
-scripts/setup.sh
+[ -n "${DEMO_SKIP_SETUP:-}" ] || scripts/setup.sh --demo
 mkdir -p "$run"
 export KAFKA_PORT=${KAFKA_PORT:-9092}
 scripts/kafka.sh start "$run/kafka"
@@ -52,11 +56,12 @@ done
 rm -rf "$run/store"
 cat >&2 <<MSG
 
-demo: starting cachecar (gRPC 127.0.0.1:50051, metrics http://127.0.0.1:9090/metrics).
+demo: starting cachecar (gRPC ${CACHECAR_GRPC_ADDRESS:-127.0.0.1:50051}, metrics http://${CACHECAR_HTTP_ADDRESS:-127.0.0.1:9090}/metrics).
       In another terminal:
         build/cachecarctl status
         build/cachecarctl get users 9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d
         build/cachecarctl list cacheInvalidation --prefix guest/ -o json
+        build/cachecarctl rejected users       # the one invalid user in the data, and why
         build/cachecarctl watch feature-flags --prefix "" --snapshot     # then, elsewhere:
         kcat -P -b $bootstrap -t feature-flags -K: <<< 'checkout.v2:off'   # then get it again
         .venv/bin/python examples/clients/app.py        # the clients: README "Use it from your app"

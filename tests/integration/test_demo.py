@@ -1,0 +1,90 @@
+"""scripts/demo.sh, as the README's first command runs it (with the binaries already built
+and ports of its own): the broker, the example topics and data, and the walkthrough's
+commands give what the README says they give."""
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import urllib.request
+
+from conftest import CACHECARCTL_BIN, SOURCE_DIR, deadline_wait
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_the_demo_serves_its_examples_and_its_walkthrough_works(tmp_path):
+    grpc_address = f"127.0.0.1:{free_port()}"
+    env = dict(os.environ, DEMO_SKIP_SETUP="1", DEMO_RUN_DIR=str(tmp_path / "run"),
+               KAFKA_PORT=str(free_port()), CACHECAR_GRPC_ADDRESS=grpc_address,
+               CACHECAR_HTTP_ADDRESS=f"127.0.0.1:{free_port()}", CACHECAR_ADDRESS=grpc_address)
+    log = open(tmp_path / "demo.log", "wb")
+    demo = subprocess.Popen(["scripts/demo.sh"], cwd=SOURCE_DIR, env=env, stdout=log,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+
+    def ctl(*args):
+        return subprocess.run([CACHECARCTL_BIN, *args], env=env, capture_output=True, text=True,
+                              timeout=30)
+
+    try:
+        def ready():
+            assert demo.poll() is None, (tmp_path / "demo.log").read_text()
+            return ctl("status").returncode == 0
+        deadline_wait(ready, timeout=240, what="the demo's cachecar ready")
+
+        got = ctl("get", "users", "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d", "-o", "json")
+        assert got.returncode == 0, got
+        assert json.loads(got.stdout)["value"]["email"] == "grace@example.com", got.stdout
+
+        # The data holds one invalid user: never served, listed with its reason.
+        bad = "0badc0de-0000-4000-8000-000000000000"
+        assert ctl("get", "users", bad).returncode == 3
+        rejected = ctl("rejected", "users", "-o", "json")
+        assert rejected.returncode == 0, rejected
+        assert bad in rejected.stdout and "schema_violation" in rejected.stdout, rejected.stdout
+
+        listed = ctl("list", "cacheInvalidation", "--prefix", "guest/", "-o", "json")
+        assert listed.returncode == 0 and "guest/hello" in listed.stdout, listed
+
+        # Controllers publish invalidations through their sidecar (the topic is writable).
+        value = '{"instanceId":"controller2","key":{"mainId":"guest/new"}}'
+        put = ctl("put", "cacheInvalidation", "guest/new", value)
+        assert put.returncode == 0, put
+        got = ctl("get", "cacheInvalidation", "guest/new", "-o", "raw")
+        assert got.returncode == 0 and got.stdout == value, got
+
+        # What an operator's dashboard and alerts read, there from the start.
+        with urllib.request.urlopen(f"http://{env['CACHECAR_HTTP_ADDRESS']}/metrics",
+                                    timeout=10) as r:
+            text = r.read().decode()
+        assert re.search(r'^cachecar_build_info\{version="\d+\.\d+\.\d+",revision="[^"]+"\} 1$',
+                         text, re.M), "no build info"
+        for name in ("process_cpu_seconds_total", "process_resident_memory_bytes",
+                     "process_start_time_seconds", "process_open_fds"):
+            assert re.search(rf"^{name} [0-9.e+]+$", text, re.M), name
+        for p in range(4):
+            assert f'cachecar_partition_halted{{partition="{p}",topic="users"}} 0' in text
+        assert 'cachecar_kafka_consumer_errors_total{reason="KAFKA_UNAVAILABLE"} 0' in text
+        assert 'cachecar_store_write_failing{reason="DISK_FULL"} 0' in text
+        assert ('cachecar_materializer_records_rejected_total{reason="schema_violation",'
+                'topic="users"} 1') in text
+        assert ('cachecar_materializer_records_rejected_total{reason="invalid_json",'
+                'topic="users"} 0') in text
+
+        refused = ctl("put", "users", "x", '{"id":"x"}')
+        assert refused.returncode == 5 and "email" in refused.stderr + refused.stdout, refused
+    finally:
+        stop = subprocess.run(["scripts/demo.sh", "stop"], cwd=SOURCE_DIR, env=env,
+                              capture_output=True, timeout=120)
+        try:
+            demo.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(demo.pid, signal.SIGKILL)
+            demo.wait()
+        log.close()
+    assert stop.returncode == 0, stop
