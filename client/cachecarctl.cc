@@ -103,6 +103,10 @@ std::string Printable(const std::string& b, size_t max) {
   return s;
 }
 
+// Tables print keys whole (they are what one copies from a table to `get`), up to a
+// width no terminal would show anyway.
+constexpr size_t kMaxKeyWidth = 256;
+
 void PrintJson(const json& j) {
   std::cout << j.dump(-1, ' ', false, json::error_handler_t::replace) << "\n";
 }
@@ -388,9 +392,6 @@ int Run(int argc, char** argv) {
     } else if (output == "jsonl" || output == "raw") {
       for (const auto& e : *r) PrintJson(EntryJson(e));
     } else {
-      // Keys are printed whole (they are what one copies from here to `get`), up to a
-      // width no terminal would show anyway.
-      constexpr size_t kMaxKeyWidth = 256;
       size_t width = 3;
       for (const auto& e : *r) width = std::max(width, Printable(e.key(), kMaxKeyWidth).size());
       const int w = static_cast<int>(width);
@@ -453,12 +454,17 @@ int Run(int argc, char** argv) {
         for (const auto& x : all) PrintJson(x);
       }
     } else {
-      std::printf("%-9s %-10s %-24s %-18s %-13s %s\n", "PARTITION", "OFFSET", "KEY", "REASON",
+      auto key_of = [](const cachecar::v1::RejectedRecord& x) {
+        return x.has_key() ? Printable(x.key(), kMaxKeyWidth) : std::string("(none)");
+      };
+      size_t width = 3;
+      for (const auto& x : r->records()) width = std::max(width, key_of(x).size());
+      const int w = static_cast<int>(width);
+      std::printf("%-9s %-10s %-*s %-18s %-13s %s\n", "PARTITION", "OFFSET", w, "KEY", "REASON",
                   "ACTION", "DETAIL");
       for (const auto& x : r->records()) {
-        std::printf("%-9d %-10lld %-24s %-18s %-13s %s\n", x.partition(),
-                    static_cast<long long>(x.offset()),
-                    x.has_key() ? Printable(x.key(), 24).c_str() : "(none)", x.reason().c_str(),
+        std::printf("%-9d %-10lld %-*s %-18s %-13s %s\n", x.partition(),
+                    static_cast<long long>(x.offset()), w, key_of(x).c_str(), x.reason().c_str(),
                     x.action().c_str(), x.detail().c_str());
       }
     }

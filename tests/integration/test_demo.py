@@ -47,6 +47,8 @@ def test_the_demo_serves_its_examples_and_its_walkthrough_works(tmp_path):
         rejected = ctl("rejected", "users", "-o", "json")
         assert rejected.returncode == 0, rejected
         assert bad in rejected.stdout and "schema_violation" in rejected.stdout, rejected.stdout
+        table = ctl("rejected", "users")  # keys whole, to copy from
+        assert table.returncode == 0 and f" {bad} " in table.stdout, table.stdout
 
         listed = ctl("list", "cacheInvalidation", "--prefix", "guest/", "-o", "json")
         assert listed.returncode == 0 and "guest/hello" in listed.stdout, listed
