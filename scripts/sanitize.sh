@@ -18,7 +18,7 @@ case "$mode" in
   asan) sanitize=address,undefined ;;
   # Tests with an in-process gRPC server: Debian's gRPC is not built for TSan, which then
   # reports gRPC's own thread handoffs as races (see tests/tsan.supp).
-  tsan) sanitize=thread; exclude=(-E '^(CacheServiceTest|AuthenticatedServiceTest)\.') ;;
+  tsan) sanitize=thread; exclude=(-E '^(CacheServiceTest|AuthenticatedServiceTest|WatchReactorTest)\.') ;;
   *) echo "sanitize.sh: unknown mode '$mode' (asan or tsan)" >&2; exit 2 ;;
 esac
 dir=build-$mode

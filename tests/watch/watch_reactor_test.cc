@@ -58,6 +58,25 @@ class WatchReactorTest : public ::testing::Test {
     hub_->Notify();
   }
 
+  using Stream = std::unique_ptr<grpc::ClientReaderWriter<v1::WatchRequest, v1::WatchResponse>>;
+
+  // Opens a stream on `ctx` (with a deadline that guards the test against hanging, not a
+  // measurement) and creates watch 7 on key u1, resuming after `resume` if set.
+  Stream OpenWatch(grpc::ClientContext* ctx, std::optional<uint64_t> resume = std::nullopt) {
+    ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+    Stream stream = stub_->Watch(ctx);
+    v1::WatchRequest r;
+    r.mutable_create()->set_watch_id(7);
+    r.mutable_create()->set_topic("users");
+    r.mutable_create()->set_key("u1");
+    if (resume) {
+      r.mutable_create()->set_resume_revision(*resume);
+      r.mutable_create()->set_store_id(store_->store_id());
+    }
+    EXPECT_TRUE(stream->Write(r));
+    return stream;
+  }
+
   testing::TempDir dir_;
   config::Config config_;
   std::unique_ptr<store::Store> store_;
@@ -117,13 +136,7 @@ TEST_F(WatchReactorTest, EveryResponseOfABurstArrivesWithNothingAfterIt) {
 // goes out on its own.
 TEST_F(WatchReactorTest, ALoneEventArrivesAtOnce) {
   grpc::ClientContext ctx;
-  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
-  auto stream = stub_->Watch(&ctx);
-  v1::WatchRequest r;
-  r.mutable_create()->set_watch_id(7);
-  r.mutable_create()->set_topic("users");
-  r.mutable_create()->set_key("u1");
-  ASSERT_TRUE(stream->Write(r));
+  Stream stream = OpenWatch(&ctx);
   v1::WatchResponse resp;
   ASSERT_TRUE(stream->Read(&resp));
   ASSERT_TRUE(resp.has_created());
@@ -142,15 +155,7 @@ TEST_F(WatchReactorTest, AResumeGetsItsCreatedAndItsMissedChange) {
   Apply("u1", "a");
   Apply("u1", "b");
   grpc::ClientContext ctx;
-  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
-  auto stream = stub_->Watch(&ctx);
-  v1::WatchRequest r;
-  r.mutable_create()->set_watch_id(7);
-  r.mutable_create()->set_topic("users");
-  r.mutable_create()->set_key("u1");
-  r.mutable_create()->set_resume_revision(1);
-  r.mutable_create()->set_store_id(store_->store_id());
-  ASSERT_TRUE(stream->Write(r));
+  Stream stream = OpenWatch(&ctx, /*resume=*/1);
   v1::WatchResponse resp;
   ASSERT_TRUE(stream->Read(&resp));
   ASSERT_TRUE(resp.has_created()) << resp.DebugString();
@@ -164,13 +169,7 @@ TEST_F(WatchReactorTest, AResumeGetsItsCreatedAndItsMissedChange) {
 // server's own shutdown then waits for nothing).
 TEST_F(WatchReactorTest, ShutdownEndsTheStreamAfterTheCancel) {
   grpc::ClientContext ctx;
-  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
-  auto stream = stub_->Watch(&ctx);
-  v1::WatchRequest r;
-  r.mutable_create()->set_watch_id(7);
-  r.mutable_create()->set_topic("users");
-  r.mutable_create()->set_key("u1");
-  ASSERT_TRUE(stream->Write(r));
+  Stream stream = OpenWatch(&ctx);
   v1::WatchResponse resp;
   ASSERT_TRUE(stream->Read(&resp));
   ASSERT_TRUE(resp.has_created());
