@@ -21,6 +21,9 @@ APT_PACKAGES=(
   clang-tidy
   kcat maven openjdk-17-jre-headless redis-server redis-tools
 )
+# The container image (scripts/image.sh) and its test (podman runs it). Not for the demo.
+IMAGE_PACKAGES=(mmdebstrap umoci podman runc)
+if [ -z "$demo" ]; then APT_PACKAGES+=("${IMAGE_PACKAGES[@]}"); fi
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
