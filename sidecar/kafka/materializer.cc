@@ -60,6 +60,10 @@ Materializer::Materializer(MaterializerOptions options, store::Store* store,
   for (const char* reason : {"DISK_FULL", "STORE_FULL", "STORE_RESIZE_WAITING"}) {
     stats_.write_failing->Add({{"reason", reason}});
   }
+  static const prometheus::Histogram::BucketBoundaries kBuckets = {
+      0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 1, 5};
+  commit_duration_ = &stats_.commit_duration->Add({}, kBuckets);
+  batch_delay_ = &stats_.batch_delay->Add({}, kBuckets);
   counters_.resize(options_.topics.size());
   stats_.revision->Set(static_cast<double>(store_->revision()));
 }
@@ -320,8 +324,14 @@ void Materializer::SetStoreFailure(const Status& st) {
 
 Status Materializer::Commit() {
   NoteCaughtUp();
+  const auto began = steady_clock::now();
   Result<store::ApplyResult> r = store_->Apply(batch_);
   if (!r.ok()) return r.status();
+  const auto committed = steady_clock::now();
+  commit_duration_->Observe(std::chrono::duration<double>(committed - began).count());
+  if (!batch_.positions.empty()) {
+    batch_delay_->Observe(std::chrono::duration<double>(committed - batch_started_).count());
+  }
   stats_.commits->Increment();
   stats_.revision->Set(static_cast<double>(r->revision));
   std::vector<uint64_t> applied(options_.topics.size(), 0);

@@ -193,6 +193,8 @@ class Materializer {
   MaterializerStats stats_;
   std::vector<prometheus::Counter*> consumed_;  // by topic
   std::vector<prometheus::Counter*> applied_;
+  prometheus::Histogram* commit_duration_;
+  prometheus::Histogram* batch_delay_;
 
   // Writer-thread state.
   std::thread thread_;

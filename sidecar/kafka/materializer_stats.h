@@ -41,6 +41,11 @@ namespace cachecar::kafka {
                "1 while commits to the store fail, by reason (DISK_FULL, STORE_FULL, ...): "  \
                "nothing is applied, not ready.")                                              \
   COUNTER(commits, "cachecar_store_commits_total", "Write transactions committed.")           \
+  HISTOGRAM_FAMILY(commit_duration, "cachecar_store_commit_duration_seconds",                 \
+                   "Time to commit one write transaction, its fsync included.")                \
+  HISTOGRAM_FAMILY(batch_delay, "cachecar_materializer_batch_delay_seconds",                  \
+                   "From the first record of a batch read from Kafka until the batch was "     \
+                   "committed and readable: how long a record waits to be served.")          \
   GAUGE(revision, "cachecar_store_revision", "The store revision.")                           \
   COUNTER_FAMILY(offset_commits, "cachecar_kafka_offset_commits_total",                       \
                  "Commits of applied offsets to the Kafka consumer group, by result (ok, "    \

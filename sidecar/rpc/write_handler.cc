@@ -31,17 +31,33 @@ WriteHandler::WriteHandler(const config::Config* config, const schema::SchemaSet
       sink_(sink),
       notifier_(notifier),
       max_key_bytes_(max_key_bytes) {
-  apply_latency_.resize(config_->topics.size(), nullptr);
+  metrics_.resize(config_->topics.size());
   if (registry == nullptr) return;
-  auto& family = *WriteStats::Register(*registry).apply_duration;
+  WriteStats stats = WriteStats::Register(*registry);
   static const prometheus::Histogram::BucketBoundaries kBuckets = {
       0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5, 30};
+  // The stages are short: finer at the low end.
+  static const prometheus::Histogram::BucketBoundaries kStageBuckets = {
+      0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 1, 5};
   for (size_t i = 0; i < config_->topics.size(); ++i) {
-    if (!config_->topics[i].read_only) {
-      apply_latency_[i] = &family.Add({{"topic", config_->topics[i].name}}, kBuckets);
-    }
+    if (config_->topics[i].read_only) continue;
+    const std::string& name = config_->topics[i].name;
+    auto stage = [&](const char* s) {
+      return &stats.stage_duration->Add({{"topic", name}, {"stage", s}}, kStageBuckets);
+    };
+    metrics_[i] = {&stats.apply_duration->Add({{"topic", name}}, kBuckets), stage("check"),
+                   stage("ack"), stage("apply")};
   }
 }
+
+namespace {
+
+void ObserveSince(prometheus::Histogram* h, WriteHandler::Clock::time_point since,
+                  WriteHandler::Clock::time_point now) {
+  if (h != nullptr) h->Observe(std::chrono::duration<double>(now - since).count());
+}
+
+}  // namespace
 
 Result<size_t> WriteHandler::ResolveWritable(const std::string& topic, const std::string& key,
                                              std::vector<FieldViolation>* violations) const {
@@ -132,6 +148,7 @@ WriteHandler::Abandon WriteHandler::Delete(const v1::DeleteRequest& req,
 WriteHandler::Abandon WriteHandler::Write(const std::string& topic_name, const std::string& key,
                                           const std::string* value, bool ack_only,
                                           Clock::time_point deadline, Done done) const {
+  const auto arrived = Clock::now();
   std::vector<FieldViolation> violations;
   Result<size_t> resolved = ResolveWritable(topic_name, key, &violations);
   if (!resolved.ok() && violations.empty()) {
@@ -161,16 +178,18 @@ WriteHandler::Abandon WriteHandler::Write(const std::string& topic_name, const s
       return [] {};
     }
   }
-  return Produce(*resolved, key, value, ack_only, deadline, std::move(done));
+  return Produce(*resolved, key, value, ack_only, deadline, arrived, std::move(done));
 }
 
 WriteHandler::Abandon WriteHandler::Produce(size_t topic, const std::string& key,
                                             const std::string* value, bool ack_only,
-                                            Clock::time_point deadline, Done done) const {
+                                            Clock::time_point deadline, Clock::time_point arrived,
+                                            Done done) const {
   auto once = std::make_shared<OnceDone>(std::move(done));
   const std::string& name = config_->topics[topic].name;
-  const auto arrived = Clock::now();
-  prometheus::Histogram* latency = apply_latency_[topic];
+  const TopicMetrics metrics = metrics_[topic];
+  const auto produced = Clock::now();
+  ObserveSince(metrics.check, arrived, produced);
   // The broker may not answer before the deadline: answer for it.
   uint64_t timer = notifier_->WaitForRevision(
       std::numeric_limits<uint64_t>::max(), deadline, [once, name](const Status& st, uint64_t) {
@@ -193,7 +212,9 @@ WriteHandler::Abandon WriteHandler::Produce(size_t topic, const std::string& key
   if (value != nullptr) pr.value = *value;
   store::ApplyNotifier* notifier = notifier_;
   sink_->Produce(std::move(pr), [once, notifier, topic, ack_only, deadline, name, arrived,
-                                 latency](const kafka::Delivery& d) {
+                                 produced, metrics](const kafka::Delivery& d) {
+    const auto acked = Clock::now();
+    if (d.status.ok()) ObserveSince(metrics.ack, produced, acked);
     if (!d.status.ok() || ack_only) {
       if (!once->Claim()) return;
       notifier->Cancel(once->timer);
@@ -210,10 +231,12 @@ WriteHandler::Abandon WriteHandler::Produce(size_t topic, const std::string& key
     if (once->claimed) return;  // the caller left: nothing waits for the apply
     uint64_t apply = notifier->WaitForOffset(
         topic, d.partition, d.offset, deadline,
-        [once, d, name, arrived, latency](const Status& st, uint64_t revision) {
+        [once, d, name, arrived, acked, metrics](const Status& st, uint64_t revision) {
           if (!once->Claim()) return;
-          if (st.ok() && latency != nullptr) {
-            latency->Observe(std::chrono::duration<double>(Clock::now() - arrived).count());
+          if (st.ok()) {
+            const auto applied = Clock::now();
+            ObserveSince(metrics.apply, acked, applied);
+            ObserveSince(metrics.total, arrived, applied);
           }
           WriteResult r;
           r.partition = d.partition;

@@ -72,16 +72,24 @@ class WriteHandler {
   Abandon Write(const std::string& topic, const std::string& key, const std::string* value,
                 bool ack_only, Clock::time_point deadline, Done done) const;
   // Produces a checked record and answers once it is acknowledged (ack_only) or applied.
+  // `arrived`: when Write began (the check stage ends here).
   Abandon Produce(size_t topic, const std::string& key, const std::string* value,
-                  bool ack_only, Clock::time_point deadline, Done done) const;
+                  bool ack_only, Clock::time_point deadline, Clock::time_point arrived,
+                  Done done) const;
 
   const config::Config* config_;
   const schema::SchemaSet* schemas_;
   kafka::RecordSink* sink_;
   store::ApplyNotifier* notifier_;
   size_t max_key_bytes_;
-  // Per topic (null without a registry): arrival to applied, for writes that wait.
-  std::vector<prometheus::Histogram*> apply_latency_;
+  // Per writable topic (all null without a registry or for a read-only topic).
+  struct TopicMetrics {
+    prometheus::Histogram* total = nullptr;  // arrival to applied, for writes that wait
+    prometheus::Histogram* check = nullptr;  // arrival to produce
+    prometheus::Histogram* ack = nullptr;    // produce to the broker's acknowledgement
+    prometheus::Histogram* apply = nullptr;  // acknowledgement to applied locally
+  };
+  std::vector<TopicMetrics> metrics_;
 };
 
 }  // namespace cachecar::rpc

@@ -280,6 +280,33 @@ TEST_F(MaterializerTest, CommitsInBatchesOfTheConfiguredSize) {
   EXPECT_EQ(store_->revision(), 25u);
 }
 
+TEST_F(MaterializerTest, EveryCommitsDurationAndItsBatchsDelayAreObserved) {
+  source_.SetPartitions(0, 1, {25});
+  source_.SetPartitions(1, 1, {0});
+  source_.PushEnd(1, 0, 0);
+  for (int i = 0; i < 25; ++i) source_.PushRecord(0, 0, i, "k" + std::to_string(i), "1");
+  auto m = Make(/*batch_records=*/10);
+  m->Start();
+  ASSERT_TRUE(tracker_->WaitReady(std::chrono::steady_clock::now() + std::chrono::seconds(10)));
+  m->Stop();
+  double commits = 0;
+  uint64_t durations = 0, delays = 0;
+  for (const auto& f : registry_.Collect()) {
+    if (f.name == "cachecar_store_commits_total") commits = f.metric[0].counter.value;
+    if (f.name == "cachecar_store_commit_duration_seconds") {
+      durations = f.metric[0].histogram.sample_count;
+    }
+    if (f.name == "cachecar_materializer_batch_delay_seconds") {
+      delays = f.metric[0].histogram.sample_count;
+    }
+  }
+  EXPECT_GE(commits, 3);
+  EXPECT_EQ(durations, static_cast<uint64_t>(commits));
+  // Only commits that carried records have a batch delay: 25 records in batches of 10.
+  EXPECT_GE(delays, 3u);
+  EXPECT_LE(delays, static_cast<uint64_t>(commits));
+}
+
 TEST_F(MaterializerTest, StopCommitsWhatWasConsumed) {
   source_.SetPartitions(0, 1, {1000});
   source_.SetPartitions(1, 1, {0});

@@ -288,5 +288,63 @@ TEST_F(WriteHandlerTest, ApplyLatencyIsObservedPerTopic) {
   EXPECT_EQ(observed, 1u);
 }
 
+// The sample count of cachecar_write_stage_duration_seconds{topic, stage}, or -1 if the
+// series does not exist.
+int64_t StageSamples(prometheus::Registry& registry, const std::string& topic,
+                     const std::string& stage) {
+  for (const auto& f : registry.Collect()) {
+    if (f.name != "cachecar_write_stage_duration_seconds") continue;
+    for (const auto& m : f.metric) {
+      std::map<std::string, std::string> labels;
+      for (const auto& l : m.label) labels[l.name] = l.value;
+      if (labels["topic"] == topic && labels["stage"] == stage) {
+        return static_cast<int64_t>(m.histogram.sample_count);
+      }
+    }
+  }
+  return -1;
+}
+
+TEST_F(WriteHandlerTest, EachStageOfAWriteIsObservedWhenItEnds) {
+  prometheus::Registry registry;
+  WriteHandler handler(&config_, schemas_.get(), &sink_, &notifier_, 16, &registry);
+  // Every stage of every writable topic exists from the start, at 0.
+  for (const char* stage : {"check", "ack", "apply"}) {
+    EXPECT_EQ(StageSamples(registry, "items", stage), 0) << stage;
+    EXPECT_EQ(StageSamples(registry, "plain", stage), 0) << stage;
+    EXPECT_EQ(StageSamples(registry, "ro", stage), -1) << stage;
+  }
+  sink_.hold = true;
+  v1::PutRequest req = ValidItemPut();
+  Answer a;
+  handler.Put(req, Clock::now() + std::chrono::minutes(5), a.Callback());
+  EXPECT_EQ(StageSamples(registry, "items", "check"), 1);
+  EXPECT_EQ(StageSamples(registry, "items", "ack"), 0);  // the broker has not answered
+  kafka::Delivery d;
+  d.partition = 0;
+  d.offset = 0;
+  sink_.held[0](d);
+  EXPECT_EQ(StageSamples(registry, "items", "ack"), 1);
+  EXPECT_EQ(StageSamples(registry, "items", "apply"), 0);  // not applied yet
+  notifier_.Published(1, {{{0, 0}, 1}});
+  ASSERT_TRUE(a.done.WaitFor());
+  EXPECT_EQ(StageSamples(registry, "items", "apply"), 1);
+
+  // An ack_only write has no apply stage; a refused one no stage at all.
+  req.set_ack_only(true);
+  Answer b;
+  handler.Put(req, Clock::now() + std::chrono::minutes(5), b.Callback());
+  sink_.held[1](d);
+  ASSERT_TRUE(b.done.WaitFor());
+  req.set_value("not json");
+  Answer c;
+  handler.Put(req, Clock::now() + std::chrono::minutes(5), c.Callback());
+  ASSERT_TRUE(c.done.WaitFor());
+  EXPECT_EQ(c.status.code(), Code::kInvalidArgument);
+  EXPECT_EQ(StageSamples(registry, "items", "check"), 2);
+  EXPECT_EQ(StageSamples(registry, "items", "ack"), 2);
+  EXPECT_EQ(StageSamples(registry, "items", "apply"), 1);
+}
+
 }  // namespace
 }  // namespace cachecar::rpc
