@@ -12,8 +12,9 @@
 #                                the same run, its lines labelled "before"
 #
 # Measures, each beside its baseline on the same machine:
-#   catch-up  cachecar (start to ready, fresh store) vs a bare librdkafka consumer into
-#             nothing and a bare consumer into LMDB (10k-record transactions)
+#   catch-up  cachecar (start to ready, fresh store; also with store.sync: data) vs a bare
+#             librdkafka consumer into nothing and a bare consumer into LMDB (10k-record
+#             transactions)
 #   get       Get QPS and p50/p99 at concurrency 1/16/64 vs a bare gRPC echo server,
 #             same load driver
 #   batchget  BatchGet(100 keys) keys/s at concurrency 16 vs the echo server and vs Redis
@@ -24,7 +25,8 @@
 #             uuid/email/date-time formats, a pattern) vs without, alternating rounds
 #   validator the validator alone vs valijson (bench/validator_bench, Google Benchmark)
 #   put       sequential Put latency to "applied" and to the broker's ack vs a bare
-#             librdkafka produce (idempotent, acks=all), same broker
+#             librdkafka produce (idempotent, acks=all), same broker, with store.sync none
+#             and data; and where a Put's time goes (the sidecar's stage histograms)
 #   watch     Put -> Watch event latency with 1/100/1,000/10,000 watchers on the key, and
 #             catch-up with 1,000 watchers attached vs none
 #   restart   restart-to-ready of a caught-up RECORDS-key store (SIGTERM, then kill -9) vs
@@ -92,7 +94,7 @@ launch_cachecar() {
   mkdir -p "$work/$name"
   cat >"$work/$name/cachecar.yaml" <<EOF
 kafka: {bootstrap_servers: "$bootstrap"}
-store: {path: "$work/$name/store"}
+store: {path: "$work/$name/store"${STORE_SYNC:+, sync: $STORE_SYNC}}
 grpc: {address: "127.0.0.1:0"}
 http: {address: "127.0.0.1:0"}
 topics: [{name: "$t"$extra}]
@@ -106,6 +108,27 @@ EOF
     sleep 0.05
   done
   cc_port=$(grep -o '"grpc_port":[0-9]*' "$work/$name/log" | head -1 | cut -d: -f2)
+  cc_http_port=$(grep -o '"http_port":[0-9]*' "$work/$name/log" | head -1 | cut -d: -f2)
+}
+
+# Mean microseconds per observation of each histogram series, between two /metrics scrapes:
+# stage_means BEFORE AFTER NAME=SERIES... (SERIES: the metric name and labels, as scraped).
+stage_means() {
+  local before=$1 after=$2 out="" pair name series
+  shift 2
+  for pair in "$@"; do
+    name=${pair%%=*}; series=${pair#*=}
+    out+=$(awk -v m="${series%%\{*}" -v l="$(grep -o '{.*' <<<"$series")" '
+      FNR == 1 { file++ }
+      index($0, m "_sum" l " ") == 1 { v[file, "sum"] = $NF }
+      index($0, m "_count" l " ") == 1 { v[file, "count"] = $NF }
+      END {
+        c = v[2, "count"] - v[1, "count"]
+        if (c > 0) printf " %s_us=%.0f", n, (v[2, "sum"] - v[1, "sum"]) / c * 1e6
+        else printf " %s_us=none", n
+      }' n="$name" "$before" "$after")
+  done
+  echo "${out# }"
 }
 
 await_ready() {
@@ -150,20 +173,23 @@ mem() {  # peak RSS, RSS, anonymous RSS of $1 in MiB
 
 runs="1 2"; phase catchup || runs=2
 # The binaries measured: this build's, and COMPARE_BIN's as "before" (alternating).
-labels=(cachecar); bins=("build/cachecar")
-if [ -n "${COMPARE_BIN:-}" ]; then labels+=(before); bins+=("$COMPARE_BIN"); fi
+# Also this build with store.sync: data (an fsync per commit; the default is none).
+labels=(cachecar sync-data); bins=("build/cachecar" "build/cachecar"); syncs=("" data)
+if [ -n "${COMPARE_BIN:-}" ]; then labels+=(before); bins+=("$COMPARE_BIN"); syncs+=(""); fi
 declare -A port_of pid_of
 for run in $runs; do
   for i in "${!bins[@]}"; do
-    CC_BIN=${bins[$i]} start_cachecar "$topic" "catchup-$run-${labels[$i]}"
-    say "$(printf '%-8s' "${labels[$i]}") run=$run records=$RECORDS seconds=$catchup records_per_second=$(awk -v n="$RECORDS" -v s="$catchup" 'BEGIN{printf "%.0f", n/s}') $(mem "$cc_pid")"
-    if [ "$run" = 2 ]; then
+    CC_BIN=${bins[$i]} STORE_SYNC=${syncs[$i]} start_cachecar "$topic" "catchup-$run-${labels[$i]}"
+    say "$(printf '%-9s' "${labels[$i]}") run=$run records=$RECORDS seconds=$catchup records_per_second=$(awk -v n="$RECORDS" -v s="$catchup" 'BEGIN{printf "%.0f", n/s}') $(mem "$cc_pid")"
+    if [ "$run" = 2 ] && [ "${labels[$i]}" != sync-data ]; then
       port_of[${labels[$i]}]=$cc_port; pid_of[${labels[$i]}]=$cc_pid
     else
       kill "$cc_pid"; wait "$cc_pid" || true
     fi
   done
 done
+# The sync mode changes only the writes: the phases below measure the default.
+labels=("${labels[0]}" "${labels[@]:2}"); bins=("${bins[0]}" "${bins[@]:2}")
 big_pid=${pid_of[cachecar]}
 big_port=${port_of[cachecar]}
 
@@ -241,16 +267,38 @@ if phase validator; then
 fi
 
 if phase put; then
-  put_topic=bench-put
+  put_topic=bench-put; stages=()
   ensure_topic "$put_topic"
-  start_cachecar "$put_topic" put ", schema: \"$schema\", read_only: false"
+  # store.sync none (the default) and data (an fsync per commit), alternating with a bare
+  # producer; then where a Put's time goes in each.
   say "## sequential write latency (one write in flight), same broker; alternating rounds"
   for round in 1 2 3; do
-    say "produce  $("$B/put_latency" --mode produce --bootstrap "$bootstrap" --topic "$put_topic")"
-    say "put      $("$B/put_latency" --mode put --target "127.0.0.1:$cc_port" --topic "$put_topic")"
-    say "put-ack  $("$B/put_latency" --mode ack --target "127.0.0.1:$cc_port" --topic "$put_topic")"
+    say "produce          $("$B/put_latency" --mode produce --bootstrap "$bootstrap" --topic "$put_topic")"
+    for sync in none data; do
+      STORE_SYNC=$sync start_cachecar "$put_topic" "put-$sync" ", schema: \"$schema\", read_only: false"
+      say "$(printf '%-16s' "put sync=$sync") $("$B/put_latency" --mode put --target "127.0.0.1:$cc_port" --topic "$put_topic")"
+      say "$(printf '%-16s' "put-ack sync=$sync") $("$B/put_latency" --mode ack --target "127.0.0.1:$cc_port" --topic "$put_topic")"
+      if [ "$round" = 3 ]; then
+        # The sidecar's own histograms around one more run, as means (the client's mean
+        # beside them; the rest is the gRPC round trip on loopback).
+        curl -s "127.0.0.1:$cc_http_port/metrics" >"$work/put-before.prom"
+        client=$("$B/put_latency" --mode put --warmup 0 --target "127.0.0.1:$cc_port" --topic "$put_topic")
+        curl -s "127.0.0.1:$cc_http_port/metrics" >"$work/put-after.prom"
+        stage="cachecar_write_stage_duration_seconds"
+        stages+=("put-stages sync=$sync writes=$(sed 's/.*writes=\([0-9]*\).*/\1/' <<<"$client") client_mean_us=$(sed 's/.*mean_us=\([0-9]*\).*/\1/' <<<"$client") $(stage_means \
+            "$work/put-before.prom" "$work/put-after.prom" \
+            "server=cachecar_rpc_duration_seconds{code=\"OK\",method=\"Put\"}" \
+            "check=$stage{stage=\"check\",topic=\"$put_topic\"}" \
+            "ack=$stage{stage=\"ack\",topic=\"$put_topic\"}" \
+            "apply=$stage{stage=\"apply\",topic=\"$put_topic\"}" \
+            "batch_delay=cachecar_materializer_batch_delay_seconds" \
+            "commit=cachecar_store_commit_duration_seconds")")
+      fi
+      kill "$cc_pid"; wait "$cc_pid" || true
+    done
   done
-  kill "$cc_pid"; wait "$cc_pid" || true
+  say "## where a Put's time goes (means over one run of sequential Puts; server-side stages from /metrics)"
+  for line in "${stages[@]}"; do say "$line"; done
 fi
 
 if phase micro; then

@@ -71,7 +71,11 @@ Status Server::Start() {
   so.topics = topic_names;
   so.map_size_bytes = config_.store.map_size_bytes;
   so.max_map_size_bytes = config_.store.max_map_size_bytes;
-  so.sync = config_.store.sync;
+  switch (config_.store.sync) {
+    case config::StoreSync::kNone: so.sync = store::SyncMode::kNone; break;
+    case config::StoreSync::kData: so.sync = store::SyncMode::kData; break;
+    case config::StoreSync::kFull: so.sync = store::SyncMode::kFull; break;
+  }
   so.history_events = config_.watch.history_events;
   // The store is a cache of the topics: one that cannot be read (corrupt, or written by an
   // incompatible version) is recreated and rebuilt, never a reason to crash-loop.
@@ -84,6 +88,11 @@ Status Server::Start() {
     log::Error("store was unusable; deleted it and rebuilding from Kafka",
                {{"path", config_.store.path}, {"reason", recreated.reason()},
                 {"error", recreated.message()}});
+  }
+  if (so.sync == store::SyncMode::kNone && store_->sync_mode() != so.sync) {
+    log::Warn("store.sync: none needs the machine's boot id to tell a machine restart, and "
+              "cannot read it; syncing each commit's data instead (as store.sync: data)",
+              {{"boot_id_path", so.boot_id_path}});
   }
   if (config_.watch.snapshot_max_hold_ms != 0) {
     log::Warn("watch.snapshot_max_hold_ms is no longer used and can be removed: a Watch "

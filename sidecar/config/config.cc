@@ -248,7 +248,11 @@ void ReadAll(YamlReader& r, const YAML::Node& root, const std::filesystem::path&
                  1ull << 46);
       r.ReadUint(s, "store", "max_map_size_bytes", &cfg->store.max_map_size_bytes, 1ull << 20,
                  1ull << 46);
-      r.ReadBool(s, "store", "sync", &cfg->store.sync);
+      ReadChoice(r, s, "store", "sync",
+                 {{"none", StoreSync::kNone}, {"data", StoreSync::kData},
+                  {"full", StoreSync::kFull}, {"false", StoreSync::kData},
+                  {"true", StoreSync::kFull}},
+                 "none, data or full", &cfg->store.sync);
     }
   }
   if (const YAML::Node m = root["materializer"]) {

@@ -104,6 +104,9 @@ struct KafkaConfig {
 // True for librdkafka property names whose values are secrets (never logged).
 bool IsSecretProperty(const std::string& name);
 
+// store.sync; see StoreConfig::sync.
+enum class StoreSync { kNone, kData, kFull };
+
 struct StoreConfig {
   // Directory of the LMDB environment; created if missing. Default /var/lib/cachecar.
   std::string path = "/var/lib/cachecar";
@@ -114,13 +117,17 @@ struct StoreConfig {
   // The most the store may grow to; past it the store is full (STORE_FULL: the sidecar
   // goes not ready and Puts fail). Default 1 TiB (address space only).
   uint64_t max_map_size_bytes = 1ull << 40;
-  // Default false: each commit writes its data with one fsync and leaves the meta page to
-  // the next commit's (LMDB's MDB_NOMETASYNC): the file stays consistent after any crash;
-  // a machine crash may undo the last commit, which the next start reads again from
-  // Kafka (offsets and data are in the same transaction). A process crash (kill -9)
-  // loses nothing either way. true: the meta page is synced too, so a commit survives a
-  // machine crash, at the cost of a second fsync per commit.
-  bool sync = false;
+  // How commits reach the disk (README "Configuration" for operators):
+  //   none (default): no fsync per commit. A process crash (kill -9, OOM kill, container
+  //     restart) loses nothing: the kernel's page cache holds every write. After a machine
+  //     crash (power loss, kernel panic, node reboot) the unsynced store is discarded at the
+  //     next start and rebuilt from Kafka, since its last writes may be lost out of order.
+  //     Where the machine's boot id cannot be read, as data.
+  //   data (`false` before): one fsync of each commit's data (MDB_NOMETASYNC); the store
+  //     survives a machine crash, which may undo only its last commit (read again from
+  //     Kafka: offsets and data share the transaction).
+  //   full (`true` before): data and LMDB's meta page fsynced at every commit.
+  StoreSync sync = StoreSync::kNone;
 };
 
 struct MaterializerConfig {

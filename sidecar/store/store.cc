@@ -1,8 +1,13 @@
 #include "store/store.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <array>
+#include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <random>
 
 #include "store/history_codec.h"
@@ -16,6 +21,45 @@ constexpr std::string_view kKeyStoreId = "store_id";
 constexpr std::string_view kKeyRevision = "revision";
 // Meta key of a topic's caught-up time: this prefix, then the topic name.
 constexpr std::string_view kKeyCaughtUpPrefix = "caught_up/";
+
+// In the store's directory, for SyncMode::kNone: the boot id of the boot in which the
+// store was last opened and not yet closed cleanly (its writes may sit unsynced in that
+// boot's page cache), or kCleanState once every write is on disk.
+constexpr char kSyncStateFile[] = "sync-state";
+constexpr char kCleanState[] = "clean";
+
+// The first line of `path`, or "" if it cannot be read.
+std::string ReadLine(const std::string& path) {
+  std::ifstream in(path);
+  std::string line;
+  if (!in || !std::getline(in, line)) return "";
+  while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.pop_back();
+  return line;
+}
+
+// Replaces `dir`/`name` with `content` durably: a temporary file, fsync, rename, fsync of
+// the directory.
+Status WriteDurably(const std::string& dir, const std::string& name, const std::string& content) {
+  const std::string path = dir + "/" + name, tmp = path + ".tmp";
+  auto fail = [&](const char* what) {
+    return Status(Code::kInternal,
+                  std::string("cannot write ") + path + " (" + what + "): " + std::strerror(errno),
+                  errno == ENOSPC ? "DISK_FULL" : "STORE_IO");
+  };
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return fail("open");
+  const std::string line = content + "\n";
+  bool ok = ::write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size()) &&
+            ::fsync(fd) == 0;
+  ::close(fd);
+  if (!ok) return fail("write");
+  if (::rename(tmp.c_str(), path.c_str()) != 0) return fail("rename");
+  int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd < 0) return fail("open directory");
+  ok = ::fsync(dfd) == 0;
+  ::close(dfd);
+  return ok ? Status::Ok() : fail("fsync directory");
+}
 
 std::string CaughtUpKey(const std::string& topic) {
   return std::string(kKeyCaughtUpPrefix) + topic;
@@ -58,9 +102,9 @@ Result<std::unique_ptr<Store>> Store::OpenOrRecreate(const Options& options, Sta
   Result<std::unique_ptr<Store>> s = Open(options);
   if (s.ok() || s.status().code() != Code::kDataLoss) return s;
   *recreated = s.status();
-  // Only LMDB's own files: the directory may be a mount point shared with nothing else,
-  // but it is not ours to empty.
-  for (const char* name : {"data.mdb", "lock.mdb"}) {
+  // Only LMDB's own files and the sync marker: the directory may be a mount point shared
+  // with nothing else, but it is not ours to empty.
+  for (const char* name : {"data.mdb", "lock.mdb", kSyncStateFile}) {
     std::error_code ec;
     std::filesystem::remove(std::filesystem::path(options.path) / name, ec);
     if (ec) {
@@ -75,7 +119,23 @@ Result<std::unique_ptr<Store>> Store::OpenOrRecreate(const Options& options, Sta
 
 Store::~Store() {
   read_pool_.reset();  // its transactions before the environment
-  if (env_ != nullptr) mdb_env_close(env_);
+  if (env_ == nullptr) return;
+  // Unsynced writes reach the disk now, so a machine restart after a clean stop keeps the
+  // store. If this fails the marker still names this boot: a later boot rebuilds.
+  if (sync_mode_ == SyncMode::kNone && mdb_env_sync(env_, 1) == 0) {
+    (void)WriteDurably(options_.path, kSyncStateFile, kCleanState);
+  }
+  mdb_env_close(env_);
+}
+
+Status Store::CheckSyncState(const std::string& boot_id) const {
+  const std::string state = ReadLine(options_.path + "/" + kSyncStateFile);
+  if (state.empty() || state == kCleanState || state == boot_id) return Status::Ok();
+  return Status(Code::kDataLoss,
+                "store in " + options_.path + " was written without fsync (store.sync: none) " +
+                    "in an earlier boot of this machine and not closed cleanly; the machine " +
+                    "restarted since, so its last writes may be lost out of order",
+                "STORE_UNSYNCED");
 }
 
 Status Store::Grow() {
@@ -116,6 +176,11 @@ Status Store::Init() {
     return InvalidArgument("cannot create store directory " + options_.path + ": " +
                            ec.message());
   }
+  boot_id_ = ReadLine(options_.boot_id_path);
+  sync_mode_ = options_.sync;
+  if (sync_mode_ == SyncMode::kNone && boot_id_.empty()) sync_mode_ = SyncMode::kData;
+  Status sync_state = CheckSyncState(boot_id_);
+  if (!sync_state.ok()) return sync_state;
   int rc = mdb_env_create(&env_);
   if (rc != 0) return LmdbError("env_create", rc);
   mdb_env_set_maxdbs(env_, static_cast<MDB_dbi>(options_.topics.size() + 8));
@@ -124,15 +189,26 @@ Status Store::Init() {
   if (rc != 0) return LmdbError("set_mapsize", rc);
   // NOTLS: read transactions are not tied to threads (gRPC runs handlers on a pool).
   // NORDAHEAD: random point reads; readahead only wastes page cache.
-  // Without sync: one data fsync per commit and no separate meta-page fsync. LMDB keeps the
-  // file consistent then; a machine crash may undo the last commit, which the next start
-  // reads again from Kafka (MDB_NOSYNC would risk a corrupt file instead).
-  unsigned flags = MDB_NOTLS | MDB_NORDAHEAD | (options_.sync ? 0 : MDB_NOMETASYNC);
+  // SyncMode (above): MDB_NOSYNC, MDB_NOMETASYNC or neither.
+  unsigned flags = MDB_NOTLS | MDB_NORDAHEAD;
+  if (sync_mode_ == SyncMode::kNone) flags |= MDB_NOSYNC;
+  if (sync_mode_ == SyncMode::kData) flags |= MDB_NOMETASYNC;
   rc = mdb_env_open(env_, options_.path.c_str(), flags, 0644);
   if (rc != 0) {
     Status st = LmdbError("open", rc);
     return Status(st.code(), "cannot open store in " + options_.path + ": " + st.message(),
                   st.reason());
+  }
+  // The marker names this boot before the first unsynced commit; a store that syncs its
+  // commits first flushes what an unsynced run of this boot may have left in the cache.
+  const std::string state = ReadLine(options_.path + "/" + kSyncStateFile);
+  if (sync_mode_ == SyncMode::kNone && state != boot_id_) {
+    Status st = WriteDurably(options_.path, kSyncStateFile, boot_id_);
+    if (!st.ok()) return st;
+  } else if (sync_mode_ != SyncMode::kNone && !state.empty() && state != kCleanState) {
+    if ((rc = mdb_env_sync(env_, 1)) != 0) return LmdbError("env_sync", rc);
+    Status st = WriteDurably(options_.path, kSyncStateFile, kCleanState);
+    if (!st.ok()) return st;
   }
   read_pool_ = std::make_unique<ReadTxnPool>(env_, options_.max_readers);
   MDB_envinfo info;

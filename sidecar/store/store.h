@@ -43,6 +43,20 @@
 
 namespace cachecar::store {
 
+// How commits reach the disk (config::StoreConfig::sync explains the choice to operators).
+enum class SyncMode {
+  // No fsync per commit (MDB_NOSYNC). A process crash loses nothing (the page cache keeps
+  // every write); a machine crash may lose writes out of order, so a store left unclosed
+  // by an earlier boot is recreated at open (STORE_UNSYNCED) and rebuilt from Kafka.
+  // Falls back to kData where the boot cannot be told (no boot id).
+  kNone,
+  // One fsync of the data per commit, none of the meta page (MDB_NOMETASYNC): integrity
+  // kept through any crash; a machine crash may undo the last commit.
+  kData,
+  // Data and meta page synced at every commit.
+  kFull,
+};
+
 struct Options {
   // Directory of the environment; created if missing.
   std::string path;
@@ -52,9 +66,9 @@ struct Options {
   // larger) and doubles when a commit does not fit, up to max_map_size_bytes.
   uint64_t map_size_bytes = 1ull << 30;
   uint64_t max_map_size_bytes = 1ull << 40;
-  // false: MDB_NOMETASYNC (integrity kept; a machine crash may undo the last commit);
-  // true: every commit fully synced. See config::StoreConfig.
-  bool sync = false;
+  SyncMode sync = SyncMode::kData;
+  // This boot's identity (Linux: a random UUID per boot), for SyncMode::kNone.
+  std::string boot_id_path = "/proc/sys/kernel/random/boot_id";
   // Concurrent read transactions allowed (LMDB reader slots). Default 1024.
   unsigned max_readers = 1024;
   // Changes kept in the history log (see above). At least 1.
@@ -102,6 +116,9 @@ class Store {
 
   // Last committed revision. Any thread.
   uint64_t revision() const { return revision_.load(std::memory_order_acquire); }
+  // The sync mode in effect: Options::sync, or kData where kNone cannot tell a machine
+  // restart.
+  SyncMode sync_mode() const { return sync_mode_; }
   const std::string& store_id() const { return store_id_; }
   // The oldest revision the history log still holds; revision() + 1 when it holds none.
   // A resume after revision r is complete iff r + 1 >= oldest_history_revision().
@@ -133,8 +150,13 @@ class Store {
   Result<bool> DeleteResetChunk(MDB_txn* txn, size_t topic);
   // Doubles the map (capped at max_map_size_bytes) once no read transaction is open.
   Status Grow();
+  // SyncMode::kNone's marker (kSyncStateFile): refuses a store an earlier boot left
+  // unsynced, before the environment opens.
+  Status CheckSyncState(const std::string& boot_id) const;
 
   Options options_;
+  SyncMode sync_mode_ = SyncMode::kData;
+  std::string boot_id_;
   MDB_env* env_ = nullptr;
   StoreTables tables_;
   std::string store_id_;

@@ -9,6 +9,10 @@ namespace cachecar::store {
 StoreMonitor::StoreMonitor(const Store* store, prometheus::Registry* registry,
                            const Status& recreated)
     : store_(store), stats_(StoreStats::Register(*registry)) {
+  // Every reason exists at 0 from the start, so an alert on one needs no `or vector(0)`.
+  for (const char* reason : {"STORE_CORRUPT", "STORE_INCOMPATIBLE", "STORE_UNSYNCED"}) {
+    stats_.recreated->Add({{"reason", reason}});
+  }
   if (!recreated.ok()) stats_.recreated->Add({{"reason", recreated.reason()}}).Increment();
   Report();
 }

@@ -51,6 +51,24 @@ TEST(ConfigTest, MinimalConfigGetsDefaults) {
   EXPECT_EQ(cfg->log.level, "info");
 }
 
+TEST(ConfigTest, StoreSyncIsAModeAndTheOldBooleansStillMeanWhatTheyDid) {
+  EXPECT_EQ(ParseConfig(kMinimal, "c.yaml", Env())->store.sync, StoreSync::kNone);
+  for (const auto& [spelling, mode] :
+       std::vector<std::pair<std::string, StoreSync>>{{"none", StoreSync::kNone},
+                                                      {"data", StoreSync::kData},
+                                                      {"full", StoreSync::kFull},
+                                                      {"false", StoreSync::kData},
+                                                      {"true", StoreSync::kFull}}) {
+    auto cfg = ParseConfig(std::string(kMinimal) + "store: {sync: " + spelling + "}\n",
+                           "c.yaml", Env());
+    ASSERT_TRUE(cfg.ok()) << spelling << ": " << cfg.status().ToString();
+    EXPECT_EQ(cfg->store.sync, mode) << spelling;
+  }
+  auto bad = ParseConfig(std::string(kMinimal) + "store: {sync: sometimes}\n", "c.yaml", Env());
+  ASSERT_FALSE(bad.ok());
+  EXPECT_THAT(ProblemFor(bad.status(), "store.sync"), HasSubstr("none, data or full"));
+}
+
 TEST(ConfigTest, FullConfigIsRead) {
   auto cfg = ParseConfig(R"(
 kafka:
@@ -74,7 +92,7 @@ topics:
   EXPECT_EQ(cfg->kafka.properties.at("sasl.username"), "svc");
   EXPECT_EQ(cfg->store.path, "/data");
   EXPECT_EQ(cfg->store.map_size_bytes, 1073741824u);
-  EXPECT_TRUE(cfg->store.sync);
+  EXPECT_EQ(cfg->store.sync, StoreSync::kFull);  // true, as configs before `full` said
   EXPECT_EQ(cfg->materializer.batch_max_records, 500u);
   EXPECT_EQ(cfg->materializer.batch_max_delay_ms, 5u);
   EXPECT_EQ(cfg->grpc.address, "[::1]:7000");

@@ -1,5 +1,6 @@
 """Resume after kill -9 and after a clean shutdown: no gap, no full replay."""
 import json
+import os
 import random
 
 from conftest import create_topic, deadline_wait, last_values, pb, produce, unique
@@ -77,3 +78,53 @@ def test_clean_shutdown_commits_and_restart_replays_nothing(admin, bootstrap, ca
                   timeout=30, what="new record")
     e = c.stub.Get(pb.GetRequest(topic=t, key=b"new"), timeout=5).entry
     assert e.revision == rev + 1
+
+
+def test_unsynced_store_is_kept_after_kill9_and_marked_clean_by_a_clean_stop(
+        admin, bootstrap, cachecar_factory):
+    """store.sync: none (the default): the store names this boot while it runs, so a kill -9
+    (same boot: the page cache has every write) keeps it, and a clean stop syncs it and
+    marks it clean, so a machine restart after that keeps it too."""
+    t = create_topic(admin, unique("nosync"), partitions=2)
+    produce(bootstrap, t, [(f"k{i}".encode(), b"1") for i in range(1000)])
+    c = cachecar_factory([{"name": t}])
+    c.start()
+    c.wait_ready()
+    with open("/proc/sys/kernel/random/boot_id") as f:
+        boot_id = f.read().strip()
+    state = os.path.join(c.store_dir, "sync-state")
+    with open(state) as f:
+        assert f.read().strip() == boot_id
+    store_id = c.status().store_id
+    c.kill9()
+
+    c.start()
+    c.wait_ready(timeout=30)
+    assert c.status().store_id == store_id, "a process crash keeps an unsynced store"
+    assert c.metric("cachecar_store_recreated_total", reason="STORE_UNSYNCED") == 0
+    assert len(c.list_all(t)) == 1000
+    assert c.stop() == 0
+    with open(state) as f:
+        assert f.read().strip() == "clean"
+
+
+def test_unsynced_store_left_by_an_earlier_boot_is_rebuilt_not_served(
+        admin, bootstrap, cachecar_factory):
+    """A machine crash, as the disk shows it afterwards: an unsynced store whose marker names
+    another boot. It is deleted and rebuilt from Kafka, never served."""
+    t = create_topic(admin, unique("nosync-boot"), partitions=2)
+    produce(bootstrap, t, [(f"k{i}".encode(), b"1") for i in range(1000)])
+    c = cachecar_factory([{"name": t}])
+    c.start()
+    c.wait_ready()
+    store_id = c.status().store_id
+    c.kill9()
+    with open(os.path.join(c.store_dir, "sync-state"), "w") as f:
+        f.write("00000000-0000-4000-8000-000000000000\n")  # the boot before the crash
+
+    c.start()
+    c.wait_ready(timeout=60)
+    assert c.status().store_id != store_id, "the unsynced store must not be served"
+    assert c.metric("cachecar_store_recreated_total", reason="STORE_UNSYNCED") == 1
+    assert c.find_logs("store was unusable; deleted it and rebuilding from Kafka")
+    assert len(c.list_all(t)) == 1000
