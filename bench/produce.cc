@@ -1,5 +1,7 @@
-// bench_produce: fills a topic with N records of ~150-byte JSON and unique keys
-// "key-%08d" (so the store ends with N keys), for the catch-up and Get benchmarks.
+// bench_produce: fills a topic with N records of ~180-byte JSON and unique keys
+// "key-%08d" (so the store ends with N keys), for the catch-up and Get benchmarks. Every
+// field bench/schemas/bench_record.json declares is written, so a catch-up with the schema
+// checks each of its formats (uuid, email, date-time) and its pattern.
 #include <CLI/CLI.hpp>
 #include <librdkafka/rdkafka.h>
 
@@ -36,8 +38,9 @@ int main(int argc, char** argv) {
     int kl = std::snprintf(key, sizeof(key), "key-%08ld", i);
     int vl = std::snprintf(value, sizeof(value),
                            "{\"id\":\"%08lx-1111-4222-8333-%012ld\",\"email\":\"user%ld@example.com\","
-                           "\"displayName\":\"User %ld\",\"n\":%ld,\"active\":true,\"pad\":\"xxxxxxxxx\"}",
-                           i, i, i, i, i);
+                           "\"displayName\":\"User %ld\",\"n\":%ld,\"active\":true,\"pad\":\"xxxxxxxxx\","
+                           "\"updatedAt\":\"2026-11-%02ldT%02ld:%02ld:%02ldZ\"}",
+                           i, i, i, i, i, 1 + i % 28, i / 3600 % 24, i / 60 % 60, i % 60);
     while (rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(topic.c_str()), RD_KAFKA_V_KEY(key, kl),
                              RD_KAFKA_V_VALUE(value, vl), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
                              RD_KAFKA_V_END) == RD_KAFKA_RESP_ERR__QUEUE_FULL) {

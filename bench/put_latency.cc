@@ -29,8 +29,9 @@ void MakeRecord(long i, std::string* key, std::string* value) {
   std::snprintf(k, sizeof(k), "put-%08ld", i % 100000);
   std::snprintf(v, sizeof(v),
                 "{\"id\":\"%08lx-1111-4222-8333-%012ld\",\"email\":\"user%ld@example.com\","
-                "\"displayName\":\"User %ld\",\"n\":%ld,\"active\":true,\"pad\":\"xxxxxxxxx\"}",
-                i, i, i, i, i);
+                "\"displayName\":\"User %ld\",\"n\":%ld,\"active\":true,\"pad\":\"xxxxxxxxx\","
+                "\"updatedAt\":\"2026-11-%02ldT%02ld:%02ld:%02ldZ\"}",
+                i, i, i, i, i, 1 + i % 28, i / 3600 % 24, i / 60 % 60, i % 60);
   *key = k;
   *value = v;
 }

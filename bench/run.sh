@@ -18,7 +18,7 @@
 #   get       Get QPS and p50/p99 at concurrency 1/16/64 vs a bare gRPC echo server,
 #             same load driver
 #   batchget  BatchGet(100 keys) keys/s at concurrency 16 vs the echo server and vs Redis
-#             GET pipelined 16 deep (redis-benchmark -P 16)
+#             GET pipelined 16 deep (redis-benchmark -P 16) and Redis MGET of 100 random keys
 #   memory    peak RSS during catch-up, RSS and anonymous RSS after catch-up and after the
 #             Get load, for RECORDS keys and for RECORDS/10 keys
 #   validation  catch-up with the topic's JSON Schema (bench/schemas/bench_record.json:
@@ -62,8 +62,9 @@ cleanup() {
 trap cleanup EXIT
 bootstrap=$(cat "$kdir/bootstrap")
 
-topic=bench-$RECORDS
-small_topic=bench-small-$RECORDS
+# v2: the records carry every field of bench/schemas/bench_record.json (updatedAt too).
+topic=bench-v2-$RECORDS
+small_topic=bench-v2-small-$RECORDS
 if ! scripts/kafka.sh java "$kdir" org.apache.kafka.tools.TopicCommand --bootstrap-server "$bootstrap" \
      --list 2>/dev/null | grep -qx "$topic"; then
   scripts/kafka.sh create-topic "$kdir" "$topic" "$PARTITIONS" >/dev/null
@@ -72,7 +73,7 @@ if ! scripts/kafka.sh java "$kdir" org.apache.kafka.tools.TopicCommand --bootstr
   "$B/bench_produce" --bootstrap "$bootstrap" --topic "$small_topic" --count $((RECORDS / 10))
 fi
 
-say "# cachecar benchmarks $(date -u +%Y-%m-%dT%H:%MZ) on $(nproc) cores; $RECORDS records, $PARTITIONS partitions, ~150-byte JSON"
+say "# cachecar benchmarks $(date -u +%Y-%m-%dT%H:%MZ) on $(nproc) cores; $RECORDS records, $PARTITIONS partitions, ~180-byte JSON"
 say "## catch-up (records/s)"
 phase floors && for mode in consume lmdb; do
   say "floor $("$B/catchup_floor" --bootstrap "$bootstrap" --topic "$topic" --partitions "$PARTITIONS" --mode $mode --lmdb-dir "$work/floor-lmdb")"
@@ -217,13 +218,25 @@ if phase redis && command -v redis-server >/dev/null; then
   until redis-cli -p "$rport" ping >/dev/null 2>&1; do sleep 0.05; done
   python3 - "$RECORDS" <<'PY' | redis-cli -p "$rport" --pipe >/dev/null
 import sys
-n, v = int(sys.argv[1]), "x" * 150
+n, v = int(sys.argv[1]), "x" * 185
 w = sys.stdout.write
 for i in range(n):
     k = "key:%012d" % i
-    w("*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$150\r\n%s\r\n" % (len(k), k, v))
+    w("*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$185\r\n%s\r\n" % (len(k), k, v))
 PY
 fi
+
+# Redis MGET of 100 random keys, 16 clients: the like-for-like batched read beside
+# BatchGet(100) at concurrency 16. Prints its requests/s and keys/s.
+redis_mget() {
+  local args rps
+  args=$(for _ in $(seq 100); do printf 'key:__rand_int__ '; done)
+  # shellcheck disable=SC2086  # 100 arguments
+  rps=$(redis-benchmark -p "$rport" -n $((RECORDS / 10)) -r "$RECORDS" -c 16 -q MGET $args |
+        tr '\r' '\n' | grep 'requests per second' | tail -1 |
+        sed 's/.*: \([0-9.]*\) requests per second.*/\1/')
+  awk -v r="$rps" 'BEGIN { printf "MGET(100) requests_per_second=%.0f keys_per_second=%.0f", r, r * 100 }'
+}
 
 if phase serve; then
 say "## get (QPS, latency) — same load driver for both"
@@ -233,14 +246,15 @@ for c in 1 16 64; do
     say "$(printf '%-8s' "$l") $("$B/load_driver" --target 127.0.0.1:${port_of[$l]} --topic "$topic" --keys "$RECORDS" --concurrency $c --seconds "$SECONDS_PER_RUN")"
   done
 done
-say "## batchget of 100 keys at concurrency 16; redis: GET pipelined 16 deep, 16 clients, all hits"
+say "## batchget of 100 keys at concurrency 16; redis: GET pipelined 16 deep, 16 clients, and MGET of 100 keys, 16 clients, all hits"
 say "## (three alternating rounds: this machine's noise is about ±10%)"
 for round in 1 2 3; do
   say "echo     $("$B/load_driver" --target 127.0.0.1:$echo_port --topic "$topic" --keys "$RECORDS" --method batchget --batch 100 --concurrency 16 --seconds "$SECONDS_PER_RUN")"
   for l in "${labels[@]}"; do
     say "$(printf '%-8s' "$l") $("$B/load_driver" --target 127.0.0.1:${port_of[$l]} --topic "$topic" --keys "$RECORDS" --method batchget --batch 100 --concurrency 16 --seconds "$SECONDS_PER_RUN")"
   done
-  [ -z "$rport" ] || say "redis    $(redis-benchmark -p "$rport" -t get -n $((RECORDS * 3)) -r "$RECORDS" -d 150 -c 16 -P 16 -q | tr '\r' '\n' | grep -E 'GET: [0-9]' | tail -1)"
+  [ -z "$rport" ] || say "redis    $(redis-benchmark -p "$rport" -t get -n $((RECORDS * 3)) -r "$RECORDS" -d 185 -c 16 -P 16 -q | tr '\r' '\n' | grep -E 'GET: [0-9]' | tail -1)"
+  [ -z "$rport" ] || say "redis-mget $(redis_mget)"
 done
 say "## memory after the Get/BatchGet load"
 say "keys=$RECORDS $(mem "$big_pid")"
