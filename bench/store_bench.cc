@@ -34,6 +34,9 @@ std::unique_ptr<cachecar::store::Store> OpenStore(const cachecar::testing::TempD
   cachecar::store::Options o;
   o.path = dir.path();
   o.topics = {"bench"};
+  // The sidecar's default (store.sync: none), like the raw LMDB side's MDB_NOSYNC: the
+  // fsync a commit may add is measured end to end (bench/run.sh, sync-data).
+  o.sync = cachecar::store::SyncMode::kNone;
   return std::move(cachecar::store::Store::Open(o)).value();
 }
 
