@@ -26,7 +26,8 @@
 #   validator the validator alone vs valijson (bench/validator_bench, Google Benchmark)
 #   put       sequential Put latency to "applied" and to the broker's ack vs a bare
 #             librdkafka produce (idempotent, acks=all), same broker, with store.sync none
-#             and data; and where a Put's time goes (the sidecar's stage histograms)
+#             and data; where a Put's time goes (the sidecar's stage histograms); and Put
+#             throughput with 16 and 64 in flight
 #   watch     Put -> Watch event latency with 1/100/1,000/10,000 watchers on the key, and
 #             catch-up with 1,000 watchers attached vs none
 #   restart   restart-to-ready of a caught-up RECORDS-key store (SIGTERM, then kill -9) vs
@@ -313,6 +314,14 @@ if phase put; then
   done
   say "## where a Put's time goes (means over one run of sequential Puts; server-side stages from /metrics)"
   for line in "${stages[@]}"; do say "$line"; done
+  say "## Put throughput, 16 and 64 in flight, each waiting until applied (bench/load_driver --method put)"
+  for sync in none data; do
+    STORE_SYNC=$sync start_cachecar "$put_topic" "put-load-$sync" ", schema: \"$schema\", read_only: false"
+    for c in 16 64; do
+      say "$(printf '%-16s' "put sync=$sync") $("$B/load_driver" --target "127.0.0.1:$cc_port" --topic "$put_topic" --method put --keys 100000 --concurrency $c --seconds "$SECONDS_PER_RUN")"
+    done
+    kill "$cc_pid"; wait "$cc_pid" || true
+  done
 fi
 
 if phase micro; then
