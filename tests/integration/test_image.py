@@ -12,6 +12,7 @@ import resource
 import shutil
 import socket
 import subprocess
+import tempfile
 import urllib.request
 
 import grpc
@@ -54,8 +55,11 @@ def podman():
     archive = os.path.join(work, "out", f"cachecar-{version}.oci.tar")
     assert os.path.isfile(archive), build.stderr
 
+    # podman refuses a runroot path over 50 characters, which a work dir under a deep
+    # checkout can exceed: its state goes to a short temporary directory of its own.
+    state = tempfile.mkdtemp(prefix="cachecar-podman-", dir="/tmp")
     base = ["podman", "--root", os.path.join(work, "storage"),
-            "--runroot", os.path.join(work, "run"), "--runtime", "runc",
+            "--runroot", os.path.join(state, "run"), "--runtime", "runc",
             "--cgroup-manager", "cgroupfs"]
 
     def run(*args, check=True, timeout=120):
@@ -68,6 +72,7 @@ def podman():
     yield run
     run("rm", "-af", check=False)
     run("rmi", "-af", check=False)
+    shutil.rmtree(state, ignore_errors=True)
 
 
 def run_flags():
