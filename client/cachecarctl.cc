@@ -275,6 +275,17 @@ int Run(int argc, char** argv) {
   auto* rejected = app.add_subcommand(
       "rejected", "the latest records of a topic that were not served, and why");
   rejected->add_option("topic", topic, "topic")->required();
+  auto* snapshot = app.add_subcommand("snapshot", "snapshots of the sidecar's store");
+  snapshot->require_subcommand(1);
+  auto* snapshot_save = snapshot->add_subcommand(
+      "save", "save a consistent copy of the store to FILE (for cachecar --bootstrap-from)");
+  std::string snapshot_file;
+  int transfer_timeout_ms = 600000;
+  snapshot_save->add_option("file", snapshot_file, "where to write it")->required();
+  snapshot_save->add_option("--transfer-timeout-ms", transfer_timeout_ms,
+                            "deadline of the whole transfer")
+      ->check(CLI::Range(1, 86400000))
+      ->capture_default_str();
   WatchArgs wa;
   auto* watch = app.add_subcommand(
       "watch", "stream changes of a key or key prefix as JSON lines (Ctrl-C to stop)");
@@ -349,6 +360,25 @@ int Run(int argc, char** argv) {
   cachecar::client::Client client(opts);
   cachecar::client::ReadOptions ro{allow_cold};
 
+  if (snapshot_save->parsed()) {
+    auto r = client.SaveSnapshot(snapshot_file, std::chrono::milliseconds(transfer_timeout_ms));
+    if (!r.ok()) return ExitFor(r.status());
+    uint64_t keys = 0;
+    for (const auto& t : r->topics()) keys += t.keys();
+    if (as_json) {
+      PrintJson(json{{"file", snapshot_file},
+                     {"revision", r->revision()},
+                     {"bytes", r->data_bytes()},
+                     {"topics", r->topics_size()},
+                     {"keys", keys}});
+    } else {
+      std::printf("saved %s: revision %llu, %d topics, %llu keys, %llu bytes\n",
+                  snapshot_file.c_str(), static_cast<unsigned long long>(r->revision()),
+                  r->topics_size(), static_cast<unsigned long long>(keys),
+                  static_cast<unsigned long long>(r->data_bytes()));
+    }
+    return kOk;
+  }
   if (watch->parsed()) {
     wa.has_prefix = watch->count("--prefix") > 0;
     if (!wa.has_prefix && watch->count("key") == 0) {

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "cachecar/v1/cache.grpc.pb.h"
+#include "cachecar/v1/snapshot.pb.h"
 #include "common/status.h"
 
 namespace cachecar::client {
@@ -85,6 +86,13 @@ class Client {
   Result<v1::ListRejectedRecordsResponse> ListRejectedRecords(const std::string& topic);
   // Opens a Watch stream. It has no deadline: it lasts until cancelled or ended.
   std::unique_ptr<WatchStream> Watch();
+
+  // Saves a snapshot of the sidecar's store to `path` (SnapshotService.StreamSnapshot, in
+  // the file layout `cachecar --bootstrap-from` reads), checking its SHA-256 as it arrives;
+  // written to `path`.partial and renamed only once whole and checked. `timeout` bounds the
+  // whole transfer. DATA_LOSS (SNAPSHOT_CORRUPT) for a stream that does not check out.
+  Result<v1::SnapshotHeader> SaveSnapshot(const std::string& path,
+                                          std::chrono::milliseconds timeout);
 
  private:
   std::unique_ptr<grpc::ClientContext> NewContext() const;

@@ -1,4 +1,5 @@
-# The dependency direction of sidecar/ (STYLE.md: rpc -> watch / kafka / store -> common),
+# The dependency direction of sidecar/ (STYLE.md: rpc -> watch / kafka / store -> common;
+# peer/, snapshots and bootstrap, sits above rpc),
 # as ranks: code in one folder may use only folders of a lower rank (and its own). The
 # same ranks hold for the CMake libraries, one per folder. Top-level sidecar/*.cc (main,
 # the composition root) may use everything.
@@ -12,7 +13,8 @@ set(CACHECAR_LAYER_RANKS
   store=2 schema=2
   api=3 health=3
   kafka=4 watch=4
-  rpc=5)
+  rpc=5
+  peer=6)
 
 # The folder an #include names; generated protos (cachecar/, google/) are `proto`.
 function(cachecar_include_layer include out)

@@ -38,6 +38,8 @@ int Run(int argc, char** argv) {
   app.add_option("--unix-socket", o.unix_socket, "also listen on this Unix socket");
   app.add_option("--http-address", o.http_address, "metrics/probes address (host:port)");
   app.add_option("--log-level", o.log_level, "trace, debug, info, warn or error");
+  app.add_option("--bootstrap-from", o.bootstrap_from,
+                 "fill an empty store from this snapshot file (cachecarctl snapshot save)");
   app.add_flag("--check-config", check_only, "validate the configuration and exit");
   try {
     app.parse(argc, argv);

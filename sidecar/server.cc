@@ -20,6 +20,8 @@
 #include "kafka/rdkafka_source.h"
 #include "kafka/rejected_log.h"
 #include "metrics/http_server.h"
+#include "peer/bootstrapper.h"
+#include "peer/snapshot_service.h"
 #include "rpc/cache_service.h"
 #include "rpc/read_handler.h"
 #include "rpc/write_handler.h"
@@ -65,6 +67,31 @@ Status Server::Start() {
   if (!schemas.ok()) return schemas.status();
   schemas_ = std::move(schemas).value();
   rejected_log_ = std::make_unique<kafka::RejectedLog>(rejected_capacity);
+
+  // An empty store is filled from a snapshot (bootstrap.from_file, bootstrap.peers) when
+  // one is configured and can be had; otherwise the topics are replayed from Kafka.
+  peer_stats_ = std::make_unique<peer::PeerStats>(peer::PeerStats::Register(*registry_));
+  {
+    const auto started = std::chrono::steady_clock::now();
+    peer::BootstrapResult boot =
+        peer::Bootstrap(config_, peer::LocalTopics(config_, *schemas_), peer_stats_.get());
+    const double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    peer_stats_->bootstrap_source->Add({{"source", boot.source}}).Set(1);
+    peer_stats_->bootstrap_seconds->Set(seconds);
+    peer_stats_->bootstrap_bytes->Set(static_cast<double>(boot.bytes));
+    if (boot.source == "file" || boot.source == "peer") {
+      log::Info("store filled from a snapshot; Kafka is read from its positions on",
+                {{"source", boot.source}, {"from", boot.from},
+                 {"bytes", static_cast<int64_t>(boot.bytes)},
+                 {"revision", boot.revision}, {"seconds", seconds}});
+    } else if (boot.source == "kafka" &&
+               (!config_.bootstrap.peers.empty() || !config_.bootstrap.from_file.empty())) {
+      log::Warn("no snapshot could be had; replaying the topics from Kafka",
+                {{"seconds", seconds}});
+    }
+  }
+  peer::SnapshotSource::RemoveStaleCopies(config_.store.path);
 
   store::Options so;
   so.path = config_.store.path;
@@ -196,6 +223,18 @@ Status Server::Start() {
   // gRPC turns SO_REUSEPORT on by default; two sidecars must never share a port.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.RegisterService(cache_service_.get());
+  // Snapshots: on the sidecar's own address (cachecarctl snapshot save), and on
+  // peers.listen for peers, with one source and one set of limits.
+  peer::SnapshotSourceOptions snap;
+  snap.work_dir = config_.store.path;
+  snap.max_transfers = config_.peers.max_transfers;
+  snap.max_bytes_per_second = config_.peers.max_bytes_per_second;
+  snapshot_source_ = std::make_unique<peer::SnapshotSource>(
+      snap, store_.get(), [t = tracker_.get()] { return t->NotReadyReason().empty(); },
+      [this] { return peer::LocalTopics(config_, *schemas_); }, peer_stats_.get());
+  local_snapshots_ = std::make_unique<peer::SnapshotService>(
+      snapshot_source_.get(), config_.grpc.auth_token, peer_stats_.get());
+  builder.RegisterService(local_snapshots_.get());
   grpc_server_ = builder.BuildAndStart();
   if (!grpc_server_ || (!config_.grpc.address.empty() && grpc_port_ == 0)) {
     return Status(Code::kUnavailable,
@@ -204,6 +243,20 @@ Status Server::Start() {
                                                     : config_.grpc.address) +
                       " (address in use or not local?)",
                   "LISTEN_FAILED");
+  }
+  if (!config_.peers.listen.empty()) {
+    peer_snapshots_ = std::make_unique<peer::SnapshotService>(
+        snapshot_source_.get(), config_.peers.token, peer_stats_.get());
+    grpc::ServerBuilder pb;
+    pb.AddListeningPort(config_.peers.listen, grpc::InsecureServerCredentials(), &peer_port_);
+    pb.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+    pb.RegisterService(peer_snapshots_.get());
+    peer_server_ = pb.BuildAndStart();
+    if (!peer_server_ || peer_port_ == 0) {
+      return Status(Code::kUnavailable,
+                    "cannot listen for peers on " + config_.peers.listen + " (address in use?)",
+                    "LISTEN_FAILED");
+    }
   }
   readiness_ = std::make_unique<health::ReadinessPublisher>(
       tracker_.get(), topic_names, grpc_server_->GetHealthCheckService(), notifier_.get(),
@@ -232,6 +285,7 @@ Status Server::Start() {
                           {"grpc_port", grpc_port_},
                           {"unix_socket", config_.grpc.unix_socket},
                           {"http_port", http_port()},
+                          {"peer_port", peer_port_},
                           {"auth", config_.grpc.auth_token.empty() ? "none" : "token"},
                           {"group_id", config_.kafka.group_id}});
   return Status::Ok();
@@ -240,6 +294,11 @@ Status Server::Start() {
 void Server::Shutdown(std::chrono::milliseconds grace) {
   if (shut_down_) return;
   shut_down_ = true;
+  if (peer_server_) {
+    // Transfers in flight are cancelled: the peer tries another, or replays Kafka.
+    peer_server_->Shutdown(std::chrono::system_clock::now());
+    peer_server_->Wait();
+  }
   if (grpc_server_) {
     grpc_server_->GetHealthCheckService()->Shutdown();  // probes see NOT_SERVING at once
     // Watches end first, each with SHUTTING_DOWN and its last revision; their streams

@@ -1,9 +1,10 @@
 // Server: the composition root. Owns every component and fixes their start and stop order.
 //
-// Start: store -> catch-up tracker -> Kafka source -> materializer -> gRPC (cache service,
-// health, reflection) -> HTTP. Health says NOT_SERVING for "" and for "topic/<name>" until
-// the tracker reports the topic (or all topics) caught up.
-// Stop: health NOT_SERVING -> gRPC stops accepting and drains in-flight calls -> HTTP ->
+// Start: bootstrap (an empty store from a snapshot) -> store -> catch-up tracker -> Kafka
+// source -> materializer -> gRPC (cache service, snapshot service, health, reflection) ->
+// peer listener -> HTTP. Health says NOT_SERVING for "" and for "topic/<name>" until the
+// tracker reports the topic (or all topics) caught up.
+// Stop: peer listener (transfers cancelled) -> health NOT_SERVING -> gRPC stops accepting and drains in-flight calls -> HTTP ->
 // materializer commits its last batch -> Kafka consumer closes -> store closes.
 #pragma once
 
@@ -38,6 +39,11 @@ class RejectedLog;
 namespace schema { class SchemaSet; }
 namespace rpc { class ReadHandler; class WriteHandler; class CacheService; }
 namespace metrics { class HttpServer; }
+namespace peer {
+struct PeerStats;
+class SnapshotSource;
+class SnapshotService;
+}  // namespace peer
 namespace watch { class Hub; }
 
 class Server {
@@ -51,6 +57,7 @@ class Server {
 
   int grpc_port() const { return grpc_port_; }
   int http_port() const;
+  int peer_port() const { return peer_port_; }
 
  private:
   explicit Server(config::Config config);
@@ -74,6 +81,12 @@ class Server {
   std::unique_ptr<rpc::CacheService> cache_service_;
   std::unique_ptr<grpc::Server> grpc_server_;
   std::unique_ptr<metrics::HttpServer> http_server_;
+  std::unique_ptr<peer::PeerStats> peer_stats_;
+  std::unique_ptr<peer::SnapshotSource> snapshot_source_;
+  std::unique_ptr<peer::SnapshotService> local_snapshots_;
+  std::unique_ptr<peer::SnapshotService> peer_snapshots_;
+  std::unique_ptr<grpc::Server> peer_server_;
+  int peer_port_ = 0;
   int grpc_port_ = 0;
   bool shut_down_ = false;
 };

@@ -178,7 +178,7 @@ void ReadAll(YamlReader& r, const YAML::Node& root, const std::filesystem::path&
              Config* cfg) {
   if (!r.ExpectMap("", root,
                    {"kafka", "store", "materializer", "grpc", "http", "log", "schemas", "writes",
-                    "watch", "readiness", "topics"})) {
+                    "watch", "readiness", "peers", "bootstrap", "topics"})) {
     return;
   }
   if (const YAML::Node k = root["kafka"]) {
@@ -295,6 +295,54 @@ void ReadAll(YamlReader& r, const YAML::Node& root, const std::filesystem::path&
       }
     }
   }
+  if (const YAML::Node p = root["peers"]) {
+    if (r.ExpectMap("peers", p,
+                    {"listen", "token_file", "max_transfers", "max_bytes_per_second"})) {
+      r.ReadString(p, "peers", "listen", &cfg->peers.listen);
+      r.ReadUint(p, "peers", "max_transfers", &cfg->peers.max_transfers, 1, 64);
+      r.ReadUint(p, "peers", "max_bytes_per_second", &cfg->peers.max_bytes_per_second,
+                 64u << 10, 1ull << 40);
+      r.ReadString(p, "peers", "token_file", &cfg->peers.token_file);
+      if (!cfg->peers.token_file.empty()) {
+        std::filesystem::path fp(cfg->peers.token_file);
+        if (fp.is_relative()) fp = base_dir / fp;
+        cfg->peers.token_file = fp.lexically_normal().string();
+        std::string error;
+        if (auto v = ReadSecretFile(cfg->peers.token_file, &error)) {
+          cfg->peers.token = *v;
+          if (v->empty()) r.Problem("peers.token_file", p["token_file"], "the file is empty");
+        } else {
+          r.Problem("peers.token_file", p["token_file"], error);
+        }
+      }
+    }
+  }
+  if (const YAML::Node b = root["bootstrap"]) {
+    if (r.ExpectMap("bootstrap", b,
+                    {"peers", "from_file", "transfer_timeout_ms", "connect_timeout_ms"})) {
+      if (const YAML::Node peers = b["peers"]) {
+        if (!peers.IsSequence()) {
+          r.Problem("bootstrap.peers", peers, "must be a list of host:port");
+        } else {
+          for (size_t i = 0; i < peers.size(); ++i) {
+            const std::string path = "bootstrap.peers[" + std::to_string(i) + "]";
+            if (auto v = r.String(path, peers[i])) {
+              if (v->empty() || v->rfind(':') == std::string::npos) {
+                r.Problem(path, peers[i], "must be host:port, not \"" + *v + "\"");
+              } else {
+                cfg->bootstrap.peers.push_back(*v);
+              }
+            }
+          }
+        }
+      }
+      r.ReadString(b, "bootstrap", "from_file", &cfg->bootstrap.from_file);
+      r.ReadUint(b, "bootstrap", "transfer_timeout_ms", &cfg->bootstrap.transfer_timeout_ms,
+                 1000, 86400000);
+      r.ReadUint(b, "bootstrap", "connect_timeout_ms", &cfg->bootstrap.connect_timeout_ms, 100,
+                 600000);
+    }
+  }
   if (const YAML::Node h = root["http"]) {
     if (r.ExpectMap("http", h, {"address", "allow_non_loopback"})) {
       r.ReadString(h, "http", "address", &cfg->http.address);
@@ -406,6 +454,15 @@ void Validate(YamlReader& r, const YAML::Node& root, Config* cfg) {
                      cfg->grpc.allow_non_loopback, "grpc.allow_non_loopback");
   CheckListenAddress(r, "http.address", at("http", "address"), cfg->http.address,
                      cfg->http.allow_non_loopback, "http.allow_non_loopback");
+  if ((!cfg->peers.listen.empty() || !cfg->bootstrap.peers.empty()) &&
+      cfg->peers.token_file.empty()) {
+    r.Problem("peers.token_file", at("peers", "token_file"),
+              "required with peers.listen or bootstrap.peers: snapshots hold every topic, "
+              "so peers must present a shared token");
+  }
+  // The peer port is meant for the network: the token is what protects it.
+  CheckListenAddress(r, "peers.listen", at("peers", "listen"), cfg->peers.listen,
+                     /*allow_any=*/true, "");
   static const std::set<std::string> kLevels = {"trace", "debug", "info", "warn", "error"};
   if (!kLevels.count(cfg->log.level)) {
     r.Problem("log.level", at("log", "level"),
@@ -445,6 +502,7 @@ Result<Config> ParseConfig(const std::string& yaml_text, const std::string& sour
     if (overrides.unix_socket) cfg.grpc.unix_socket = *overrides.unix_socket;
     if (overrides.http_address) cfg.http.address = *overrides.http_address;
     if (overrides.log_level) cfg.log.level = *overrides.log_level;
+    if (overrides.bootstrap_from) cfg.bootstrap.from_file = *overrides.bootstrap_from;
     if (cfg.kafka.group_id.empty()) cfg.kafka.group_id = DefaultGroupId(env);
     Validate(r, root, &cfg);
   } catch (const YAML::Exception& e) {

@@ -240,6 +240,39 @@ struct WatchConfig {
   uint32_t max_watches = 20000;
 };
 
+// Serving this sidecar's store to peers (README "Bootstrap from a peer").
+struct PeersConfig {
+  // host:port on which SnapshotService alone is served to peers (typically 0.0.0.0:50052,
+  // behind a headless Service); empty (default): not served to the network. The
+  // CacheService never listens here: reads stay on grpc.address.
+  std::string listen;
+  // File holding the token peers share (a mounted Secret): presented when bootstrapping,
+  // required of callers on `listen`. Required with `listen` or bootstrap.peers.
+  std::string token_file;
+  std::string token;  // the file's content; a secret
+  // Snapshot transfers served at once; past it a peer is refused RESOURCE_EXHAUSTED and
+  // asks another. Default 2. Each needs disk for one compacted copy while it runs.
+  uint32_t max_transfers = 2;
+  // Bytes per second each transfer is sent at, at most, so a bootstrap cannot take the
+  // serving pod's disk and network from its own reads. Default 100 MiB/s.
+  uint64_t max_bytes_per_second = 100ull << 20;
+};
+
+// Filling an empty store from a snapshot instead of replaying Kafka.
+struct BootstrapConfig {
+  // Peers to ask, in order of preference, each host:port; a name that resolves to several
+  // addresses (a headless Service) is each of them, in random order. Empty (default):
+  // never bootstrap from peers.
+  std::vector<std::string> peers;
+  // A snapshot file (cachecarctl snapshot save) to fill an empty store from; also
+  // --bootstrap-from. Tried before peers.
+  std::string from_file;
+  // Longest a whole transfer from one peer may take before the next is tried. Default 10 min.
+  uint32_t transfer_timeout_ms = 600000;
+  // Longest a peer may take to answer whether it can serve. Default 5 s.
+  uint32_t connect_timeout_ms = 5000;
+};
+
 struct LogConfig {
   // trace, debug, info, warn or error. Default info.
   std::string level = "info";
@@ -259,6 +292,8 @@ struct Config {
   WritesConfig writes;
   WatchConfig watch;
   ReadinessConfig readiness;
+  PeersConfig peers;
+  BootstrapConfig bootstrap;
   std::vector<TopicConfig> topics;
 
   // Returns the topic's config, or nullptr if it is not configured.
@@ -273,6 +308,7 @@ struct Overrides {
   std::optional<std::string> unix_socket;
   std::optional<std::string> http_address;
   std::optional<std::string> log_level;
+  std::optional<std::string> bootstrap_from;
 };
 
 // Looks up an environment variable; nullopt if unset.

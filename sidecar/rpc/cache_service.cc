@@ -5,6 +5,7 @@
 #include <memory>
 #include <mutex>
 
+#include "rpc/auth.h"
 #include "rpc/errors.h"
 
 namespace cachecar::rpc {
@@ -98,33 +99,10 @@ class RefusedStream : public grpc::ServerBidiReactor<v1::WatchRequest, v1::Watch
   void OnDone() override { delete this; }
 };
 
-// Equal strings, in time that depends only on their lengths.
-bool ConstantTimeEqual(std::string_view a, std::string_view b) {
-  unsigned char diff = a.size() == b.size() ? 0 : 1;
-  for (size_t i = 0; i < a.size(); ++i) {
-    diff |= static_cast<unsigned char>(a[i] ^ (i < b.size() ? b[i] : 0));
-  }
-  return diff == 0;
-}
-
 }  // namespace
 
 Status CacheService::Authenticate(const grpc::CallbackServerContext* ctx) const {
-  if (auth_token_.empty()) return Status::Ok();
-  const auto& md = ctx->client_metadata();
-  auto it = md.find("authorization");
-  if (it == md.end()) {
-    return Status(Code::kUnauthenticated,
-                  "this sidecar requires a token: send \"authorization: Bearer <token>\"",
-                  "UNAUTHENTICATED");
-  }
-  std::string_view value(it->second.data(), it->second.size());
-  constexpr std::string_view kBearer = "Bearer ";
-  if (value.substr(0, kBearer.size()) != kBearer ||
-      !ConstantTimeEqual(value.substr(kBearer.size()), auth_token_)) {
-    return Status(Code::kUnauthenticated, "the token is not valid", "UNAUTHENTICATED");
-  }
-  return Status::Ok();
+  return CheckBearerToken(ctx->client_metadata(), auth_token_);
 }
 
 void CacheService::Finish(grpc::CallbackServerContext* ctx, grpc::ServerUnaryReactor* reactor,

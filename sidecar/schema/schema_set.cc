@@ -43,7 +43,10 @@ void CollectJsonFiles(const fs::path& root, const fs::path& dir, int depth,
 
 }  // namespace
 
-std::string FingerprintSchemaFolder(const std::string& schema_path) {
+namespace {
+
+// The schema file, then every *.json file of its folder, each once.
+std::vector<fs::path> SchemaFolderFiles(const std::string& schema_path) {
   std::error_code ec;
   fs::path file = fs::absolute(schema_path, ec);
   if (ec) return {};
@@ -54,31 +57,50 @@ std::string FingerprintSchemaFolder(const std::string& schema_path) {
   std::sort(files.begin(), files.end());
   files.erase(std::unique(files.begin(), files.end()), files.end());
   files.insert(files.begin(), file);
-  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
-  EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr);
-  for (const auto& f : files) {
-    std::string name = f.string();
-    EVP_DigestUpdate(ctx, name.data(), name.size() + 1);
-    std::string content;
-    std::error_code fec;
-    if (!fs::is_regular_file(f, fec)) {
-      // Never opened: a FIFO would block the watcher. Its presence is the change (the
-      // validator refuses it, naming it).
-      content = "\xff not a regular file";
-    } else {
-      std::ifstream in(f, std::ios::binary);
-      std::stringstream ss;
-      ss << in.rdbuf();
-      content = in ? ss.str() : std::string("\xff unreadable");
-    }
-    EVP_DigestUpdate(ctx, content.data(), content.size());
-    EVP_DigestUpdate(ctx, "\0", 1);
-  }
+  return files;
+}
+
+std::string ReadForDigest(const fs::path& f) {
+  std::error_code fec;
+  // Never opened: a FIFO would block the watcher. Its presence is the change (the
+  // validator refuses it, naming it).
+  if (!fs::is_regular_file(f, fec)) return "\xff not a regular file";
+  std::ifstream in(f, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return in ? ss.str() : std::string("\xff unreadable");
+}
+
+std::string Sha256(const std::string& data) {
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
-  EVP_DigestFinal_ex(ctx, digest, &len);
-  EVP_MD_CTX_free(ctx);
+  EVP_Digest(data.data(), data.size(), digest, &len, EVP_sha256(), nullptr);
   return std::string(reinterpret_cast<char*>(digest), len);
+}
+
+}  // namespace
+
+std::string FingerprintSchemaFolder(const std::string& schema_path) {
+  std::vector<fs::path> files = SchemaFolderFiles(schema_path);
+  if (files.empty()) return {};
+  std::string all;
+  for (const auto& f : files) {
+    std::string name = f.string();
+    all.append(name.data(), name.size() + 1);
+    all += Sha256(ReadForDigest(f));
+  }
+  return Sha256(all);
+}
+
+std::string SchemaContentFingerprint(const std::string& schema_path) {
+  std::vector<fs::path> files = SchemaFolderFiles(schema_path);
+  if (files.empty()) return {};
+  std::vector<std::string> others;
+  for (size_t i = 1; i < files.size(); ++i) others.push_back(Sha256(ReadForDigest(files[i])));
+  std::sort(others.begin(), others.end());
+  std::string all = Sha256(ReadForDigest(files[0]));
+  for (const auto& d : others) all += d;
+  return Sha256(all);
 }
 
 CompileOptions CompileOptionsFor(const config::TopicConfig& topic,
@@ -110,6 +132,7 @@ Result<std::unique_ptr<SchemaSet>> SchemaSet::Load(std::vector<TopicSchema> topi
     slot.source = std::move(t);
     if (!slot.source.path.empty()) {
       slot.fingerprint = FingerprintSchemaFolder(slot.source.path);
+      slot.content_fingerprint = SchemaContentFingerprint(slot.source.path);
       Result<std::shared_ptr<const JsonSchema>> s = 
           JsonSchema::CompileFile(slot.source.path, slot.source.options);
       if (!s.ok()) {
@@ -138,6 +161,11 @@ std::shared_ptr<const JsonSchema> SchemaSet::Get(size_t topic) const {
   return topic < slots_.size() ? slots_[topic].current : nullptr;
 }
 
+std::string SchemaSet::ContentFingerprint(size_t topic) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return topic < slots_.size() ? slots_[topic].content_fingerprint : std::string();
+}
+
 SchemaSet::ReloadResult SchemaSet::Reload() {
   std::lock_guard<std::mutex> reload_lock(reload_mu_);
   ReloadResult result;
@@ -146,6 +174,7 @@ SchemaSet::ReloadResult SchemaSet::Reload() {
     std::string fp = FingerprintSchemaFolder(slot.source.path);
     if (fp.empty() || fp == slot.fingerprint) continue;
     slot.fingerprint = fp;
+    std::string content_fp = SchemaContentFingerprint(slot.source.path);
     Result<std::shared_ptr<const JsonSchema>> s = 
           JsonSchema::CompileFile(slot.source.path, slot.source.options);
     if (!s.ok()) {
@@ -160,6 +189,7 @@ SchemaSet::ReloadResult SchemaSet::Reload() {
     {
       std::lock_guard<std::mutex> lock(mu_);
       slot.current = *s;
+      slot.content_fingerprint = std::move(content_fp);
     }
     ++result.replaced;
     slot.reloaded->Increment();

@@ -55,6 +55,12 @@ class SchemaSet {
   // The topic's schema now, or nullptr if it has none.
   std::shared_ptr<const JsonSchema> Get(size_t topic) const;
 
+  // A digest of the contents of the files the topic's schema in force was compiled from
+  // (the schema file, and every *.json file beside it as its $ref targets), independent of
+  // where they are mounted; empty if the topic has no schema. Peers compare it (README
+  // "Bootstrap from a peer").
+  std::string ContentFingerprint(size_t topic) const;
+
   struct ReloadResult {
     int replaced = 0;  // schemas swapped for a new version
     int refused = 0;   // changed files that did not compile (old schema kept)
@@ -71,13 +77,14 @@ class SchemaSet {
     TopicSchema source;
     std::string fingerprint;  // of the files the schema was last compiled (or refused) from
     std::shared_ptr<const JsonSchema> current;
+    std::string content_fingerprint;  // of `current`; guarded by mu_
     prometheus::Counter* reloaded = nullptr;
     prometheus::Counter* refused = nullptr;
     prometheus::Gauge* failing = nullptr;
   };
   SchemaSet() = default;
 
-  mutable std::mutex mu_;  // guards slots_[*].current
+  mutable std::mutex mu_;  // guards slots_[*].current and content_fingerprint
   std::vector<Slot> slots_;
   std::mutex reload_mu_;  // serializes Reload() (fingerprints)
 
@@ -90,5 +97,9 @@ class SchemaSet {
 // A digest of the schema file and every *.json file beside it (names and contents), so a
 // change to a $ref target is noticed. Empty if the folder cannot be read.
 std::string FingerprintSchemaFolder(const std::string& schema_path);
+
+// As FingerprintSchemaFolder, of the contents alone (no paths), so two pods that mount the
+// same files anywhere agree.
+std::string SchemaContentFingerprint(const std::string& schema_path);
 
 }  // namespace cachecar::schema

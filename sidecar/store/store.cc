@@ -11,16 +11,13 @@
 #include <random>
 
 #include "store/history_codec.h"
+#include "store/meta_keys.h"
+#include "store/store_file.h"
 
 namespace cachecar::store {
 namespace {
 
-constexpr char kFormatVersion[] = "cachecar-store-1";
-constexpr std::string_view kKeyFormat = "format";
-constexpr std::string_view kKeyStoreId = "store_id";
-constexpr std::string_view kKeyRevision = "revision";
-// Meta key of a topic's caught-up time: this prefix, then the topic name.
-constexpr std::string_view kKeyCaughtUpPrefix = "caught_up/";
+constexpr const char* kFormatVersion = kStoreFormat;
 
 // In the store's directory, for SyncMode::kNone: the boot id of the boot in which the
 // store was last opened and not yet closed cleanly (its writes may sit unsynced in that
@@ -59,33 +56,6 @@ Status WriteDurably(const std::string& dir, const std::string& name, const std::
   ok = ::fsync(dfd) == 0;
   ::close(dfd);
   return ok ? Status::Ok() : fail("fsync directory");
-}
-
-std::string CaughtUpKey(const std::string& topic) {
-  return std::string(kKeyCaughtUpPrefix) + topic;
-}
-
-// Meta key present while a topic is being emptied (a reset not finished).
-std::string ResettingKey(const std::string& topic) { return "resetting/" + topic; }
-
-std::string PositionKey(const std::string& topic, int32_t partition) {
-  std::string k = topic;
-  k.push_back('\0');
-  uint32_t p = static_cast<uint32_t>(partition);
-  char be[4] = {static_cast<char>(p >> 24), static_cast<char>(p >> 16),
-                static_cast<char>(p >> 8), static_cast<char>(p)};
-  k.append(be, 4);
-  return k;
-}
-
-std::string NewStoreId() {
-  std::random_device rd;
-  std::uniform_int_distribution<uint64_t> dist;
-  uint64_t hi = dist(rd), lo = dist(rd);
-  char buf[33];
-  std::snprintf(buf, sizeof(buf), "%016llx%016llx", static_cast<unsigned long long>(hi),
-                static_cast<unsigned long long>(lo));
-  return buf;
 }
 
 }  // namespace
@@ -568,6 +538,17 @@ Store::Usage Store::GetUsage() const {
     u.map_size_bytes = info.me_mapsize;
   }
   return u;
+}
+
+Status Store::CopyTo(const std::string& dir) const {
+  SharedMapLock map_lock(&read_pool_->map_lock());
+  int rc = mdb_env_copy2(env_, dir.c_str(), MDB_CP_COMPACT);
+  if (rc != 0) {
+    Status st = LmdbError("copy", rc);
+    return Status(st.code(), "cannot copy the store to " + dir + ": " + st.message(),
+                  st.reason());
+  }
+  return Status::Ok();
 }
 
 }  // namespace cachecar::store

@@ -114,6 +114,14 @@ class Store {
   // map is being grown (at most about a second).
   Result<Snapshot> NewSnapshot() const;
 
+  // Writes a compacted copy of the store, as of one read transaction (data, positions,
+  // revision and history agree), to `dir`/data.mdb; `dir` must exist and hold no data.mdb.
+  // Any thread. For the copy's duration it holds a reader slot and the map lock shared, so
+  // the writer cannot grow the map meanwhile (a commit that needs a bigger map waits, and
+  // says so: STORE_RESIZE_WAITING); the copy runs at disk speed, never at a client's pace.
+  // Errors as LmdbError (DISK_FULL when the volume is full).
+  Status CopyTo(const std::string& dir) const;
+
   // Last committed revision. Any thread.
   uint64_t revision() const { return revision_.load(std::memory_order_acquire); }
   // The sync mode in effect: Options::sync, or kData where kNone cannot tell a machine
