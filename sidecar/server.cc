@@ -81,7 +81,7 @@ Status Server::Start() {
     peer_stats_->bootstrap_seconds->Set(seconds);
     peer_stats_->bootstrap_bytes->Set(static_cast<double>(boot.bytes));
     if (boot.source == "file" || boot.source == "peer") {
-      log::Info("store filled from a snapshot; Kafka is read from its positions on",
+      log::Info("store filled from a snapshot",
                 {{"source", boot.source}, {"from", boot.from},
                  {"bytes", static_cast<int64_t>(boot.bytes)},
                  {"revision", boot.revision}, {"seconds", seconds}});

@@ -1,4 +1,4 @@
-"""Generates cachecar/v1/cache_pb2*.py from proto/ at build time (never checked in)."""
+"""Generates cachecar/v1/*_pb2*.py from proto/ at build time (never checked in)."""
 import os
 
 from setuptools import setup
@@ -12,13 +12,15 @@ def generate():
     from grpc_tools import protoc
     import grpc_tools
     well_known = os.path.join(os.path.dirname(grpc_tools.__file__), "_proto")
-    source = os.path.join(PROTO_DIR, "cachecar", "v1", "cache.proto")
-    if not os.path.exists(source):
-        raise SystemExit(f"cachecar: {source} not found (set CACHECAR_PROTO_DIR)")
+    sources = [os.path.join(PROTO_DIR, "cachecar", "v1", n)
+               for n in ("cache.proto", "snapshot.proto")]
+    for source in sources:
+        if not os.path.exists(source):
+            raise SystemExit(f"cachecar: {source} not found (set CACHECAR_PROTO_DIR)")
     os.makedirs(os.path.join(HERE, "cachecar", "v1"), exist_ok=True)
     open(os.path.join(HERE, "cachecar", "v1", "__init__.py"), "a").close()
     rc = protoc.main(["protoc", f"-I{PROTO_DIR}", f"-I{well_known}", f"--python_out={HERE}",
-                      f"--pyi_out={HERE}", f"--grpc_python_out={HERE}", source])
+                      f"--pyi_out={HERE}", f"--grpc_python_out={HERE}", *sources])
     if rc != 0:
         raise SystemExit("cachecar: protoc failed")
 

@@ -36,7 +36,8 @@ def _generate_stubs():
     well_known = os.path.join(os.path.dirname(grpc_tools.__file__), "_proto")
     rc = protoc.main(["protoc", f"-I{SOURCE_DIR}/proto", f"-I{well_known}",
                       f"--python_out={out}", f"--grpc_python_out={out}",
-                      f"{SOURCE_DIR}/proto/cachecar/v1/cache.proto"])
+                      f"{SOURCE_DIR}/proto/cachecar/v1/cache.proto",
+                      f"{SOURCE_DIR}/proto/cachecar/v1/snapshot.proto"])
     assert rc == 0, "protoc failed"
     sys.path.insert(0, out)
 
@@ -186,10 +187,10 @@ class Cachecar:
         self.logs = []
         self._log_lock = threading.Lock()
 
-    def start(self, wait_listening=True):
+    def start(self, wait_listening=True, args=()):
         env = dict(os.environ, KAFKA_BOOTSTRAP=self.bootstrap)
         self.log_path = os.path.join(self.dir, f"cachecar-{len(self.logs)}.log")
-        self.proc = subprocess.Popen([CACHECAR_BIN, "--config", self.config_path],
+        self.proc = subprocess.Popen([CACHECAR_BIN, "--config", self.config_path, *args],
                                      stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, env=env)
         self._lines = []
         self.logs.append(self._lines)
@@ -198,6 +199,7 @@ class Cachecar:
             line = self.wait_log("listening", timeout=30)
             self.grpc_port = line["grpc_port"]
             self.http_port = line["http_port"]
+            self.peer_port = line.get("peer_port", 0)
             self.address = f"127.0.0.1:{self.grpc_port}"
             self.channel = grpc.insecure_channel(self.address)
             self.stub = cache_pb2_grpc.CacheServiceStub(self.channel)
