@@ -32,6 +32,10 @@
 #             catch-up with 1,000 watchers attached vs none
 #   restart   restart-to-ready of a caught-up RECORDS-key store (SIGTERM, then kill -9) vs
 #             its first catch-up from Kafka
+#   bootstrap a new pod's start to ready: from a ready peer's snapshot (bootstrap.peers)
+#             vs replaying the topic from Kafka, at RECORDS and at BOOTSTRAP_LARGE (default
+#             5 × RECORDS) records, alternating rounds; and the serving peer's Get p50/p99
+#             while it sends snapshots vs while it does not
 #   outage    the broker stopped for OUTAGE_SECONDS (default 60): from the broker answering
 #             again to cachecar's first successful Put and to a record produced meanwhile
 #             by an independent producer (kcat) being readable
@@ -41,7 +45,7 @@ root=$(pwd)
 RECORDS=${RECORDS:-1000000}
 PARTITIONS=${PARTITIONS:-16}
 SECONDS_PER_RUN=${SECONDS_PER_RUN:-8}
-PHASES=" ${PHASES:-floors catchup memory serve redis micro validation validator put watch restart outage} "
+PHASES=" ${PHASES:-floors catchup memory serve redis micro validation validator put watch restart bootstrap outage} "
 phase() { [[ "$PHASES" == *" $1 "* ]]; }
 B=$root/build/bench
 work=$root/.run/bench
@@ -100,6 +104,7 @@ store: {path: "$work/$name/store"${STORE_SYNC:+, sync: $STORE_SYNC}}
 grpc: {address: "127.0.0.1:0"}
 http: {address: "127.0.0.1:0"}
 topics: [{name: "$t"$extra}]
+${CC_EXTRA:-}
 EOF
   launched_at=$(date +%s.%N)
   ${CC_BIN:-build/cachecar} --config "$work/$name/cachecar.yaml" 2>"$work/$name/log" &
@@ -396,6 +401,56 @@ if phase restart; then
     done
   done
   kill "$cc_pid"; wait "$cc_pid" || true
+fi
+
+if phase bootstrap; then
+  echo "bench-peer-token" >"$work/peer-token"
+  peer_cfg="peers: {listen: \"127.0.0.1:0\", token_file: \"$work/peer-token\", max_bytes_per_second: ${BOOTSTRAP_RATE:-1099511627776}}"
+  # A peer caught up on topic $1 ($2 records), then alternating new pods: replay, bootstrap.
+  boot_rounds() {
+    local t=$1 n=$2 peer_pid peer_port peer_grpc
+    CC_EXTRA=$peer_cfg start_cachecar "$t" boot-peer
+    peer_pid=$cc_pid; peer_grpc=$cc_port
+    peer_port=$(grep -o '"peer_port":[0-9]*' "$work/boot-peer/log" | head -1 | cut -d: -f2)
+    for round in 1 2 3; do
+      launch_cachecar "$t" boot-new
+      await_ready boot-new
+      say "records=$n round=$round replay from Kafka: ready after $(since_launch)s"
+      kill "$cc_pid"; wait "$cc_pid" || true
+      CC_EXTRA="peers: {token_file: \"$work/peer-token\"}
+bootstrap: {peers: [\"127.0.0.1:$peer_port\"]}" launch_cachecar "$t" boot-new
+      await_ready boot-new
+      local ready=$(since_launch)
+      local filled=$(grep '"store filled from a snapshot"' "$work/boot-new/log")
+      say "records=$n round=$round bootstrap from a peer: ready after ${ready}s (snapshot $(grep -o '"bytes":[0-9]*' <<<"$filled" | cut -d: -f2) bytes in $(grep -o '"seconds":[0-9.]*' <<<"$filled" | cut -d: -f2)s, store $(du -sm "$work/boot-new/store" | cut -f1) MiB)"
+      kill "$cc_pid"; wait "$cc_pid" || true
+    done
+    if [ "$n" = "$RECORDS" ]; then
+      say "## the serving peer's Get (concurrency 16) without and during snapshot transfers (cachecarctl snapshot save in a loop)"
+      for round in 1 2; do
+        say "no transfer round=$round $("$B/load_driver" --target 127.0.0.1:$peer_grpc --topic "$t" --keys "$n" --concurrency 16 --seconds "$SECONDS_PER_RUN")"
+        ( while :; do build/cachecarctl -a 127.0.0.1:$peer_grpc snapshot save "$work/peer.snap" >/dev/null || exit 1; done ) &
+        local saver=$!
+        say "transfers round=$round $("$B/load_driver" --target 127.0.0.1:$peer_grpc --topic "$t" --keys "$n" --concurrency 16 --seconds "$SECONDS_PER_RUN")"
+        pkill -P "$saver" 2>/dev/null || true
+        kill "$saver" 2>/dev/null; wait "$saver" 2>/dev/null || true
+      done
+      rm -f "$work/peer.snap" "$work/peer.snap.partial"
+      say "transfers completed by the peer: $(curl -s http://127.0.0.1:$(grep -o '"http_port":[0-9]*' "$work/boot-peer/log" | head -1 | cut -d: -f2)/metrics | grep '^cachecar_snapshot_transfers_total{result="complete"}' | awk '{print $2}')"
+    fi
+    kill "$peer_pid"; wait "$peer_pid" || true
+    rm -rf "$work/boot-new" "$work/boot-peer"
+  }
+  say "## new pod to ready: bootstrap from a peer vs replay from Kafka (peer rate limit ${BOOTSTRAP_RATE:-none})"
+  boot_rounds "$topic" "$RECORDS"
+  BOOTSTRAP_LARGE=${BOOTSTRAP_LARGE:-$((RECORDS * 5))}
+  large_topic=bench-v2-boot-$BOOTSTRAP_LARGE
+  if ! scripts/kafka.sh java "$kdir" org.apache.kafka.tools.TopicCommand --bootstrap-server "$bootstrap" \
+       --list 2>/dev/null | grep -qx "$large_topic"; then
+    scripts/kafka.sh create-topic "$kdir" "$large_topic" "$PARTITIONS" >/dev/null
+    "$B/bench_produce" --bootstrap "$bootstrap" --topic "$large_topic" --count "$BOOTSTRAP_LARGE"
+  fi
+  boot_rounds "$large_topic" "$BOOTSTRAP_LARGE"
 fi
 
 if phase outage; then

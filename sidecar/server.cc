@@ -71,6 +71,7 @@ Status Server::Start() {
   // An empty store is filled from a snapshot (bootstrap.from_file, bootstrap.peers) when
   // one is configured and can be had; otherwise the topics are replayed from Kafka.
   peer_stats_ = std::make_unique<peer::PeerStats>(peer::PeerStats::Register(*registry_));
+  peer::ExportPeerSeries(*peer_stats_);
   {
     const auto started = std::chrono::steady_clock::now();
     peer::BootstrapResult boot =
@@ -91,7 +92,17 @@ Status Server::Start() {
                 {{"seconds", seconds}});
     }
   }
-  peer::SnapshotSource::RemoveStaleCopies(config_.store.path);
+  const std::string snapshot_dir =
+      config_.peers.work_dir.empty() ? config_.store.path : config_.peers.work_dir;
+  {
+    std::error_code ec;
+    std::filesystem::create_directories(snapshot_dir, ec);
+    if (ec) {
+      return InvalidArgument("cannot create peers.work_dir " + snapshot_dir + ": " +
+                             ec.message());
+    }
+    peer::SnapshotSource::RemoveStaleCopies(snapshot_dir);
+  }
 
   store::Options so;
   so.path = config_.store.path;
@@ -226,7 +237,7 @@ Status Server::Start() {
   // Snapshots: on the sidecar's own address (cachecarctl snapshot save), and on
   // peers.listen for peers, with one source and one set of limits.
   peer::SnapshotSourceOptions snap;
-  snap.work_dir = config_.store.path;
+  snap.work_dir = config_.peers.work_dir.empty() ? config_.store.path : config_.peers.work_dir;
   snap.max_transfers = config_.peers.max_transfers;
   snap.max_bytes_per_second = config_.peers.max_bytes_per_second;
   snapshot_source_ = std::make_unique<peer::SnapshotSource>(

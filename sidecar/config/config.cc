@@ -297,8 +297,10 @@ void ReadAll(YamlReader& r, const YAML::Node& root, const std::filesystem::path&
   }
   if (const YAML::Node p = root["peers"]) {
     if (r.ExpectMap("peers", p,
-                    {"listen", "token_file", "max_transfers", "max_bytes_per_second"})) {
+                    {"listen", "token_file", "work_dir", "max_transfers",
+                     "max_bytes_per_second"})) {
       r.ReadString(p, "peers", "listen", &cfg->peers.listen);
+      r.ReadString(p, "peers", "work_dir", &cfg->peers.work_dir);
       r.ReadUint(p, "peers", "max_transfers", &cfg->peers.max_transfers, 1, 64);
       r.ReadUint(p, "peers", "max_bytes_per_second", &cfg->peers.max_bytes_per_second,
                  64u << 10, 1ull << 40);
@@ -310,7 +312,6 @@ void ReadAll(YamlReader& r, const YAML::Node& root, const std::filesystem::path&
         std::string error;
         if (auto v = ReadSecretFile(cfg->peers.token_file, &error)) {
           cfg->peers.token = *v;
-          if (v->empty()) r.Problem("peers.token_file", p["token_file"], "the file is empty");
         } else {
           r.Problem("peers.token_file", p["token_file"], error);
         }

@@ -250,6 +250,11 @@ struct PeersConfig {
   // required of callers on `listen`. Required with `listen` or bootstrap.peers.
   std::string token_file;
   std::string token;  // the file's content; a secret
+  // Directory each transfer's compacted copy is made in while it is sent (created if
+  // missing). Default: the store's directory. A copy takes up to the store's used size, so
+  // under a size-limited volume (a Kubernetes emptyDir's sizeLimit) give copies a volume of
+  // their own, or the volume must hold the store plus max_transfers copies.
+  std::string work_dir;
   // Snapshot transfers served at once; past it a peer is refused RESOURCE_EXHAUSTED and
   // asks another. Default 2. Each needs disk for one compacted copy while it runs.
   uint32_t max_transfers = 2;

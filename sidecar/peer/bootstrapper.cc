@@ -101,6 +101,8 @@ Result<store::StoreFacts> FromPeerTarget(const config::Config& config,
                                          SnapshotReceiver* receiver) {
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(static_cast<int>(kMaxSnapshotMessageBytes));
+  // A window of several chunks, so the sender never waits for this side to ask for more.
+  args.SetInt(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, 16 << 20);
   std::shared_ptr<grpc::Channel> channel =
       grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args);
   auto stub = v1::SnapshotService::NewStub(channel);
@@ -143,9 +145,24 @@ Result<store::StoreFacts> FromPeerTarget(const config::Config& config,
 }
 
 // Moves the received store into the store directory: one link (which, unlike rename,
-// never replaces a store that appeared meanwhile), then a sync of the directory.
-Status Install(const std::string& tmp_dir, const std::string& store_dir) {
+// never replaces a store that appeared meanwhile), then a sync of the directory. The data
+// was written without fsync: the store directory is first marked as written in this boot
+// (store::MarkWrittenThisBoot), so a machine restart before it reaches the disk makes the
+// next start rebuild it, never serve it; where the boot cannot be told, it is fsynced.
+Status Install(const std::string& tmp_dir, const std::string& store_dir,
+               const std::string& boot_id_path) {
   const std::string from = tmp_dir + "/data.mdb", to = store_dir + "/data.mdb";
+  Result<bool> marked = store::MarkWrittenThisBoot(store_dir, boot_id_path);
+  if (!marked.ok()) return marked.status();
+  if (!*marked) {
+    int fd = ::open(from.c_str(), O_RDONLY | O_CLOEXEC);
+    bool synced = fd >= 0 && ::fsync(fd) == 0;
+    if (fd >= 0) ::close(fd);
+    if (!synced) {
+      return Status(Code::kInternal, "cannot sync the snapshot: " + std::string(std::strerror(errno)),
+                    "SNAPSHOT_IO");
+    }
+  }
   if (::link(from.c_str(), to.c_str()) != 0) {
     return Status(Code::kInternal,
                   "cannot move the snapshot into " + store_dir + ": " + std::strerror(errno),
@@ -204,7 +221,7 @@ BootstrapResult Bootstrap(const config::Config& config, const std::vector<LocalT
     } else {
       SnapshotReceiver receiver(dir, mine);
       Result<store::StoreFacts> facts = run(&receiver);
-      st = facts.ok() ? Install(dir, store_dir) : facts.status();
+      st = facts.ok() ? Install(dir, store_dir, store::kBootIdPath) : facts.status();
       if (st.ok()) {
         result.source = source;
         result.from = from;

@@ -27,4 +27,18 @@ namespace cachecar::peer {
 
 CACHECAR_STATS_STRUCT(PeerStats, CACHECAR_PEER_METRICS);
 
+// Every labelled series whose labels are known, at 0, so alerts need no `or vector(0)`.
+inline void ExportPeerSeries(const PeerStats& stats) {
+  for (const char* r :
+       {"complete", "busy", "not_ready", "unauthenticated", "cancelled", "failed"}) {
+    stats.transfers->Add({{"result", r}});
+  }
+  for (const char* source : {"file", "peer"}) {
+    for (const char* r : {"installed", "unreachable", "not_ready", "busy", "incompatible",
+                          "corrupt", "failed"}) {
+      stats.bootstrap_attempts->Add({{"source", source}, {"result", r}});
+    }
+  }
+}
+
 }  // namespace cachecar::peer

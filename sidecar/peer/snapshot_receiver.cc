@@ -119,7 +119,6 @@ Result<store::StoreFacts> SnapshotReceiver::Finish() {
     return Corrupt("its SHA-256 is " + Hex(digest, len) + ", the trailer says " +
                    (sha256_hex_.empty() ? std::string("nothing") : sha256_hex_));
   }
-  if (::fsync(fd_) != 0) return Io("cannot sync the snapshot in " + dir_);
   ::close(fd_);
   fd_ = -1;
   Result<store::StoreFacts> facts = store::InspectStoreCopy(dir_);

@@ -6,7 +6,8 @@
 // disk; data chunks add up to exactly the size the header declares; the trailer comes last
 // and its SHA-256 matches the data; the data opens as a store whose revision and positions
 // are the header's; then it is made this sidecar's (store::AdoptStoreCopy). Nothing is
-// installed here: on any failure the caller removes the directory.
+// installed here, nor synced to disk (the installer decides how the data becomes durable):
+// on any failure the caller removes the directory.
 //
 // Not thread-safe; one stream per receiver.
 #pragma once

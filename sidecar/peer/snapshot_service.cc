@@ -23,7 +23,7 @@
 namespace cachecar::peer {
 namespace {
 
-constexpr size_t kChunkBytes = 256u << 10;
+constexpr size_t kChunkBytes = 1u << 20;
 constexpr char kCopyPrefix[] = "snapshot-";
 
 Status Failed(const std::string& what) {
@@ -132,19 +132,26 @@ Status SnapshotSource::StreamCopy(
     return Failed("cannot create a directory in " + options_.work_dir + ": " +
                   std::strerror(errno));
   }
-  // The copy lives only as long as its descriptor: unlinked as soon as it is open, so no
-  // ending of this call (or of the process) leaves it on the volume, but a crash between
-  // here and the unlink (RemoveStaleCopies, at the next start).
-  int fd = -1;
-  Status copied = store_->CopyTo(dir);
+  // The copy lives only as long as its descriptor: unlinked as soon as it is inspected, so
+  // no ending of this call (or of the process) leaves it on the volume, but a crash before
+  // the unlink (RemoveStaleCopies, at the next start). Written through the page cache, so
+  // sending it reads memory.
+  const std::string path = dir + "/data.mdb";
+  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  Status copied = fd >= 0 ? store_->CopyTo(fd)
+                          : Failed("cannot create " + path + ": " + std::strerror(errno));
   Result<store::StoreFacts> facts =
       copied.ok() ? store::InspectStoreCopy(dir) : Result<store::StoreFacts>(copied);
-  if (facts.ok()) fd = ::open((dir + "/data.mdb").c_str(), O_RDONLY | O_CLOEXEC);
   std::error_code ec;
   std::filesystem::remove_all(dir, ec);
-  if (!copied.ok()) return Failed(copied.message());
-  if (!facts.ok()) return Failed(facts.status().message());
-  if (fd < 0) return Failed(std::string("cannot open the copy: ") + std::strerror(errno));
+  if (!facts.ok()) {
+    if (fd >= 0) ::close(fd);
+    return copied.ok() ? Failed(facts.status().message()) : copied;
+  }
+  if (::lseek(fd, 0, SEEK_SET) != 0) {
+    ::close(fd);
+    return Failed(std::string("cannot read the copy: ") + std::strerror(errno));
+  }
   struct stat sb;
   if (::fstat(fd, &sb) != 0) {
     ::close(fd);

@@ -540,13 +540,20 @@ Store::Usage Store::GetUsage() const {
   return u;
 }
 
-Status Store::CopyTo(const std::string& dir) const {
+Result<bool> MarkWrittenThisBoot(const std::string& dir, const std::string& boot_id_path) {
+  const std::string boot_id = ReadLine(boot_id_path);
+  if (boot_id.empty()) return false;
+  Status st = WriteDurably(dir, kSyncStateFile, boot_id);
+  if (!st.ok()) return st;
+  return true;
+}
+
+Status Store::CopyTo(int fd) const {
   SharedMapLock map_lock(&read_pool_->map_lock());
-  int rc = mdb_env_copy2(env_, dir.c_str(), MDB_CP_COMPACT);
+  int rc = mdb_env_copyfd2(env_, fd, MDB_CP_COMPACT);
   if (rc != 0) {
     Status st = LmdbError("copy", rc);
-    return Status(st.code(), "cannot copy the store to " + dir + ": " + st.message(),
-                  st.reason());
+    return Status(st.code(), "cannot copy the store: " + st.message(), st.reason());
   }
   return Status::Ok();
 }

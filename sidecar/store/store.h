@@ -39,6 +39,7 @@
 #include "store/read_txn_pool.h"
 #include "store/record_codec.h"
 #include "store/snapshot.h"
+#include "store/store_file.h"
 #include "store/write_batch.h"
 
 namespace cachecar::store {
@@ -68,7 +69,7 @@ struct Options {
   uint64_t max_map_size_bytes = 1ull << 40;
   SyncMode sync = SyncMode::kData;
   // This boot's identity (Linux: a random UUID per boot), for SyncMode::kNone.
-  std::string boot_id_path = "/proc/sys/kernel/random/boot_id";
+  std::string boot_id_path = kBootIdPath;
   // Concurrent read transactions allowed (LMDB reader slots). Default 1024.
   unsigned max_readers = 1024;
   // Changes kept in the history log (see above). At least 1.
@@ -115,12 +116,13 @@ class Store {
   Result<Snapshot> NewSnapshot() const;
 
   // Writes a compacted copy of the store, as of one read transaction (data, positions,
-  // revision and history agree), to `dir`/data.mdb; `dir` must exist and hold no data.mdb.
+  // revision and history agree), to `fd` (an empty file open for writing; through the
+  // page cache, unlike mdb_env_copy2's O_DIRECT, so the copy is read back from memory).
   // Any thread. For the copy's duration it holds a reader slot and the map lock shared, so
   // the writer cannot grow the map meanwhile (a commit that needs a bigger map waits, and
   // says so: STORE_RESIZE_WAITING); the copy runs at disk speed, never at a client's pace.
   // Errors as LmdbError (DISK_FULL when the volume is full).
-  Status CopyTo(const std::string& dir) const;
+  Status CopyTo(int fd) const;
 
   // Last committed revision. Any thread.
   uint64_t revision() const { return revision_.load(std::memory_order_acquire); }

@@ -202,7 +202,6 @@ Status AdoptStoreCopy(const std::string& dir, const std::vector<std::string>& to
     }
   }
   if ((rc = mdb_txn_commit(guard.Release())) != 0) return LmdbError("commit", rc);
-  if ((rc = mdb_env_sync(env.get(), 1)) != 0) return LmdbError("env_sync", rc);
   return Status::Ok();
 }
 

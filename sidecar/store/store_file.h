@@ -16,6 +16,8 @@ namespace cachecar::store {
 
 // The on-disk format this build reads and writes (the store's "format" meta value).
 inline constexpr char kStoreFormat[] = "cachecar-store-1";
+// Where Linux keeps this boot's identity (a random UUID per boot).
+inline constexpr char kBootIdPath[] = "/proc/sys/kernel/random/boot_id";
 
 struct TopicFacts {
   std::string name;
@@ -37,7 +39,15 @@ Result<StoreFacts> InspectStoreCopy(const std::string& dir);
 
 // Makes the copy in `dir` a new store of this sidecar: a fresh store id (its revisions and
 // history stay: they describe how its data came to be), and the databases, positions and
-// caught-up marks of topics not in `topics` dropped. Synced to disk before it returns.
+// caught-up marks of topics not in `topics` dropped. Not synced: see MarkWrittenThisBoot.
 Status AdoptStoreCopy(const std::string& dir, const std::vector<std::string>& topics);
+
+// Marks the store directory `dir` as written, unsynced, in this boot (the marker
+// store.sync: none keeps, read from `boot_id_path`), durably, before a data.mdb written
+// without fsync is put there: if the machine restarts before the data reaches the disk,
+// Store::Open refuses the store (STORE_UNSYNCED) rather than serve it; if it opens in this
+// boot with store.sync data or full, it is synced then. False (nothing written) when the
+// boot cannot be told: the caller must fsync the data instead.
+Result<bool> MarkWrittenThisBoot(const std::string& dir, const std::string& boot_id_path);
 
 }  // namespace cachecar::store

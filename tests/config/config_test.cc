@@ -671,3 +671,87 @@ topics: [{name: a}]
 
 }  // namespace
 }  // namespace cachecar::config
+
+namespace cachecar::config {
+namespace {
+
+TEST(ConfigTest, PeerAndBootstrapSettingsAreReadAndChecked) {
+  testing::TempDir dir;
+  std::ofstream(dir.path() + "/peer-token") << "s3cret\n";
+  std::ofstream(dir.path() + "/empty") << "\n";
+  auto defaults = ParseConfig(kMinimal, "c.yaml", Env());
+  ASSERT_TRUE(defaults.ok());
+  EXPECT_TRUE(defaults->peers.listen.empty());
+  EXPECT_TRUE(defaults->bootstrap.peers.empty());
+  EXPECT_EQ(defaults->peers.max_transfers, 2u);
+  EXPECT_EQ(defaults->peers.max_bytes_per_second, 100ull << 20);
+
+  auto cfg = ParseConfig(R"(
+kafka: {bootstrap_servers: a:1}
+peers:
+  listen: 0.0.0.0:50052
+  token_file: peer-token
+  work_dir: /tmp/snaps
+  max_transfers: 1
+  max_bytes_per_second: 1048576
+bootstrap:
+  peers: [cachecar-peers.ns.svc:50052, "[::1]:50052"]
+  from_file: /backups/users.snap
+  transfer_timeout_ms: 60000
+  connect_timeout_ms: 1000
+topics: [{name: a}]
+)",
+                         dir.path() + "/c.yaml", Env());
+  ASSERT_TRUE(cfg.ok()) << cfg.status().ToString();
+  EXPECT_EQ(cfg->peers.listen, "0.0.0.0:50052");  // the peer port needs no consent flag
+  EXPECT_EQ(cfg->peers.token, "s3cret");
+  EXPECT_EQ(cfg->peers.work_dir, "/tmp/snaps");
+  EXPECT_EQ(cfg->peers.max_transfers, 1u);
+  EXPECT_EQ(cfg->bootstrap.peers,
+            (std::vector<std::string>{"cachecar-peers.ns.svc:50052", "[::1]:50052"}));
+  EXPECT_EQ(cfg->bootstrap.from_file, "/backups/users.snap");
+  EXPECT_EQ(cfg->bootstrap.transfer_timeout_ms, 60000u);
+
+  Overrides o;
+  o.bootstrap_from = "/other.snap";
+  auto overridden = ParseConfig(kMinimal, "c.yaml", Env(), o);
+  ASSERT_TRUE(overridden.ok());
+  EXPECT_EQ(overridden->bootstrap.from_file, "/other.snap");
+
+  // No token: refused, whichever side asks for peers.
+  for (const char* yaml : {"kafka: {bootstrap_servers: a:1}\npeers: {listen: 0.0.0.0:1}\n"
+                           "topics: [{name: a}]\n",
+                           "kafka: {bootstrap_servers: a:1}\nbootstrap: {peers: [p:1]}\n"
+                           "topics: [{name: a}]\n"}) {
+    auto bad = ParseConfig(yaml, dir.path() + "/c.yaml", Env());
+    ASSERT_FALSE(bad.ok()) << yaml;
+    EXPECT_THAT(ProblemFor(bad.status(), "peers.token_file"), HasSubstr("required")) << yaml;
+  }
+  auto bad = ParseConfig(R"(
+kafka: {bootstrap_servers: a:1}
+peers: {listen: "nohost", token_file: empty, max_transfers: 0, max_bytes_per_second: 10}
+bootstrap: {peers: [no-port, "", {a: b}], transfer_timeout_ms: 5, connect_timeout_ms: x}
+topics: [{name: a}]
+)",
+                         dir.path() + "/c.yaml", Env());
+  ASSERT_FALSE(bad.ok());
+  EXPECT_THAT(ProblemFor(bad.status(), "peers.listen"), HasSubstr("host:port"));
+  EXPECT_THAT(ProblemFor(bad.status(), "peers.token_file"), HasSubstr("is empty"));
+  EXPECT_THAT(ProblemFor(bad.status(), "peers.max_transfers"), HasSubstr("between"));
+  EXPECT_THAT(ProblemFor(bad.status(), "peers.max_bytes_per_second"), HasSubstr("between"));
+  EXPECT_THAT(ProblemFor(bad.status(), "bootstrap.peers[0]"), HasSubstr("host:port"));
+  EXPECT_THAT(ProblemFor(bad.status(), "bootstrap.peers[1]"), HasSubstr("host:port"));
+  EXPECT_FALSE(ProblemFor(bad.status(), "bootstrap.peers[2]").empty());
+  EXPECT_THAT(ProblemFor(bad.status(), "bootstrap.transfer_timeout_ms"), HasSubstr("between"));
+  EXPECT_THAT(ProblemFor(bad.status(), "bootstrap.connect_timeout_ms"),
+              HasSubstr("whole number"));
+  auto not_list = ParseConfig(
+      "kafka: {bootstrap_servers: a:1}\npeers: {token_file: peer-token}\n"
+      "bootstrap: {peers: one:1}\ntopics: [{name: a}]\n",
+      dir.path() + "/c.yaml", Env());
+  ASSERT_FALSE(not_list.ok());
+  EXPECT_THAT(ProblemFor(not_list.status(), "bootstrap.peers"), HasSubstr("a list"));
+}
+
+}  // namespace
+}  // namespace cachecar::config

@@ -93,6 +93,26 @@ def test_cachecar_is_a_native_sidecar_with_probes_and_the_pods_identity():
     assert volumes["schemas"]["configMap"]["name"] == "cachecar-schemas"
 
 
+def test_new_pods_bootstrap_from_ready_peers_through_the_headless_service():
+    d = docs()
+    svc = d[("Service", "web-cachecar-peers")]["spec"]
+    assert svc["clusterIP"] == "None" and not svc.get("publishNotReadyAddresses", False)
+    pod = d[("Deployment", "web")]["spec"]["template"]
+    assert all(pod["metadata"]["labels"].get(k) == v for k, v in svc["selector"].items())
+    sidecar = pod["spec"]["initContainers"][0]
+    ports = {p["name"]: p["containerPort"] for p in sidecar["ports"]}
+    assert svc["ports"][0]["targetPort"] == "peers" and ports["peers"] == 50052
+    cfg = yaml.safe_load(d[("ConfigMap", "cachecar-config")]["data"]["cachecar.yaml"])
+    assert cfg["peers"]["listen"].endswith(":50052")
+    assert cfg["bootstrap"]["peers"] == [
+        "web-cachecar-peers.${POD_NAMESPACE}.svc.cluster.local:50052"]
+    mounts = {m["name"]: m["mountPath"] for m in sidecar["volumeMounts"]}
+    assert cfg["peers"]["token_file"].startswith(mounts["peer-token"] + "/")
+    assert cfg["peers"]["work_dir"] == mounts["snapshots"]
+    volumes = {v["name"]: v for v in pod["spec"]["volumes"]}
+    assert volumes["peer-token"]["secret"]["secretName"] == "cachecar-peer-token"
+
+
 def test_schema_configmap_matches_schemas_dir():
     data = docs()[("ConfigMap", "cachecar-schemas")]["data"]
     files = {os.path.basename(p): open(p).read() for p in glob.glob(os.path.join(SOURCE_DIR, "schemas/*.json"))}
@@ -109,6 +129,9 @@ def test_config_in_the_configmap_is_accepted_by_cachecar(tmp_path):
         (tmp_path / "schemas" / os.path.basename(p)).write_text(open(p).read())
     (tmp_path / "token").mkdir()
     (tmp_path / "token" / "token").write_text("t0ken\n")
+    (tmp_path / "peer-token").mkdir()
+    (tmp_path / "peer-token" / "token").write_text("peer-t0ken\n")
+    cfg = cfg.replace("/etc/cachecar/peer-token", str(tmp_path / "peer-token"))
     cfg = cfg.replace("/etc/cachecar/schemas", str(tmp_path / "schemas"))
     cfg = cfg.replace("/etc/cachecar/token", str(tmp_path / "token"))
     (tmp_path / "cachecar.yaml").write_text(cfg)

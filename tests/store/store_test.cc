@@ -851,6 +851,43 @@ TEST_F(UnsyncedStoreTest, ACleanCloseSyncsSoAMachineRestartKeepsTheStore) {
   EXPECT_EQ((*s)->revision(), 1u);
 }
 
+// A store put in place without fsync (a bootstrap's snapshot) is marked first: served in
+// the boot that wrote it, rebuilt after a machine restart, synced if opened to sync.
+TEST_F(UnsyncedStoreTest, AStoreMarkedWrittenThisBootIsServedOnlyInThatBoot) {
+  SetBoot("boot-a");
+  WriteAndCrash(NoSync());  // a store file, as an installed snapshot leaves it
+  std::filesystem::remove(dir_.path() + "/sync-state");
+  auto marked = MarkWrittenThisBoot(dir_.path(), boot_path_);
+  ASSERT_TRUE(marked.ok()) << marked.status().ToString();
+  EXPECT_TRUE(*marked);
+  {
+    auto s = Store::Open(NoSync());
+    ASSERT_TRUE(s.ok()) << s.status().ToString();
+    EXPECT_EQ((*s)->revision(), 1u);
+    WriteBatch b;
+    b.mutations.push_back(Put(0, "k2", "v", 1));
+    ASSERT_TRUE((*s)->Apply(b).ok());
+    std::ifstream in(dir_.path() + "/sync-state");
+    std::string running((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    s->reset();
+    std::ofstream(dir_.path() + "/sync-state", std::ios::trunc) << running;  // a crash
+  }
+  SetBoot("boot-b");
+  auto refused = Store::Open(NoSync());
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().reason(), "STORE_UNSYNCED");
+  // Marked, then opened to sync in the same boot: synced at open, kept across a reboot.
+  std::filesystem::remove(dir_.path() + "/sync-state");
+  ASSERT_TRUE(*MarkWrittenThisBoot(dir_.path(), boot_path_));
+  ASSERT_TRUE(Store::Open(NoSync(SyncMode::kData)).ok());
+  SetBoot("boot-c");
+  EXPECT_TRUE(Store::Open(NoSync()).ok());
+  // No boot id: nothing is marked, the caller must sync.
+  auto unknown = MarkWrittenThisBoot(dir_.path(), dir_.path() + "/no-such-file");
+  ASSERT_TRUE(unknown.ok());
+  EXPECT_FALSE(*unknown);
+}
+
 TEST_F(UnsyncedStoreTest, WithoutABootIdEachCommitIsSynced) {
   Options o = NoSync();
   o.boot_id_path = dir_.path() + "/no-such-file";
