@@ -104,7 +104,8 @@ void ReadTopics(YamlReader& r, const YAML::Node& node, const std::filesystem::pa
     if (!r.ExpectMap(path, t,
                      {"name", "key_encoding", "value_format", "schema", "schema_patterns",
                       "schema_formats", "read_only", "on_invalid", "dead_letter_topic",
-                      "max_value_bytes", "rejected_history", "readiness"})) {
+                      "max_value_bytes", "rejected_history", "readiness",
+                      "retain_beyond_log"})) {
       continue;
     }
     if (!t["name"]) {
@@ -146,6 +147,7 @@ void ReadTopics(YamlReader& r, const YAML::Node& node, const std::filesystem::pa
                {{"assert", SchemaFormats::kAssert}, {"annotate", SchemaFormats::kAnnotate}},
                "assert or annotate", &tc.schema_formats);
     r.ReadBool(t, path, "read_only", &tc.read_only);
+    r.ReadBool(t, path, "retain_beyond_log", &tc.retain_beyond_log);
     ReadChoice(r, t, path, "readiness",
                {{"required", TopicReadiness::kRequired}, {"optional", TopicReadiness::kOptional}},
                "required or optional", &tc.readiness);

@@ -79,6 +79,13 @@ struct TopicConfig {
   uint32_t rejected_history = 100;
   // See TopicReadiness. Default required.
   TopicReadiness readiness = TopicReadiness::kRequired;
+  // When the stored position of a partition is below the log start (Kafka's retention
+  // deleted records before this sidecar read them: a restart after a long stop, or a store
+  // bootstrapped from an old snapshot): false (default) empties the topic and reads it
+  // again from the log start, so the cache holds exactly what Kafka holds; true keeps the
+  // stored data and reads on from the log start, so keys whose records Kafka no longer
+  // has stay served (the deleted records' own changes are never seen; counted).
+  bool retain_beyond_log = false;
 };
 
 struct KafkaConfig {

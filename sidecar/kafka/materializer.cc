@@ -48,6 +48,7 @@ Materializer::Materializer(MaterializerOptions options, store::Store* store,
     for (const char* reason : {"offset_out_of_range", "topic_deleted"}) {
       stats_.rebuilds->Add({{"topic", t.name}, {"reason", reason}});
     }
+    if (t.retain_beyond_log) stats_.retention_skipped->Add({{"topic", t.name}});
     if (t.on_invalid == config::InvalidPolicy::kDeadLetter) {
       for (const char* result : {"ok", "failed"}) {
         stats_.dead_letters->Add({{"topic", t.name}, {"result", result}});
@@ -234,6 +235,7 @@ void Materializer::Handle(const SourceEvent& ev) {
     case SourceEvent::Kind::kOffsetOutOfRange: {
       if (partitions_.pending().count(ev.topic)) return;  // being rebuilt already
       std::optional<int64_t> position = partitions_.Position(key);
+      if (topic.retain_beyond_log && position && KeepBeyondLog(key, *position)) return;
       RebuildTopic(ev.topic, "offset_out_of_range",
                    "partition " + std::to_string(ev.partition) + " position " +
                        (position ? std::to_string(*position) : "?") +

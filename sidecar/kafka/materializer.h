@@ -170,6 +170,9 @@ class Materializer {
   void RefreshEndOffsets();
   // Empties the topic in the store and reads it again from the beginning.
   void RebuildTopic(size_t topic, const std::string& reason, const std::string& why);
+  // retain_beyond_log: when `position` is below the partition's log start, moves the
+  // partition to the log start keeping the topic's data; false (nothing done) otherwise.
+  bool KeepBeyondLog(const store::PartitionKey& key, int64_t position);
   // Deletes a resetting topic's remaining keys, a bounded transaction per chunk, retrying
   // failures; returns early only when stopping.
   void FinishReset(size_t topic);

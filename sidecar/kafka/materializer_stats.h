@@ -34,6 +34,9 @@ namespace cachecar::kafka {
                "1 while the partition is halted by on_invalid: fail.")                        \
   COUNTER_FAMILY(dead_letters, "cachecar_materializer_dead_letters_total",                    \
                  "Refused records produced to a dead-letter topic, by result (ok, failed).")  \
+  COUNTER_FAMILY(retention_skipped, "cachecar_materializer_retention_skipped_records_total",   \
+                 "Records Kafka's retention deleted before they were read, passed over by a " \
+                 "topic with retain_beyond_log (its stored data kept), by topic.")            \
   COUNTER_FAMILY(rebuilds, "cachecar_materializer_topic_rebuilds_total",                      \
                  "Topics emptied and read again from the beginning, by reason "               \
                  "(offset_out_of_range, topic_deleted).")                                     \

@@ -106,6 +106,17 @@ Result<int32_t> RdKafkaSource::PartitionCount(size_t topic, std::chrono::millise
   return out;
 }
 
+Result<int64_t> RdKafkaSource::LogStartOffset(size_t topic, int32_t partition,
+                                              std::chrono::milliseconds timeout) {
+  int64_t low = 0, high = 0;
+  rd_kafka_resp_err_t err = rd_kafka_query_watermark_offsets(
+      rk_, topics_.at(topic).c_str(), partition, &low, &high, static_cast<int>(timeout.count()));
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    return FromKafka(err, "log start of " + topics_[topic] + "/" + std::to_string(partition));
+  }
+  return low;
+}
+
 Result<std::vector<int64_t>> RdKafkaSource::EndOffsets(size_t topic, int32_t partitions,
                                                         std::chrono::milliseconds timeout) {
   // ListOffsets for "latest" carries the consumer's isolation level, so for

@@ -33,6 +33,8 @@ class RdKafkaSource : public RecordSource {
   ~RdKafkaSource() override;
 
   Result<int32_t> PartitionCount(size_t topic, std::chrono::milliseconds timeout) override;
+  Result<int64_t> LogStartOffset(size_t topic, int32_t partition,
+                                 std::chrono::milliseconds timeout) override;
   Result<std::vector<int64_t>> EndOffsets(size_t topic, int32_t partitions,
                                           std::chrono::milliseconds timeout) override;
   Status Assign(const std::vector<Assignment>& assignments) override;

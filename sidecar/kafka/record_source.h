@@ -57,6 +57,13 @@ class RecordSource {
   virtual Result<std::vector<int64_t>> EndOffsets(size_t topic, int32_t partitions,
                                                   std::chrono::milliseconds timeout) = 0;
 
+  // The first offset a partition's log still holds (records below it were deleted by
+  // retention). UNIMPLEMENTED where the source cannot tell.
+  virtual Result<int64_t> LogStartOffset(size_t topic, int32_t partition,
+                                         std::chrono::milliseconds timeout) {
+    return Status(Code::kUnimplemented, "log start offsets are not known to this source");
+  }
+
   // Replaces the whole assignment (every partition in it fetching, none paused).
   virtual Status Assign(const std::vector<Assignment>& assignments) = 0;
 

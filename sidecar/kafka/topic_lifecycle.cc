@@ -156,6 +156,23 @@ void Materializer::RefreshPartitions() {
   if (added) Reassign();
 }
 
+bool Materializer::KeepBeyondLog(const store::PartitionKey& key, int64_t position) {
+  const std::string& name = options_.topics[key.first].name;
+  Result<int64_t> start =
+      source_->LogStartOffset(key.first, key.second, std::chrono::milliseconds(5000));
+  if (!start.ok() || position >= *start) return false;  // past the end: recreated shorter
+  log::Warn("records were deleted from Kafka before this sidecar read them; keeping the "
+            "stored data (retain_beyond_log) and reading on from the log start",
+            {{"topic", name}, {"partition", key.second}, {"position", position},
+             {"log_start", *start}, {"records_never_read", *start - position}});
+  stats_.retention_skipped->Add({{"topic", name}}).Increment(static_cast<double>(*start - position));
+  if (batch_.empty()) batch_started_ = steady_clock::now();
+  partitions_.SetPosition(key, *start);
+  batch_.positions[key] = *start;
+  Reassign();  // commits the new position, then fetches from it
+  return true;
+}
+
 void Materializer::RebuildTopic(size_t topic, const std::string& reason,
                                 const std::string& why) {
   const std::string& name = options_.topics[topic].name;

@@ -32,6 +32,7 @@ std::string TopicSettingsFingerprint(const config::TopicConfig& topic,
   s += "value_format=" + std::string(config::ValueFormatName(topic.value_format)) + "\n";
   s += "on_invalid=" + std::string(config::InvalidPolicyName(topic.on_invalid)) + "\n";
   s += "dead_letter_topic=" + topic.dead_letter_topic + "\n";
+  s += std::string("retain_beyond_log=") + (topic.retain_beyond_log ? "true" : "false") + "\n";
   s += "schema_patterns=" +
        std::string(topic.schema_patterns == config::SchemaPatterns::kLinear ? "linear"
                                                                             : "backtracking") +

@@ -20,7 +20,8 @@ struct LocalTopic {
 };
 
 // Hex SHA-256 of everything that decides what the topic stores for a record: key encoding,
-// value format, on_invalid (and its dead-letter topic), schema patterns and formats modes,
+// value format, on_invalid (and its dead-letter topic), retain_beyond_log, schema patterns
+// and formats modes,
 // and the content of the schema in force (SchemaSet::ContentFingerprint; empty: none).
 // Not: read_only, max_value_bytes, readiness, rejected_history (they change no entry).
 std::string TopicSettingsFingerprint(const config::TopicConfig& topic,

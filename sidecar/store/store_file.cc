@@ -27,7 +27,9 @@ class CopyEnv {
     if (rc != 0) return LmdbError("env_create", rc);
     mdb_env_set_maxdbs(env_, kMaxDbs);
     // NOLOCK: nobody else has the copy open (header); no lock file is left behind.
-    unsigned flags = MDB_NOLOCK | MDB_NORDAHEAD | (writable ? 0u : MDB_RDONLY);
+    // NOSYNC: a commit here must not flush the whole freshly written file; the installer
+    // decides how it becomes durable (MarkWrittenThisBoot).
+    unsigned flags = MDB_NOLOCK | MDB_NORDAHEAD | (writable ? MDB_NOSYNC : MDB_RDONLY);
     rc = mdb_env_open(env_, dir.c_str(), flags, 0644);
     if (rc != 0) {
       Status st = LmdbError("open", rc);

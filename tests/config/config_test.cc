@@ -675,6 +675,23 @@ topics: [{name: a}]
 namespace cachecar::config {
 namespace {
 
+TEST(ConfigTest, RetainBeyondLogIsAnOptInPerTopic) {
+  auto cfg = ParseConfig(R"(
+kafka: {bootstrap_servers: a:1}
+topics: [{name: a}, {name: b, retain_beyond_log: true}]
+)",
+                         "c.yaml", Env());
+  ASSERT_TRUE(cfg.ok()) << cfg.status().ToString();
+  EXPECT_FALSE(cfg->topics[0].retain_beyond_log);
+  EXPECT_TRUE(cfg->topics[1].retain_beyond_log);
+  auto bad = ParseConfig("kafka: {bootstrap_servers: a:1}\n"
+                         "topics: [{name: a, retain_beyond_log: sometimes}]\n",
+                         "c.yaml", Env());
+  ASSERT_FALSE(bad.ok());
+  EXPECT_THAT(ProblemFor(bad.status(), "topics[0].retain_beyond_log"),
+              HasSubstr("true or false"));
+}
+
 TEST(ConfigTest, PeerAndBootstrapSettingsAreReadAndChecked) {
   testing::TempDir dir;
   std::ofstream(dir.path() + "/peer-token") << "s3cret\n";

@@ -276,3 +276,70 @@ def test_kill9_during_bootstrap_leaves_no_half_installed_store(
     assert not any(n.startswith("bootstrap-") for n in os.listdir(c.store_dir))
     assert c.metric("cachecar_bootstrap_source", source="kafka") == 1
     same_as_topic(c, bootstrap, topic)
+
+
+def delete_before(admin, topic, offset):
+    """Moves partition 0's log start to `offset`, as retention would (DeleteRecords)."""
+    from confluent_kafka import TopicPartition
+    for f in admin.delete_records([TopicPartition(topic, 0, offset)]).values():
+        f.result(timeout=30)
+
+
+def test_a_peer_bootstrap_keeps_records_retention_has_deleted(
+        cachecar_factory, bootstrap, admin, tmp_path):
+    topic = unique("retained")
+    create_topic(admin, topic, partitions=1)
+    produce(bootstrap, topic, [(f"old{i}", json.dumps({"v": i})) for i in range(200)])
+    want = last_values(bootstrap, topic, 1)
+    tok = token_file(tmp_path)
+    a = cachecar_factory([{"name": topic}], extra=peer_config(tok), name="peer").start()
+    a.wait_ready()
+    delete_before(admin, topic, end_offsets(bootstrap, topic, 1)[0])  # Kafka keeps none
+    assert last_values(bootstrap, topic, 1) == {}
+    c = cachecar_factory([{"name": topic}], name="new", extra=peer_config(
+        tok, listen=False, peers=[f"127.0.0.1:{a.peer_port}"])).start()
+    c.wait_ready()
+    assert c.metric("cachecar_bootstrap_source", source="peer") == 1
+    assert c.list_all(topic) == want
+
+
+def test_retain_beyond_log_keeps_stored_keys_when_retention_passed_the_position(
+        cachecar_factory, bootstrap, admin):
+    topic = unique("retained")
+    create_topic(admin, topic, partitions=1)
+    produce(bootstrap, topic, [(f"old{i}", json.dumps({"v": i})) for i in range(100)])
+    keep = cachecar_factory([{"name": topic, "retain_beyond_log": True}], name="keep").start()
+    plain = cachecar_factory([{"name": topic}], name="plain").start()
+    keep.wait_ready()
+    plain.wait_ready()
+    assert keep.stop() == 0 and plain.stop() == 0
+    # While both are stopped: records they never read, then retention deletes all but the
+    # last ten (old1's update among the deleted ones).
+    produce(bootstrap, topic, [(f"gap{i}", json.dumps({"g": i})) for i in range(50)] +
+            [("old1", json.dumps({"v": "updated"}))] +
+            [(f"final{i}", json.dumps({"f": i})) for i in range(10)])
+    end = end_offsets(bootstrap, topic, 1)[0]
+    delete_before(admin, topic, end - 10)
+    kafka_now = last_values(bootstrap, topic, 1)
+    assert set(kafka_now) == {f"final{i}".encode() for i in range(10)}
+
+    keep.start()
+    keep.wait_ready()
+    got = keep.list_all(topic)
+    expected = {f"old{i}".encode(): json.dumps({"v": i}).encode() for i in range(100)}
+    expected.update(kafka_now)
+    assert got == expected  # the deleted records' own changes (gap*, old1's update) unseen
+    assert keep.metric("cachecar_materializer_retention_skipped_records_total",
+                       topic=topic) == end - 10 - 100
+    assert keep.metric("cachecar_materializer_topic_rebuilds_total", topic=topic) == 0
+    line = keep.wait_log("records were deleted from Kafka before this sidecar read them; "
+                         "keeping the stored data (retain_beyond_log) and reading on from "
+                         "the log start")
+    assert line["position"] == 100 and line["log_start"] == end - 10
+
+    # Without it: the topic is rebuilt to exactly what Kafka holds.
+    plain.start()
+    plain.wait_ready()
+    assert plain.list_all(topic) == kafka_now
+    assert plain.metric("cachecar_materializer_topic_rebuilds_total", topic=topic,
+                        reason="offset_out_of_range") == 1

@@ -31,6 +31,9 @@ TEST(TopicSettingsTest, EverySettingThatDecidesWhatIsStoredChangesTheFingerprint
   t.on_invalid = config::InvalidPolicy::kFail;
   differs(t, "on_invalid");
   t = base;
+  t.retain_beyond_log = true;
+  differs(t, "retain_beyond_log");
+  t = base;
   t.schema_patterns = config::SchemaPatterns::kBacktracking;
   differs(t, "schema_patterns");
   t = base;
