@@ -2,10 +2,10 @@
 # End-to-end benchmarks against a real local Kafka broker. Prints one line per measurement;
 # the README's tables come from this script's output (bench/results.txt keeps the last run).
 #
-#   bench/run.sh                 everything (about 9 minutes on 2 cores)
+#   bench/run.sh                 everything (about 18 minutes on 2 cores)
 #   RECORDS=200000 bench/run.sh  a smaller topic
 #   PHASES="serve" bench/run.sh  only some phases: floors catchup memory serve redis micro
-#                                validation validator put watch
+#                                validation validator put watch restart bootstrap outage
 #   COMPARE_BIN=/path/to/other/cachecar bench/run.sh
 #                                catch-up, Get, BatchGet and the watch fan-out also with that binary (e.g. one
 #                                built from an earlier commit), alternating with this one in
@@ -34,7 +34,9 @@
 #             its first catch-up from Kafka
 #   bootstrap a new pod's start to ready: from a ready peer's snapshot (bootstrap.peers)
 #             vs replaying the topic from Kafka, at RECORDS and at BOOTSTRAP_LARGE (default
-#             5 × RECORDS) records, alternating rounds; and the serving peer's Get p50/p99
+#             5 × RECORDS; 0 skips it) records, alternating rounds, each started after a
+#             `sync` (the previous round's writes are not still going to disk); and the
+#             serving peer's Get p50/p99
 #             while it sends snapshots vs while it does not
 #   outage    the broker stopped for OUTAGE_SECONDS (default 60): from the broker answering
 #             again to cachecar's first successful Put and to a record produced meanwhile
@@ -413,10 +415,13 @@ if phase bootstrap; then
     peer_pid=$cc_pid; peer_grpc=$cc_port
     peer_port=$(grep -o '"peer_port":[0-9]*' "$work/boot-peer/log" | head -1 | cut -d: -f2)
     for round in 1 2 3; do
+      # Each start on a quiet disk: the previous round's store is not still being written back.
+      sync
       launch_cachecar "$t" boot-new
       await_ready boot-new
       say "records=$n round=$round replay from Kafka: ready after $(since_launch)s"
       kill "$cc_pid"; wait "$cc_pid" || true
+      sync
       CC_EXTRA="peers: {token_file: \"$work/peer-token\"}
 bootstrap: {peers: [\"127.0.0.1:$peer_port\"]}" launch_cachecar "$t" boot-new
       await_ready boot-new
@@ -445,12 +450,12 @@ bootstrap: {peers: [\"127.0.0.1:$peer_port\"]}" launch_cachecar "$t" boot-new
   boot_rounds "$topic" "$RECORDS"
   BOOTSTRAP_LARGE=${BOOTSTRAP_LARGE:-$((RECORDS * 5))}
   large_topic=bench-v2-boot-$BOOTSTRAP_LARGE
-  if ! scripts/kafka.sh java "$kdir" org.apache.kafka.tools.TopicCommand --bootstrap-server "$bootstrap" \
+  if [ "$BOOTSTRAP_LARGE" -gt 0 ] && ! scripts/kafka.sh java "$kdir" org.apache.kafka.tools.TopicCommand --bootstrap-server "$bootstrap" \
        --list 2>/dev/null | grep -qx "$large_topic"; then
     scripts/kafka.sh create-topic "$kdir" "$large_topic" "$PARTITIONS" >/dev/null
     "$B/bench_produce" --bootstrap "$bootstrap" --topic "$large_topic" --count "$BOOTSTRAP_LARGE"
   fi
-  boot_rounds "$large_topic" "$BOOTSTRAP_LARGE"
+  [ "$BOOTSTRAP_LARGE" -gt 0 ] && boot_rounds "$large_topic" "$BOOTSTRAP_LARGE"
 fi
 
 if phase outage; then

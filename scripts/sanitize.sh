@@ -22,8 +22,9 @@ case "$mode" in
   *) echo "sanitize.sh: unknown mode '$mode' (asan or tsan)" >&2; exit 2 ;;
 esac
 dir=build-$mode
-# The unit tests that exercise the store, the notifier, the materializer, Watch and RPCs.
-tests=(store_test kafka_test watch_test rpc_test health_test api_test common_test)
+# The unit tests that exercise the store, the notifier, the materializer, Watch, RPCs and
+# snapshots (hostile streams and files).
+tests=(store_test kafka_test watch_test rpc_test health_test api_test common_test peer_test)
 
 if [ ! -f "$dir/build.ninja" ]; then
   cmake -S . -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
