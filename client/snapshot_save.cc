@@ -8,6 +8,7 @@
 
 #include "cachecar/v1/snapshot.grpc.pb.h"
 #include "client/client.h"
+#include "common/hex.h"
 
 namespace cachecar::client {
 namespace {
@@ -26,15 +27,6 @@ void AppendVarint(uint64_t v, std::string* out) {
   out->push_back(static_cast<char>(v));
 }
 
-std::string Hex(const unsigned char* p, unsigned n) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned i = 0; i < n; ++i) {
-    out.push_back(kHex[p[i] >> 4]);
-    out.push_back(kHex[p[i] & 15]);
-  }
-  return out;
-}
 
 // The stream's checks, as the bootstrap makes them: header first, data adding up to its
 // size, trailer last with the data's SHA-256.
@@ -62,7 +54,7 @@ class StreamCheck {
       unsigned n = 0;
       EVP_DigestFinal_ex(sha_, d, &n);
       if (bytes_ != header_msg_.data_bytes()) return Corrupt("data shorter than declared");
-      if (Hex(d, n) != m.trailer().sha256()) return Corrupt("SHA-256 mismatch");
+      if (LowerHex(d, n) != m.trailer().sha256()) return Corrupt("SHA-256 mismatch");
     } else {
       return Corrupt("a message of an unknown kind");
     }

@@ -176,6 +176,23 @@ void ReadTopics(YamlReader& r, const YAML::Node& node, const std::filesystem::pa
   }
 }
 
+// A token file field: its path (relative to the config's directory) and its content.
+void ReadTokenFile(YamlReader& r, const YAML::Node& parent, const std::string& path,
+                   const char* key, const std::filesystem::path& base_dir, std::string* file,
+                   std::string* token) {
+  r.ReadString(parent, path, key, file);
+  if (file->empty()) return;
+  std::filesystem::path fp(*file);
+  if (fp.is_relative()) fp = base_dir / fp;
+  *file = fp.lexically_normal().string();
+  std::string error;
+  if (auto v = ReadSecretFile(*file, &error)) {
+    *token = *v;
+  } else {
+    r.Problem(path + "." + key, parent[key], error);
+  }
+}
+
 void ReadAll(YamlReader& r, const YAML::Node& root, const std::filesystem::path& base_dir,
              Config* cfg) {
   if (!r.ExpectMap("", root,
@@ -283,18 +300,8 @@ void ReadAll(YamlReader& r, const YAML::Node& root, const std::filesystem::path&
       r.ReadUint(g, "grpc", "max_waiting_calls", &cfg->grpc.max_waiting_calls, 1, 1000000);
       r.ReadUint(g, "grpc", "max_concurrent_streams", &cfg->grpc.max_concurrent_streams, 1,
                  1000000);
-      r.ReadString(g, "grpc", "auth_token_file", &cfg->grpc.auth_token_file);
-      if (!cfg->grpc.auth_token_file.empty()) {
-        std::filesystem::path fp(cfg->grpc.auth_token_file);
-        if (fp.is_relative()) fp = base_dir / fp;
-        cfg->grpc.auth_token_file = fp.lexically_normal().string();
-        std::string error;
-        if (auto v = ReadSecretFile(cfg->grpc.auth_token_file, &error)) {
-          cfg->grpc.auth_token = *v;
-        } else {
-          r.Problem("grpc.auth_token_file", g["auth_token_file"], error);
-        }
-      }
+      ReadTokenFile(r, g, "grpc", "auth_token_file", base_dir, &cfg->grpc.auth_token_file,
+                    &cfg->grpc.auth_token);
     }
   }
   if (const YAML::Node p = root["peers"]) {
@@ -306,18 +313,8 @@ void ReadAll(YamlReader& r, const YAML::Node& root, const std::filesystem::path&
       r.ReadUint(p, "peers", "max_transfers", &cfg->peers.max_transfers, 1, 64);
       r.ReadUint(p, "peers", "max_bytes_per_second", &cfg->peers.max_bytes_per_second,
                  64u << 10, 1ull << 40);
-      r.ReadString(p, "peers", "token_file", &cfg->peers.token_file);
-      if (!cfg->peers.token_file.empty()) {
-        std::filesystem::path fp(cfg->peers.token_file);
-        if (fp.is_relative()) fp = base_dir / fp;
-        cfg->peers.token_file = fp.lexically_normal().string();
-        std::string error;
-        if (auto v = ReadSecretFile(cfg->peers.token_file, &error)) {
-          cfg->peers.token = *v;
-        } else {
-          r.Problem("peers.token_file", p["token_file"], error);
-        }
-      }
+      ReadTokenFile(r, p, "peers", "token_file", base_dir, &cfg->peers.token_file,
+                    &cfg->peers.token);
     }
   }
   if (const YAML::Node b = root["bootstrap"]) {

@@ -8,6 +8,8 @@
 #include <cstring>
 #include <fstream>
 
+#include "common/hex.h"
+
 namespace cachecar::peer {
 namespace {
 
@@ -20,15 +22,6 @@ Status Io(const std::string& what) {
                 what + ": " + std::strerror(errno), errno == ENOSPC ? "DISK_FULL" : "SNAPSHOT_IO");
 }
 
-std::string Hex(const unsigned char* p, unsigned n) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned i = 0; i < n; ++i) {
-    out.push_back(kHex[p[i] >> 4]);
-    out.push_back(kHex[p[i] & 15]);
-  }
-  return out;
-}
 
 }  // namespace
 
@@ -115,8 +108,8 @@ Result<store::StoreFacts> SnapshotReceiver::Finish() {
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
   EVP_DigestFinal_ex(sha_, digest, &len);
-  if (Hex(digest, len) != sha256_hex_) {
-    return Corrupt("its SHA-256 is " + Hex(digest, len) + ", the trailer says " +
+  if (LowerHex(digest, len) != sha256_hex_) {
+    return Corrupt("its SHA-256 is " + LowerHex(digest, len) + ", the trailer says " +
                    (sha256_hex_.empty() ? std::string("nothing") : sha256_hex_));
   }
   ::close(fd_);

@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <thread>
 
+#include "common/hex.h"
 #include "common/log.h"
 #include "common/version.h"
 #include "peer/snapshot_receiver.h"
@@ -47,15 +48,6 @@ class Slot {
   bool taken_;
 };
 
-std::string Hex(const unsigned char* p, unsigned n) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned i = 0; i < n; ++i) {
-    out.push_back(kHex[p[i] >> 4]);
-    out.push_back(kHex[p[i] & 15]);
-  }
-  return out;
-}
 
 const char* ResultOf(const Status& st) {
   if (st.ok()) return "complete";
@@ -240,7 +232,7 @@ Status SnapshotSource::StreamCopy(
   if (!st.ok()) return st;
   if (sent != static_cast<uint64_t>(sb.st_size)) return Failed("the copy changed size");
   msg.Clear();
-  msg.mutable_trailer()->set_sha256(Hex(digest, len));
+  msg.mutable_trailer()->set_sha256(LowerHex(digest, len));
   if (!write(msg)) return cancelled_status();
   log::Info("snapshot sent to a peer",
             {{"revision", facts->revision}, {"bytes", static_cast<int64_t>(sent)}});

@@ -4,6 +4,7 @@
 
 #include <map>
 
+#include "common/hex.h"
 #include "schema/schema_set.h"
 
 namespace cachecar::peer {
@@ -13,13 +14,7 @@ std::string HexSha256(const std::string& data) {
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
   EVP_Digest(data.data(), data.size(), digest, &len, EVP_sha256(), nullptr);
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned i = 0; i < len; ++i) {
-    out.push_back(kHex[digest[i] >> 4]);
-    out.push_back(kHex[digest[i] & 15]);
-  }
-  return out;
+  return LowerHex(digest, len);
 }
 
 }  // namespace

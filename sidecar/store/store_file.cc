@@ -52,6 +52,13 @@ Status Corrupt(const std::string& what) {
   return Status(Code::kDataLoss, "store copy: " + what, "STORE_CORRUPT");
 }
 
+Status OpenTables(MDB_txn* txn, MDB_dbi* meta, MDB_dbi* positions) {
+  if (mdb_dbi_open(txn, "meta", 0, meta) != 0 || mdb_dbi_open(txn, "positions", 0, positions) != 0) {
+    return Corrupt("no meta or positions table");
+  }
+  return Status::Ok();
+}
+
 // Names of the topic databases in the copy (the main database lists the named ones).
 Result<std::vector<std::string>> TopicDbNames(MDB_txn* txn) {
   MDB_dbi main;
@@ -123,10 +130,7 @@ Result<StoreFacts> InspectStoreCopy(const std::string& dir) {
   if (rc != 0) return LmdbError("txn_begin", rc);
   TxnGuard guard{txn};
   MDB_dbi meta, positions;
-  if (mdb_dbi_open(txn, "meta", 0, &meta) != 0 ||
-      mdb_dbi_open(txn, "positions", 0, &positions) != 0) {
-    return Corrupt("no meta or positions table");
-  }
+  if (Status t = OpenTables(txn, &meta, &positions); !t.ok()) return t;
   StoreFacts facts;
   MDB_val k = Val(kKeyFormat), v;
   if (mdb_get(txn, meta, &k, &v) != 0) return Corrupt("no format");
@@ -175,10 +179,7 @@ Status AdoptStoreCopy(const std::string& dir, const std::vector<std::string>& to
   if (rc != 0) return LmdbError("txn_begin", rc);
   TxnGuard guard{txn};
   MDB_dbi meta, positions;
-  if (mdb_dbi_open(txn, "meta", 0, &meta) != 0 ||
-      mdb_dbi_open(txn, "positions", 0, &positions) != 0) {
-    return Corrupt("no meta or positions table");
-  }
+  if (Status t = OpenTables(txn, &meta, &positions); !t.ok()) return t;
   const std::string id = NewStoreId();
   MDB_val ik = Val(kKeyStoreId), iv = Val(id);
   if ((rc = mdb_put(txn, meta, &ik, &iv, 0)) != 0) return LmdbError("put store_id", rc);
