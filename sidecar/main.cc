@@ -8,6 +8,9 @@
 #include <exception>
 #include <pthread.h>
 
+#include <atomic>
+#include <future>
+#include <memory>
 #include <thread>
 
 #include "common/log.h"
@@ -92,24 +95,39 @@ int Run(int argc, char** argv) {
   sigaddset(&signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
-  auto server = cachecar::Server::BuildAndStart(std::move(cfg).value());
-  if (!server.ok()) {
-    cachecar::log::Error("cannot start", {{"error", server.status().ToString()}});
-    return 1;
-  }
-  int sig = 0;
-  sigwait(&signals, &sig);
-  cachecar::log::Info("shutting down", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
-  // A second signal during the orderly shutdown (which waits up to 5 s for calls in
-  // flight) means "now": exit at once. The store is safe to leave at any moment (every
-  // commit is one LMDB transaction); the next start resumes from the last commit.
-  std::thread([signals] {
+  // One thread takes every signal. While the server is starting (a bootstrap may take
+  // minutes) a signal exits at once: nothing is half-installed (a bootstrap moves its store
+  // into place in one step, and its leftovers go at the next start), and Kubernetes' grace
+  // period is not spent waiting. Once running, the first signal starts the orderly
+  // shutdown and a second one, during it, exits at once: the store is safe to leave at
+  // any moment (every commit is one LMDB transaction).
+  auto first_signal = std::make_shared<std::promise<int>>();
+  std::future<int> stop = first_signal->get_future();
+  auto running = std::make_shared<std::atomic<bool>>(false);
+  std::thread([signals, first_signal, running] {
+    int sig = 0;
+    sigwait(&signals, &sig);
+    const char* name = sig == SIGTERM ? "SIGTERM" : "SIGINT";
+    if (!running->load()) {
+      cachecar::log::Warn("signal while starting: exiting at once", {{"signal", name}});
+      std::_Exit(128 + sig);
+    }
+    first_signal->set_value(sig);
     int again = 0;
     sigwait(&signals, &again);
     cachecar::log::Warn("second signal: exiting at once",
                         {{"signal", again == SIGTERM ? "SIGTERM" : "SIGINT"}});
     std::_Exit(128 + again);
   }).detach();
+
+  auto server = cachecar::Server::BuildAndStart(std::move(cfg).value());
+  if (!server.ok()) {
+    cachecar::log::Error("cannot start", {{"error", server.status().ToString()}});
+    return 1;
+  }
+  running->store(true);
+  int sig = stop.get();
+  cachecar::log::Info("shutting down", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
   (*server)->Shutdown();
   return 0;
 }

@@ -343,3 +343,27 @@ def test_retain_beyond_log_keeps_stored_keys_when_retention_passed_the_position(
     assert plain.list_all(topic) == kafka_now
     assert plain.metric("cachecar_materializer_topic_rebuilds_total", topic=topic,
                         reason="offset_out_of_range") == 1
+
+
+def test_sigterm_during_bootstrap_exits_at_once_leaving_no_store(
+        cachecar_factory, bootstrap, admin, tmp_path):
+    import signal
+    import subprocess
+    topic = filled(bootstrap, admin)
+    tok = token_file(tmp_path)
+    slow = start_peer(cachecar_factory, topic, peer_config(tok, rate=65536))
+    c = cachecar_factory([{"name": topic}], name="new", extra=peer_config(
+        tok, listen=False, peers=[f"127.0.0.1:{slow.peer_port}"]))
+    c.start(wait_listening=False)
+    deadline_wait(lambda: slow.metric("cachecar_snapshot_transfers_active") == 1, 60,
+                  what="the peer to be sending")
+    c.proc.send_signal(signal.SIGTERM)
+    # The transfer would take half a minute more: Kubernetes' grace period must not be
+    # spent waiting for it.
+    try:
+        rc = c.proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        raise AssertionError("cachecar did not exit on SIGTERM during its bootstrap")
+    assert rc == 128 + signal.SIGTERM
+    assert c.wait_log("signal while starting: exiting at once")
+    assert not os.path.exists(os.path.join(c.store_dir, "data.mdb"))
