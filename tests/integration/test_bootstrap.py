@@ -248,8 +248,8 @@ def test_snapshot_file_saves_and_seeds_and_a_corrupt_one_is_refused(
     assert d.metric("cachecar_bootstrap_source", source="existing") == 1
 
 
-def test_kill9_during_bootstrap_leaves_no_half_installed_store(
-        cachecar_factory, bootstrap, admin, tmp_path):
+def bootstrapping_from_a_slow_peer(cachecar_factory, bootstrap, admin, tmp_path):
+    """A peer throttled to 64 KiB/s, and a new sidecar in the middle of its transfer."""
     topic = filled(bootstrap, admin)
     tok = token_file(tmp_path)
     slow = start_peer(cachecar_factory, topic, peer_config(tok, rate=65536))
@@ -258,6 +258,13 @@ def test_kill9_during_bootstrap_leaves_no_half_installed_store(
     c.start(wait_listening=False)
     deadline_wait(lambda: slow.metric("cachecar_snapshot_transfers_active") == 1, 60,
                   what="the peer to be sending")
+    return topic, slow, c
+
+
+def test_kill9_during_bootstrap_leaves_no_half_installed_store(
+        cachecar_factory, bootstrap, admin, tmp_path):
+    topic, slow, c = bootstrapping_from_a_slow_peer(cachecar_factory, bootstrap, admin,
+                                                    tmp_path)
     deadline_wait(lambda: any(n.startswith("bootstrap-") for n in os.listdir(c.store_dir)), 30,
                   what="the transfer's directory")
     c.kill9()
@@ -349,14 +356,8 @@ def test_sigterm_during_bootstrap_exits_at_once_leaving_no_store(
         cachecar_factory, bootstrap, admin, tmp_path):
     import signal
     import subprocess
-    topic = filled(bootstrap, admin)
-    tok = token_file(tmp_path)
-    slow = start_peer(cachecar_factory, topic, peer_config(tok, rate=65536))
-    c = cachecar_factory([{"name": topic}], name="new", extra=peer_config(
-        tok, listen=False, peers=[f"127.0.0.1:{slow.peer_port}"]))
-    c.start(wait_listening=False)
-    deadline_wait(lambda: slow.metric("cachecar_snapshot_transfers_active") == 1, 60,
-                  what="the peer to be sending")
+    topic, slow, c = bootstrapping_from_a_slow_peer(cachecar_factory, bootstrap, admin,
+                                                    tmp_path)
     c.proc.send_signal(signal.SIGTERM)
     # The transfer would take half a minute more: Kubernetes' grace period must not be
     # spent waiting for it.
