@@ -53,7 +53,6 @@ class SnapshotReceiver {
 
   // Data bytes received so far.
   uint64_t bytes() const { return received_; }
-  const v1::SnapshotHeader& header() const { return header_; }
 
  private:
   std::string dir_;
