@@ -17,6 +17,7 @@
 #include "client/validate.h"
 #include "common/utf8.h"
 #include "common/version.h"
+#include "transform/worker.h"
 
 namespace {
 
@@ -590,6 +591,8 @@ int Run(int argc, char** argv) {
 // Nothing is expected to throw (errors are Status values); if a library does, say so on
 // one line and exit non-zero rather than abort.
 int main(int argc, char** argv) {
+  // Started again as the transform worker (transform/worker.h)?
+  if (auto code = cachecar::transform::MaybeRunWorker(argc, argv)) return *code;
   try {
     return Run(argc, argv);
   } catch (const std::exception& e) {

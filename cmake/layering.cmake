@@ -10,7 +10,7 @@
 set(CACHECAR_LAYER_RANKS
   common=0 proto=0
   metrics=1 config=1
-  store=2 schema=2
+  store=2 schema=2 transform=2
   api=3 health=3
   kafka=4 watch=4
   rpc=5

@@ -15,6 +15,7 @@
 
 mod fanout;
 mod folder;
+mod jq;
 mod json;
 
 use std::collections::HashMap;

@@ -1,0 +1,270 @@
+//! jq filters for per-topic transforms (sidecar/transform/): a C ABI over the `jaq`
+//! crates. A filter is compiled once and run on one record at a time; the record's value
+//! is `.`, its metadata the variables `$key`, `$partition`, `$offset`, `$timestamp` and
+//! `$headers`.
+//!
+//! What a filter can reach is limited to the record: modules cannot be loaded, `env` is
+//! an empty object, `halt` is an error, `debug`/`stderr` print nothing, `input`/`inputs`
+//! do not exist. A filter that never ends, recurses without bound or allocates without
+//! bound is not stopped here: cachecar runs filters in a worker process it can kill
+//! (transform/sandbox.h).
+
+use std::fmt::{self, Write as _};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use jaq_core::load::{Arena, File, Loader};
+use jaq_core::native::{bome, v, Fun};
+use jaq_core::{data, Compiler, Ctx, Vars};
+use jaq_json::Val;
+
+type D = data::JustLut<Val>;
+
+pub struct Jq {
+    filter: jaq_core::Filter<D>,
+}
+
+const VARS: [&str; 5] = ["$key", "$partition", "$offset", "$timestamp", "$headers"];
+
+fn funs() -> impl Iterator<Item = Fun<D>> {
+    let hidden = ["env", "halt", "debug_empty", "stderr_empty"];
+    let allowed = jaq_core::funs::<D>()
+        .chain(jaq_std::funs::<D>())
+        .chain(jaq_json::funs::<D>())
+        .filter(move |(name, _, _)| !hidden.contains(name));
+    let replaced: [Fun<D>; 4] = [
+        ("env", v(0), jaq_core::Native::new(|_| bome(Ok(Val::obj(Default::default()))))),
+        ("halt", v(1), jaq_core::Native::new(|_| {
+            bome(Err(jaq_core::Error::str("halt is not available in a transform")))
+        })),
+        ("debug_empty", v(0), jaq_core::Native::new(|_| Box::new(std::iter::empty()))),
+        ("stderr_empty", v(0), jaq_core::Native::new(|_| Box::new(std::iter::empty()))),
+    ];
+    allowed.chain(replaced)
+}
+
+fn compile(code: &str) -> Result<Jq, String> {
+    let defs = jaq_core::defs().chain(jaq_std::defs()).chain(jaq_json::defs());
+    let loader = Loader::new(defs);
+    let arena = Arena::default();
+    let program = File { code, path: () };
+    let modules = loader.load(&arena, program).map_err(|errs| {
+        let mut msg = String::new();
+        for (file, e) in errs {
+            let _ = write!(msg, "{}", load_error(file.code, &e));
+        }
+        msg
+    })?;
+    let filter = Compiler::default()
+        .with_funs(funs())
+        .with_global_vars(VARS)
+        .compile(modules)
+        .map_err(|errs| {
+            let mut parts = Vec::new();
+            for (_file, es) in errs {
+                for (name, undefined) in es {
+                    parts.push(format!("undefined {} {}", undefined.as_str(), name));
+                }
+            }
+            parts.join("; ")
+        })?;
+    Ok(Jq { filter })
+}
+
+fn load_error(code: &str, e: &jaq_core::load::Error<&str>) -> String {
+    use jaq_core::load::Error;
+    // Each error holds a slice of `code`; its offset gives the place.
+    let place = |s: &str| {
+        let off = (s.as_ptr() as usize).saturating_sub(code.as_ptr() as usize).min(code.len());
+        let line = code[..off].matches('\n').count() + 1;
+        let col = off - code[..off].rfind('\n').map_or(0, |i| i + 1) + 1;
+        format!("line {line}, column {col}")
+    };
+    match e {
+        Error::Io(errs) => errs.iter().map(|(p, m)| format!("cannot load {p}: {m}")).collect::<Vec<_>>().join("; "),
+        Error::Lex(errs) => errs
+            .iter()
+            .map(|(expect, at)| format!("{}: expected {}", place(at), expect.as_str()))
+            .collect::<Vec<_>>()
+            .join("; "),
+        Error::Parse(errs) => errs
+            .iter()
+            .map(|(expect, at)| {
+                let found = if at.is_empty() { "end of filter".to_string() } else { format!("{:?}", at.chars().take(16).collect::<String>()) };
+                format!("{}: expected {}, found {}", place(at), expect.as_str(), found)
+            })
+            .collect::<Vec<_>>()
+            .join("; "),
+    }
+}
+
+/// Writes up to `limit` bytes; past it, fails (so a huge output is never built whole).
+struct Limited {
+    buf: String,
+    limit: usize,
+    over: bool,
+}
+
+impl fmt::Write for Limited {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        if self.buf.len() + s.len() > self.limit {
+            self.over = true;
+            return Err(fmt::Error);
+        }
+        self.buf.push_str(s);
+        Ok(())
+    }
+}
+
+/// Outcomes of cc_jq_run.
+pub const CC_JQ_VALUE: i32 = 0; // *out: the value's JSON ("null": delete the key)
+pub const CC_JQ_EMPTY: i32 = 1; // no output: skip the record
+pub const CC_JQ_ERROR: i32 = 2; // *out: the error
+pub const CC_JQ_NOT_JSON: i32 = 3; // *out: why the value is not JSON
+pub const CC_JQ_TOO_LARGE: i32 = 4; // the output is over max_output bytes
+pub const CC_JQ_MANY: i32 = 5; // more than one output
+
+struct Record<'r> {
+    value: &'r [u8],
+    key: &'r [u8],
+    partition: i32,
+    offset: i64,
+    timestamp_ms: i64,
+    headers: &'r [u8],
+}
+
+fn run(jq: &Jq, r: &Record, max_output: usize) -> (i32, String) {
+    let input = match jaq_json::read::parse_single(r.value) {
+        Ok(v) => v,
+        Err(e) => return (CC_JQ_NOT_JSON, format!("the value is not JSON: {e}")),
+    };
+    let headers = if r.headers.is_empty() {
+        Val::obj(Default::default())
+    } else {
+        match jaq_json::read::parse_single(r.headers) {
+            Ok(v) => v,
+            Err(e) => return (CC_JQ_ERROR, format!("headers: {e}")),
+        }
+    };
+    let vars = Vars::new([
+        Val::utf8_str(r.key.to_vec()),
+        Val::from(r.partition as isize),
+        Val::from(r.offset as isize),
+        Val::from(r.timestamp_ms as isize),
+        headers,
+    ]);
+    let ctx = Ctx::<D>::new(&jq.filter.lut, vars);
+    let mut out = jq.filter.id.run((ctx, input));
+    let first = match out.next() {
+        None => return (CC_JQ_EMPTY, String::new()),
+        Some(Ok(v)) => v,
+        Some(Err(e)) => return (CC_JQ_ERROR, exn_message(e)),
+    };
+    match out.next() {
+        None => {}
+        Some(Err(e)) => return (CC_JQ_ERROR, exn_message(e)),
+        Some(Ok(_)) => {
+            return (CC_JQ_MANY, "the transform gave more than one value (a transform gives one \
+                                 value, null to delete, or empty to skip)".into())
+        }
+    }
+    let mut w = Limited { buf: String::new(), limit: max_output, over: false };
+    if write!(w, "{first}").is_err() || w.over {
+        return (CC_JQ_TOO_LARGE, format!("the transform's value is over {max_output} bytes"));
+    }
+    (CC_JQ_VALUE, w.buf)
+}
+
+fn exn_message(e: jaq_core::Exn<Val>) -> String {
+    match e.get_err() {
+        Ok(err) => {
+            let mut s = Limited { buf: String::new(), limit: 512, over: false };
+            let _ = write!(s, "{err}");
+            if s.over {
+                s.buf.push('…');
+            }
+            s.buf
+        }
+        Err(_) => "the transform stopped (halt or break)".into(),
+    }
+}
+
+unsafe fn bytes<'a>(p: *const u8, len: usize) -> &'a [u8] {
+    if p.is_null() || len == 0 { &[] } else { std::slice::from_raw_parts(p, len) }
+}
+
+fn give(s: String, out: *mut *mut u8, out_len: *mut usize) {
+    let b = s.into_bytes().into_boxed_slice();
+    unsafe {
+        *out_len = b.len();
+        *out = Box::into_raw(b) as *mut u8;
+    }
+}
+
+/// Compiles a filter. On failure returns null and sets *error (free with cc_jq_bytes_free).
+#[no_mangle]
+pub unsafe extern "C" fn cc_jq_compile(
+    code: *const u8,
+    code_len: usize,
+    error: *mut *mut u8,
+    error_len: *mut usize,
+) -> *mut Jq {
+    let code = bytes(code, code_len);
+    let result = catch_unwind(AssertUnwindSafe(|| match std::str::from_utf8(code) {
+        Ok(code) => compile(code),
+        Err(_) => Err("the filter is not UTF-8".into()),
+    }))
+    .unwrap_or_else(|_| Err("internal error in the jq compiler".into()));
+    match result {
+        Ok(jq) => Box::into_raw(Box::new(jq)),
+        Err(e) => {
+            give(e, error, error_len);
+            std::ptr::null_mut()
+        }
+    }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn cc_jq_free(jq: *mut Jq) {
+    if !jq.is_null() {
+        drop(Box::from_raw(jq));
+    }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn cc_jq_bytes_free(p: *mut u8, len: usize) {
+    if !p.is_null() {
+        drop(Box::from_raw(std::ptr::slice_from_raw_parts_mut(p, len)));
+    }
+}
+
+/// Runs `jq` on one record; returns a CC_JQ_* outcome and sets *out (free with
+/// cc_jq_bytes_free) to the value's JSON or the message. `headers` is a JSON object.
+#[no_mangle]
+pub unsafe extern "C" fn cc_jq_run(
+    jq: *const Jq,
+    value: *const u8,
+    value_len: usize,
+    key: *const u8,
+    key_len: usize,
+    partition: i32,
+    offset: i64,
+    timestamp_ms: i64,
+    headers: *const u8,
+    headers_len: usize,
+    max_output: usize,
+    out: *mut *mut u8,
+    out_len: *mut usize,
+) -> i32 {
+    let r = Record {
+        value: bytes(value, value_len),
+        key: bytes(key, key_len),
+        partition,
+        offset,
+        timestamp_ms,
+        headers: bytes(headers, headers_len),
+    };
+    let (code, text) = catch_unwind(AssertUnwindSafe(|| run(&*jq, &r, max_output)))
+        .unwrap_or_else(|_| (CC_JQ_ERROR, "internal error in the jq interpreter".into()));
+    give(text, out, out_len);
+    code
+}
