@@ -28,6 +28,7 @@
 #include "schema/schema_set.h"
 #include "store/apply_notifier.h"
 #include "store/store.h"
+#include "transform/sandbox.h"
 #include "store/store_monitor.h"
 #include "watch/hub.h"
 #include "watch/watch_reactor.h"
@@ -66,6 +67,11 @@ Status Server::Start() {
       schema::SchemaSet::Load(topic_schemas, registry_.get());
   if (!schemas.ok()) return schemas.status();
   schemas_ = std::move(schemas).value();
+  // So does a transform that does not compile, or a worker that cannot be started.
+  Result<std::unique_ptr<transform::Sandbox>> transforms =
+      kafka::StartTransforms(config_, registry_.get());
+  if (!transforms.ok()) return transforms.status();
+  transforms_ = std::move(transforms).value();
   rejected_log_ = std::make_unique<kafka::RejectedLog>(rejected_capacity);
 
   // An empty store is filled from a snapshot (bootstrap.from_file, bootstrap.peers) when
@@ -178,6 +184,7 @@ Status Server::Start() {
   mo.batch_max_delay = std::chrono::milliseconds(config_.materializer.batch_max_delay_ms);
   mo.dead_letter_timeout = std::chrono::milliseconds(config_.writes.delivery_timeout_ms);
   mo.schemas = schemas_.get();
+  mo.transforms = transforms_.get();
   mo.dead_letters = producer_.get();
   mo.rejected = rejected_log_.get();
   mo.commit_interval = std::chrono::milliseconds(config_.kafka.commit_interval_ms);

@@ -37,6 +37,7 @@ class Materializer;
 class RejectedLog;
 }  // namespace kafka
 namespace schema { class SchemaSet; }
+namespace transform { class Sandbox; }
 namespace rpc { class ReadHandler; class WriteHandler; class CacheService; }
 namespace metrics { class HttpServer; }
 namespace peer {
@@ -71,6 +72,7 @@ class Server {
   std::unique_ptr<health::ReadinessPublisher> readiness_;
   std::unique_ptr<kafka::RdKafkaSource> source_;
   std::unique_ptr<schema::SchemaSet> schemas_;
+  std::unique_ptr<transform::Sandbox> transforms_;  // null: no topic has a transform
   std::unique_ptr<kafka::RejectedLog> rejected_log_;
   std::unique_ptr<store::ApplyNotifier> notifier_;
   std::unique_ptr<kafka::RdKafkaProducer> producer_;

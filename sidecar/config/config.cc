@@ -29,6 +29,10 @@ const char* InvalidPolicyName(InvalidPolicy p) {
   return "skip";
 }
 
+const char* ApplyModeName(ApplyMode m) {
+  return m == ApplyMode::kMergePatch ? "merge-patch" : "replace";
+}
+
 const TopicConfig* Config::FindTopic(std::string_view name) const {
   for (const auto& t : topics) {
     if (t.name == name) return &t;
@@ -105,7 +109,7 @@ void ReadTopics(YamlReader& r, const YAML::Node& node, const std::filesystem::pa
                      {"name", "key_encoding", "value_format", "schema", "schema_patterns",
                       "schema_formats", "read_only", "on_invalid", "dead_letter_topic",
                       "max_value_bytes", "rejected_history", "readiness",
-                      "retain_beyond_log"})) {
+                      "retain_beyond_log", "transform", "apply"})) {
       continue;
     }
     if (!t["name"]) {
@@ -172,6 +176,22 @@ void ReadTopics(YamlReader& r, const YAML::Node& node, const std::filesystem::pa
     }
     r.ReadUint(t, path, "max_value_bytes", &tc.max_value_bytes, 1, 64u << 20);
     r.ReadUint(t, path, "rejected_history", &tc.rejected_history, 0, 10000);
+    if (const YAML::Node tr = t["transform"]) {
+      r.ReadString(t, path, "transform", &tc.transform);
+      tc.transform_place = cfg->source + ":" + std::to_string(tr.Mark().line + 1) + ":" +
+                           std::to_string(tr.Mark().column + 1);
+      if (tc.transform.find_first_not_of(" \t\r\n") == std::string::npos) {
+        r.Problem(path + ".transform", tr, "must be a jq filter (remove it for none)");
+      } else if (tc.value_format != ValueFormat::kJson) {
+        r.Problem(path + ".transform", tr, "a transform needs value_format: json");
+      }
+    }
+    ReadChoice(r, t, path, "apply",
+               {{"replace", ApplyMode::kReplace}, {"merge-patch", ApplyMode::kMergePatch}},
+               "replace or merge-patch", &tc.apply);
+    if (tc.apply == ApplyMode::kMergePatch && tc.value_format != ValueFormat::kJson) {
+      r.Problem(path + ".apply", t["apply"], "merge-patch needs value_format: json");
+    }
     cfg->topics.push_back(std::move(tc));
   }
 }
@@ -197,7 +217,7 @@ void ReadAll(YamlReader& r, const YAML::Node& root, const std::filesystem::path&
              Config* cfg) {
   if (!r.ExpectMap("", root,
                    {"kafka", "store", "materializer", "grpc", "http", "log", "schemas", "writes",
-                    "watch", "readiness", "peers", "bootstrap", "topics"})) {
+                    "watch", "readiness", "peers", "bootstrap", "topics", "transforms"})) {
     return;
   }
   if (const YAML::Node k = root["kafka"]) {
@@ -363,6 +383,14 @@ void ReadAll(YamlReader& r, const YAML::Node& root, const std::filesystem::path&
       r.ReadUint(sc, "schemas", "backtrack_limit", &cfg->schemas.backtrack_limit, 1, 10000000);
       r.ReadUint(sc, "schemas", "backtracking_max_string_bytes",
                  &cfg->schemas.backtracking_max_string_bytes, 1, 1u << 20);
+    }
+  }
+  if (const YAML::Node tf = root["transforms"]) {
+    if (r.ExpectMap("transforms", tf, {"record_budget_ms", "max_memory_bytes"})) {
+      r.ReadUint(tf, "transforms", "record_budget_ms", &cfg->transforms.record_budget_ms, 10,
+                 600000);
+      r.ReadUint(tf, "transforms", "max_memory_bytes", &cfg->transforms.max_memory_bytes,
+                 64ull << 20, 1ull << 40);
     }
   }
   if (const YAML::Node w = root["writes"]) {

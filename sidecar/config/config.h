@@ -42,6 +42,13 @@ enum class SchemaPatterns {
 // Whether "format" is asserted (a value that breaks it is invalid) or an annotation.
 enum class SchemaFormats { kAssert, kAnnotate };
 
+// How a topic's record becomes the key's value (README "Transforms and merges").
+enum class ApplyMode {
+  kReplace,     // the record's value (after the transform) replaces the key's value
+  kMergePatch,  // it is an RFC 7396 JSON merge patch onto the key's current value
+};
+const char* ApplyModeName(ApplyMode m);
+
 // Whether a topic's state counts in the sidecar's readiness (/readyz, gRPC health "",
 // WaitReady). An optional topic that is catching up, halted or being rebuilt leaves the pod
 // ready (its own reads are refused, and its per-topic health and status say why).
@@ -86,6 +93,14 @@ struct TopicConfig {
   // stored data and reads on from the log start, so keys whose records Kafka no longer
   // has stay served (the deleted records' own changes are never seen; counted).
   bool retain_beyond_log = false;
+  // A jq filter applied to each record's value before it is stored (empty: none). `.` is
+  // the value; $key, $partition, $offset, $timestamp and $headers the record's metadata.
+  // It gives the value to store, null to delete the key, or nothing (`empty`) to skip the
+  // record. A tombstone deletes without running it. Needs value_format: json.
+  std::string transform;
+  std::string transform_place;  // "cachecar.yaml:14:16", for compile errors at start
+  // See ApplyMode. Default replace. merge-patch needs value_format: json.
+  ApplyMode apply = ApplyMode::kReplace;
 };
 
 struct KafkaConfig {
@@ -207,6 +222,16 @@ struct SchemasConfig {
   uint32_t backtracking_max_string_bytes = 4096;
 };
 
+// The worker process topics' transforms run in (transform/sandbox.h).
+struct TransformsConfig {
+  // Longest one record's filter may run; past it the worker is killed and started again,
+  // and the record is invalid (reason transform_budget_exceeded). Default 1000 ms.
+  uint32_t record_budget_ms = 1000;
+  // Address space the worker may use; a filter that needs more is killed with its record
+  // (transform_crashed). Default 1 GiB.
+  uint64_t max_memory_bytes = 1ull << 30;
+};
+
 struct WritesConfig {
   // librdkafka linger.ms for Put/Delete: how long the producer waits to fill a batch.
   // Default 0 (lowest latency); raise it for throughput under many concurrent writers.
@@ -301,6 +326,7 @@ struct Config {
   HttpConfig http;
   LogConfig log;
   SchemasConfig schemas;
+  TransformsConfig transforms;
   WritesConfig writes;
   WatchConfig watch;
   ReadinessConfig readiness;

@@ -11,9 +11,11 @@ InvalidRecords::InvalidRecords(Options options, MaterializerStats* stats)
 
 InvalidRecords::Verdict InvalidRecords::Handle(
     const SourceEvent& ev, RejectReason reason,
-    const std::shared_ptr<const schema::JsonSchema>& schema, Halting* halting) {
+    const std::shared_ptr<const schema::JsonSchema>& schema, Halting* halting,
+    std::string_view detail_given) {
   const config::TopicConfig& topic = (*options_.topics)[ev.topic];
-  std::string detail = DescribeReject(reason, schema.get(), ev.value);
+  std::string detail = detail_given.empty() ? DescribeReject(reason, schema.get(), ev.value)
+                                            : std::string(detail_given);
   RejectedRecord rec;
   rec.partition = ev.partition;
   rec.offset = ev.offset;

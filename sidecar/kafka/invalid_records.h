@@ -62,8 +62,11 @@ class InvalidRecords {
     std::optional<ProduceRequest> dead_letter;  // not taken by the broker: sent again
     RejectedRecord record;                      // listed once the dead letter goes
   };
+  // `detail` says what is wrong when the reason's own description (DescribeReject) is
+  // not enough (a transform's error).
   Verdict Handle(const SourceEvent& ev, RejectReason reason,
-                 const std::shared_ptr<const schema::JsonSchema>& schema, Halting* halting);
+                 const std::shared_ptr<const schema::JsonSchema>& schema, Halting* halting,
+                 std::string_view detail = {});
 
   // Records a halt of the event's partition at its offset.
   void Halt(const SourceEvent& ev, Halting halting,

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include <nlohmann/json.hpp>
+
 #include "common/log.h"
 
 namespace cachecar::kafka {
@@ -22,7 +24,74 @@ InvalidRecords::Options InvalidOptions(const MaterializerOptions& o) {
   return io;
 }
 
+// Records of transformed topics queued before a batch goes to the worker: enough to
+// make the round trip cheap, few enough to bound the memory they hold.
+constexpr size_t kTransformBatchRecords = 2000;
+constexpr size_t kTransformBatchBytes = 8u << 20;
+
+// {"name": "value", ...} of a record's headers (last of a repeated name; null without value).
+std::string HeadersJson(const SourceEvent& ev) {
+  if (ev.headers.empty()) return "{}";
+  nlohmann::json h = nlohmann::json::object();
+  for (const auto& [name, value] : ev.headers) {
+    h[std::string(name)] = value ? nlohmann::json(std::string(*value)) : nlohmann::json();
+  }
+  // Header values are bytes: not UTF-8 ones become U+FFFD rather than failing the record.
+  return h.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+RejectReason TransformReject(transform::Outcome o) {
+  switch (o) {
+    case transform::Outcome::kTooLarge: return RejectReason::kTransformTooLarge;
+    case transform::Outcome::kBudgetExceeded: return RejectReason::kTransformBudgetExceeded;
+    case transform::Outcome::kCrashed: return RejectReason::kTransformCrashed;
+    default: return RejectReason::kTransformError;
+  }
+}
+
 }  // namespace
+
+std::vector<std::string> TransformFilters(const std::vector<config::TopicConfig>& topics) {
+  std::vector<std::string> filters;
+  for (const auto& t : topics) {
+    if (!t.transform.empty()) filters.push_back(t.transform);
+  }
+  return filters;
+}
+
+std::string TopicDefinition(const config::TopicConfig& topic) {
+  return std::string("apply=") + config::ApplyModeName(topic.apply) +
+         "\ntransform=" + topic.transform;
+}
+
+Result<std::unique_ptr<transform::Sandbox>> StartTransforms(const config::Config& config,
+                                                            prometheus::Registry* registry,
+                                                            std::string worker_path) {
+  std::vector<std::string> filters = TransformFilters(config.topics);
+  if (filters.empty()) return std::unique_ptr<transform::Sandbox>();
+  std::vector<size_t> topic_of;
+  for (size_t t = 0; t < config.topics.size(); ++t) {
+    if (!config.topics[t].transform.empty()) topic_of.push_back(t);
+  }
+  transform::SandboxOptions so;
+  so.worker_path = std::move(worker_path);
+  so.max_memory_bytes = config.transforms.max_memory_bytes;
+  so.record_budget = milliseconds(config.transforms.record_budget_ms);
+  so.registry = registry;
+  auto sandbox = transform::Sandbox::Start(std::move(filters), so);
+  if (sandbox.ok() || sandbox.status().code() != Code::kInvalidArgument) return sandbox;
+  std::vector<FieldViolation> violations;
+  std::string message;
+  for (const FieldViolation& v : sandbox.status().violations()) {
+    size_t i = std::stoul(v.field.substr(v.field.find('[') + 1));
+    const config::TopicConfig& t = config.topics[topic_of.at(i)];
+    const std::string field = "topics[" + std::to_string(topic_of[i]) + "].transform";
+    if (!message.empty()) message += "\n";
+    message += t.transform_place + ": " + field + ": " + v.description;
+    violations.push_back({field, t.transform_place + ": " + v.description});
+  }
+  return Status(Code::kInvalidArgument, message, "TRANSFORM_INVALID", std::move(violations));
+}
 
 Materializer::Materializer(MaterializerOptions options, store::Store* store,
                            RecordSource* source, health::CatchUpTracker* tracker,
@@ -43,9 +112,12 @@ Materializer::Materializer(MaterializerOptions options, store::Store* store,
     stats_.serving_stored->Add({{"topic", t.name}}).Set(0);
     for (int r = static_cast<int>(RejectReason::kNone) + 1;
          r <= static_cast<int>(RejectReason::kLast); ++r) {
+      if (t.transform.empty() && r >= static_cast<int>(RejectReason::kTransformError)) break;
       stats_.rejected->Add({{"topic", t.name}, {"reason", RejectReasonName(RejectReason(r))}});
     }
-    for (const char* reason : {"offset_out_of_range", "topic_deleted"}) {
+    filter_of_.push_back(t.transform.empty() ? -1 : filter_count_++);
+    if (!t.transform.empty()) stats_.transform_skipped->Add({{"topic", t.name}});
+    for (const char* reason : {"offset_out_of_range", "topic_deleted", "definition_changed"}) {
       stats_.rebuilds->Add({{"topic", t.name}, {"reason", reason}});
     }
     if (t.retain_beyond_log) stats_.retention_skipped->Add({{"topic", t.name}});
@@ -65,6 +137,7 @@ Materializer::Materializer(MaterializerOptions options, store::Store* store,
       0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 1, 5};
   commit_duration_ = &stats_.commit_duration->Add({}, kBuckets);
   batch_delay_ = &stats_.batch_delay->Add({}, kBuckets);
+  if (filter_count_ > 0) transform_duration_ = &stats_.transform_duration->Add({}, kBuckets);
   counters_.resize(options_.topics.size());
   stats_.revision->Set(static_cast<double>(store_->revision()));
 }
@@ -131,15 +204,18 @@ void Materializer::Run() {
       if (!WaitFor(options_.retry_backoff)) break;
       continue;
     }
-    if (!batch_.empty()) wait = milliseconds(0);
+    if (!batch_.empty() || !queued_.empty()) wait = milliseconds(0);
     SourceEvent ev;
     if (source_->Poll(wait, &ev)) {
       Handle(ev);
-    } else if (!batch_.empty()) {
+      if (queued_.size() >= kTransformBatchRecords || queued_bytes_ >= kTransformBatchBytes) {
+        FlushTransforms();
+      }
+    } else if (!batch_.empty() || !queued_.empty()) {
       CommitWithRetry();  // the source is idle: make what we have readable now
     }
-    if (!batch_.empty() &&
-        (batch_.mutations.size() >= options_.batch_max_records ||
+    if ((!batch_.empty() || !queued_.empty()) &&
+        (batch_.mutations.size() + queued_.size() >= options_.batch_max_records ||
          batch_.bytes >= options_.batch_max_bytes ||
          steady_clock::now() - batch_started_ >= options_.batch_max_delay)) {
       CommitWithRetry();
@@ -157,6 +233,7 @@ void Materializer::Run() {
     }
     RecordCaughtUpIfDue();
   }
+  if (!queued_.empty()) FlushTransforms();
   NoteCaughtUp();  // a clean stop records how current the topics were
   if (!batch_.empty()) {
     Status st = Commit();
@@ -226,6 +303,17 @@ void Materializer::Handle(const SourceEvent& ev) {
   const config::TopicConfig& topic = options_.topics[ev.topic];
   auto key = std::make_pair(ev.topic, ev.partition);
   if (ev.kind != SourceEvent::Kind::kError && invalid_.IsHalted(key)) return;  // fetched before Pause
+  if (ev.kind == SourceEvent::Kind::kRecord && filter_of_[ev.topic] >= 0) {
+    // Queued whole (tombstones and bad records too), so the topic's records keep their order.
+    if (batch_.empty() && queued_.empty()) batch_started_ = steady_clock::now();
+    Queued q{ev, std::string(ev.key), std::string(ev.value), HeadersJson(ev)};
+    q.ev.headers.clear();  // their views die at the next Poll; headers_json has them
+    queued_bytes_ += q.key.size() + q.value.size() + q.headers_json.size();
+    queued_.push_back(std::move(q));
+    return;
+  }
+  // Anything else may move positions: the queued records go first.
+  if (!queued_.empty()) FlushTransforms();
   switch (ev.kind) {
     case SourceEvent::Kind::kError:
       stats_.consumer_errors->Add({{"reason", ev.error.reason()}}).Increment();
@@ -257,11 +345,129 @@ void Materializer::Handle(const SourceEvent& ev) {
   }
   std::shared_ptr<const schema::JsonSchema> schema =
       options_.schemas != nullptr ? options_.schemas->Get(ev.topic) : nullptr;
-  RejectReason reason = CheckRecord(topic, schema.get(), ev.has_key, ev.key, ev.has_value,
-                                    ev.value);
+  HandleRecord(ev, CheckRecord(topic, schema.get(), ev.has_key, ev.key, ev.has_value, ev.value),
+               nullptr);
+}
+
+void Materializer::FlushTransforms() {
+  if (queued_.empty()) return;
+  std::vector<Queued> queued = std::move(queued_);
+  queued_.clear();
+  queued_bytes_ = 0;
+  // Check each record first (key, JSON, the message's schema); only the good ones with a
+  // value go to the worker.
+  std::vector<RejectReason> reasons(queued.size());
+  std::vector<transform::Input> inputs;
+  std::vector<size_t> input_of(queued.size(), SIZE_MAX);
+  size_t max_output = 0;
+  for (size_t i = 0; i < queued.size(); ++i) {
+    Queued& q = queued[i];
+    q.ev.key = q.key;
+    q.ev.value = q.value;
+    const config::TopicConfig& topic = options_.topics[q.ev.topic];
+    std::shared_ptr<const schema::JsonSchema> schema =
+        options_.schemas != nullptr ? options_.schemas->Get(q.ev.topic) : nullptr;
+    reasons[i] = CheckRecord(topic, schema.get(), q.ev.has_key, q.ev.key, q.ev.has_value,
+                             q.ev.value);
+    if (reasons[i] != RejectReason::kNone || !q.ev.has_value) continue;
+    transform::Input in;
+    in.filter = static_cast<uint32_t>(filter_of_[q.ev.topic]);
+    in.key = q.key;
+    in.value = q.value;
+    in.partition = q.ev.partition;
+    in.offset = q.ev.offset;
+    in.timestamp_ms = q.ev.timestamp_ms;
+    in.headers_json = q.headers_json;
+    input_of[i] = inputs.size();
+    inputs.push_back(in);
+    max_output = std::max<size_t>(max_output, topic.max_value_bytes);
+  }
+  std::vector<transform::Result> results;
+  while (!inputs.empty()) {
+    const auto began = steady_clock::now();
+    auto r = options_.transforms->Run(inputs, max_output);
+    if (r.ok()) {
+      transform_duration_->Observe(
+          std::chrono::duration<double>(steady_clock::now() - began).count());
+      results = std::move(*r);
+      break;
+    }
+    // No worker can be started (out of processes or memory): nothing is lost, the records
+    // wait; the heartbeat says the writer is alive and retrying.
+    log::Error("transform worker cannot be started; retrying", {{"error", r.status().ToString()}});
+    if (!WaitFor(options_.retry_backoff)) return;  // stopping: the records are read again
+    Beat();
+  }
+  for (size_t i = 0; i < queued.size(); ++i) {
+    const transform::Result* tr = input_of[i] == SIZE_MAX ? nullptr : &results[input_of[i]];
+    HandleRecord(queued[i].ev, reasons[i], tr);
+  }
+}
+
+std::optional<std::string> Materializer::MergeOntoCurrent(size_t topic, std::string_view key,
+                                                          std::string_view patch) {
+  nlohmann::json current;  // null: no value
+  auto latest = batch_latest_.find(std::make_pair(topic, std::string(key)));
+  if (latest != batch_latest_.end()) {
+    const auto& m = batch_.mutations[latest->second];
+    if (m.value) current = nlohmann::json::parse(*m.value, nullptr, false);
+  } else {
+    if (!merge_snapshot_) {
+      auto snap = store_->NewSnapshot();
+      if (snap.ok()) merge_snapshot_.emplace(std::move(*snap));
+    }
+    if (merge_snapshot_) {
+      auto got = merge_snapshot_->GetView(topic, key);
+      if (got.ok() && got->has_value()) {
+        current = nlohmann::json::parse((*got)->value, nullptr, false);
+      } else if (!got.ok()) {
+        log::Error("merge-patch: the key's stored value cannot be read; merging onto null",
+                   {{"topic", options_.topics[topic].name}, {"error", got.status().ToString()}});
+      }
+    }
+  }
+  if (current.is_discarded()) current = nullptr;
+  current.merge_patch(nlohmann::json::parse(patch, nullptr, false));
+  if (current.is_null()) return std::nullopt;
+  return current.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+void Materializer::HandleRecord(const SourceEvent& ev, RejectReason reason,
+                                const transform::Result* tr) {
+  const config::TopicConfig& topic = options_.topics[ev.topic];
+  auto key = std::make_pair(ev.topic, ev.partition);
+  if (invalid_.IsHalted(key)) return;  // queued behind a record that halted the partition
+  std::shared_ptr<const schema::JsonSchema> schema =
+      options_.schemas != nullptr ? options_.schemas->Get(ev.topic) : nullptr;
+  std::string detail;
+  bool has_value = ev.has_value;
+  std::string_view value = ev.value;
+  bool skip = false;
+  if (reason == RejectReason::kNone && tr != nullptr) {
+    switch (tr->outcome) {
+      case transform::Outcome::kValue:
+        value = tr->text;
+        if (Status json = schema::IsJson(value); !json.ok()) {
+          reason = RejectReason::kTransformError;
+          detail = "the transform's value is not JSON: " + json.message();
+        }
+        break;
+      case transform::Outcome::kDelete:
+        has_value = false;
+        value = {};
+        break;
+      case transform::Outcome::kSkip:
+        skip = true;
+        break;
+      default:
+        reason = TransformReject(tr->outcome);
+        detail = std::string(transform::OutcomeName(tr->outcome)) + ": " + tr->text;
+        break;
+    }
+  }
   if (reason != RejectReason::kNone) {
     InvalidRecords::Halting halting;
-    if (invalid_.Handle(ev, reason, schema, &halting) == InvalidRecords::Verdict::kHalt) {
+    if (invalid_.Handle(ev, reason, schema, &halting, detail) == InvalidRecords::Verdict::kHalt) {
       HaltPartition(ev, std::move(halting), schema);
       return;
     }
@@ -275,18 +481,33 @@ void Materializer::Handle(const SourceEvent& ev) {
   batch_.positions[key] = ev.offset + 1;
   consumed_[ev.topic]->Increment();
   if (reason != RejectReason::kNone) return;
+  if (skip) {
+    stats_.transform_skipped->Add({{"topic", topic.name}}).Increment();
+    std::lock_guard<std::mutex> lock(counters_mu_);
+    ++counters_[ev.topic].consumed;
+    return;
+  }
   store::Mutation m;
   m.topic = ev.topic;
   m.key.assign(ev.key);
-  if (ev.has_value) m.value.emplace(ev.value);
+  if (has_value && topic.apply == config::ApplyMode::kMergePatch) {
+    std::optional<std::string> merged = MergeOntoCurrent(ev.topic, ev.key, value);
+    if (merged) m.value = std::move(*merged);
+  } else if (has_value) {
+    m.value.emplace(value);
+  }
   m.partition = ev.partition;
   m.offset = ev.offset;
   m.timestamp_ms = ev.timestamp_ms;
-  batch_.bytes += ev.key.size() + ev.value.size();
+  batch_.bytes += m.key.size() + (m.value ? m.value->size() : 0);
+  if (topic.apply == config::ApplyMode::kMergePatch) {
+    batch_latest_[std::make_pair(ev.topic, m.key)] = batch_.mutations.size();
+  }
   batch_.mutations.push_back(std::move(m));
 }
 
 void Materializer::CommitWithRetry() {
+  FlushTransforms();
   while (!batch_.empty()) {
     Status st = Commit();
     if (st.ok()) {
@@ -326,6 +547,7 @@ void Materializer::SetStoreFailure(const Status& st) {
 
 Status Materializer::Commit() {
   NoteCaughtUp();
+  merge_snapshot_.reset();  // read transactions end before the write
   const auto began = steady_clock::now();
   Result<store::ApplyResult> r = store_->Apply(batch_);
   if (!r.ok()) return r.status();
@@ -358,6 +580,7 @@ Status Materializer::Commit() {
   store::CommitInfo info{r->revision, r->changes, &batch_.positions, &rejected_};
   ForEachObserver([&](store::CommitObserver* o) { o->OnCommit(info); });
   batch_.Clear();
+  batch_latest_.clear();
   rejected_.clear();
   for (auto it = serving_stored_.begin(); it != serving_stored_.end();) {
     if (tracker_->TopicStaleness(*it)) {

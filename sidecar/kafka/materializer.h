@@ -32,6 +32,14 @@
 // topic's schema is replaced (a reload) or the process restarts — or, when it halted
 // because the broker did not take a dead letter, past the record once a retry succeeds.
 //
+// A topic with a transform (config TopicConfig::transform) has its records queued in
+// order and run through the transform worker (transform/sandbox.h) in batches, before
+// the commit that carries them; each is then checked and applied as above, with the
+// filter's value (null deletes, nothing skips). A topic with apply: merge-patch merges
+// each value (RFC 7396) onto the key's current value: the batch's latest, else the
+// store's. Both run the same way in catch-up and live; a restart resumes from the
+// committed positions, so no record is applied twice.
+//
 // Files: materializer.cc (the loop, batching, commits, halts), topic_lifecycle.cc (topic
 // setup, added partitions, deleted topics, rebuilds), partition_set.cc (what is assigned
 // and how far), invalid_records.cc (on_invalid and halts), offset_reporter.cc
@@ -67,9 +75,26 @@
 #include "kafka/topic_counters.h"
 #include "schema/schema_set.h"
 #include "store/commit_observer.h"
+#include "store/snapshot.h"
 #include "store/store.h"
+#include "transform/sandbox.h"
 
 namespace cachecar::kafka {
+
+// The jq filters of the topics that have one, in topic order: what the transform Sandbox
+// is started with (filter i is the i-th topic with a transform).
+std::vector<std::string> TransformFilters(const std::vector<config::TopicConfig>& topics);
+
+// What a topic's stored values depend on besides its records: its transform and apply
+// mode. Kept in the store; a change rebuilds the topic at start.
+std::string TopicDefinition(const config::TopicConfig& topic);
+
+// Starts the transform worker with the config's filters (transforms.*). Null when no
+// topic has a transform. A filter that does not compile is INVALID_ARGUMENT naming its
+// place: "cachecar.yaml:14:16: topics[2].transform: line 1, column 4: expected ...".
+Result<std::unique_ptr<transform::Sandbox>> StartTransforms(
+    const config::Config& config, prometheus::Registry* registry,
+    std::string worker_path = "/proc/self/exe");
 
 struct MaterializerOptions {
   std::vector<config::TopicConfig> topics;  // same order as the store's and tracker's
@@ -102,6 +127,8 @@ struct MaterializerOptions {
   const schema::SchemaSet* schemas = nullptr;  // null: no topic has a schema
   RecordSink* dead_letters = nullptr;          // required if a topic dead-letters
   RejectedLog* rejected = nullptr;
+  // Runs the topics' transforms (TransformFilters order); required if a topic has one.
+  transform::Sandbox* transforms = nullptr;
   // Told of every commit after the tracker, in this order (see above).
   std::vector<store::CommitObserver*> observers;
   // How often applied positions are committed to Kafka (RecordSource::CommitOffsets);
@@ -153,12 +180,25 @@ class Materializer {
   // Makes a commit that records the caught-up time when a topic has newly caught up or
   // the last record is old (a quiet topic commits nothing else).
   void RecordCaughtUpIfDue();
+  // Compares the topic's definition (TopicDefinition) with the one its stored values were
+  // made under; rebuilds the topic when they differ. False: the store could not be read
+  // (retry later).
+  bool CheckDefinition(size_t topic);
   // Asks the broker for the partition count of every assigned topic; assigns partitions
   // added since, from their beginning.
   void RefreshPartitions();
   // Commits, then hands the consumer every partition at its current position.
   void Reassign();
   void Handle(const SourceEvent& ev);
+  // A data record, after its transform when its topic has one (`tr`, null otherwise).
+  void HandleRecord(const SourceEvent& ev, RejectReason reason, const transform::Result* tr);
+  // Runs the queued records of transformed topics through the sandbox and handles them,
+  // in order. Called before anything that needs the batch complete.
+  void FlushTransforms();
+  // merge-patch: `patch` merged onto the key's current value; nullopt when the result
+  // is null (the key is deleted).
+  std::optional<std::string> MergeOntoCurrent(size_t topic, std::string_view key,
+                                              std::string_view patch);
   void HaltPartition(const SourceEvent& ev, InvalidRecords::Halting halting,
                      std::shared_ptr<const schema::JsonSchema> schema);
   // Lifts halts whose topic has a new schema since, and those whose dead letter the broker
@@ -201,6 +241,20 @@ class Materializer {
 
   // Writer-thread state.
   std::thread thread_;
+  // Records of transformed topics waiting for FlushTransforms, with their own copies.
+  struct Queued {
+    SourceEvent ev;  // its views point into the strings below once flushed
+    std::string key, value, headers_json;
+  };
+  std::vector<Queued> queued_;
+  size_t queued_bytes_ = 0;
+  std::vector<int> filter_of_;  // by topic: its filter in the sandbox, -1 none
+  int filter_count_ = 0;
+  prometheus::Histogram* transform_duration_ = nullptr;
+  // merge-patch: (topic, key) -> index in batch_.mutations of the key's latest mutation;
+  // and a snapshot of the store for keys the batch has not touched. Both end at commit.
+  std::map<std::pair<size_t, std::string>, size_t, std::less<>> batch_latest_;
+  std::optional<store::Snapshot> merge_snapshot_;
   PartitionSet partitions_;
   InvalidRecords invalid_;
   OffsetReporter offsets_;

@@ -39,7 +39,12 @@ namespace cachecar::kafka {
                  "topic with retain_beyond_log (its stored data kept), by topic.")            \
   COUNTER_FAMILY(rebuilds, "cachecar_materializer_topic_rebuilds_total",                      \
                  "Topics emptied and read again from the beginning, by reason "               \
-                 "(offset_out_of_range, topic_deleted).")                                     \
+                 "(offset_out_of_range, topic_deleted, definition_changed).")                 \
+  COUNTER_FAMILY(transform_skipped, "cachecar_transform_skipped_records_total",               \
+                 "Records a topic's transform gave no value for (empty): consumed, nothing "  \
+                 "changed.")                                                                   \
+  HISTOGRAM_FAMILY(transform_duration, "cachecar_transform_batch_duration_seconds",            \
+                   "Time to run one batch of records through the transform worker.")          \
   GAUGE_FAMILY(write_failing, "cachecar_store_write_failing",                                 \
                "1 while commits to the store fail, by reason (DISK_FULL, STORE_FULL, ...): "  \
                "nothing is applied, not ready.")                                              \

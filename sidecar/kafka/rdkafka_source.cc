@@ -226,6 +226,20 @@ bool RdKafkaSource::Poll(std::chrono::milliseconds timeout, SourceEvent* ev) {
   if (ev->has_value) {
     ev->value = std::string_view(static_cast<const char*>(m->payload), m->len);
   }
+  ev->headers.clear();
+  rd_kafka_headers_t* hdrs = nullptr;
+  if (rd_kafka_message_headers(m, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR && hdrs != nullptr) {
+    const char* name = nullptr;
+    const void* value = nullptr;
+    size_t size = 0;
+    for (size_t i = 0; rd_kafka_header_get_all(hdrs, i, &name, &value, &size) ==
+                       RD_KAFKA_RESP_ERR_NO_ERROR;
+         ++i) {
+      std::optional<std::string_view> v;
+      if (value != nullptr) v = std::string_view(static_cast<const char*>(value), size);
+      ev->headers.emplace_back(std::string_view(name), v);
+    }
+  }
   return true;
 }
 

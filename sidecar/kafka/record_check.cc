@@ -14,6 +14,10 @@ const char* RejectReasonName(RejectReason r) {
     case RejectReason::kInvalidJson: return "invalid_json";
     case RejectReason::kSchemaViolation: return "schema_violation";
     case RejectReason::kSchemaBudgetExceeded: return "schema_budget_exceeded";
+    case RejectReason::kTransformError: return "transform_error";
+    case RejectReason::kTransformTooLarge: return "transform_too_large";
+    case RejectReason::kTransformBudgetExceeded: return "transform_budget_exceeded";
+    case RejectReason::kTransformCrashed: return "transform_crashed";
   }
   return "unknown";
 }
@@ -68,6 +72,12 @@ std::string DescribeReject(RejectReason reason, const schema::JsonSchema* schema
       return "the schema could not decide the value within its budget, at " + at + ": " +
              (v.empty() ? std::string("undecided") : v[0].message) + " [budget]";
     }
+    case RejectReason::kTransformError:
+    case RejectReason::kTransformTooLarge:
+    case RejectReason::kTransformBudgetExceeded:
+    case RejectReason::kTransformCrashed:
+      return std::string("the topic's transform failed on the record (") +
+             RejectReasonName(reason) + ")";
     case RejectReason::kSchemaViolation: {
       constexpr size_t kShown = 3;
       std::vector<schema::Violation> v = schema->Explain(value, kShown + 1, true);

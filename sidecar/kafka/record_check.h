@@ -21,11 +21,19 @@ enum class RejectReason {
   kSchemaViolation,  // JSON, but not valid under the topic's schema
   // The schema's backtracking patterns could not decide it within their budget.
   kSchemaBudgetExceeded,
-  kLast = kSchemaBudgetExceeded,  // keep last: metrics enumerate the reasons up to it
+  // The topic's transform (transform/transform.h) failed on the record: an error, more
+  // than one value, or a value that is not JSON; a value over max_value_bytes; past its
+  // time budget; or its worker died on it (stack or memory limit).
+  kTransformError,
+  kTransformTooLarge,
+  kTransformBudgetExceeded,
+  kTransformCrashed,
+  kLast = kTransformCrashed,  // keep last: metrics enumerate the reasons up to it
 };
 
 // Metric label / log value: "missing_key", "empty_key", "invalid_utf8_key", "invalid_json",
-// "schema_violation", "schema_budget_exceeded".
+// "schema_violation", "schema_budget_exceeded", "transform_error", "transform_too_large",
+// "transform_budget_exceeded", "transform_crashed".
 const char* RejectReasonName(RejectReason r);
 
 // Checks a record against its topic's encodings and, when `schema` is not null, its

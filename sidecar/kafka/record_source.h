@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -41,6 +42,8 @@ struct SourceEvent {
   std::string_view key;  // views valid until the next Poll
   bool has_value = false;
   std::string_view value;
+  // The record's headers in order: name, value (nullopt for a header without one).
+  std::vector<std::pair<std::string_view, std::optional<std::string_view>>> headers;
   Status error;
 };
 

@@ -31,6 +31,7 @@ void Materializer::SetUpPendingTopics() {
       log::Warn("finishing the emptying of a topic interrupted by a restart", {{"topic", name}});
       FinishReset(t);
     }
+    if (!CheckDefinition(t)) continue;
     Result<std::vector<int64_t>> ends = source_->EndOffsets(t, *count, options_.request_timeout);
     Result<std::map<int32_t, int64_t>> stored = store_->LoadPositions(t);
     if (!ends.ok() || !stored.ok()) {
@@ -170,6 +171,44 @@ bool Materializer::KeepBeyondLog(const store::PartitionKey& key, int64_t positio
   partitions_.SetPosition(key, *start);
   batch_.positions[key] = *start;
   Reassign();  // commits the new position, then fetches from it
+  return true;
+}
+
+bool Materializer::CheckDefinition(size_t t) {
+  const config::TopicConfig& topic = options_.topics[t];
+  const std::string now = TopicDefinition(topic);
+  Result<std::optional<std::string>> stored = store_->LoadDefinition(t);
+  Result<std::map<int32_t, int64_t>> positions = store_->LoadPositions(t);
+  if (!stored.ok() || !positions.ok()) {
+    log::Warn("cannot read the topic's stored definition; will retry",
+              {{"topic", topic.name},
+               {"error", (!stored.ok() ? stored.status() : positions.status()).ToString()}});
+    return false;
+  }
+  // A store from before definitions were kept holds values stored as they came.
+  const std::string was = stored->value_or(TopicDefinition(config::TopicConfig{}));
+  if (was != now && !positions->empty()) {
+    // What is stored was made by another transform or apply mode: make it again.
+    log::Warn("the topic's transform or apply mode changed since its values were stored; "
+              "rebuilding it from the beginning (not ready meanwhile)",
+              {{"topic", topic.name}});
+    stats_.rebuilds->Add({{"topic", topic.name}, {"reason", "definition_changed"}}).Increment();
+    CommitWithRetry();
+    batch_.reset_topics.insert(t);
+    batch_.definitions[t] = now;
+    batch_started_ = steady_clock::now();
+    caught_up_recorded_.erase(t);
+    CommitWithRetry();
+    ForEachObserver([&](store::CommitObserver* o) {
+      o->OnTopicReset(t, "definition_changed: the topic's transform or apply mode changed");
+    });
+    FinishReset(t);
+    return true;
+  }
+  if (!stored->has_value() || *stored != now) {
+    if (batch_.empty()) batch_started_ = steady_clock::now();
+    batch_.definitions[t] = now;  // with the first commit of its data
+  }
   return true;
 }
 

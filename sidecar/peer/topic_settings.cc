@@ -28,6 +28,9 @@ std::string TopicSettingsFingerprint(const config::TopicConfig& topic,
   s += "on_invalid=" + std::string(config::InvalidPolicyName(topic.on_invalid)) + "\n";
   s += "dead_letter_topic=" + topic.dead_letter_topic + "\n";
   s += std::string("retain_beyond_log=") + (topic.retain_beyond_log ? "true" : "false") + "\n";
+  // What was stored depends on these as much as on the records.
+  s += "apply=" + std::string(config::ApplyModeName(topic.apply)) + "\n";
+  s += "transform=" + std::to_string(topic.transform.size()) + ":" + topic.transform + "\n";
   s += "schema_patterns=" +
        std::string(topic.schema_patterns == config::SchemaPatterns::kLinear ? "linear"
                                                                             : "backtracking") +

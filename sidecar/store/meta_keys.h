@@ -20,6 +20,9 @@ inline std::string CaughtUpKey(const std::string& topic) {
   return std::string(kKeyCaughtUpPrefix) + topic;
 }
 
+// Meta key of the definition a topic's values were stored under (WriteBatch::definitions).
+inline std::string DefinitionKey(const std::string& topic) { return "definition/" + topic; }
+
 // Meta key present while a topic is being emptied (a reset not finished).
 inline std::string ResettingKey(const std::string& topic) { return "resetting/" + topic; }
 

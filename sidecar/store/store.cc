@@ -364,6 +364,12 @@ Result<ApplyResult> Store::ApplyOnce(const WriteBatch& batch) {
     rc = mdb_put(txn, tables_.meta, &k, &v, 0);
     if (rc != 0) return LmdbError("put caught_up", rc);
   }
+  for (const auto& [topic, definition] : batch.definitions) {
+    std::string dk = DefinitionKey(options_.topics.at(topic));
+    MDB_val k = Val(dk), v = Val(definition);
+    rc = mdb_put(txn, tables_.meta, &k, &v, 0);
+    if (rc != 0) return LmdbError("put definition", rc);
+  }
   if (result.changes > 0) {
     MDB_val k = Val(kKeyRevision), v{sizeof(rev), &rev};
     rc = mdb_put(txn, tables_.meta, &k, &v, 0);
@@ -481,6 +487,10 @@ Result<bool> Store::Resetting(size_t topic) const {
   Result<std::optional<std::string>> v = GetMeta(ResettingKey(options_.topics.at(topic)));
   if (!v.ok()) return v.status();
   return v->has_value();
+}
+
+Result<std::optional<std::string>> Store::LoadDefinition(size_t topic) const {
+  return GetMeta(DefinitionKey(options_.topics.at(topic)));
 }
 
 Result<std::optional<int64_t>> Store::LoadCaughtUp(size_t topic) const {

@@ -109,6 +109,9 @@ class Store {
   // When the topic was last recorded caught up with Kafka (WriteBatch::caught_up_ms), in
   // Unix ms; nullopt if never (or not since it was last reset).
   Result<std::optional<int64_t>> LoadCaughtUp(size_t topic) const;
+  // The definition the topic's values were stored under (WriteBatch::definitions);
+  // nullopt if none was ever written.
+  Result<std::optional<std::string>> LoadDefinition(size_t topic) const;
 
   // A consistent read-only view (see snapshot.h for how long it may be held). Any thread.
   // RESOURCE_EXHAUSTED (STORE_BUSY) when LMDB has no reader slot left. Blocks while the

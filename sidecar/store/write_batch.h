@@ -42,6 +42,9 @@ struct WriteBatch {
   // Stored with the data (Store::LoadCaughtUp), so a restart knows the state it holds was
   // once current; a reset forgets it.
   std::map<size_t, int64_t> caught_up_ms;
+  // Topics -> the definition their values are stored under (the materializer's transform
+  // and apply mode), kept in the meta table (DefinitionKey) with the data it produced.
+  std::map<size_t, std::string> definitions;
   size_t bytes = 0;  // payload bytes, for the caller's batching decisions
 
   void Clear() {
@@ -50,11 +53,12 @@ struct WriteBatch {
     reset_topics.clear();
     continue_resets.clear();
     caught_up_ms.clear();
+    definitions.clear();
     bytes = 0;
   }
   bool empty() const {
     return mutations.empty() && positions.empty() && reset_topics.empty() &&
-           continue_resets.empty() && caught_up_ms.empty();
+           continue_resets.empty() && caught_up_ms.empty() && definitions.empty();
   }
 };
 

@@ -692,6 +692,46 @@ topics: [{name: a}, {name: b, retain_beyond_log: true}]
               HasSubstr("true or false"));
 }
 
+TEST(ConfigTest, TransformsAndApplyModesAreReadWithTheirPlace) {
+  auto cfg = ParseConfig(R"(
+kafka: {bootstrap_servers: a:1}
+transforms: {record_budget_ms: 250, max_memory_bytes: 134217728}
+topics:
+  - name: a
+  - name: b
+    apply: merge-patch
+    transform: |
+      {id, email: $key}
+)",
+                         "c.yaml", Env());
+  ASSERT_TRUE(cfg.ok()) << cfg.status().ToString();
+  EXPECT_EQ(cfg->topics[0].apply, ApplyMode::kReplace);
+  EXPECT_TRUE(cfg->topics[0].transform.empty());
+  EXPECT_EQ(cfg->topics[1].apply, ApplyMode::kMergePatch);
+  EXPECT_EQ(cfg->topics[1].transform, "{id, email: $key}\n");  // a lone $ is not expanded
+  EXPECT_EQ(cfg->topics[1].transform_place, "c.yaml:8:16");
+  EXPECT_EQ(cfg->transforms.record_budget_ms, 250u);
+  EXPECT_EQ(cfg->transforms.max_memory_bytes, 134217728u);
+
+  auto bad = ParseConfig(R"(
+kafka: {bootstrap_servers: a:1}
+transforms: {record_budget_ms: 0, max_memory_bytes: 1, extra: 1}
+topics:
+  - {name: a, transform: "  "}
+  - {name: b, value_format: bytes, transform: ".", apply: merge-patch}
+  - {name: c, apply: sometimes}
+)",
+                         "c.yaml", Env());
+  ASSERT_FALSE(bad.ok());
+  EXPECT_THAT(ProblemFor(bad.status(), "topics[0].transform"), HasSubstr("jq filter"));
+  EXPECT_THAT(ProblemFor(bad.status(), "topics[1].transform"), HasSubstr("value_format: json"));
+  EXPECT_THAT(ProblemFor(bad.status(), "topics[1].apply"), HasSubstr("value_format: json"));
+  EXPECT_THAT(ProblemFor(bad.status(), "topics[2].apply"), HasSubstr("replace or merge-patch"));
+  EXPECT_FALSE(ProblemFor(bad.status(), "transforms.record_budget_ms").empty());
+  EXPECT_FALSE(ProblemFor(bad.status(), "transforms.max_memory_bytes").empty());
+  EXPECT_FALSE(ProblemFor(bad.status(), "transforms.extra").empty());
+}
+
 TEST(ConfigTest, PeerAndBootstrapSettingsAreReadAndChecked) {
   testing::TempDir dir;
   std::ofstream(dir.path() + "/peer-token") << "s3cret\n";

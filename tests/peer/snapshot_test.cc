@@ -190,7 +190,9 @@ TEST_F(SnapshotTest, StreamsOutOfOrderAreRefused) {
   auto refused = [&](Messages m, const char* why) {
     auto facts = Receive(m, Topics({"users", "sessions"}));
     EXPECT_FALSE(facts.ok()) << why;
-    if (!facts.ok()) EXPECT_EQ(facts.status().reason(), "SNAPSHOT_CORRUPT") << why;
+    if (!facts.ok()) {
+      EXPECT_EQ(facts.status().reason(), "SNAPSHOT_CORRUPT") << why;
+    }
   };
   {
     Messages m = good;

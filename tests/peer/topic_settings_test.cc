@@ -34,6 +34,12 @@ TEST(TopicSettingsTest, EverySettingThatDecidesWhatIsStoredChangesTheFingerprint
   t.retain_beyond_log = true;
   differs(t, "retain_beyond_log");
   t = base;
+  t.transform = "{id}";
+  differs(t, "transform");
+  t = base;
+  t.apply = config::ApplyMode::kMergePatch;
+  differs(t, "apply");
+  t = base;
   t.schema_patterns = config::SchemaPatterns::kBacktracking;
   differs(t, "schema_patterns");
   t = base;
