@@ -249,6 +249,22 @@ int Run(int argc, char** argv) {
       validate->add_option("value", value, "the value (or --file, or - for stdin)");
   validate->add_option("-f,--file", value_file, "read the value from this file")
       ->excludes(validate_value);
+  auto* transform = app.add_subcommand(
+      "transform", "show offline what a record's value would make of its key: the topic's "
+                   "transform, merge-patch and entry_schema, as the sidecar applies them");
+  transform->add_option("-c,--config", config_path, "the sidecar's configuration file")
+      ->envname("CACHECAR_CONFIG")
+      ->required();
+  transform->add_option("topic", topic, "topic")->required();
+  auto* transform_value =
+      transform->add_option("value", value, "the record's value (or --file, or - for stdin)");
+  transform->add_option("-f,--file", value_file, "read the value from this file")
+      ->excludes(transform_value);
+  cachecar::client::TransformOptions transform_opts;
+  transform->add_option("-k,--key", transform_opts.key, "the record's key ($key)");
+  std::string current;
+  auto* current_opt = transform->add_option(
+      "--current", current, "merge-patch: the key's value now, to merge onto (default none)");
   auto* health = app.add_subcommand(
       "health", "gRPC health check (exit 0 SERVING, 4 not): what Kubernetes probes run");
   std::string health_service;
@@ -339,6 +355,12 @@ int Run(int argc, char** argv) {
     }
     return true;
   };
+  if (transform->parsed()) {
+    if (!read_value(transform)) return kUsage;
+    if (current_opt->count() > 0) transform_opts.current = std::optional<std::string>(current);
+    return cachecar::client::RunTransform(config_path, topic, value, transform_opts,
+                                          as_json ? "json" : output);
+  }
   if (validate->parsed()) {
     if (!read_value(validate)) return kUsage;
     return cachecar::client::RunValidate(config_path, topic, value, as_json ? "json" : output);

@@ -7,13 +7,27 @@
 
 #include "common/log.h"
 #include "config/config.h"
+#include "kafka/entry_preview.h"
+#include "kafka/materializer.h"
 #include "rpc/write_handler.h"
 #include "schema/schema_set.h"
 
 namespace cachecar::client {
 
-int RunValidate(const std::string& config_path, const std::string& topic,
-                const std::string& value, const std::string& output) {
+namespace {
+
+// The sidecar's own parts, loaded from its configuration, offline.
+struct Offline {
+  config::Config config;
+  prometheus::Registry registry;
+  std::unique_ptr<schema::SchemaSet> schemas;
+  std::unique_ptr<schema::SchemaSet> entry_schemas;
+  std::unique_ptr<transform::Sandbox> transforms;
+  size_t topic = 0;
+};
+
+// Loads everything, or prints why not and returns the exit code (2, or 5: unknown topic).
+int Load(const std::string& config_path, const std::string& topic, Offline* o) {
   log::Init("text", "error");
   // Offline, the pod's environment is not there: an unset variable stands for itself.
   config::EnvLookup env = [real = config::ProcessEnv()](const std::string& name) {
@@ -28,44 +42,122 @@ int RunValidate(const std::string& config_path, const std::string& topic,
     }
     return 2;
   }
-  std::vector<schema::TopicSchema> topics = schema::TopicSchemasOf(*cfg);
-  prometheus::Registry registry;
-  auto schemas = schema::SchemaSet::Load(topics, &registry);
-  if (!schemas.ok()) {
-    std::fprintf(stderr, "cachecarctl: %s\n", schemas.status().message().c_str());
+  o->config = std::move(*cfg);
+  auto schemas = schema::SchemaSet::Load(schema::TopicSchemasOf(o->config), &o->registry);
+  auto entry = schemas.ok() ? schema::SchemaSet::Load(schema::EntrySchemasOf(o->config),
+                                                      &o->registry)
+                            : Result<std::unique_ptr<schema::SchemaSet>>(schemas.status());
+  if (!entry.ok()) {
+    std::fprintf(stderr, "cachecarctl: %s\n", entry.status().message().c_str());
     return 2;
   }
-  size_t index = cfg->topics.size();
-  for (size_t i = 0; i < cfg->topics.size(); ++i) {
-    if (cfg->topics[i].name == topic) index = i;
+  o->schemas = std::move(*schemas);
+  o->entry_schemas = std::move(*entry);
+  // The sidecar's transforms, in a worker that is this program started again.
+  auto transforms = kafka::StartTransforms(o->config, nullptr);
+  if (!transforms.ok()) {
+    std::fprintf(stderr, "cachecarctl: %s\n", transforms.status().message().c_str());
+    return 2;
   }
-  if (index == cfg->topics.size()) {
+  o->transforms = std::move(*transforms);
+  o->topic = o->config.topics.size();
+  for (size_t i = 0; i < o->config.topics.size(); ++i) {
+    if (o->config.topics[i].name == topic) o->topic = i;
+  }
+  if (o->topic == o->config.topics.size()) {
     std::fprintf(stderr, "cachecarctl: topic \"%s\" is not configured in %s\n", topic.c_str(),
                  config_path.c_str());
     return 5;
   }
-  rpc::WriteHandler handler(&*cfg, schemas->get(), nullptr, nullptr);
-  Status st = handler.CheckValue(index, value);
-  if (output == "json") {
-    nlohmann::json violations = nlohmann::json::array();
-    for (const auto& v : st.violations()) {
-      violations.push_back({{"field", v.field}, {"reason", v.reason}, {"description", v.description}});
+  return 0;
+}
+
+nlohmann::json ViolationsJson(const Status& st) {
+  nlohmann::json violations = nlohmann::json::array();
+  for (const auto& v : st.violations()) {
+    violations.push_back({{"field", v.field}, {"reason", v.reason}, {"description", v.description}});
+  }
+  return violations;
+}
+
+void PrintInvalid(const Status& st) {
+  std::printf("invalid: %s\n", st.message().c_str());
+  for (const auto& v : st.violations()) {
+    std::printf("  %s: %s%s%s\n", v.field.c_str(), v.reason.empty() ? "" : v.reason.c_str(),
+                v.reason.empty() ? "" : ": ", v.description.c_str());
+  }
+}
+
+}  // namespace
+
+int RunValidate(const std::string& config_path, const std::string& topic,
+                const std::string& value, const std::string& output) {
+  Offline o;
+  if (int code = Load(config_path, topic, &o); code != 0) return code;
+  rpc::WriteHandler handler(&o.config, o.schemas.get(), nullptr, nullptr);
+  kafka::EntryPreview entries(&o.config, o.transforms.get(), o.entry_schemas.get(), nullptr);
+  Status st = handler.CheckValue(o.topic, value);
+  if (st.ok() && entries.Applies(o.topic)) {
+    auto entry = entries.Preview(o.topic, "", value);
+    // A merge-patch topic's entry depends on the key's value now, which offline is not
+    // known: `cachecarctl transform --current` checks it.
+    const bool merge = o.config.topics[o.topic].apply == config::ApplyMode::kMergePatch;
+    if (!entry.ok() && !(merge && entry.status().reason() == "ENTRY_SCHEMA_VIOLATION")) {
+      st = entry.status();
     }
+  }
+  if (output == "json") {
     nlohmann::json out = {{"valid", st.ok()}, {"topic", topic}};
     if (!st.ok()) {
       out["reason"] = st.reason();
       out["message"] = st.message();
-      out["violations"] = violations;
+      out["violations"] = ViolationsJson(st);
     }
     std::printf("%s\n", out.dump().c_str());
   } else if (st.ok()) {
     std::printf("valid\n");
   } else {
-    std::printf("invalid: %s\n", st.message().c_str());
-    for (const auto& v : st.violations()) {
-      std::printf("  %s: %s%s%s\n", v.field.c_str(), v.reason.empty() ? "" : v.reason.c_str(),
-                  v.reason.empty() ? "" : ": ", v.description.c_str());
+    PrintInvalid(st);
+  }
+  return st.ok() ? 0 : 5;
+}
+
+int RunTransform(const std::string& config_path, const std::string& topic,
+                 const std::string& value, const TransformOptions& options,
+                 const std::string& output) {
+  Offline o;
+  if (int code = Load(config_path, topic, &o); code != 0) return code;
+  rpc::WriteHandler handler(&o.config, o.schemas.get(), nullptr, nullptr);
+  kafka::EntryPreview entries(&o.config, o.transforms.get(), o.entry_schemas.get(), nullptr);
+  // As the materializer: the record's own checks, then what it makes of the key.
+  Status st = handler.CheckValue(o.topic, value);
+  Result<kafka::EntryPreview::Entry> entry = st;
+  if (st.ok()) {
+    entry = entries.Preview(o.topic, options.key, value, options.current);
+    if (!entry.ok()) st = entry.status();
+  }
+  const char* result = !st.ok() ? "invalid"
+                       : entry->kind == kafka::EntryPreview::Entry::Kind::kDelete ? "delete"
+                       : entry->kind == kafka::EntryPreview::Entry::Kind::kSkip   ? "skip"
+                                                                                  : "store";
+  if (output == "json") {
+    nlohmann::json out = {{"topic", topic}, {"result", result}};
+    if (!st.ok()) {
+      out["reason"] = st.reason();
+      out["message"] = st.message();
+      out["violations"] = ViolationsJson(st);
+    } else if (entry->kind == kafka::EntryPreview::Entry::Kind::kStore) {
+      out["value"] = nlohmann::json::parse(entry->value, nullptr, false);
     }
+    std::printf("%s\n", out.dump().c_str());
+  } else if (!st.ok()) {
+    PrintInvalid(st);
+  } else if (entry->kind == kafka::EntryPreview::Entry::Kind::kDelete) {
+    std::printf("delete: the record would delete the key\n");
+  } else if (entry->kind == kafka::EntryPreview::Entry::Kind::kSkip) {
+    std::printf("skip: the transform gives no value; the record would change nothing\n");
+  } else {
+    std::printf("%s\n", entry->value.c_str());
   }
   return st.ok() ? 0 : 5;
 }

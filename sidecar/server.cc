@@ -67,6 +67,13 @@ Status Server::Start() {
       schema::SchemaSet::Load(topic_schemas, registry_.get());
   if (!schemas.ok()) return schemas.status();
   schemas_ = std::move(schemas).value();
+  if (std::any_of(config_.topics.begin(), config_.topics.end(),
+                  [](const config::TopicConfig& t) { return !t.entry_schema_path.empty(); })) {
+    Result<std::unique_ptr<schema::SchemaSet>> entry =
+        schema::SchemaSet::Load(schema::EntrySchemasOf(config_), registry_.get());
+    if (!entry.ok()) return entry.status();
+    entry_schemas_ = std::move(entry).value();
+  }
   // So does a transform that does not compile, or a worker that cannot be started.
   Result<std::unique_ptr<transform::Sandbox>> transforms =
       kafka::StartTransforms(config_, registry_.get());
@@ -185,6 +192,7 @@ Status Server::Start() {
   mo.dead_letter_timeout = std::chrono::milliseconds(config_.writes.delivery_timeout_ms);
   mo.schemas = schemas_.get();
   mo.transforms = transforms_.get();
+  mo.entry_schemas = entry_schemas_.get();
   mo.dead_letters = producer_.get();
   mo.rejected = rejected_log_.get();
   mo.commit_interval = std::chrono::milliseconds(config_.kafka.commit_interval_ms);
@@ -212,6 +220,30 @@ Status Server::Start() {
   read_handler_->set_rejected_log(rejected_log_.get());
   write_handler_ = std::make_unique<rpc::WriteHandler>(
       &config_, schemas_.get(), producer_.get(), notifier_.get(), 1 << 20, registry_.get());
+  {
+    // Puts to topics with a transform, merge-patch or entry_schema are checked for the
+    // entry they lead to; their transforms run in a worker of their own (the
+    // materializer's serves one thread).
+    bool writable_transform = false;
+    bool writable_entry = false;
+    for (const auto& t : config_.topics) {
+      if (t.read_only) continue;
+      writable_transform |= !t.transform.empty();
+      writable_entry |= !t.transform.empty() || t.apply == config::ApplyMode::kMergePatch ||
+                        !t.entry_schema_path.empty();
+    }
+    if (writable_transform) {
+      Result<std::unique_ptr<transform::Sandbox>> put_transforms =
+          kafka::StartTransforms(config_, nullptr);
+      if (!put_transforms.ok()) return put_transforms.status();
+      put_transforms_ = std::move(put_transforms).value();
+    }
+    if (writable_entry) {
+      entry_preview_ = std::make_unique<kafka::EntryPreview>(
+          &config_, put_transforms_.get(), entry_schemas_.get(), store_.get());
+      write_handler_->set_entry_preview(entry_preview_.get());
+    }
+  }
   cache_service_ = std::make_unique<rpc::CacheService>(
       read_handler_.get(), registry_.get(), write_handler_.get(), notifier_.get(),
       std::chrono::milliseconds(config_.writes.max_wait_ms), config_.grpc.auth_token);
@@ -299,6 +331,9 @@ Status Server::Start() {
   store_monitor_->Start();
   materializer_->Start();
   schemas_->StartWatching(std::chrono::milliseconds(config_.schemas.reload_interval_ms));
+  if (entry_schemas_) {
+    entry_schemas_->StartWatching(std::chrono::milliseconds(config_.schemas.reload_interval_ms));
+  }
   log::Info("listening", {{"grpc_address", config_.grpc.address},
                           {"grpc_port", grpc_port_},
                           {"unix_socket", config_.grpc.unix_socket},
@@ -333,6 +368,7 @@ void Server::Shutdown(std::chrono::milliseconds grace) {
     grpc_server_->Wait();
   }
   if (schemas_) schemas_->Stop();
+  if (entry_schemas_) entry_schemas_->Stop();
   http_server_.reset();
   if (materializer_) materializer_->Stop();
   store_monitor_.reset();

@@ -35,6 +35,7 @@ class RdKafkaSource;
 class RdKafkaProducer;
 class Materializer;
 class RejectedLog;
+class EntryPreview;
 }  // namespace kafka
 namespace schema { class SchemaSet; }
 namespace transform { class Sandbox; }
@@ -72,7 +73,10 @@ class Server {
   std::unique_ptr<health::ReadinessPublisher> readiness_;
   std::unique_ptr<kafka::RdKafkaSource> source_;
   std::unique_ptr<schema::SchemaSet> schemas_;
+  std::unique_ptr<schema::SchemaSet> entry_schemas_;  // null: no topic has an entry_schema
   std::unique_ptr<transform::Sandbox> transforms_;  // null: no topic has a transform
+  std::unique_ptr<transform::Sandbox> put_transforms_;  // null: no writable one has
+  std::unique_ptr<kafka::EntryPreview> entry_preview_;  // null: no Put needs one
   std::unique_ptr<kafka::RejectedLog> rejected_log_;
   std::unique_ptr<store::ApplyNotifier> notifier_;
   std::unique_ptr<kafka::RdKafkaProducer> producer_;

@@ -109,7 +109,7 @@ void ReadTopics(YamlReader& r, const YAML::Node& node, const std::filesystem::pa
                      {"name", "key_encoding", "value_format", "schema", "schema_patterns",
                       "schema_formats", "read_only", "on_invalid", "dead_letter_topic",
                       "max_value_bytes", "rejected_history", "readiness",
-                      "retain_beyond_log", "transform", "apply"})) {
+                      "retain_beyond_log", "transform", "apply", "entry_schema"})) {
       continue;
     }
     if (!t["name"]) {
@@ -130,17 +130,21 @@ void ReadTopics(YamlReader& r, const YAML::Node& node, const std::filesystem::pa
     ReadChoice(r, t, path, "value_format",
                {{"json", ValueFormat::kJson}, {"bytes", ValueFormat::kBytes}}, "json or bytes",
                &tc.value_format);
-    if (t["schema"]) {
-      if (auto s = r.String(path + ".schema", t["schema"])) {
+    for (const auto& [field, out] : {std::pair<const char*, std::string*>{"schema", &tc.schema_path},
+                                     {"entry_schema", &tc.entry_schema_path}}) {
+      if (!t[field]) continue;
+      if (auto s = r.String(path + "." + field, t[field])) {
         std::filesystem::path p(*s);
         if (p.is_relative()) p = base_dir / p;
-        tc.schema_path = p.lexically_normal().string();
+        *out = p.lexically_normal().string();
         std::error_code ec;
         if (tc.value_format != ValueFormat::kJson) {
-          r.Problem(path + ".schema", t["schema"], "a schema needs value_format: json");
-        } else if (!std::filesystem::is_regular_file(tc.schema_path, ec)) {
-          r.Problem(path + ".schema", t["schema"],
-                    "schema file " + tc.schema_path + " does not exist or is not a file");
+          r.Problem(path + "." + field, t[field],
+                    std::string(out == &tc.schema_path ? "a schema" : "an entry schema") +
+                        " needs value_format: json");
+        } else if (!std::filesystem::is_regular_file(*out, ec)) {
+          r.Problem(path + "." + field, t[field],
+                    "schema file " + *out + " does not exist or is not a file");
         }
       }
     }

@@ -101,6 +101,11 @@ struct TopicConfig {
   std::string transform_place;  // "cachecar.yaml:14:16", for compile errors at start
   // See ApplyMode. Default replace. merge-patch needs value_format: json.
   ApplyMode apply = ApplyMode::kReplace;
+  // Path of a JSON Schema the key's value must satisfy after the transform and merge (the
+  // entry, not the message), resolved like schema_path. A record whose entry breaks it is
+  // invalid (reason entry_schema_violation, the topic's on_invalid applies); a Put whose
+  // entry would, is refused. Empty: none. Needs value_format: json.
+  std::string entry_schema_path;
 };
 
 struct KafkaConfig {

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/log.h"
+#include "transform/merge_patch.h"
 
 namespace cachecar::kafka {
 
@@ -112,7 +113,12 @@ Materializer::Materializer(MaterializerOptions options, store::Store* store,
     stats_.serving_stored->Add({{"topic", t.name}}).Set(0);
     for (int r = static_cast<int>(RejectReason::kNone) + 1;
          r <= static_cast<int>(RejectReason::kLast); ++r) {
-      if (t.transform.empty() && r >= static_cast<int>(RejectReason::kTransformError)) break;
+      const bool transform_reason = r >= static_cast<int>(RejectReason::kTransformError) &&
+                                    r <= static_cast<int>(RejectReason::kTransformCrashed);
+      if (transform_reason && t.transform.empty()) continue;
+      if (RejectReason(r) == RejectReason::kEntrySchemaViolation && t.entry_schema_path.empty()) {
+        continue;
+      }
       stats_.rejected->Add({{"topic", t.name}, {"reason", RejectReasonName(RejectReason(r))}});
     }
     filter_of_.push_back(t.transform.empty() ? -1 : filter_count_++);
@@ -406,30 +412,28 @@ void Materializer::FlushTransforms() {
 
 std::optional<std::string> Materializer::MergeOntoCurrent(size_t topic, std::string_view key,
                                                           std::string_view patch) {
-  nlohmann::json current;  // null: no value
   auto latest = batch_latest_.find(std::make_pair(topic, std::string(key)));
   if (latest != batch_latest_.end()) {
     const auto& m = batch_.mutations[latest->second];
-    if (m.value) current = nlohmann::json::parse(*m.value, nullptr, false);
-  } else {
-    if (!merge_snapshot_) {
-      auto snap = store_->NewSnapshot();
-      if (snap.ok()) merge_snapshot_.emplace(std::move(*snap));
-    }
-    if (merge_snapshot_) {
-      auto got = merge_snapshot_->GetView(topic, key);
-      if (got.ok() && got->has_value()) {
-        current = nlohmann::json::parse((*got)->value, nullptr, false);
-      } else if (!got.ok()) {
-        log::Error("merge-patch: the key's stored value cannot be read; merging onto null",
-                   {{"topic", options_.topics[topic].name}, {"error", got.status().ToString()}});
-      }
+    return transform::MergePatch(m.value ? std::optional<std::string_view>(*m.value)
+                                         : std::nullopt,
+                                 patch);
+  }
+  if (!merge_snapshot_) {
+    auto snap = store_->NewSnapshot();
+    if (snap.ok()) merge_snapshot_.emplace(std::move(*snap));
+  }
+  std::optional<std::string_view> current;
+  if (merge_snapshot_) {
+    auto got = merge_snapshot_->GetView(topic, key);
+    if (got.ok() && got->has_value()) {
+      current = (*got)->value;
+    } else if (!got.ok()) {
+      log::Error("merge-patch: the key's stored value cannot be read; merging onto null",
+                 {{"topic", options_.topics[topic].name}, {"error", got.status().ToString()}});
     }
   }
-  if (current.is_discarded()) current = nullptr;
-  current.merge_patch(nlohmann::json::parse(patch, nullptr, false));
-  if (current.is_null()) return std::nullopt;
-  return current.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  return transform::MergePatch(current, patch);
 }
 
 void Materializer::HandleRecord(const SourceEvent& ev, RejectReason reason,
@@ -465,6 +469,23 @@ void Materializer::HandleRecord(const SourceEvent& ev, RejectReason reason,
         break;
     }
   }
+  // The value to store: the record's (or its transform's), or merged onto the current one.
+  std::optional<std::string> stored;
+  if (reason == RejectReason::kNone && !skip && has_value) {
+    if (topic.apply == config::ApplyMode::kMergePatch) {
+      stored = MergeOntoCurrent(ev.topic, ev.key, value);
+    } else {
+      stored.emplace(value);
+    }
+    std::shared_ptr<const schema::JsonSchema> entry =
+        stored && options_.entry_schemas != nullptr ? options_.entry_schemas->Get(ev.topic)
+                                                    : nullptr;
+    if (entry != nullptr && entry->Check(*stored) != schema::Verdict::kValid) {
+      reason = RejectReason::kEntrySchemaViolation;
+      detail = "the value to store breaks the topic's entry_schema: " +
+               DescribeReject(RejectReason::kSchemaViolation, entry.get(), *stored);
+    }
+  }
   if (reason != RejectReason::kNone) {
     InvalidRecords::Halting halting;
     if (invalid_.Handle(ev, reason, schema, &halting, detail) == InvalidRecords::Verdict::kHalt) {
@@ -490,12 +511,7 @@ void Materializer::HandleRecord(const SourceEvent& ev, RejectReason reason,
   store::Mutation m;
   m.topic = ev.topic;
   m.key.assign(ev.key);
-  if (has_value && topic.apply == config::ApplyMode::kMergePatch) {
-    std::optional<std::string> merged = MergeOntoCurrent(ev.topic, ev.key, value);
-    if (merged) m.value = std::move(*merged);
-  } else if (has_value) {
-    m.value.emplace(value);
-  }
+  m.value = std::move(stored);
   m.partition = ev.partition;
   m.offset = ev.offset;
   m.timestamp_ms = ev.timestamp_ms;

@@ -125,6 +125,8 @@ struct MaterializerOptions {
 
   // Optional collaborators, none owned; each must outlive the Materializer.
   const schema::SchemaSet* schemas = nullptr;  // null: no topic has a schema
+  // Each topic's entry_schema (schema::EntrySchemasOf); null: no topic has one.
+  const schema::SchemaSet* entry_schemas = nullptr;
   RecordSink* dead_letters = nullptr;          // required if a topic dead-letters
   RejectedLog* rejected = nullptr;
   // Runs the topics' transforms (TransformFilters order); required if a topic has one.

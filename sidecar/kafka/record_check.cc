@@ -18,6 +18,7 @@ const char* RejectReasonName(RejectReason r) {
     case RejectReason::kTransformTooLarge: return "transform_too_large";
     case RejectReason::kTransformBudgetExceeded: return "transform_budget_exceeded";
     case RejectReason::kTransformCrashed: return "transform_crashed";
+    case RejectReason::kEntrySchemaViolation: return "entry_schema_violation";
   }
   return "unknown";
 }
@@ -78,6 +79,7 @@ std::string DescribeReject(RejectReason reason, const schema::JsonSchema* schema
     case RejectReason::kTransformCrashed:
       return std::string("the topic's transform failed on the record (") +
              RejectReasonName(reason) + ")";
+    case RejectReason::kEntrySchemaViolation:  // `schema` and `value`: the entry's
     case RejectReason::kSchemaViolation: {
       constexpr size_t kShown = 3;
       std::vector<schema::Violation> v = schema->Explain(value, kShown + 1, true);

@@ -28,12 +28,14 @@ enum class RejectReason {
   kTransformTooLarge,
   kTransformBudgetExceeded,
   kTransformCrashed,
-  kLast = kTransformCrashed,  // keep last: metrics enumerate the reasons up to it
+  // The value to store (after the transform and merge) breaks the topic's entry_schema.
+  kEntrySchemaViolation,
+  kLast = kEntrySchemaViolation,  // keep last: metrics enumerate the reasons up to it
 };
 
 // Metric label / log value: "missing_key", "empty_key", "invalid_utf8_key", "invalid_json",
 // "schema_violation", "schema_budget_exceeded", "transform_error", "transform_too_large",
-// "transform_budget_exceeded", "transform_crashed".
+// "transform_budget_exceeded", "transform_crashed", "entry_schema_violation".
 const char* RejectReasonName(RejectReason r);
 
 // Checks a record against its topic's encodings and, when `schema` is not null, its

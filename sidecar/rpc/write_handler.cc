@@ -161,6 +161,12 @@ WriteHandler::Abandon WriteHandler::Write(const std::string& topic_name, const s
   }
   if (value != nullptr) {
     Status st = CheckValue(*resolved, *value);
+    if (st.ok() && entries_ != nullptr && entries_->Applies(*resolved)) {
+      // The entry the record would lead to (transform, merge, entry_schema), as far as
+      // can be known before producing it.
+      Result<kafka::EntryPreview::Entry> entry = entries_->Preview(*resolved, key, *value);
+      if (!entry.ok()) st = entry.status();
+    }
     if (!st.ok()) {
       done(st, {});
       return [] {};

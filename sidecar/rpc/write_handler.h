@@ -6,7 +6,8 @@
 //
 // Errors (reasons as in proto/cachecar/v1/cache.proto): TOPIC_NOT_FOUND, TOPIC_READ_ONLY,
 // INVALID_ARGUMENT (key), VALUE_TOO_LARGE, INVALID_JSON, SCHEMA_VIOLATION (BadRequest: one
-// violation per schema error, field "value/<JSON Pointer>", reason = keyword); then
+// violation per schema error, field "value/<JSON Pointer>", reason = keyword),
+// TRANSFORM_FAILED and ENTRY_SCHEMA_VIOLATION (kafka/entry_preview.h); then
 // KAFKA_UNAVAILABLE (also at once while no broker is reachable), KAFKA_TIMEOUT,
 // NOT_YET_APPLIED, PARTITION_HALTED, and RESOURCE_EXHAUSTED with the store's reason
 // (DISK_FULL, STORE_FULL) while store commits fail: a write that waits to be applied is
@@ -28,6 +29,7 @@
 #include "common/status.h"
 #include "config/config.h"
 #include "store/apply_notifier.h"
+#include "kafka/entry_preview.h"
 #include "kafka/producer.h"
 #include "rpc/rpc_stats.h"
 #include "schema/schema_set.h"
@@ -60,9 +62,13 @@ class WriteHandler {
   Abandon Put(const v1::PutRequest& req, Clock::time_point deadline, Done done) const;
   Abandon Delete(const v1::DeleteRequest& req, Clock::time_point deadline, Done done) const;
 
-  // The checks Put makes before producing, without producing: what `cachecarctl validate`
-  // and tests use. OK or the INVALID_ARGUMENT a Put would get.
+  // The checks Put makes of the value itself before producing, without producing: what
+  // `cachecarctl validate` and tests use. OK or the INVALID_ARGUMENT a Put would get.
   Status CheckValue(size_t topic, const std::string& value) const;
+
+  // Also check, for topics with a transform, merge-patch or entry_schema, the entry a Put
+  // would lead to (TRANSFORM_FAILED, ENTRY_SCHEMA_VIOLATION). Not owned; call before use.
+  void set_entry_preview(const kafka::EntryPreview* entries) { entries_ = entries; }
 
  private:
   // Resolves a writable topic; appends violations for missing fields.
@@ -79,6 +85,7 @@ class WriteHandler {
 
   const config::Config* config_;
   const schema::SchemaSet* schemas_;
+  const kafka::EntryPreview* entries_ = nullptr;
   kafka::RecordSink* sink_;
   store::ApplyNotifier* notifier_;
   size_t max_key_bytes_;

@@ -121,6 +121,14 @@ std::vector<TopicSchema> TopicSchemasOf(const config::Config& cfg) {
   return out;
 }
 
+std::vector<TopicSchema> EntrySchemasOf(const config::Config& cfg) {
+  std::vector<TopicSchema> out;
+  for (const auto& t : cfg.topics) {
+    out.push_back({t.name + ":entry", t.entry_schema_path, CompileOptionsFor(t, cfg.schemas)});
+  }
+  return out;
+}
+
 Result<std::unique_ptr<SchemaSet>> SchemaSet::Load(std::vector<TopicSchema> topics,
                                                    prometheus::Registry* registry) {
   std::unique_ptr<SchemaSet> set(new SchemaSet());

@@ -44,6 +44,9 @@ CompileOptions CompileOptionsFor(const config::TopicConfig& topic,
 
 // Every topic of `cfg`, in order, with its schema file and options.
 std::vector<TopicSchema> TopicSchemasOf(const config::Config& cfg);
+// The same with each topic's entry_schema, named "<topic>:entry" (in messages and
+// metrics' topic label).
+std::vector<TopicSchema> EntrySchemasOf(const config::Config& cfg);
 
 class SchemaSet {
  public:

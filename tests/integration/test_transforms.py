@@ -5,8 +5,11 @@ import os
 import random
 import subprocess
 
-from conftest import (CACHECAR_BIN, create_topic, deadline_wait, last_values, pb, produce,
-                      producer, unique)
+import grpc
+
+from conftest import (CACHECAR_BIN, CACHECARCTL_BIN, create_topic, deadline_wait, end_offsets,
+                      pb, produce, producer, unique)
+from test_bad_input import call_error, rich_status
 
 
 def get_json(c, topic, key):
@@ -240,3 +243,86 @@ def test_a_changed_transform_rebuilds_the_topic_at_restart_and_an_unchanged_one_
     merged.wait_ready()
     assert merged.metric("cachecar_materializer_topic_rebuilds_total", topic=t,
                          reason="definition_changed") == 1
+
+
+ENTRY_SCHEMA = {"type": "object", "required": ["id", "email"],
+                "properties": {"id": {"type": "integer"}, "email": {"type": "string"}}}
+
+
+def test_the_entry_schema_refuses_records_and_puts_whose_result_breaks_it(
+        admin, bootstrap, cachecar_factory):
+    t = create_topic(admin, unique("entry"))
+    tx = create_topic(admin, unique("entrytx"))
+    produce(bootstrap, t, [
+        (b"u1", b'{"id":1,"email":"a@x"}'),
+        (b"u1", b'{"email":null}'),       # the merged entry has no email: refused
+        (b"u2", b'{"name":"no id"}'),     # a partial update onto nothing: refused
+        (b"u3", b'{"id":3,"email":"c@x"}'),
+    ])
+    c = cachecar_factory([
+        {"name": t, "apply": "merge-patch", "entry_schema": "entry.json", "read_only": False},
+        {"name": tx, "transform": "{id: (.id | tonumber), email}", "read_only": False},
+    ])
+    with open(os.path.join(c.dir, "entry.json"), "w") as f:
+        json.dump(ENTRY_SCHEMA, f)
+    c.start()
+    c.wait_ready()
+    assert get_json(c, t, b"u1") == {"id": 1, "email": "a@x"}
+    assert get_json(c, t, b"u2") is None
+    assert get_json(c, t, b"u3") == {"id": 3, "email": "c@x"}
+    assert c.metric("cachecar_materializer_records_rejected_total", topic=t,
+                    reason="entry_schema_violation") == 2
+    rej = c.stub.ListRejectedRecords(pb.ListRejectedRecordsRequest(topic=t), timeout=5)
+    assert {r.reason for r in rej.records} == {"entry_schema_violation"}
+    assert any("email" in r.detail for r in rej.records), rej
+
+    # A Put that would break it is refused with the violations; nothing is produced.
+    end = end_offsets(bootstrap, t, 1)
+    e = call_error(c.stub.Put, pb.PutRequest(topic=t, key=b"u1", value=b'{"email":null}'))
+    assert e.code() == grpc.StatusCode.INVALID_ARGUMENT
+    info, fields = rich_status(e)
+    assert info.reason == "ENTRY_SCHEMA_VIOLATION", info
+    assert "entry" in fields and "email" in fields["entry"], fields
+    assert end_offsets(bootstrap, t, 1) == end
+    # One that keeps it valid is merged and readable when the Put returns.
+    c.stub.Put(pb.PutRequest(topic=t, key=b"u1", value=b'{"email":"b@x"}'), timeout=30)
+    assert get_json(c, t, b"u1") == {"id": 1, "email": "b@x"}
+
+    # A Put its topic's transform fails on is refused the same way.
+    e = call_error(c.stub.Put, pb.PutRequest(topic=tx, key=b"k", value=b'{"id":"seven"}'))
+    assert e.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert rich_status(e)[0].reason == "TRANSFORM_FAILED"
+    c.stub.Put(pb.PutRequest(topic=tx, key=b"k", value=b'{"id":"7","email":"k@x","x":1}'),
+               timeout=30)
+    assert get_json(c, tx, b"k") == {"id": 7, "email": "k@x"}
+
+
+def test_cachecarctl_transform_shows_offline_what_a_record_becomes(tmp_path):
+    with open(tmp_path / "entry.json", "w") as f:
+        json.dump(ENTRY_SCHEMA, f)
+    cfg = tmp_path / "cachecar.yaml"
+    cfg.write_text(json.dumps({
+        "kafka": {"bootstrap_servers": "${KAFKA_BOOTSTRAP}"},
+        "topics": [
+            {"name": "users", "entry_schema": "entry.json",
+             "transform": "select(.active) | {id, email: (.email | ascii_downcase), key: $key}"},
+            {"name": "profiles", "apply": "merge-patch", "entry_schema": "entry.json"},
+        ]}))
+
+    def ctl(*args):
+        r = subprocess.run([CACHECARCTL_BIN, "-o", "json", "transform", "-c", str(cfg), *args],
+                           capture_output=True, timeout=60)
+        return r.returncode, json.loads(r.stdout) if r.stdout else r.stderr.decode()
+
+    rc, out = ctl("users", "--key", "u1", '{"id":1,"email":"A@X","active":true,"pw":"s"}')
+    assert (rc, out["result"], out["value"]) == (0, "store", {"id": 1, "email": "a@x", "key": "u1"})
+    rc, out = ctl("users", '{"id":1,"email":"a","active":false}')
+    assert (rc, out["result"]) == (0, "skip")
+    rc, out = ctl("users", '{"id":"x","email":"a","active":true}')
+    assert (rc, out["reason"]) == (5, "ENTRY_SCHEMA_VIOLATION")
+    rc, out = ctl("profiles", "--current", '{"id":1,"email":"e"}', '{"name":"N"}')
+    assert (rc, out["value"]) == (0, {"id": 1, "email": "e", "name": "N"})
+    rc, out = ctl("profiles", "--current", '{"id":1,"email":"e"}', '{"email":null}')
+    assert (rc, out["reason"]) == (5, "ENTRY_SCHEMA_VIOLATION")
+    rc, out = ctl("profiles", "--current", '{"id":1}', "null")
+    assert (rc, out["result"]) == (0, "delete")
