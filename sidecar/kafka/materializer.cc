@@ -41,6 +41,14 @@ std::string HeadersJson(const SourceEvent& ev) {
   return h.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
+// batch_latest_'s key: the topic index, a separator, the record's key.
+std::string LatestKey(size_t topic, std::string_view key) {
+  std::string k = std::to_string(topic);
+  k.push_back('\0');
+  k.append(key);
+  return k;
+}
+
 RejectReason TransformReject(transform::Outcome o) {
   switch (o) {
     case transform::Outcome::kTooLarge: return RejectReason::kTransformTooLarge;
@@ -210,21 +218,24 @@ void Materializer::Run() {
       if (!WaitFor(options_.retry_backoff)) break;
       continue;
     }
-    if (!batch_.empty() || !queued_.empty()) wait = milliseconds(0);
+    const bool transforming = !queued_.empty() || in_flight_ != nullptr;
+    if (!batch_.empty() || transforming) wait = milliseconds(0);
     SourceEvent ev;
     if (source_->Poll(wait, &ev)) {
       Handle(ev);
       if (queued_.size() >= kTransformBatchRecords || queued_bytes_ >= kTransformBatchBytes) {
-        FlushTransforms();
+        AdvanceTransforms();
       }
-    } else if (!batch_.empty() || !queued_.empty()) {
+    } else if (!batch_.empty() || transforming) {
       CommitWithRetry();  // the source is idle: make what we have readable now
     }
-    if ((!batch_.empty() || !queued_.empty()) &&
-        (batch_.mutations.size() + queued_.size() >= options_.batch_max_records ||
+    // Queued and in-flight transforms need not be in this commit: positions move only as
+    // records are applied.
+    if (!batch_.empty() &&
+        (batch_.mutations.size() >= options_.batch_max_records ||
          batch_.bytes >= options_.batch_max_bytes ||
          steady_clock::now() - batch_started_ >= options_.batch_max_delay)) {
-      CommitWithRetry();
+      CommitWithRetry(/*flush_transforms=*/false);
     }
     if (steady_clock::now() - last_refresh_ >= milliseconds(500)) RefreshEndOffsets();
     if (steady_clock::now() - last_metadata_refresh_ >= options_.metadata_refresh) {
@@ -239,7 +250,7 @@ void Materializer::Run() {
     }
     RecordCaughtUpIfDue();
   }
-  if (!queued_.empty()) FlushTransforms();
+  FlushTransforms();
   NoteCaughtUp();  // a clean stop records how current the topics were
   if (!batch_.empty()) {
     Status st = Commit();
@@ -319,7 +330,7 @@ void Materializer::Handle(const SourceEvent& ev) {
     return;
   }
   // Anything else may move positions: the queued records go first.
-  if (!queued_.empty()) FlushTransforms();
+  FlushTransforms();
   switch (ev.kind) {
     case SourceEvent::Kind::kError:
       stats_.consumer_errors->Add({{"reason", ev.error.reason()}}).Increment();
@@ -356,26 +367,38 @@ void Materializer::Handle(const SourceEvent& ev) {
 }
 
 void Materializer::FlushTransforms() {
-  if (queued_.empty()) return;
-  std::vector<Queued> queued = std::move(queued_);
+  if (!queued_.empty()) AdvanceTransforms();
+  if (in_flight_ == nullptr) return;
+  std::unique_ptr<TransformBatch> batch = std::move(in_flight_);
+  std::vector<transform::Result> results;
+  if (CollectTransforms(*batch, &results)) HandleTransformed(*batch, results);
+}
+
+void Materializer::AdvanceTransforms() {
+  // The batch in flight comes back first; the queued one goes out before the first is
+  // applied, so the worker filters while this thread applies.
+  std::unique_ptr<TransformBatch> done = std::move(in_flight_);
+  std::vector<transform::Result> results;
+  if (done != nullptr && !CollectTransforms(*done, &results)) return;  // stopping
+  auto next = std::make_unique<TransformBatch>();
+  next->records = std::move(queued_);
   queued_.clear();
   queued_bytes_ = 0;
   // Check each record first (key, JSON, the message's schema); only the good ones with a
-  // value go to the worker.
-  std::vector<RejectReason> reasons(queued.size());
-  std::vector<transform::Input> inputs;
-  std::vector<size_t> input_of(queued.size(), SIZE_MAX);
-  size_t max_output = 0;
-  for (size_t i = 0; i < queued.size(); ++i) {
-    Queued& q = queued[i];
+  // value go to the worker. The views point into `next`, which stays where it is.
+  TransformBatch& b = *next;
+  b.reasons.resize(b.records.size());
+  b.input_of.assign(b.records.size(), SIZE_MAX);
+  for (size_t i = 0; i < b.records.size(); ++i) {
+    Queued& q = b.records[i];
     q.ev.key = q.key;
     q.ev.value = q.value;
     const config::TopicConfig& topic = options_.topics[q.ev.topic];
     std::shared_ptr<const schema::JsonSchema> schema =
         options_.schemas != nullptr ? options_.schemas->Get(q.ev.topic) : nullptr;
-    reasons[i] = CheckRecord(topic, schema.get(), q.ev.has_key, q.ev.key, q.ev.has_value,
-                             q.ev.value);
-    if (reasons[i] != RejectReason::kNone || !q.ev.has_value) continue;
+    b.reasons[i] = CheckRecord(topic, schema.get(), q.ev.has_key, q.ev.key, q.ev.has_value,
+                               q.ev.value);
+    if (b.reasons[i] != RejectReason::kNone || !q.ev.has_value) continue;
     transform::Input in;
     in.filter = static_cast<uint32_t>(filter_of_[q.ev.topic]);
     in.key = q.key;
@@ -384,35 +407,45 @@ void Materializer::FlushTransforms() {
     in.offset = q.ev.offset;
     in.timestamp_ms = q.ev.timestamp_ms;
     in.headers_json = q.headers_json;
-    input_of[i] = inputs.size();
-    inputs.push_back(in);
-    max_output = std::max<size_t>(max_output, topic.max_value_bytes);
+    b.input_of[i] = b.inputs.size();
+    b.inputs.push_back(in);
+    b.max_output = std::max<size_t>(b.max_output, topic.max_value_bytes);
   }
-  std::vector<transform::Result> results;
-  while (!inputs.empty()) {
-    const auto began = steady_clock::now();
-    auto r = options_.transforms->Run(inputs, max_output);
+  b.submitted = steady_clock::now();
+  options_.transforms->Submit(&b.inputs, b.max_output);
+  in_flight_ = std::move(next);
+  if (done != nullptr) HandleTransformed(*done, results);
+}
+
+bool Materializer::CollectTransforms(const TransformBatch& batch,
+                                     std::vector<transform::Result>* results) {
+  for (;;) {
+    auto r = options_.transforms->Collect();
     if (r.ok()) {
       transform_duration_->Observe(
-          std::chrono::duration<double>(steady_clock::now() - began).count());
-      results = std::move(*r);
-      break;
+          std::chrono::duration<double>(steady_clock::now() - batch.submitted).count());
+      *results = std::move(*r);
+      return true;
     }
     // No worker can be started (out of processes or memory): nothing is lost, the records
     // wait; the heartbeat says the writer is alive and retrying.
     log::Error("transform worker cannot be started; retrying", {{"error", r.status().ToString()}});
-    if (!WaitFor(options_.retry_backoff)) return;  // stopping: the records are read again
+    if (!WaitFor(options_.retry_backoff)) return false;  // stopping: they are read again
     Beat();
   }
-  for (size_t i = 0; i < queued.size(); ++i) {
-    const transform::Result* tr = input_of[i] == SIZE_MAX ? nullptr : &results[input_of[i]];
-    HandleRecord(queued[i].ev, reasons[i], tr);
+}
+
+void Materializer::HandleTransformed(TransformBatch& batch,
+                                     const std::vector<transform::Result>& results) {
+  for (size_t i = 0; i < batch.records.size(); ++i) {
+    const size_t in = batch.input_of[i];
+    HandleRecord(batch.records[i].ev, batch.reasons[i], in == SIZE_MAX ? nullptr : &results[in]);
   }
 }
 
 std::optional<std::string> Materializer::MergeOntoCurrent(size_t topic, std::string_view key,
                                                           std::string_view patch) {
-  auto latest = batch_latest_.find(std::make_pair(topic, std::string(key)));
+  auto latest = batch_latest_.find(LatestKey(topic, key));
   if (latest != batch_latest_.end()) {
     const auto& m = batch_.mutations[latest->second];
     return transform::MergePatch(m.value ? std::optional<std::string_view>(*m.value)
@@ -450,11 +483,7 @@ void Materializer::HandleRecord(const SourceEvent& ev, RejectReason reason,
   if (reason == RejectReason::kNone && tr != nullptr) {
     switch (tr->outcome) {
       case transform::Outcome::kValue:
-        value = tr->text;
-        if (Status json = schema::IsJson(value); !json.ok()) {
-          reason = RejectReason::kTransformError;
-          detail = "the transform's value is not JSON: " + json.message();
-        }
+        value = tr->text;  // JSON as cachecar's parser reads it: the worker checked
         break;
       case transform::Outcome::kDelete:
         has_value = false;
@@ -517,13 +546,16 @@ void Materializer::HandleRecord(const SourceEvent& ev, RejectReason reason,
   m.timestamp_ms = ev.timestamp_ms;
   batch_.bytes += m.key.size() + (m.value ? m.value->size() : 0);
   if (topic.apply == config::ApplyMode::kMergePatch) {
-    batch_latest_[std::make_pair(ev.topic, m.key)] = batch_.mutations.size();
+    batch_latest_[LatestKey(ev.topic, m.key)] = batch_.mutations.size();
   }
   batch_.mutations.push_back(std::move(m));
 }
 
-void Materializer::CommitWithRetry() {
-  FlushTransforms();
+void Materializer::CommitWithRetry(bool flush_transforms) {
+  // Positions cover only applied records, so a reassignment after this commit resumes
+  // right after them: records still queued for their transform would then be read and
+  // applied twice. Flushed first, except by the loop's own batch commits.
+  if (flush_transforms) FlushTransforms();
   while (!batch_.empty()) {
     Status st = Commit();
     if (st.ok()) {

@@ -60,6 +60,7 @@
 #include <set>
 #include <string>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include "config/config.h"
@@ -194,9 +195,16 @@ class Materializer {
   void Handle(const SourceEvent& ev);
   // A data record, after its transform when its topic has one (`tr`, null otherwise).
   void HandleRecord(const SourceEvent& ev, RejectReason reason, const transform::Result* tr);
-  // Runs the queued records of transformed topics through the sandbox and handles them,
-  // in order. Called before anything that needs the batch complete.
+  // Runs every queued and in-flight record of transformed topics through the sandbox
+  // and handles them, in order. Called before anything that needs them all applied.
   void FlushTransforms();
+  // Collects the batch in flight (if any), submits the queued records, then handles the
+  // collected batch while the worker filters the new one.
+  void AdvanceTransforms();
+  struct TransformBatch;
+  // The batch's results, retrying while no worker can be started; false when stopping.
+  bool CollectTransforms(const TransformBatch& batch, std::vector<transform::Result>* results);
+  void HandleTransformed(TransformBatch& batch, const std::vector<transform::Result>& results);
   // merge-patch: `patch` merged onto the key's current value; nullopt when the result
   // is null (the key is deleted).
   std::optional<std::string> MergeOntoCurrent(size_t topic, std::string_view key,
@@ -206,8 +214,9 @@ class Materializer {
   // Lifts halts whose topic has a new schema since, and those whose dead letter the broker
   // takes now (they move past their record).
   void RetryHalted();
-  // Commits the batch, retrying until it succeeds or Stop() is called.
-  void CommitWithRetry();
+  // Commits the batch, retrying until it succeeds or Stop() is called; first applies the
+  // records waiting for their transform unless told not to.
+  void CommitWithRetry(bool flush_transforms = true);
   Status Commit();
   void RefreshEndOffsets();
   // Empties the topic in the store and reads it again from the beginning.
@@ -250,12 +259,23 @@ class Materializer {
   };
   std::vector<Queued> queued_;
   size_t queued_bytes_ = 0;
+  // Records sent to the worker, with their checks, until their results are applied. On
+  // the heap: the inputs' views point into `records`, which must never move.
+  struct TransformBatch {
+    std::vector<Queued> records;
+    std::vector<RejectReason> reasons;       // CheckRecord's verdict per record
+    std::vector<transform::Input> inputs;    // the records that go through the filter
+    std::vector<size_t> input_of;            // record -> its input, SIZE_MAX none
+    size_t max_output = 0;
+    std::chrono::steady_clock::time_point submitted;
+  };
+  std::unique_ptr<TransformBatch> in_flight_;
   std::vector<int> filter_of_;  // by topic: its filter in the sandbox, -1 none
   int filter_count_ = 0;
   prometheus::Histogram* transform_duration_ = nullptr;
   // merge-patch: (topic, key) -> index in batch_.mutations of the key's latest mutation;
   // and a snapshot of the store for keys the batch has not touched. Both end at commit.
-  std::map<std::pair<size_t, std::string>, size_t, std::less<>> batch_latest_;
+  std::unordered_map<std::string, size_t> batch_latest_;  // key: LatestKey(topic, key)
   std::optional<store::Snapshot> merge_snapshot_;
   PartitionSet partitions_;
   InvalidRecords invalid_;

@@ -162,55 +162,76 @@ void Sandbox::CountRestart(const char* reason) {
 
 cachecar::Result<std::vector<Result>> Sandbox::Run(const std::vector<Input>& inputs,
                                                    size_t max_output) {
-  std::vector<Result> out(inputs.size());
-  size_t next = 0;
-  bool one_by_one = false;
-  while (next < inputs.size()) {
+  Submit(&inputs, max_output);
+  return Collect();
+}
+
+void Sandbox::Submit(const std::vector<Input>* inputs, size_t max_output) {
+  pending_ = inputs;
+  max_output_ = max_output;
+  results_.assign(inputs->size(), Result{});
+  next_ = 0;
+  one_by_one_ = false;
+  sent_ = false;
+  if (inputs->empty() || pid_ < 0) return;  // Collect starts a worker
+  // A worker that died since is found by Collect (its results never come).
+  sent_ = true;
+  if (!Send().ok()) Kill();
+}
+
+cachecar::Result<std::vector<Result>> Sandbox::Collect() {
+  while (pending_ != nullptr && next_ < pending_->size()) {
     if (pid_ < 0) {
       std::vector<std::string> errors;
       Status st = Spawn(&errors);
       if (!st.ok()) return st;
+      sent_ = false;
     }
-    Status st = Exchange(inputs, max_output, one_by_one, &next, &out);
+    Status st = sent_ ? Status::Ok() : Send();
+    sent_ = true;
+    if (st.ok()) st = Receive();
     if (st.ok()) continue;
     const bool over_budget = st.code() == Code::kDeadlineExceeded;
     Kill();  // stuck or gone: end it, whichever
-    if (!one_by_one) {
+    sent_ = false;
+    if (!one_by_one_) {
       // Which record? Results may have been held back up to a flush; ask again one answer
       // at a time from the first unanswered one.
-      one_by_one = true;
+      one_by_one_ = true;
       continue;
     }
-    const Input& culprit = inputs[next];
+    const Input& culprit = (*pending_)[next_];
     if (over_budget) {
-      out[next] = {Outcome::kBudgetExceeded,
-                   "the transform ran longer than " +
-                       std::to_string(options_.record_budget.count()) + " ms and was stopped"};
+      results_[next_] = {Outcome::kBudgetExceeded,
+                         "the transform ran longer than " +
+                             std::to_string(options_.record_budget.count()) +
+                             " ms and was stopped"};
       CountRestart("budget_exceeded");
     } else {
-      out[next] = {Outcome::kCrashed,
-                   "the transform worker died running this record (" + exit_description_ + ")"};
+      results_[next_] = {Outcome::kCrashed, "the transform worker died running this record (" +
+                                                exit_description_ + ")"};
       CountRestart("crashed");
     }
     log::Warn("transform stopped on a record; its worker is started again",
               {{"partition", std::to_string(culprit.partition)},
                {"offset", std::to_string(culprit.offset)},
-               {"reason", OutcomeName(out[next].outcome)},
+               {"reason", OutcomeName(results_[next_].outcome)},
                {"worker", exit_description_}});
-    ++next;
-    one_by_one = false;
+    ++next_;
+    one_by_one_ = false;
   }
-  return out;
+  pending_ = nullptr;
+  return std::move(results_);
 }
 
-Status Sandbox::Exchange(const std::vector<Input>& inputs, size_t max_output, bool one_by_one,
-                         size_t* next, std::vector<Result>* out) {
+Status Sandbox::Send() {
+  const std::vector<Input>& inputs = *pending_;
   wire::Writer w;
   w.U8('B');
-  w.U32(static_cast<uint32_t>(max_output));
-  w.U8(one_by_one ? 1 : 0);
-  w.U32(static_cast<uint32_t>(inputs.size() - *next));
-  for (size_t i = *next; i < inputs.size(); ++i) {
+  w.U32(static_cast<uint32_t>(max_output_));
+  w.U8(one_by_one_ ? 1 : 0);
+  w.U32(static_cast<uint32_t>(inputs.size() - next_));
+  for (size_t i = next_; i < inputs.size(); ++i) {
     const Input& r = inputs[i];
     w.U32(r.filter);
     w.Str(r.key);
@@ -220,26 +241,29 @@ Status Sandbox::Exchange(const std::vector<Input>& inputs, size_t max_output, bo
     w.I64(r.timestamp_ms);
     w.Str(r.headers_json.empty() ? std::string_view("{}") : r.headers_json);
   }
-  Status st = wire::WriteAll(fd_, w.Frame());
-  if (!st.ok()) return st;
+  return wire::WriteAll(fd_, w.Frame());
+}
+
+Status Sandbox::Receive() {
+  const std::vector<Input>& inputs = *pending_;
   const int wait_ms = static_cast<int>(options_.record_budget.count()) +
-                      (one_by_one ? 0 : kFlushSlackMs);
+                      (one_by_one_ ? 0 : kFlushSlackMs);
   std::string payload;
-  while (*next < inputs.size()) {
-    st = wire::ReadFrame(fd_, &payload, wait_ms);
+  while (next_ < inputs.size()) {
+    Status st = wire::ReadFrame(fd_, &payload, wait_ms);
     if (!st.ok()) return st;
     wire::Reader in(payload);
     if (in.U8() != 'r') return Status(Code::kInternal, "transform worker: malformed answer");
     const uint32_t k = in.U32();
     for (uint32_t j = 0; j < k && !in.failed(); ++j) {
-      if (*next >= inputs.size()) return Status(Code::kInternal, "transform worker: too many answers");
+      if (next_ >= inputs.size()) return Status(Code::kInternal, "transform worker: too many answers");
       const uint8_t outcome = in.U8();
       std::string_view text = in.Str();
       if (outcome > static_cast<uint8_t>(Outcome::kManyValues)) {
         return Status(Code::kInternal, "transform worker: unknown outcome");
       }
-      (*out)[*next] = {static_cast<Outcome>(outcome), std::string(text)};
-      ++*next;
+      results_[next_] = {static_cast<Outcome>(outcome), std::string(text)};
+      ++next_;
     }
     if (in.failed() || !in.done()) return Status(Code::kInternal, "transform worker: malformed answer");
   }

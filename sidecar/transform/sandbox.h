@@ -54,8 +54,16 @@ class Sandbox {
   Sandbox& operator=(const Sandbox&) = delete;
 
   // One Result per input, in order. Fails (UNAVAILABLE) only when no worker can be
-  // started; the caller retries later, nothing was applied.
+  // started; the caller retries later, nothing was applied. Submit then Collect.
   cachecar::Result<std::vector<Result>> Run(const std::vector<Input>& inputs, size_t max_output);
+
+  // The same in two steps, so the caller can work while the worker does: Submit sends the
+  // batch and returns; Collect waits for its results. `inputs` (and what they point to)
+  // must stay alive and unchanged until Collect has returned them. One batch at a time:
+  // Submit again only after Collect succeeded. A Collect that fails (UNAVAILABLE: no worker
+  // can be started) may be called again.
+  void Submit(const std::vector<Input>* inputs, size_t max_output);
+  cachecar::Result<std::vector<Result>> Collect();
 
   // Workers started again since Start (budget overruns and crashes).
   uint64_t restarts() const { return restarts_; }
@@ -65,10 +73,11 @@ class Sandbox {
   // Starts a worker and compiles the filters in it; per-filter errors in `errors`.
   Status Spawn(std::vector<std::string>* errors);
   void Kill();
-  // Sends inputs[*next, end) and reads their results into `out`, advancing *next past
-  // each one answered. Not OK when the worker ran over its time or died.
-  Status Exchange(const std::vector<Input>& inputs, size_t max_output, bool one_by_one,
-                  size_t* next, std::vector<Result>* out);
+  // Sends the submitted inputs from next_ on to the worker.
+  Status Send();
+  // Reads results of what was sent into results_, advancing next_ past each one answered.
+  // Not OK when the worker ran over its time or died.
+  Status Receive();
   void CountRestart(const char* reason);
 
   const std::vector<std::string> filters_;
@@ -76,6 +85,13 @@ class Sandbox {
   pid_t pid_ = -1;
   int fd_ = -1;
   std::string exit_description_;  // how the last killed or dead worker ended
+  // The batch between Submit and Collect.
+  const std::vector<Input>* pending_ = nullptr;
+  size_t max_output_ = 0;
+  std::vector<Result> results_;
+  size_t next_ = 0;          // first input not answered yet
+  bool sent_ = false;        // inputs from next_ on are with the current worker
+  bool one_by_one_ = false;  // after a failure: one answer at a time, to blame exactly
   uint64_t restarts_ = 0;
   prometheus::Counter* restarts_budget_ = nullptr;
   prometheus::Counter* restarts_crashed_ = nullptr;
