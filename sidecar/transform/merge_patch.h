@@ -10,7 +10,8 @@ namespace cachecar::transform {
 
 // `patch` (JSON) merged onto `current` (JSON, or nullopt: the key has no value). Returns
 // the result's JSON, or nullopt when it is null (the key is deleted). A `current` that is
-// not JSON counts as no value. Numbers are kept as 64-bit integers or doubles.
+// not JSON counts as no value. Numbers are kept as 64-bit integers or doubles; members
+// keep their order (new ones after the existing ones).
 std::optional<std::string> MergePatch(std::optional<std::string_view> current,
                                       std::string_view patch);
 
