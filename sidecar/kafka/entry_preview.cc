@@ -62,11 +62,6 @@ Result<EntryPreview::Entry> EntryPreview::Preview(
                       {{"value", tr.text, transform::OutcomeName(tr.outcome)}})
             .With("topic", t.name);
     }
-    if (Status json = schema::IsJson(transformed); !json.ok()) {
-      return Status(Code::kInvalidArgument,
-                    "the transform of topic " + t.name + " gives a value that is not JSON",
-                    "TRANSFORM_FAILED", {{"value", json.message(), "transform_error"}});
-    }
   }
   entry.patched = transformed;
   if (t.apply == config::ApplyMode::kMergePatch) {

@@ -26,10 +26,12 @@ struct Input {
 };
 
 enum class Outcome : uint8_t {
-  kValue = 0,        // `text` is the JSON value to store
+  kValue = 0,        // `text` is the JSON value to store (JSON as schema::IsJson reads it:
+                     // finite numbers, UTF-8 strings and keys, at most 100 levels)
   kDelete = 1,       // the filter gave null: delete the key
   kSkip = 2,         // the filter gave nothing (`empty`): the record changes nothing
-  kError = 3,        // the filter failed (`error(...)`, a type error...): `text` says how
+  kError = 3,        // the filter failed (`error(...)`, a type error, a value JSON cannot
+                     // hold: NaN, bytes, a key that is not a string): `text` says how
   kNotJson = 4,      // the value is not JSON
   kTooLarge = 5,     // its output is over the topic's max_value_bytes
   kManyValues = 6,   // it gave more than one value

@@ -167,11 +167,47 @@ fn run(jq: &Jq, r: &Record, max_output: usize) -> (i32, String) {
                                  value, null to delete, or empty to skip)".into())
         }
     }
+    if let Err(why) = json_ok(&first, 0) {
+        return (CC_JQ_ERROR, format!("the transform's value is not JSON: {why}"));
+    }
     let mut w = Limited { buf: String::new(), limit: max_output, over: false };
     if write!(w, "{first}").is_err() || w.over {
         return (CC_JQ_TOO_LARGE, format!("the transform's value is over {max_output} bytes"));
     }
     (CC_JQ_VALUE, w.buf)
+}
+
+/// Levels of nesting a stored value may have: cachecar's one JSON parser refuses deeper
+/// documents (schema/json_schema.h kMaxJsonDepth).
+const MAX_DEPTH: usize = 100;
+
+/// Whether `v` prints as JSON that cachecar's parser accepts: jaq values may also be NaN
+/// or infinite numbers, byte strings, text that is not UTF-8, or objects with keys that
+/// are not strings, which it prints in ways JSON has no place for.
+fn json_ok(v: &Val, depth: usize) -> Result<(), &'static str> {
+    use jaq_json::Num;
+    match v {
+        Val::Null | Val::Bool(_) => Ok(()),
+        Val::Num(Num::Float(f)) if !f.is_finite() => Err("a number that is NaN or infinite"),
+        Val::Num(_) => Ok(()),
+        Val::BStr(_) => Err("a byte string"),
+        Val::TStr(b) => std::str::from_utf8(b).map(|_| ()).map_err(|_| "text that is not UTF-8"),
+        Val::Arr(a) => {
+            if depth >= MAX_DEPTH {
+                return Err("more than 100 levels of nesting");
+            }
+            a.iter().try_for_each(|x| json_ok(x, depth + 1))
+        }
+        Val::Obj(o) => {
+            if depth >= MAX_DEPTH {
+                return Err("more than 100 levels of nesting");
+            }
+            o.iter().try_for_each(|(k, x)| match k {
+                Val::TStr(b) if std::str::from_utf8(b).is_ok() => json_ok(x, depth + 1),
+                _ => Err("an object key that is not a string"),
+            })
+        }
+    }
 }
 
 fn exn_message(e: jaq_core::Exn<Val>) -> String {

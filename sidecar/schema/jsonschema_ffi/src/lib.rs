@@ -13,6 +13,12 @@
 //! - "$ref" resolves only to files inside the schema folder (by path, or by the "$id" of a
 //!   file there), or through an explicit URL prefix map (the conformance suite's remotes).
 
+// The Rust side allocates a small object per JSON value (jaq builds and drops thousands
+// per record): mimalloc makes a transform ~20% cheaper than glibc's malloc
+// (bench/transform_bench). C++ allocations are not affected.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod fanout;
 mod folder;
 mod jq;
