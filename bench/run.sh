@@ -5,7 +5,8 @@
 #   bench/run.sh                 everything (about 18 minutes on 2 cores)
 #   RECORDS=200000 bench/run.sh  a smaller topic
 #   PHASES="serve" bench/run.sh  only some phases: floors catchup memory serve redis micro
-#                                validation validator put watch restart bootstrap outage
+#                                validation validator transforms put watch restart
+#                                bootstrap outage
 #   COMPARE_BIN=/path/to/other/cachecar bench/run.sh
 #                                catch-up, Get, BatchGet and the watch fan-out also with that binary (e.g. one
 #                                built from an earlier commit), alternating with this one in
@@ -24,6 +25,10 @@
 #   validation  catch-up with the topic's JSON Schema (bench/schemas/bench_record.json:
 #             uuid/email/date-time formats, a pattern) vs without, alternating rounds
 #   validator the validator alone vs valijson (bench/validator_bench, Google Benchmark)
+#   transforms catch-up with a projection transform (jq), with apply: merge-patch, and with
+#             both, vs the plain catch-up, alternating rounds; one record's transform by
+#             engine: jaq in-process and through the worker (bench/transform_bench) vs
+#             Debian's jq 1.6 (libjq) CLI over the same records
 #   put       sequential Put latency to "applied" and to the broker's ack vs a bare
 #             librdkafka produce (idempotent, acks=all), same broker, with store.sync none
 #             and data; where a Put's time goes (the sidecar's stage histograms); and Put
@@ -47,7 +52,7 @@ root=$(pwd)
 RECORDS=${RECORDS:-1000000}
 PARTITIONS=${PARTITIONS:-16}
 SECONDS_PER_RUN=${SECONDS_PER_RUN:-8}
-PHASES=" ${PHASES:-floors catchup memory serve redis micro validation validator put watch restart bootstrap outage} "
+PHASES=" ${PHASES:-floors catchup memory serve redis micro validation validator transforms put watch restart bootstrap outage} "
 phase() { [[ "$PHASES" == *" $1 "* ]]; }
 B=$root/build/bench
 work=$root/.run/bench
@@ -281,6 +286,34 @@ if phase validation; then
       kill "$cc_pid"; wait "$cc_pid" || true
     done
   done
+fi
+
+if phase transforms; then
+  say "## catch-up with a transform and with merge-patch vs plain (alternating rounds)"
+  projection='{id, email, name: .displayName, active}'
+  for round in 1 2 3; do
+    for variant in plain projection merge-patch both; do
+      case $variant in
+        plain) extra= ;;
+        projection) extra=", transform: \"$projection\"" ;;
+        merge-patch) extra=", apply: merge-patch" ;;
+        both) extra=", transform: \"$projection\", apply: merge-patch" ;;
+      esac
+      start_cachecar "$topic" "transforms-$variant" "$extra"
+      say "$(printf '%-12s' "$variant") round=$round records=$RECORDS seconds=$catchup records_per_second=$(awk -v n="$RECORDS" -v s="$catchup" 'BEGIN{printf "%.0f", n/s}')"
+      kill "$cc_pid"; wait "$cc_pid" || true
+    done
+  done
+  say "## one record's transform: jaq in-process, through the worker (batches of 2,000), merge-patch; jq 1.6 CLI"
+  "$B/transform_bench" --benchmark_min_time=1 2>/dev/null | grep -E '^BM_' | tee -a "$out"
+  if command -v jq >/dev/null; then
+    n=200000
+    "$B/transform_bench" --benchmark_filter=none >/dev/null 2>&1 || true
+    awk -v n=$n 'BEGIN{for (i = 0; i < n; i++) printf "{\"id\":\"%08x-1111-4222-8333-%012d\",\"email\":\"user%d@example.com\",\"displayName\":\"User %d\",\"n\":%d,\"active\":true,\"pad\":\"xxxxxxxxx\",\"updatedAt\":\"2026-11-%02dT%02d:%02d:%02dZ\"}\n", i, i, i, i, i, 1 + i % 28, int(i / 3600) % 24, int(i / 60) % 60, i % 60}' >"$work/records.jsonl"
+    started=$(date +%s.%N)
+    jq -c "$projection" "$work/records.jsonl" >/dev/null
+    say "jq-1.6-cli records=$n records_per_second=$(awk -v n=$n -v a="$started" -v b="$(date +%s.%N)" 'BEGIN{printf "%.0f", n/(b-a)}') ($(jq --version))"
+  fi
 fi
 
 if phase validator; then
