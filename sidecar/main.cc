@@ -16,6 +16,7 @@
 #include "common/log.h"
 #include "common/version.h"
 #include "config/config.h"
+#include "kafka/materializer.h"
 #include "schema/schema_set.h"
 #include "server.h"
 #include "transform/worker.h"
@@ -76,8 +77,18 @@ int Run(int argc, char** argv) {
     prometheus::Registry registry;
     cachecar::log::Init("text", "warn");
     auto loaded = cachecar::schema::SchemaSet::Load(schemas, &registry);
+    if (loaded.ok()) {
+      loaded = cachecar::schema::SchemaSet::Load(cachecar::schema::EntrySchemasOf(*cfg),
+                                                 &registry);
+    }
     if (!loaded.ok()) {
       std::fprintf(stderr, "cachecar: %s\n", loaded.status().message().c_str());
+      return kUsage;
+    }
+    // So are transforms: compiled in a worker, as a start would.
+    auto transforms = cachecar::kafka::StartTransforms(*cfg, nullptr);
+    if (!transforms.ok()) {
+      std::fprintf(stderr, "cachecar: %s\n", transforms.status().message().c_str());
       return kUsage;
     }
     std::printf("%s: ok (%zu topics)\n", config_path.c_str(), cfg->topics.size());

@@ -92,6 +92,7 @@ Result<EntryPreview::Entry> EntryPreview::Preview(
   if (verdict == schema::Verdict::kValid) return entry;
   std::vector<schema::Violation> found = schema->Explain(entry.value, kMaxViolations);
   std::vector<FieldViolation> violations;
+  violations.reserve(found.size());
   for (auto& v : found) {
     violations.push_back({"entry" + v.pointer, std::move(v.message), std::move(v.keyword)});
   }

@@ -90,6 +90,11 @@ def test_a_transform_that_does_not_compile_stops_the_start_naming_its_place(
     assert "topics[1].transform" in err, err
     assert "cachecar.yaml:1:" in err, err
     assert "line 1, column" in err, err
+    # --check-config compiles it too, without Kafka.
+    r = subprocess.run([CACHECAR_BIN, "--config", c.config_path, "--check-config"],
+                       capture_output=True, timeout=60, env=dict(os.environ, KAFKA_BOOTSTRAP="x:1"))
+    assert r.returncode == 2, r
+    assert "topics[1].transform" in r.stderr.decode()
 
 
 def test_a_hostile_record_costs_only_itself_and_the_partition_goes_on(
