@@ -6,6 +6,7 @@
 extern "C" {
 Jq* cc_jq_compile(const uint8_t* code, size_t code_len, uint8_t** error, size_t* error_len);
 void cc_jq_free(Jq* jq);
+int32_t cc_jq_is_projection(const Jq* jq);
 void cc_jq_bytes_free(uint8_t* p, size_t len);
 int32_t cc_jq_run(const Jq* jq, const uint8_t* value, size_t value_len, const uint8_t* key,
                   size_t key_len, int32_t partition, int64_t offset, int64_t timestamp_ms,
@@ -43,6 +44,8 @@ cachecar::Result<std::unique_ptr<JqFilter>> JqFilter::Compile(std::string_view c
 }
 
 JqFilter::~JqFilter() { cc_jq_free(jq_); }
+
+bool JqFilter::is_projection() const { return cc_jq_is_projection(jq_) != 0; }
 
 Result JqFilter::Run(const Input& in, size_t max_output) const {
   uint8_t* out = nullptr;

@@ -26,6 +26,11 @@ class JqFilter {
   JqFilter(const JqFilter&) = delete;
   JqFilter& operator=(const JqFilter&) = delete;
 
+  // True for a filter that only builds an object from paths of its input
+  // (`{id, name: .profile.name}`): it runs without the interpreter on inputs whose paths
+  // meet only objects and null, with the interpreter's result (jq.rs Projection).
+  bool is_projection() const;
+
   // Runs the filter on `in` (its `filter` field is ignored). Never kBudgetExceeded or
   // kCrashed: those are the sandbox's verdicts.
   Result Run(const Input& in, size_t max_output) const;

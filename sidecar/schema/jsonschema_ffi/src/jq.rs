@@ -21,6 +21,178 @@ type D = data::JustLut<Val>;
 
 pub struct Jq {
     filter: jaq_core::Filter<D>,
+    /// Set when the filter only builds an object from paths of its input.
+    projection: Option<Projection>,
+}
+
+/// A filter of the form `{a, b: .c.d, "e f": .g}`: an object whose members are paths of
+/// the input. Run without the interpreter when every path meets objects or null (jaq runs
+/// the record otherwise, so errors are jaq's own). Member values are copied as the input
+/// wrote them (jaq would print the same JSON with its own spacing and escapes).
+struct Projection {
+    members: Vec<(String, Vec<String>)>,
+}
+
+const KEYWORDS: &[&str] = &["def", "if", "then", "elif", "else", "end", "as", "reduce",
+    "foreach", "try", "catch", "label", "import", "include", "and", "or", "not", "__loc__"];
+
+/// Recognizes a projection in the filter's text; None for anything else.
+fn parse_projection(code: &str) -> Option<Projection> {
+    let b = code.as_bytes();
+    let mut i = 0;
+    let ws = |i: &mut usize| {
+        while *i < b.len() && (b[*i] as char).is_ascii_whitespace() {
+            *i += 1;
+        }
+    };
+    let ident = |i: &mut usize| -> Option<String> {
+        let start = *i;
+        if *i < b.len() && (b[*i].is_ascii_alphabetic() || b[*i] == b'_') {
+            *i += 1;
+            while *i < b.len() && (b[*i].is_ascii_alphanumeric() || b[*i] == b'_') {
+                *i += 1;
+            }
+            let name = &code[start..*i];
+            if !KEYWORDS.contains(&name) {
+                return Some(name.to_string());
+            }
+        }
+        None
+    };
+    // A string key without escapes or interpolation.
+    let string = |i: &mut usize| -> Option<String> {
+        if *i >= b.len() || b[*i] != b'"' {
+            return None;
+        }
+        let start = *i + 1;
+        let mut j = start;
+        while j < b.len() && b[j] != b'"' {
+            if b[j] == b'\\' || b[j] < 0x20 {
+                return None;
+            }
+            j += 1;
+        }
+        if j >= b.len() {
+            return None;
+        }
+        *i = j + 1;
+        Some(code[start..j].to_string())
+    };
+    ws(&mut i);
+    if i >= b.len() || b[i] != b'{' {
+        return None;
+    }
+    i += 1;
+    let mut members: Vec<(String, Vec<String>)> = Vec::new();
+    loop {
+        ws(&mut i);
+        let (key, shorthand) = match ident(&mut i) {
+            Some(k) => (k, true),
+            None => (string(&mut i)?, false),
+        };
+        ws(&mut i);
+        let path = if i < b.len() && b[i] == b':' {
+            i += 1;
+            ws(&mut i);
+            let mut path = Vec::new();
+            while i < b.len() && b[i] == b'.' {
+                i += 1;
+                path.push(ident(&mut i)?);
+            }
+            if path.is_empty() {
+                return None;
+            }
+            ws(&mut i);
+            path
+        } else if shorthand {
+            vec![key.clone()]
+        } else {
+            return None;
+        };
+        if members.iter().any(|(k, _)| *k == key) {
+            return None;  // a repeated key: leave it to jaq
+        }
+        members.push((key, path));
+        if i < b.len() && b[i] == b',' {
+            i += 1;
+            continue;
+        }
+        break;
+    }
+    if i >= b.len() || b[i] != b'}' {
+        return None;
+    }
+    i += 1;
+    ws(&mut i);
+    if i != b.len() {
+        return None;
+    }
+    Some(Projection { members })
+}
+
+type RawMap<'v> =
+    std::collections::HashMap<std::borrow::Cow<'v, str>, &'v serde_json::value::RawValue>;
+
+/// An object's members (Some(None) for null); None for anything else.
+fn members_of(v: &serde_json::value::RawValue) -> Option<Option<RawMap<'_>>> {
+    let text = v.get();
+    if text == "null" {
+        return Some(None);
+    }
+    if !text.starts_with('{') {
+        return None;
+    }
+    serde_json::from_str(text).ok().map(Some)
+}
+
+/// The member at `path` below `root`'s members: Some(None) for null (a missing member,
+/// or a path through null); None when a step meets something that is not an object or
+/// null.
+fn project_path<'v>(root: &Option<RawMap<'v>>, path: &[String])
+    -> Option<Option<&'v serde_json::value::RawValue>> {
+    let mut here: Option<&'v serde_json::value::RawValue> = match root {
+        None => return Some(None),
+        Some(m) => match m.get(path[0].as_str()) {
+            None => return Some(None),
+            Some(v) => Some(*v),
+        },
+    };
+    for step in &path[1..] {
+        let v = here.expect("set above");
+        match members_of(v)? {
+            None => return Some(None),
+            Some(m) => match m.get(step.as_str()) {
+                None => return Some(None),
+                Some(x) => here = Some(*x),
+            },
+        }
+    }
+    let v = here.expect("set above");
+    Some(if v.get() == "null" { None } else { Some(v) })
+}
+
+impl Projection {
+    /// The projected object's JSON, or None to run the record through jaq.
+    fn run(&self, value: &[u8]) -> Option<String> {
+        let text = std::str::from_utf8(value).ok()?;
+        let raw: &serde_json::value::RawValue = serde_json::from_str(text).ok()?;
+        let root = members_of(raw)?;
+        let mut out = String::with_capacity(value.len());
+        out.push('{');
+        for (n, (key, path)) in self.members.iter().enumerate() {
+            if n > 0 {
+                out.push(',');
+            }
+            out.push_str(&serde_json::to_string(key).ok()?);
+            out.push(':');
+            match project_path(&root, path)? {
+                Some(v) => out.push_str(v.get()),
+                None => out.push_str("null"),
+            }
+        }
+        out.push('}');
+        Some(out)
+    }
 }
 
 const VARS: [&str; 5] = ["$key", "$partition", "$offset", "$timestamp", "$headers"];
@@ -67,7 +239,7 @@ fn compile(code: &str) -> Result<Jq, String> {
             }
             parts.join("; ")
         })?;
-    Ok(Jq { filter })
+    Ok(Jq { filter, projection: parse_projection(code) })
 }
 
 fn load_error(code: &str, e: &jaq_core::load::Error<&str>) -> String {
@@ -133,6 +305,12 @@ struct Record<'r> {
 }
 
 fn run(jq: &Jq, r: &Record, max_output: usize) -> (i32, String) {
+    if let Some(out) = jq.projection.as_ref().and_then(|p| p.run(r.value)) {
+        if out.len() > max_output {
+            return (CC_JQ_TOO_LARGE, format!("the transform's value is over {max_output} bytes"));
+        }
+        return (CC_JQ_VALUE, out);
+    }
     let input = match jaq_json::read::parse_single(r.value) {
         Ok(v) => v,
         Err(e) => return (CC_JQ_NOT_JSON, format!("the value is not JSON: {e}")),
@@ -257,6 +435,12 @@ pub unsafe extern "C" fn cc_jq_compile(
             std::ptr::null_mut()
         }
     }
+}
+
+/// 1 when the filter runs without the interpreter where it can (a projection).
+#[no_mangle]
+pub unsafe extern "C" fn cc_jq_is_projection(jq: *const Jq) -> i32 {
+    i32::from(!jq.is_null() && (*jq).projection.is_some())
 }
 
 #[no_mangle]
