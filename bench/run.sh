@@ -25,8 +25,9 @@
 #   validation  catch-up with the topic's JSON Schema (bench/schemas/bench_record.json:
 #             uuid/email/date-time formats, a pattern) vs without, alternating rounds
 #   validator the validator alone vs valijson (bench/validator_bench, Google Benchmark)
-#   transforms catch-up with a projection transform (jq), with apply: merge-patch, and with
-#             both, vs the plain catch-up, alternating rounds; one record's transform by
+#   transforms catch-up with a projection transform (jq; also the same filter through the
+#             interpreter), with apply: merge-patch, and with both, vs the plain
+#             catch-up, alternating rounds; one record's transform by
 #             engine: jaq in-process and through the worker (bench/transform_bench) vs
 #             Debian's jq 1.6 (libjq) CLI over the same records
 #   put       sequential Put latency to "applied" and to the broker's ack vs a bare
@@ -292,10 +293,13 @@ if phase transforms; then
   say "## catch-up with a transform and with merge-patch vs plain (alternating rounds)"
   projection='{id, email, name: .displayName, active}'
   for round in 1 2 3; do
-    for variant in plain projection merge-patch both; do
+    for variant in plain projection interpreted merge-patch both; do
       case $variant in
         plain) extra= ;;
         projection) extra=", transform: \"$projection\"" ;;
+        # The same projection behind `. |`, which the short path does not take: what any
+        # filter the interpreter must run costs.
+        interpreted) extra=", transform: \". | $projection\"" ;;
         merge-patch) extra=", apply: merge-patch" ;;
         both) extra=", transform: \"$projection\", apply: merge-patch" ;;
       esac

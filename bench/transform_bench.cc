@@ -1,5 +1,7 @@
 // The cost of one record's transform, by engine and path (bench/run.sh phase transforms):
-//   BM_JaqInProcess   jaq (our FFI) parsing, filtering and printing one record in-process
+//   BM_JaqInProcess   the projection in-process (it takes the short path: jq.rs Projection)
+//   BM_JaqInterpreted the same filter behind `. |`, through jaq's interpreter: parsing,
+//                     filtering and printing one record
 //   BM_SandboxBatch   the same through the transform worker, batches of 2,000 records as
 //                     the materializer sends them (per record: the copies each way)
 //   BM_MergePatch     RFC 7396 merge of a record onto a stored value (nlohmann::json)
@@ -35,8 +37,8 @@ std::vector<std::string> Records(int n) {
   return out;
 }
 
-void BM_JaqInProcess(benchmark::State& state) {
-  auto filter = cachecar::transform::JqFilter::Compile(kProjection);
+void RunInProcess(benchmark::State& state, const std::string& code) {
+  auto filter = cachecar::transform::JqFilter::Compile(code);
   auto records = Records(2000);
   size_t i = 0;
   for (auto _ : state) {
@@ -47,7 +49,14 @@ void BM_JaqInProcess(benchmark::State& state) {
   }
   state.SetItemsProcessed(state.iterations());
 }
+
+void BM_JaqInProcess(benchmark::State& state) { RunInProcess(state, kProjection); }
 BENCHMARK(BM_JaqInProcess);
+
+void BM_JaqInterpreted(benchmark::State& state) {
+  RunInProcess(state, std::string(". | ") + kProjection);
+}
+BENCHMARK(BM_JaqInterpreted);
 
 void BM_SandboxBatch(benchmark::State& state) {
   auto sandbox = cachecar::transform::Sandbox::Start({kProjection}, {});
