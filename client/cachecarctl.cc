@@ -238,28 +238,24 @@ int Run(int argc, char** argv) {
   list->add_option("-p,--prefix", prefix, "only keys starting with this");
   list->add_option("-n,--limit", limit, "print at most this many entries (0: all)")
       ->check(CLI::NonNegativeNumber);
+  // validate and transform read the sidecar's config and a value, offline.
+  std::string config_path;
+  auto add_offline = [&](CLI::App* cmd, const char* value_help) {
+    cmd->add_option("-c,--config", config_path, "the sidecar's configuration file")
+        ->envname("CACHECAR_CONFIG")
+        ->required();
+    cmd->add_option("topic", topic, "topic")->required();
+    auto* positional = cmd->add_option("value", value, value_help);
+    cmd->add_option("-f,--file", value_file, "read the value from this file")
+        ->excludes(positional);
+  };
   auto* validate = app.add_subcommand(
       "validate", "check a value against a topic's rules offline, as the sidecar's Put would");
-  std::string config_path;
-  validate->add_option("-c,--config", config_path, "the sidecar's configuration file")
-      ->envname("CACHECAR_CONFIG")
-      ->required();
-  validate->add_option("topic", topic, "topic")->required();
-  auto* validate_value =
-      validate->add_option("value", value, "the value (or --file, or - for stdin)");
-  validate->add_option("-f,--file", value_file, "read the value from this file")
-      ->excludes(validate_value);
+  add_offline(validate, "the value (or --file, or - for stdin)");
   auto* transform = app.add_subcommand(
       "transform", "show offline what a record's value would make of its key: the topic's "
                    "transform, merge-patch and entry_schema, as the sidecar applies them");
-  transform->add_option("-c,--config", config_path, "the sidecar's configuration file")
-      ->envname("CACHECAR_CONFIG")
-      ->required();
-  transform->add_option("topic", topic, "topic")->required();
-  auto* transform_value =
-      transform->add_option("value", value, "the record's value (or --file, or - for stdin)");
-  transform->add_option("-f,--file", value_file, "read the value from this file")
-      ->excludes(transform_value);
+  add_offline(transform, "the record's value (or --file, or - for stdin)");
   cachecar::client::TransformOptions transform_opts;
   transform->add_option("-k,--key", transform_opts.key, "the record's key ($key)");
   std::string current;
