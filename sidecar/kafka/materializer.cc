@@ -321,6 +321,7 @@ void Materializer::Handle(const SourceEvent& ev) {
   auto key = std::make_pair(ev.topic, ev.partition);
   if (ev.kind != SourceEvent::Kind::kError && invalid_.IsHalted(key)) return;  // fetched before Pause
   if (ev.kind == SourceEvent::Kind::kRecord && filter_of_[ev.topic] >= 0) {
+    if (transforms_abandoned_) return;  // stopping; read again at the next start
     // Queued whole (tombstones and bad records too), so the topic's records keep their order.
     if (batch_.empty() && queued_.empty()) batch_started_ = steady_clock::now();
     Queued q{ev, std::string(ev.key), std::string(ev.value), HeadersJson(ev)};
@@ -367,6 +368,7 @@ void Materializer::Handle(const SourceEvent& ev) {
 }
 
 void Materializer::FlushTransforms() {
+  if (transforms_abandoned_) return;
   if (!queued_.empty()) AdvanceTransforms();
   if (in_flight_ == nullptr) return;
   std::unique_ptr<TransformBatch> batch = std::move(in_flight_);
@@ -375,6 +377,7 @@ void Materializer::FlushTransforms() {
 }
 
 void Materializer::AdvanceTransforms() {
+  if (transforms_abandoned_) return;
   // The batch in flight comes back first; the queued one goes out before the first is
   // applied, so the worker filters while this thread applies.
   std::unique_ptr<TransformBatch> done = std::move(in_flight_);
@@ -430,7 +433,14 @@ bool Materializer::CollectTransforms(const TransformBatch& batch,
     // No worker can be started (out of processes or memory): nothing is lost, the records
     // wait; the heartbeat says the writer is alive and retrying.
     log::Error("transform worker cannot be started; retrying", {{"error", r.status().ToString()}});
-    if (!WaitFor(options_.retry_backoff)) return false;  // stopping: they are read again
+    if (!WaitFor(options_.retry_backoff)) {
+      // Stopping: none of the records waiting for a transform may be applied now (later
+      // ones would move positions past these); all are read again at the next start.
+      transforms_abandoned_ = true;
+      queued_.clear();
+      in_flight_.reset();
+      return false;
+    }
     Beat();
   }
 }

@@ -270,6 +270,9 @@ class Materializer {
     std::chrono::steady_clock::time_point submitted;
   };
   std::unique_ptr<TransformBatch> in_flight_;
+  // Set when stopping while no worker could be started: nothing more of a transformed
+  // topic is applied by this process.
+  bool transforms_abandoned_ = false;
   std::vector<int> filter_of_;  // by topic: its filter in the sandbox, -1 none
   int filter_count_ = 0;
   prometheus::Histogram* transform_duration_ = nullptr;

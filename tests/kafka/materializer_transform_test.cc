@@ -3,6 +3,7 @@
 // scripted source. The expected states are computed here, independently.
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <random>
@@ -16,7 +17,8 @@ namespace {
 
 class MaterializerTransformTest : public ::testing::Test {
  protected:
-  void Open(config::TopicConfig topic, uint32_t batch_records) {
+  void Open(config::TopicConfig topic, uint32_t batch_records,
+            std::string worker_path = "/proc/self/exe") {
     store::Options so;
     so.path = dir_.path();
     so.topics = {topic.name};
@@ -32,7 +34,7 @@ class MaterializerTransformTest : public ::testing::Test {
     config::Config cfg;
     cfg.topics = {topic};
     cfg.transforms.record_budget_ms = 500;
-    auto sandbox = StartTransforms(cfg, nullptr);
+    auto sandbox = StartTransforms(cfg, nullptr, worker_path);
     ASSERT_TRUE(sandbox.ok()) << sandbox.status().ToString();
     sandbox_ = std::move(*sandbox);
     options_.transforms = sandbox_.get();
@@ -153,6 +155,58 @@ TEST_F(MaterializerTransformTest, OnInvalidFailHaltsAtTheRecordTheTransformFails
   EXPECT_EQ(state.count("d"), 1u);
   EXPECT_EQ(store_->LoadPositions(0)->at(0), 1);
   EXPECT_EQ(rejected_.List(0).at(0).reason, "transform_error");
+}
+
+TEST_F(MaterializerTransformTest, AWorkerThatCannotBeStartedAgainLosesNothing) {
+  // The worker is a copy of this binary that is deleted once running: after the crash of
+  // the first worker none can be started, so nothing may be applied, and a later start
+  // with a worker applies everything.
+  const std::string copy = dir_.path() + "/worker-copy";
+  std::filesystem::copy_file("/proc/self/exe", copy);
+  std::filesystem::permissions(copy, std::filesystem::perms::owner_all);
+  config::TopicConfig t;
+  t.name = "users";
+  t.transform = "if .crash then (def f: [f]; f) else . end";
+  Open(t, 1000, copy);
+  std::filesystem::remove(copy);
+  source_.SetPartitions(0, 1, {3});
+  source_.PushRecord(0, 0, 0, "a", R"({"n":0})");
+  source_.PushRecord(0, 0, 1, "b", R"({"crash":true})");
+  source_.PushRecord(0, 0, 2, "c", R"({"n":2})");
+  {
+    Materializer m(options_, store_.get(), &source_, tracker_.get(), &registry_);
+    m.Start();
+    ASSERT_TRUE(source_.WaitDrained());
+    EXPECT_FALSE(tracker_->Ready());
+    m.Stop();  // while retrying, or before its first flush: either way nothing applied
+  }
+  EXPECT_TRUE(State().empty());
+  EXPECT_TRUE(store_->LoadPositions(0)->empty());
+
+  // Started again with a worker that can be started: everything, the crash rejected.
+  sandbox_.reset();
+  config::Config cfg;
+  cfg.topics = {t};
+  auto sandbox = StartTransforms(cfg, nullptr);
+  ASSERT_TRUE(sandbox.ok());
+  sandbox_ = std::move(*sandbox);
+  options_.transforms = sandbox_.get();
+  FakeSource source;  // Kafka, read again from the stored position (none)
+  source.SetPartitions(0, 1, {4});  // and one more since
+  source.PushRecord(0, 0, 0, "a", R"({"n":0})");
+  source.PushRecord(0, 0, 1, "b", R"({"crash":true})");
+  source.PushRecord(0, 0, 2, "c", R"({"n":2})");
+  source.PushRecord(0, 0, 3, "d", R"({"n":3})");
+  tracker_ = std::make_unique<health::CatchUpTracker>(std::vector<std::string>{"users"});
+  prometheus::Registry registry;
+  Materializer again(options_, store_.get(), &source, tracker_.get(), &registry);
+  again.Start();
+  ASSERT_TRUE(WaitReady());
+  again.Stop();
+  auto state = State();
+  EXPECT_EQ(state.size(), 3u);
+  EXPECT_EQ(state.count("b"), 0u);
+  EXPECT_EQ(store_->LoadPositions(0)->at(0), 4);
 }
 
 }  // namespace
