@@ -91,7 +91,15 @@ int Run(int argc, char** argv) {
       std::fprintf(stderr, "cachecar: %s\n", transforms.status().message().c_str());
       return kUsage;
     }
-    std::printf("%s: ok (%zu topics)\n", config_path.c_str(), cfg->topics.size());
+    auto view_keys = cachecar::kafka::StartViewKeys(*cfg, nullptr);
+    if (!view_keys.ok()) {
+      std::fprintf(stderr, "cachecar: %s\n", view_keys.status().message().c_str());
+      return kUsage;
+    }
+    const size_t topics = cfg->kafka_topic_count();
+    const size_t views = cfg->topics.size() - topics;
+    std::printf("%s: ok (%zu topics%s)\n", config_path.c_str(), topics,
+                views == 0 ? "" : (", " + std::to_string(views) + " views").c_str());
     return 0;
   }
   cachecar::log::Init(cfg->log.format, cfg->log.level);

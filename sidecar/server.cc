@@ -79,6 +79,15 @@ Status Server::Start() {
       kafka::StartTransforms(config_, registry_.get());
   if (!transforms.ok()) return transforms.status();
   transforms_ = std::move(transforms).value();
+  Result<std::unique_ptr<transform::Sandbox>> view_keys =
+      kafka::StartViewKeys(config_, registry_.get());
+  if (!view_keys.ok()) return view_keys.status();
+  view_keys_ = std::move(view_keys).value();
+  // Topics read from Kafka come first in config_.topics; views after them. The store holds
+  // both; the consumer and the tracker only the topics (a view is as ready as its topic).
+  const size_t kafka_topics = config_.kafka_topic_count();
+  std::vector<std::string> store_topics = topic_names;
+  topic_names.resize(kafka_topics);
   rejected_log_ = std::make_unique<kafka::RejectedLog>(rejected_capacity);
 
   // An empty store is filled from a snapshot (bootstrap.from_file, bootstrap.peers) when
@@ -119,7 +128,10 @@ Status Server::Start() {
 
   store::Options so;
   so.path = config_.store.path;
-  so.topics = topic_names;
+  so.topics = store_topics;
+  for (size_t i = kafka_topics; i < config_.topics.size(); ++i) {
+    so.views.push_back({i, *config_.topics[i].view_of});
+  }
   so.map_size_bytes = config_.store.map_size_bytes;
   so.max_map_size_bytes = config_.store.max_map_size_bytes;
   switch (config_.store.sync) {
@@ -158,7 +170,7 @@ Status Server::Start() {
   lag.max_records = static_cast<int64_t>(config_.readiness.max_lag_records);
   lag.max_for = std::chrono::milliseconds(config_.readiness.max_lag_duration_ms);
   std::set<size_t> optional_topics;
-  for (size_t i = 0; i < config_.topics.size(); ++i) {
+  for (size_t i = 0; i < kafka_topics; ++i) {
     if (config_.topics[i].readiness == config::TopicReadiness::kOptional) optional_topics.insert(i);
   }
   tracker_ = std::make_unique<health::CatchUpTracker>(topic_names, lag, optional_topics);
@@ -185,7 +197,9 @@ Status Server::Start() {
   source_ = std::move(source).value();
 
   kafka::MaterializerOptions mo;
-  mo.topics = config_.topics;
+  mo.topics.assign(config_.topics.begin(), config_.topics.begin() + kafka_topics);
+  mo.views.assign(config_.topics.begin() + kafka_topics, config_.topics.end());
+  mo.view_keys = view_keys_.get();
   mo.batch_max_records = config_.materializer.batch_max_records;
   mo.batch_max_bytes = config_.materializer.batch_max_bytes;
   mo.batch_max_delay = std::chrono::milliseconds(config_.materializer.batch_max_delay_ms);

@@ -75,6 +75,7 @@ class Server {
   std::unique_ptr<schema::SchemaSet> schemas_;
   std::unique_ptr<schema::SchemaSet> entry_schemas_;  // null: no topic has an entry_schema
   std::unique_ptr<transform::Sandbox> transforms_;  // null: no topic has a transform
+  std::unique_ptr<transform::Sandbox> view_keys_;  // null: no view
   std::unique_ptr<transform::Sandbox> put_transforms_;  // null: no writable one has
   std::unique_ptr<kafka::EntryPreview> entry_preview_;  // null: no Put needs one
   std::unique_ptr<kafka::RejectedLog> rejected_log_;

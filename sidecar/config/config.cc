@@ -40,6 +40,12 @@ const TopicConfig* Config::FindTopic(std::string_view name) const {
   return nullptr;
 }
 
+size_t Config::kafka_topic_count() const {
+  size_t n = 0;
+  while (n < topics.size() && !topics[n].is_view()) ++n;
+  return n;
+}
+
 bool IsValidTopicName(const std::string& name) {
   if (name.empty() || name.size() > 249 || name == "." || name == "..") return false;
   for (char c : name) {
@@ -90,6 +96,73 @@ void ReadChoice(YamlReader& r, const YAML::Node& node, const std::string& path,
   r.Problem(at, node[field], std::string("must be ") + expected + ", not \"" + *s + "\"");
 }
 
+// A view read from topics[i].views, before it is added after every topic.
+struct PendingView {
+  TopicConfig config;
+  std::string path;  // "topics[0].views[1]"
+  YAML::Node node;
+};
+
+// "line:column" of a node in the config file.
+std::string Place(const std::string& source, const YAML::Node& n) {
+  return source + ":" + std::to_string(n.Mark().line + 1) + ":" +
+         std::to_string(n.Mark().column + 1);
+}
+
+void ReadViews(YamlReader& r, const YAML::Node& node, const std::string& topic_path,
+               size_t topic, const TopicConfig& source, const std::string& file,
+               std::vector<PendingView>* out) {
+  const std::string list_path = topic_path + ".views";
+  if (!node.IsSequence()) {
+    r.Problem(list_path, node, "must be a list of views ({name, key})");
+    return;
+  }
+  if (node.size() > 0 && source.value_format != ValueFormat::kJson) {
+    r.Problem(list_path, node, "views need value_format: json");
+    return;
+  }
+  if (node.size() > 0 && source.key_encoding != KeyEncoding::kUtf8) {
+    r.Problem(list_path, node,
+              "views need key_encoding: utf-8 (the topic's keys are written into the views' "
+              "JSON values)");
+    return;
+  }
+  for (size_t j = 0; j < node.size(); ++j) {
+    PendingView v;
+    v.path = list_path + "[" + std::to_string(j) + "]";
+    v.node = node[j];
+    if (!r.ExpectMap(v.path, v.node, {"name", "key"})) continue;
+    TopicConfig& c = v.config;
+    if (!v.node["name"]) {
+      r.Problem(v.path + ".name", v.node, "required");
+    } else if (auto s = r.String(v.path + ".name", v.node["name"])) {
+      if (!IsValidTopicName(*s)) {
+        r.Problem(v.path + ".name", v.node["name"],
+                  "\"" + *s + "\" is not a valid name (1-249 of A-Z a-z 0-9 . _ -, as topics)");
+      } else {
+        c.name = *s;
+      }
+    }
+    if (!v.node["key"]) {
+      r.Problem(v.path + ".key", v.node, "required: a jq expression giving the view keys");
+    } else if (auto s = r.String(v.path + ".key", v.node["key"])) {
+      if (s->find_first_not_of(" \t\r\n") == std::string::npos) {
+        r.Problem(v.path + ".key", v.node["key"], "must be a jq expression");
+      }
+      c.view_key = *s;
+      c.view_key_place = Place(file, v.node["key"]);
+    }
+    c.view_of = topic;
+    c.view_topic = source.name;
+    c.read_only = true;
+    c.readiness = source.readiness;
+    c.key_encoding = KeyEncoding::kUtf8;
+    c.value_format = ValueFormat::kJson;
+    c.rejected_history = 0;
+    out->push_back(std::move(v));
+  }
+}
+
 void ReadTopics(YamlReader& r, const YAML::Node& node, const std::filesystem::path& base_dir,
                 Config* cfg) {
   if (!node) {
@@ -101,6 +174,7 @@ void ReadTopics(YamlReader& r, const YAML::Node& node, const std::filesystem::pa
     return;
   }
   std::set<std::string> names;
+  std::vector<PendingView> views;
   for (size_t i = 0; i < node.size(); ++i) {
     const YAML::Node t = node[i];
     std::string path = "topics[" + std::to_string(i) + "]";
@@ -109,7 +183,7 @@ void ReadTopics(YamlReader& r, const YAML::Node& node, const std::filesystem::pa
                      {"name", "key_encoding", "value_format", "schema", "schema_patterns",
                       "schema_formats", "read_only", "on_invalid", "dead_letter_topic",
                       "max_value_bytes", "rejected_history", "readiness",
-                      "retain_beyond_log", "transform", "apply", "entry_schema"})) {
+                      "retain_beyond_log", "transform", "apply", "entry_schema", "views"})) {
       continue;
     }
     if (!t["name"]) {
@@ -182,8 +256,7 @@ void ReadTopics(YamlReader& r, const YAML::Node& node, const std::filesystem::pa
     r.ReadUint(t, path, "rejected_history", &tc.rejected_history, 0, 10000);
     if (const YAML::Node tr = t["transform"]) {
       r.ReadString(t, path, "transform", &tc.transform);
-      tc.transform_place = cfg->source + ":" + std::to_string(tr.Mark().line + 1) + ":" +
-                           std::to_string(tr.Mark().column + 1);
+      tc.transform_place = Place(cfg->source, tr);
       if (tc.transform.find_first_not_of(" \t\r\n") == std::string::npos) {
         r.Problem(path + ".transform", tr, "must be a jq filter (remove it for none)");
       } else if (tc.value_format != ValueFormat::kJson) {
@@ -197,6 +270,20 @@ void ReadTopics(YamlReader& r, const YAML::Node& node, const std::filesystem::pa
       r.Problem(path + ".apply", t["apply"], "merge-patch needs value_format: json");
     }
     cfg->topics.push_back(std::move(tc));
+    if (const YAML::Node v = t["views"]) {
+      ReadViews(r, v, path, cfg->topics.size() - 1, cfg->topics.back(), cfg->source, &views);
+    }
+  }
+  // Views come after every topic: their names may not be a topic's either.
+  for (PendingView& v : views) {
+    if (v.config.name.empty()) continue;
+    if (!names.insert(v.config.name).second) {
+      r.Problem(v.path + ".name", v.node["name"],
+                "\"" + v.config.name + "\" already names a topic or another view");
+      continue;
+    }
+    cfg->topics[*v.config.view_of].views.push_back(cfg->topics.size());
+    cfg->topics.push_back(std::move(v.config));
   }
 }
 

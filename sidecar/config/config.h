@@ -106,6 +106,20 @@ struct TopicConfig {
   // invalid (reason entry_schema_violation, the topic's on_invalid applies); a Put whose
   // entry would, is refused. Empty: none. Needs value_format: json.
   std::string entry_schema_path;
+  // Views of this topic (README "Views"): indices into Config::topics of the entries made
+  // for them, which follow every topic read from Kafka.
+  std::vector<size_t> views;
+
+  // Set on the entry of a view, never on a topic read from Kafka: the index of the topic it
+  // indexes, and the jq expression that gives an entry's view keys (each output a key;
+  // strings as they are, numbers and booleans as their JSON text, null none). A view is
+  // read-only, its keys UTF-8, its values JSON arrays of {"key", "value"} (the entries of
+  // its topic under that view key, by key).
+  std::optional<size_t> view_of;
+  std::string view_topic;  // that topic's name
+  std::string view_key;
+  std::string view_key_place;  // "cachecar.yaml:14:16", for compile errors at start
+  bool is_view() const { return view_of.has_value(); }
 };
 
 struct KafkaConfig {
@@ -337,10 +351,15 @@ struct Config {
   ReadinessConfig readiness;
   PeersConfig peers;
   BootstrapConfig bootstrap;
+  // The topics read from Kafka, in the file's order, then the views of every topic (each
+  // a TopicConfig with view_of set). An index into this list is also the topic's index in
+  // the store.
   std::vector<TopicConfig> topics;
 
-  // Returns the topic's config, or nullptr if it is not configured.
+  // Returns the topic's (or view's) config, or nullptr if it is not configured.
   const TopicConfig* FindTopic(std::string_view name) const;
+  // How many entries of `topics` are read from Kafka: those come first.
+  size_t kafka_topic_count() const;
 };
 
 // Command-line values that replace the file's.

@@ -68,9 +68,92 @@ std::vector<std::string> TransformFilters(const std::vector<config::TopicConfig>
   return filters;
 }
 
-std::string TopicDefinition(const config::TopicConfig& topic) {
-  return std::string("apply=") + config::ApplyModeName(topic.apply) +
-         "\ntransform=" + topic.transform;
+std::string TopicDefinition(const config::TopicConfig& topic,
+                            const std::vector<const config::TopicConfig*>& views) {
+  std::string d = std::string("apply=") + config::ApplyModeName(topic.apply) +
+                  "\ntransform=" + topic.transform;
+  for (const config::TopicConfig* v : views) {
+    d += "\nview=" + std::to_string(v->name.size()) + ":" + v->name + "=" + v->view_key;
+  }
+  return d;
+}
+
+std::vector<std::string> ViewKeyFilters(const config::Config& config) {
+  std::vector<std::string> filters;
+  for (const auto& t : config.topics) {
+    if (!t.is_view()) continue;
+    // Every output a key: strings as they are, numbers and booleans as their JSON text,
+    // null none; anything else fails the entry's keys. On a line of its own, so a
+    // comment at the end of the expression cannot reach the rest.
+    filters.push_back("[(\n" + t.view_key +
+                      "\n) | if type == \"string\" then . "
+                      "elif type == \"number\" or type == \"boolean\" then tojson "
+                      "elif type == \"null\" then empty "
+                      "else error(\"a view key must be a string, number, boolean or null, not \" "
+                      "+ type) end]");
+  }
+  return filters;
+}
+
+namespace {
+
+// A sandbox for `filters`; compile errors named by their place in the config: topics[i]'s
+// `field` at `place`, `shown` the filters as the user wrote them (compiled again, in a
+// worker of their own, only when one of `filters` does not compile).
+Result<std::unique_ptr<transform::Sandbox>> StartNamedSandbox(
+    std::vector<std::string> filters, const std::vector<std::string>& shown,
+    const std::vector<std::pair<std::string, std::string>>& field_place,
+    transform::SandboxOptions so) {
+  auto sandbox = transform::Sandbox::Start(std::move(filters), so);
+  if (sandbox.ok() || sandbox.status().code() != Code::kInvalidArgument) return sandbox;
+  if (!shown.empty()) {
+    auto plain = transform::Sandbox::Start(shown, so);
+    if (!plain.ok() && plain.status().code() == Code::kInvalidArgument) sandbox = std::move(plain);
+  }
+  std::vector<FieldViolation> violations;
+  std::string message;
+  for (const FieldViolation& v : sandbox.status().violations()) {
+    const size_t i = std::stoul(v.field.substr(v.field.find('[') + 1));
+    const auto& [field, place] = field_place.at(i);
+    if (!message.empty()) message += "\n";
+    message += place + ": " + field + ": " + v.description;
+    violations.push_back({field, place + ": " + v.description});
+  }
+  return Status(Code::kInvalidArgument, message, "TRANSFORM_INVALID", std::move(violations));
+}
+
+transform::SandboxOptions SandboxOptionsOf(const config::Config& config,
+                                           prometheus::Registry* registry,
+                                           std::string worker_path) {
+  transform::SandboxOptions so;
+  so.worker_path = std::move(worker_path);
+  so.max_memory_bytes = config.transforms.max_memory_bytes;
+  so.record_budget = milliseconds(config.transforms.record_budget_ms);
+  so.registry = registry;
+  return so;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<transform::Sandbox>> StartViewKeys(const config::Config& config,
+                                                          prometheus::Registry* registry,
+                                                          std::string worker_path) {
+  std::vector<std::string> filters = ViewKeyFilters(config);
+  if (filters.empty()) return std::unique_ptr<transform::Sandbox>();
+  std::vector<std::string> shown;
+  std::vector<std::pair<std::string, std::string>> field_place;
+  for (const auto& t : config.topics) {
+    if (!t.is_view()) continue;
+    const config::TopicConfig& source = config.topics[*t.view_of];
+    size_t j = 0;
+    while (j < source.views.size() && config.topics[source.views[j]].name != t.name) ++j;
+    field_place.emplace_back(
+        "topics[" + std::to_string(*t.view_of) + "].views[" + std::to_string(j) + "].key",
+        t.view_key_place);
+    shown.push_back(t.view_key);
+  }
+  return StartNamedSandbox(std::move(filters), shown, field_place,
+                           SandboxOptionsOf(config, registry, std::move(worker_path)));
 }
 
 Result<std::unique_ptr<transform::Sandbox>> StartTransforms(const config::Config& config,
@@ -78,28 +161,14 @@ Result<std::unique_ptr<transform::Sandbox>> StartTransforms(const config::Config
                                                             std::string worker_path) {
   std::vector<std::string> filters = TransformFilters(config.topics);
   if (filters.empty()) return std::unique_ptr<transform::Sandbox>();
-  std::vector<size_t> topic_of;
+  std::vector<std::pair<std::string, std::string>> field_place;
   for (size_t t = 0; t < config.topics.size(); ++t) {
-    if (!config.topics[t].transform.empty()) topic_of.push_back(t);
+    if (config.topics[t].transform.empty()) continue;
+    field_place.emplace_back("topics[" + std::to_string(t) + "].transform",
+                             config.topics[t].transform_place);
   }
-  transform::SandboxOptions so;
-  so.worker_path = std::move(worker_path);
-  so.max_memory_bytes = config.transforms.max_memory_bytes;
-  so.record_budget = milliseconds(config.transforms.record_budget_ms);
-  so.registry = registry;
-  auto sandbox = transform::Sandbox::Start(std::move(filters), so);
-  if (sandbox.ok() || sandbox.status().code() != Code::kInvalidArgument) return sandbox;
-  std::vector<FieldViolation> violations;
-  std::string message;
-  for (const FieldViolation& v : sandbox.status().violations()) {
-    size_t i = std::stoul(v.field.substr(v.field.find('[') + 1));
-    const config::TopicConfig& t = config.topics[topic_of.at(i)];
-    const std::string field = "topics[" + std::to_string(topic_of[i]) + "].transform";
-    if (!message.empty()) message += "\n";
-    message += t.transform_place + ": " + field + ": " + v.description;
-    violations.push_back({field, t.transform_place + ": " + v.description});
-  }
-  return Status(Code::kInvalidArgument, message, "TRANSFORM_INVALID", std::move(violations));
+  return StartNamedSandbox(std::move(filters), {}, field_place,
+                           SandboxOptionsOf(config, registry, std::move(worker_path)));
 }
 
 Materializer::Materializer(MaterializerOptions options, store::Store* store,
@@ -152,6 +221,16 @@ Materializer::Materializer(MaterializerOptions options, store::Store* store,
   commit_duration_ = &stats_.commit_duration->Add({}, kBuckets);
   batch_delay_ = &stats_.batch_delay->Add({}, kBuckets);
   if (filter_count_ > 0) transform_duration_ = &stats_.transform_duration->Add({}, kBuckets);
+  views_of_.resize(options_.topics.size());
+  for (size_t v = 0; v < options_.views.size(); ++v) {
+    const config::TopicConfig& view = options_.views[v];
+    if (view.view_of && *view.view_of < views_of_.size()) views_of_[*view.view_of].push_back(v);
+    auto& errors = view_key_errors_.emplace_back();
+    for (const char* reason : {"error", "budget_exceeded", "crashed"}) {
+      errors[reason] = &stats_.view_key_errors->Add({{"view", view.name}, {"reason", reason}});
+    }
+  }
+  if (!options_.views.empty()) view_keys_duration_ = &stats_.view_keys_duration->Add({}, kBuckets);
   counters_.resize(options_.topics.size());
   stats_.revision->Set(static_cast<double>(store_->revision()));
 }
@@ -603,9 +682,76 @@ void Materializer::SetStoreFailure(const Status& st) {
   ForEachObserver([&](store::CommitObserver* o) { o->OnStoreFailure(st); });
 }
 
+Status Materializer::ComputeViewKeys() {
+  if (options_.views.empty() || view_keys_done_ >= batch_.mutations.size()) return Status::Ok();
+  const auto began = steady_clock::now();
+  std::vector<transform::Input> inputs;
+  std::vector<std::pair<size_t, size_t>> target;  // input -> (mutation, view of its topic)
+  for (size_t i = view_keys_done_; i < batch_.mutations.size(); ++i) {
+    const store::Mutation& m = batch_.mutations[i];
+    if (!m.value || views_of_[m.topic].empty()) continue;
+    for (size_t j = 0; j < views_of_[m.topic].size(); ++j) {
+      transform::Input in;
+      in.filter = static_cast<uint32_t>(views_of_[m.topic][j]);
+      in.key = m.key;
+      in.value = *m.value;
+      in.partition = m.partition;
+      in.offset = m.offset;
+      in.timestamp_ms = m.timestamp_ms;
+      in.headers_json = "{}";
+      inputs.push_back(in);
+      target.emplace_back(i, j);
+    }
+  }
+  if (!inputs.empty()) {
+    if (options_.view_keys == nullptr) {
+      return Status(Code::kInternal, "views configured without a view keys worker");
+    }
+    // The keys of one entry are bounded by its value's size, plus some quoting.
+    Result<std::vector<transform::Result>> results =
+        options_.view_keys->Run(inputs, 64u << 20);
+    if (!results.ok()) return results.status();
+    for (size_t k = 0; k < results->size(); ++k) {
+      const auto& [mi, j] = target[k];
+      store::Mutation& m = batch_.mutations[mi];
+      const size_t view = views_of_[m.topic][j];
+      const transform::Result& res = (*results)[k];
+      m.view_keys.resize(views_of_[m.topic].size());
+      std::string problem;
+      if (res.outcome == transform::Outcome::kValue) {
+        try {
+          m.view_keys[j] = nlohmann::json::parse(res.text).get<std::vector<std::string>>();
+        } catch (const nlohmann::json::exception& e) {
+          problem = e.what();
+        }
+      } else {
+        problem = res.text.empty() ? transform::OutcomeName(res.outcome) : res.text;
+      }
+      if (problem.empty()) continue;
+      const char* reason = res.outcome == transform::Outcome::kBudgetExceeded ? "budget_exceeded"
+                           : res.outcome == transform::Outcome::kCrashed      ? "crashed"
+                                                                              : "error";
+      view_key_errors_[view].at(reason)->Increment();
+      log::Warn("a view's key expression failed on an entry; it is left out of the view",
+                {{"view", options_.views[view].name},
+                 {"topic", options_.topics[m.topic].name},
+                 {"partition", std::to_string(m.partition)},
+                 {"offset", std::to_string(m.offset)},
+                 {"reason", reason},
+                 {"error", problem.substr(0, 512)}});
+    }
+    view_keys_duration_->Observe(
+        std::chrono::duration<double>(steady_clock::now() - began).count());
+  }
+  view_keys_done_ = batch_.mutations.size();
+  return Status::Ok();
+}
+
 Status Materializer::Commit() {
   NoteCaughtUp();
   merge_snapshot_.reset();  // read transactions end before the write
+  Status keys = ComputeViewKeys();
+  if (!keys.ok()) return keys;
   const auto began = steady_clock::now();
   Result<store::ApplyResult> r = store_->Apply(batch_);
   if (!r.ok()) return r.status();
@@ -639,6 +785,7 @@ Status Materializer::Commit() {
   ForEachObserver([&](store::CommitObserver* o) { o->OnCommit(info); });
   batch_.Clear();
   batch_latest_.clear();
+  view_keys_done_ = 0;
   rejected_.clear();
   for (auto it = serving_stored_.begin(); it != serving_stored_.end();) {
     if (tracker_->TopicStaleness(*it)) {

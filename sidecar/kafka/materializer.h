@@ -86,9 +86,21 @@ namespace cachecar::kafka {
 // is started with (filter i is the i-th topic with a transform).
 std::vector<std::string> TransformFilters(const std::vector<config::TopicConfig>& topics);
 
-// What a topic's stored values depend on besides its records: its transform and apply
-// mode. Kept in the store; a change rebuilds the topic at start.
-std::string TopicDefinition(const config::TopicConfig& topic);
+// What a topic's stored values depend on besides its records: its transform, apply mode
+// and views (`views`: their entries, config::TopicConfig::views). Kept in the store; a
+// change rebuilds the topic, and its views with it, at start.
+std::string TopicDefinition(const config::TopicConfig& topic,
+                            const std::vector<const config::TopicConfig*>& views);
+
+// The filters the view keys worker runs: each view's key expression (config order),
+// wrapped to give one JSON array of string keys.
+std::vector<std::string> ViewKeyFilters(const config::Config& config);
+
+// Starts the worker that computes view keys (null when there is no view). A key that does
+// not compile is INVALID_ARGUMENT naming its place, as StartTransforms.
+Result<std::unique_ptr<transform::Sandbox>> StartViewKeys(
+    const config::Config& config, prometheus::Registry* registry,
+    std::string worker_path = "/proc/self/exe");
 
 // Starts the transform worker with the config's filters (transforms.*). Null when no
 // topic has a transform. A filter that does not compile is INVALID_ARGUMENT naming its
@@ -99,6 +111,9 @@ Result<std::unique_ptr<transform::Sandbox>> StartTransforms(
 
 struct MaterializerOptions {
   std::vector<config::TopicConfig> topics;  // same order as the store's and tracker's
+  // The views of those topics (config::Config::topics after the Kafka ones): view i is
+  // the store's topic topics.size() + i.
+  std::vector<config::TopicConfig> views;
   uint32_t batch_max_records = 10000;
   uint64_t batch_max_bytes = 16ull << 20;
   std::chrono::milliseconds batch_max_delay{50};
@@ -132,6 +147,8 @@ struct MaterializerOptions {
   RejectedLog* rejected = nullptr;
   // Runs the topics' transforms (TransformFilters order); required if a topic has one.
   transform::Sandbox* transforms = nullptr;
+  // Computes the views' keys (StartViewKeys); required if there is a view.
+  transform::Sandbox* view_keys = nullptr;
   // Told of every commit after the tracker, in this order (see above).
   std::vector<store::CommitObserver*> observers;
   // How often applied positions are committed to Kafka (RecordSource::CommitOffsets);
@@ -218,6 +235,9 @@ class Materializer {
   // records waiting for their transform unless told not to.
   void CommitWithRetry(bool flush_transforms = true);
   Status Commit();
+  // Fills in the view keys of the batch's puts not done yet (one round trip to the view
+  // keys worker). UNAVAILABLE when no worker can be started: nothing is committed.
+  Status ComputeViewKeys();
   void RefreshEndOffsets();
   // Empties the topic in the store and reads it again from the beginning.
   void RebuildTopic(size_t topic, const std::string& reason, const std::string& why);
@@ -280,6 +300,13 @@ class Materializer {
   // and a snapshot of the store for keys the batch has not touched. Both end at commit.
   std::unordered_map<std::string, size_t> batch_latest_;  // key: LatestKey(topic, key)
   std::optional<store::Snapshot> merge_snapshot_;
+  // Views: by topic, the indices into options_.views of its views; and how many of the
+  // batch's mutations have their view keys.
+  std::vector<std::vector<size_t>> views_of_;
+  size_t view_keys_done_ = 0;
+  prometheus::Histogram* view_keys_duration_ = nullptr;
+  // By view: its key errors, by reason (error, budget_exceeded, crashed).
+  std::vector<std::map<std::string, prometheus::Counter*>> view_key_errors_;
   PartitionSet partitions_;
   InvalidRecords invalid_;
   OffsetReporter offsets_;

@@ -176,7 +176,9 @@ bool Materializer::KeepBeyondLog(const store::PartitionKey& key, int64_t positio
 
 bool Materializer::CheckDefinition(size_t t) {
   const config::TopicConfig& topic = options_.topics[t];
-  const std::string now = TopicDefinition(topic);
+  std::vector<const config::TopicConfig*> views;
+  for (size_t v : views_of_[t]) views.push_back(&options_.views[v]);
+  const std::string now = TopicDefinition(topic, views);
   Result<std::optional<std::string>> stored = store_->LoadDefinition(t);
   Result<std::map<int32_t, int64_t>> positions = store_->LoadPositions(t);
   if (!stored.ok() || !positions.ok()) {
@@ -186,10 +188,11 @@ bool Materializer::CheckDefinition(size_t t) {
     return false;
   }
   // A store from before definitions were kept holds values stored as they came.
-  const std::string was = stored->value_or(TopicDefinition(config::TopicConfig{}));
+  const std::string was = stored->value_or(TopicDefinition(config::TopicConfig{}, {}));
   if (was != now && !positions->empty()) {
     // What is stored was made by another transform or apply mode: make it again.
-    log::Warn("the topic's transform or apply mode changed since its values were stored; "
+    log::Warn("the topic's transform, apply mode or views changed since its values were "
+              "stored; "
               "rebuilding it from the beginning (not ready meanwhile)",
               {{"topic", topic.name}});
     stats_.rebuilds->Add({{"topic", topic.name}, {"reason", "definition_changed"}}).Increment();

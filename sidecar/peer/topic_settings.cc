@@ -31,6 +31,10 @@ std::string TopicSettingsFingerprint(const config::TopicConfig& topic,
   // What was stored depends on these as much as on the records.
   s += "apply=" + std::string(config::ApplyModeName(topic.apply)) + "\n";
   s += "transform=" + std::to_string(topic.transform.size()) + ":" + topic.transform + "\n";
+  if (topic.is_view()) {
+    s += "view_of=" + topic.view_topic + "\n";
+    s += "view_key=" + std::to_string(topic.view_key.size()) + ":" + topic.view_key + "\n";
+  }
   s += "schema_patterns=" +
        std::string(topic.schema_patterns == config::SchemaPatterns::kLinear ? "linear"
                                                                             : "backtracking") +

@@ -44,8 +44,11 @@ Result<size_t> ReadHandler::ResolveTopic(const std::string& topic, bool allow_co
   for (size_t i = 0; i < config_->topics.size(); ++i) {
     if (config_->topics[i].name != topic) continue;
     std::optional<health::Staleness> unused;
-    if (!tracker_->TopicServable(i, stale != nullptr ? stale : &unused) && !allow_cold) {
-      return Unavailable("topic " + topic +
+    // A view is as current as its topic.
+    const size_t followed = config_->topics[i].view_of.value_or(i);
+    if (!tracker_->TopicServable(followed, stale != nullptr ? stale : &unused) && !allow_cold) {
+      return Unavailable((followed == i ? "topic " + topic : "view " + topic + " of topic " +
+                                                                 config_->topics[followed].name) +
                              " is still catching up; retry, or set allow_cold_cache to read "
                              "what has been applied so far",
                          "CACHE_NOT_READY")
@@ -214,6 +217,21 @@ Status ReadHandler::GetStatus(const v1::GetStatusRequest&, v1::GetStatusResponse
       ps->set_ready(p.ready && !p.halted);
       if (p.halted) ps->set_halted_reason(p.halt_reason);
     }
+  }
+  // Views, after the topics: as ready as the topic they index.
+  for (size_t i = progress.size(); i < config_->topics.size(); ++i) {
+    const config::TopicConfig& view = config_->topics[i];
+    if (!view.view_of || *view.view_of >= progress.size()) continue;
+    const health::TopicProgress& tp = progress[*view.view_of];
+    v1::TopicStatus* ts = resp->add_topics();
+    ts->set_topic(view.name);
+    ts->set_view_of(tp.topic);
+    ts->set_ready(tp.ready);
+    ts->set_required(tp.required);
+    ts->set_not_ready_reason(tp.not_ready_reason);
+    if (tp.stale) StaleToProto(*tp.stale, ts->mutable_stale());
+    Result<uint64_t> keys = store_->KeyCount(i);
+    if (keys.ok()) ts->set_key_count(*keys);
   }
   return Status::Ok();
 }

@@ -69,6 +69,14 @@ Result<size_t> WriteHandler::ResolveWritable(const std::string& topic, const std
   for (size_t i = 0; i < config_->topics.size(); ++i) {
     const config::TopicConfig& t = config_->topics[i];
     if (t.name != topic) continue;
+    if (t.is_view()) {
+      return Status(Code::kPermissionDenied,
+                    topic + " is a view of topic " + config_->topics[*t.view_of].name +
+                        ": it follows that topic and takes no writes of its own (write to "
+                        "the topic)",
+                    "VIEW_READ_ONLY")
+          .With("topic", topic);
+    }
     if (t.read_only || sink_ == nullptr) {
       return Status(Code::kPermissionDenied,
                     "topic " + topic + " is read-only in this sidecar (set read_only: false "

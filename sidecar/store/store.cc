@@ -3,7 +3,9 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
+#include <iterator>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -13,6 +15,7 @@
 #include "store/history_codec.h"
 #include "store/meta_keys.h"
 #include "store/store_file.h"
+#include "store/view_codec.h"
 
 namespace cachecar::store {
 namespace {
@@ -153,7 +156,7 @@ Status Store::Init() {
   if (!sync_state.ok()) return sync_state;
   int rc = mdb_env_create(&env_);
   if (rc != 0) return LmdbError("env_create", rc);
-  mdb_env_set_maxdbs(env_, static_cast<MDB_dbi>(options_.topics.size() + 8));
+  mdb_env_set_maxdbs(env_, static_cast<MDB_dbi>(options_.topics.size() + options_.views.size() + 8));
   mdb_env_set_maxreaders(env_, options_.max_readers);
   rc = mdb_env_set_mapsize(env_, options_.map_size_bytes);
   if (rc != 0) return LmdbError("set_mapsize", rc);
@@ -234,6 +237,21 @@ Status Store::Init() {
     }
     tables_.topics.push_back(dbi);
   }
+  views_of_.assign(options_.topics.size(), {});
+  for (size_t v = 0; v < options_.views.size(); ++v) {
+    const Options::ViewOf& view = options_.views[v];
+    if (view.view >= options_.topics.size() || view.topic >= options_.topics.size() ||
+        view.view == view.topic) {
+      return Status(Code::kInvalidArgument, "view " + std::to_string(v) + " names no table");
+    }
+    MDB_dbi dbi;
+    std::string name = "k:" + options_.topics[view.view];
+    if ((rc = mdb_dbi_open(txn, name.c_str(), MDB_CREATE, &dbi)) != 0) {
+      return LmdbError("dbi_open view keys", rc);
+    }
+    view_keys_.push_back(dbi);
+    views_of_[view.topic].push_back(v);
+  }
   Status st = LoadOldestHistory(txn, revision());
   if (!st.ok()) return st;
   rc = mdb_txn_commit(guard.Release());
@@ -292,6 +310,16 @@ Result<ApplyResult> Store::ApplyOnce(const WriteBatch& batch) {
     MDB_val hkv{hk.size(), hk.data()}, hv = Val(history_scratch_);
     rc = mdb_cursor_put(history, &hkv, &hv, MDB_APPEND);
     if (rc != 0) return LmdbError("put history", rc);
+    // Its views are emptied with it: their watchers are told too.
+    for (size_t v : views_of_[topic]) {
+      EncodeTopicReset(options_.topics.at(options_.views[v].view), &history_scratch_);
+      ++rev;
+      ++result.changes;
+      std::array<char, 8> vhk = RevisionKey(rev);
+      MDB_val vhkv{vhk.size(), vhk.data()}, vhv = Val(history_scratch_);
+      rc = mdb_cursor_put(history, &vhkv, &vhv, MDB_APPEND);
+      if (rc != 0) return LmdbError("put history", rc);
+    }
   }
   {
     std::set<size_t> chunked = batch.reset_topics;
@@ -338,6 +366,13 @@ Result<ApplyResult> Store::ApplyOnce(const WriteBatch& batch) {
     MDB_val hkv{hk.size(), hk.data()}, hv = Val(history_scratch_);
     rc = mdb_cursor_put(history, &hkv, &hv, MDB_APPEND);
     if (rc != 0) return LmdbError("put history", rc);
+    const std::vector<size_t>& views = views_of_[m.topic];
+    for (size_t j = 0; j < views.size(); ++j) {
+      std::vector<std::string> keys;
+      if (m.value && j < m.view_keys.size()) keys = m.view_keys[j];
+      Status st = UpdateView(txn, history, views[j], m, std::move(keys), &rev, &result);
+      if (!st.ok()) return st;
+    }
   }
   // Trim the log to the last history_events changes.
   if (result.changes > 0 && rev > options_.history_events) {
@@ -441,25 +476,124 @@ Result<bool> Store::DeleteResetChunk(MDB_txn* txn, size_t topic) {
   int rc = mdb_get(txn, tables_.meta, &rkv, &v);
   if (rc == MDB_NOTFOUND) return true;  // not resetting
   if (rc != 0) return LmdbError("get resetting", rc);
-  MDB_cursor* cur = nullptr;
-  rc = mdb_cursor_open(txn, tables_.topics.at(topic), &cur);
-  if (rc != 0) return LmdbError("cursor_open", rc);
-  CursorGuard guard = GuardCursor(cur);
-  MDB_val k;
-  const size_t chunk = std::max<size_t>(options_.reset_chunk_keys, 1);
-  for (size_t n = 0;; ++n) {
-    // From the first key each time: a cursor past a deleted last entry cannot move on.
-    rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
-    if (rc == MDB_NOTFOUND) break;
-    if (rc != 0) return LmdbError("cursor_get", rc);
-    if (n == chunk) return false;
-    rc = mdb_cursor_del(cur, 0);
-    if (rc != 0) return LmdbError("del", rc);
+  // The topic's table, then its views' tables and reverse tables.
+  std::vector<MDB_dbi> tables = {tables_.topics.at(topic)};
+  for (size_t view : views_of_[topic]) {
+    tables.push_back(tables_.topics.at(options_.views[view].view));
+    tables.push_back(view_keys_[view]);
   }
-  guard.reset();
+  size_t n = 0;
+  const size_t chunk = std::max<size_t>(options_.reset_chunk_keys, 1);
+  for (MDB_dbi dbi : tables) {
+    MDB_cursor* cur = nullptr;
+    rc = mdb_cursor_open(txn, dbi, &cur);
+    if (rc != 0) return LmdbError("cursor_open", rc);
+    CursorGuard guard = GuardCursor(cur);
+    MDB_val k;
+    for (;; ++n) {
+      // From the first key each time: a cursor past a deleted last entry cannot move on.
+      rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+      if (rc == MDB_NOTFOUND) break;
+      if (rc != 0) return LmdbError("cursor_get", rc);
+      if (n == chunk) return false;
+      rc = mdb_cursor_del(cur, 0);
+      if (rc != 0) return LmdbError("del", rc);
+    }
+  }
   rc = mdb_del(txn, tables_.meta, &rkv, nullptr);
   if (rc != 0) return LmdbError("del resetting", rc);
   return true;
+}
+
+Status Store::UpdateView(MDB_txn* txn, MDB_cursor* history, size_t v, const Mutation& m,
+                         std::vector<std::string> keys, uint64_t* rev, ApplyResult* result) {
+  const std::string& view_name = options_.topics.at(options_.views[v].view);
+  const MDB_dbi table = tables_.topics.at(options_.views[v].view);
+  const MDB_dbi reverse = view_keys_[v];
+  keys.erase(std::remove(keys.begin(), keys.end(), std::string()), keys.end());
+  std::sort(keys.begin(), keys.end());
+  keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
+  // The view keys the entry was under.
+  std::string reverse_key = StoreKey(m.key);
+  MDB_val rk = Val(reverse_key), rv;
+  int rc = mdb_get(txn, reverse, &rk, &rv);
+  if (rc != 0 && rc != MDB_NOTFOUND) return LmdbError("get view keys", rc);
+  std::vector<std::string> old;
+  if (rc == 0) {
+    std::optional<DecodedViewKeys> d = DecodeViewKeys(View(rv));
+    if (!d) return Status(Code::kDataLoss, "malformed view keys in store", "STORE_CORRUPT");
+    if (d->topic_key == m.key) old.assign(d->view_keys.begin(), d->view_keys.end());
+  }
+  std::vector<std::string> touched;
+  std::set_union(old.begin(), old.end(), keys.begin(), keys.end(), std::back_inserter(touched));
+  for (const std::string& view_key : touched) {
+    const bool member = std::binary_search(keys.begin(), keys.end(), view_key);
+    std::string store_key = StoreKey(view_key);
+    MDB_val k = Val(store_key), cur;
+    rc = mdb_get(txn, table, &k, &cur);
+    if (rc != 0 && rc != MDB_NOTFOUND) return LmdbError("get view", rc);
+    std::optional<DecodedRecord> prev;
+    std::vector<ViewMember> members;
+    if (rc == 0) {
+      prev = DecodeRecord(IsLongStoreKey(store_key) ? std::string_view() : view_key, View(cur));
+      std::optional<std::vector<ViewMember>> d;
+      if (prev) d = DecodeViewValue(prev->value);
+      if (!d) return Status(Code::kDataLoss, "malformed view entry in store", "STORE_CORRUPT");
+      if (prev->key != view_key) {
+        prev.reset();  // a long key sharing the stored prefix+hash
+      } else {
+        members = std::move(*d);
+      }
+    }
+    auto at = std::lower_bound(members.begin(), members.end(), m.key,
+                               [](const ViewMember& a, const std::string& b) { return a.key < b; });
+    const bool present = at != members.end() && at->key == m.key;
+    if (present && member) {
+      at->value = *m.value;
+    } else if (present) {
+      members.erase(at);
+    } else if (member) {
+      members.insert(at, ViewMember{m.key, *m.value});
+    } else {
+      continue;
+    }
+    std::optional<std::string> value;
+    if (!members.empty()) {
+      value.emplace();
+      EncodeViewValue(members, &*value);
+      if (prev && prev->value == *value) continue;  // e.g. the same record read again
+    }
+    // Copy what the history record needs before the write, which may reuse its page.
+    EncodeHistoryHead(view_name, view_key, value ? &*value : nullptr,
+                      EntryMeta{m.partition, m.offset, m.timestamp_ms, 0}, &history_scratch_);
+    if (prev) AppendHistoryPrev(*prev, &history_scratch_);
+    if (value) {
+      EncodeRecord(view_key, *value, EntryMeta{m.partition, m.offset, m.timestamp_ms, *rev + 1},
+                   &scratch_);
+      MDB_val nv = Val(scratch_);
+      rc = mdb_put(txn, table, &k, &nv, 0);
+      if (rc != 0) return LmdbError("put view", rc);
+    } else {
+      rc = mdb_del(txn, table, &k, nullptr);
+      if (rc != 0) return LmdbError("del view", rc);
+    }
+    ++*rev;
+    ++result->changes;
+    std::array<char, 8> hk = RevisionKey(*rev);
+    MDB_val hkv{hk.size(), hk.data()}, hv = Val(history_scratch_);
+    rc = mdb_cursor_put(history, &hkv, &hv, MDB_APPEND);
+    if (rc != 0) return LmdbError("put history", rc);
+  }
+  if (keys.empty()) {
+    rc = mdb_del(txn, reverse, &rk, nullptr);
+    if (rc != 0 && rc != MDB_NOTFOUND) return LmdbError("del view keys", rc);
+  } else if (keys != old) {
+    EncodeViewKeys(m.key, keys, &scratch_);
+    MDB_val nv = Val(scratch_);
+    rc = mdb_put(txn, reverse, &rk, &nv, 0);
+    if (rc != 0) return LmdbError("put view keys", rc);
+  }
+  return Status::Ok();
 }
 
 Result<bool> Store::ContinueReset(size_t topic) {

@@ -74,6 +74,14 @@ struct Options {
   unsigned max_readers = 1024;
   // Changes kept in the history log (see above). At least 1.
   uint64_t history_events = 100000;
+  // Views (README "Views"): tables of `topics` that are maintained from another's changes
+  // in the same transaction, never written by a Mutation of their own. A reset of the topic
+  // empties its views with it.
+  struct ViewOf {
+    size_t view = 0;   // index into topics
+    size_t topic = 0;  // the topic it indexes
+  };
+  std::vector<ViewOf> views;
   // Keys a topic reset deletes per transaction (WriteBatch::reset_topics). At least 1.
   size_t reset_chunk_keys = 10000;
 };
@@ -161,6 +169,10 @@ class Store {
   // Deletes up to reset_chunk_keys keys of a resetting topic in `txn`, and its mark once
   // the topic is empty; true then.
   Result<bool> DeleteResetChunk(MDB_txn* txn, size_t topic);
+  // Moves the topic key `m.key` to the view keys `keys` (none: out of the view) in view
+  // `v` of its topic, with its new value; one history record per view key changed.
+  Status UpdateView(MDB_txn* txn, MDB_cursor* history, size_t v, const Mutation& m,
+                    std::vector<std::string> keys, uint64_t* rev, ApplyResult* result);
   // Doubles the map (capped at max_map_size_bytes) once no read transaction is open.
   Status Grow();
   // SyncMode::kNone's marker (kSyncStateFile): refuses a store an earlier boot left
@@ -172,6 +184,9 @@ class Store {
   std::string boot_id_;
   MDB_env* env_ = nullptr;
   StoreTables tables_;
+  // By topic index: indices into options_.views of the topic's views, in that order.
+  std::vector<std::vector<size_t>> views_of_;
+  std::vector<MDB_dbi> view_keys_;  // by index into options_.views: its reverse table
   std::string store_id_;
   std::atomic<uint64_t> revision_{0};
   std::atomic<uint64_t> oldest_history_{1};

@@ -810,5 +810,70 @@ topics: [{name: a}]
   EXPECT_THAT(ProblemFor(not_list.status(), "bootstrap.peers"), HasSubstr("a list"));
 }
 
+TEST(ConfigTest, ViewsComeAfterEveryTopicAndFollowTheirOwn) {
+  auto cfg = ParseConfig(R"(
+kafka: {bootstrap_servers: localhost:9092}
+topics:
+  - name: users
+    views:
+      - {name: users-by-email, key: .email}
+      - {name: users-by-team, key: ".teams[]"}
+  - name: sessions
+    readiness: optional
+    views: [{name: sessions-by-user, key: .user.id}]
+)",
+                         "c.yaml", Env());
+  ASSERT_TRUE(cfg.ok()) << cfg.status().ToString();
+  ASSERT_EQ(cfg->topics.size(), 5u);
+  EXPECT_EQ(cfg->kafka_topic_count(), 2u);
+  EXPECT_EQ(cfg->topics[0].views, (std::vector<size_t>{2, 3}));
+  EXPECT_EQ(cfg->topics[1].views, (std::vector<size_t>{4}));
+  const TopicConfig& by_user = cfg->topics[4];
+  EXPECT_EQ(by_user.name, "sessions-by-user");
+  EXPECT_EQ(by_user.view_of, std::optional<size_t>(1));
+  EXPECT_EQ(by_user.view_topic, "sessions");
+  EXPECT_EQ(by_user.view_key, ".user.id");
+  EXPECT_EQ(by_user.view_key_place, "c.yaml:10:43");
+  EXPECT_TRUE(by_user.read_only);
+  EXPECT_EQ(by_user.readiness, TopicReadiness::kOptional);  // as its topic
+  EXPECT_EQ(cfg->topics[2].view_key, ".email");
+  EXPECT_FALSE(cfg->topics[0].is_view());
+  EXPECT_EQ(cfg->FindTopic("users-by-team"), &cfg->topics[3]);
+}
+
+TEST(ConfigTest, BadViewsAreRefusedWithTheirPlace) {
+  auto cfg = ParseConfig(R"(
+kafka: {bootstrap_servers: localhost:9092}
+topics:
+  - name: users
+    views:
+      - {name: users, key: .a}
+      - {name: "bad name", key: .a}
+      - {name: no-key}
+      - {name: blank, key: "  "}
+      - {name: x, key: .a, extra: 1}
+  - name: raw
+    value_format: bytes
+    views: [{name: raw-v, key: .a}]
+  - name: binkeys
+    key_encoding: bytes
+    views: [{name: bin-v, key: .a}]
+  - name: notalist
+    views: {name: v, key: .a}
+)",
+                         "c.yaml", Env());
+  ASSERT_FALSE(cfg.ok());
+  const Status& st = cfg.status();
+  EXPECT_NE(ProblemFor(st, "topics[0].views[0].name"), "") << st.ToString();
+  EXPECT_NE(ProblemFor(st, "topics[0].views[1].name"), "") << st.ToString();
+  EXPECT_NE(ProblemFor(st, "topics[0].views[2].key"), "") << st.ToString();
+  EXPECT_NE(ProblemFor(st, "topics[0].views[3].key"), "") << st.ToString();
+  EXPECT_NE(ProblemFor(st, "topics[1].views"), "") << st.ToString();
+  EXPECT_NE(ProblemFor(st, "topics[2].views"), "") << st.ToString();
+  EXPECT_NE(ProblemFor(st, "topics[3].views"), "") << st.ToString();
+  EXPECT_NE(st.ToString().find("line 6, column 16: \"users\" already names"), std::string::npos)
+      << st.ToString();
+}
+
 }  // namespace
 }  // namespace cachecar::config
