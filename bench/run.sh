@@ -26,7 +26,8 @@
 #             uuid/email/date-time formats, a pattern) vs without, alternating rounds
 #   validator the validator alone vs valijson (bench/validator_bench, Google Benchmark)
 #   transforms catch-up with a projection transform (jq; also the same filter through the
-#             interpreter), with apply: merge-patch, and with both, vs the plain
+#             interpreter), with apply: merge-patch, with both, and with one view (by
+#             .email; TRANSFORM_VARIANTS picks some), vs the plain
 #             catch-up, alternating rounds; one record's transform by
 #             engine: jaq in-process and through the worker (bench/transform_bench) vs
 #             Debian's jq 1.6 (libjq) CLI over the same records
@@ -293,7 +294,7 @@ if phase transforms; then
   say "## catch-up with a transform and with merge-patch vs plain (alternating rounds)"
   projection='{id, email, name: .displayName, active}'
   for round in 1 2 3; do
-    for variant in plain projection interpreted merge-patch both; do
+    for variant in ${TRANSFORM_VARIANTS:-plain projection interpreted merge-patch both view}; do
       case $variant in
         plain) extra= ;;
         projection) extra=", transform: \"$projection\"" ;;
@@ -302,6 +303,8 @@ if phase transforms; then
         interpreted) extra=", transform: \". | $projection\"" ;;
         merge-patch) extra=", apply: merge-patch" ;;
         both) extra=", transform: \"$projection\", apply: merge-patch" ;;
+        # One view keyed by each entry's email (every key under one view key).
+        view) extra=", views: [{name: \"$topic-by-email\", key: \".email\"}]" ;;
       esac
       start_cachecar "$topic" "transforms-$variant" "$extra"
       say "$(printf '%-12s' "$variant") round=$round records=$RECORDS seconds=$catchup records_per_second=$(awk -v n="$RECORDS" -v s="$catchup" 'BEGIN{printf "%.0f", n/s}')"

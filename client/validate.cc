@@ -69,7 +69,49 @@ int Load(const std::string& config_path, const std::string& topic, Offline* o) {
                  config_path.c_str());
     return 5;
   }
+  if (const config::TopicConfig& t = o->config.topics[o->topic]; t.is_view()) {
+    std::fprintf(stderr,
+                 "cachecarctl: \"%s\" is a view of topic %s: it takes no records of its own "
+                 "(give the topic: its view keys are shown with the entry)\n",
+                 topic.c_str(), t.view_topic.c_str());
+    return 5;
+  }
   return 0;
+}
+
+// Each of the topic's views -> the view keys `value` (the entry) would be under, as the
+// sidecar computes them; a key expression that fails gives {"error": why}.
+Result<nlohmann::ordered_json> ViewKeysOf(const Offline& o, const std::string& key,
+                                          const std::string& value) {
+  nlohmann::ordered_json out = nlohmann::ordered_json::object();
+  const config::TopicConfig& topic = o.config.topics[o.topic];
+  if (topic.views.empty()) return out;
+  auto sandbox = kafka::StartViewKeys(o.config, nullptr);
+  if (!sandbox.ok()) return sandbox.status();
+  const size_t first_view = o.config.kafka_topic_count();
+  std::vector<transform::Input> inputs;
+  for (size_t v : topic.views) {
+    transform::Input in;
+    in.filter = static_cast<uint32_t>(v - first_view);
+    in.key = key;
+    in.value = value;
+    in.partition = -1;
+    in.offset = -1;
+    in.headers_json = "{}";
+    inputs.push_back(in);
+  }
+  auto results = (*sandbox)->Run(inputs, 64u << 20);
+  if (!results.ok()) return results.status();
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    const transform::Result& r = (*results)[i];
+    const std::string& name = o.config.topics[topic.views[i]].name;
+    if (r.outcome == transform::Outcome::kValue) {
+      out[name] = nlohmann::ordered_json::parse(r.text, nullptr, false);
+    } else {
+      out[name] = {{"error", r.text.empty() ? transform::OutcomeName(r.outcome) : r.text}};
+    }
+  }
+  return out;
 }
 
 nlohmann::json ViolationsJson(const Status& st) {
@@ -136,6 +178,15 @@ int RunTransform(const std::string& config_path, const std::string& topic,
     entry = entries.Preview(o.topic, options.key, value, options.current);
     if (!entry.ok()) st = entry.status();
   }
+  nlohmann::ordered_json views = nlohmann::ordered_json::object();
+  if (st.ok() && entry->kind == kafka::EntryPreview::Entry::Kind::kStore) {
+    Result<nlohmann::ordered_json> v = ViewKeysOf(o, options.key, entry->value);
+    if (!v.ok()) {
+      std::fprintf(stderr, "cachecarctl: %s\n", v.status().message().c_str());
+      return 2;
+    }
+    views = std::move(*v);
+  }
   const char* result = !st.ok() ? "invalid"
                        : entry->kind == kafka::EntryPreview::Entry::Kind::kDelete ? "delete"
                        : entry->kind == kafka::EntryPreview::Entry::Kind::kSkip   ? "skip"
@@ -148,6 +199,7 @@ int RunTransform(const std::string& config_path, const std::string& topic,
       out["violations"] = ViolationsJson(st);
     } else if (entry->kind == kafka::EntryPreview::Entry::Kind::kStore) {
       out["value"] = nlohmann::json::parse(entry->value, nullptr, false);
+      if (!views.empty()) out["views"] = nlohmann::json::parse(views.dump());
     }
     std::printf("%s\n", out.dump().c_str());
   } else if (!st.ok()) {
@@ -158,6 +210,11 @@ int RunTransform(const std::string& config_path, const std::string& topic,
     std::printf("skip: the transform gives no value; the record would change nothing\n");
   } else {
     std::printf("%s\n", entry->value.c_str());
+    for (const auto& [name, keys] : views.items()) {
+      std::printf("view %s: %s\n", name.c_str(),
+                  keys.is_object() ? ("left out: " + keys["error"].get<std::string>()).c_str()
+                                   : keys.dump().c_str());
+    }
   }
   return st.ok() ? 0 : 5;
 }

@@ -711,6 +711,7 @@ Status Materializer::ComputeViewKeys() {
     Result<std::vector<transform::Result>> results =
         options_.view_keys->Run(inputs, 64u << 20);
     if (!results.ok()) return results.status();
+    std::set<size_t> logged;
     for (size_t k = 0; k < results->size(); ++k) {
       const auto& [mi, j] = target[k];
       store::Mutation& m = batch_.mutations[mi];
@@ -732,7 +733,10 @@ Status Materializer::ComputeViewKeys() {
                            : res.outcome == transform::Outcome::kCrashed      ? "crashed"
                                                                               : "error";
       view_key_errors_[view].at(reason)->Increment();
-      log::Warn("a view's key expression failed on an entry; it is left out of the view",
+      // One line per view and commit: a key that fails on every entry must not flood the log.
+      if (!logged.insert(view).second) continue;
+      log::Warn("a view's key expression failed on an entry; it is left out of the view "
+                "(cachecar_view_key_errors_total counts every one)",
                 {{"view", options_.views[view].name},
                  {"topic", options_.topics[m.topic].name},
                  {"partition", std::to_string(m.partition)},

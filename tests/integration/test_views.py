@@ -173,3 +173,28 @@ def test_adding_a_view_rebuilds_its_topic_and_fills_the_view(admin, bootstrap, c
     assert set(members(with_view, t + "-by-e", b"b")) == {"u2"}
     assert with_view.metric("cachecar_materializer_topic_rebuilds_total", topic=t,
                             reason="definition_changed") == 1
+
+
+def test_cachecarctl_transform_shows_the_view_keys_an_entry_would_be_under(tmp_path):
+    from conftest import CACHECARCTL_BIN
+    cfg = tmp_path / "cachecar.yaml"
+    cfg.write_text(json.dumps({
+        "kafka": {"bootstrap_servers": "${KAFKA_BOOTSTRAP}"},
+        "topics": [{"name": "users", "apply": "merge-patch", "views": [
+            {"name": "by-email", "key": ".email | ascii_downcase"},
+            {"name": "by-team", "key": ".teams[]?"}]}]}))
+
+    def ctl(*args):
+        r = subprocess.run([CACHECARCTL_BIN, "-o", "json", "transform", "-c", str(cfg), *args],
+                           capture_output=True, timeout=60)
+        return r.returncode, json.loads(r.stdout) if r.stdout else r.stderr.decode()
+
+    rc, out = ctl("users", "--key", "u1", "--current", '{"email":"A@X","teams":["r"]}',
+                  '{"teams":["r","b"]}')
+    assert rc == 0, out
+    assert out["views"] == {"by-email": ["a@x"], "by-team": ["r", "b"]}
+    rc, out = ctl("users", '{"email": 7}')
+    assert rc == 0 and out["views"]["by-team"] == [], out
+    assert "error" in out["views"]["by-email"], out
+    rc, out = ctl("by-email", "{}")
+    assert rc == 5 and "is a view of topic users" in out, out
