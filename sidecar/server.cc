@@ -130,7 +130,8 @@ Status Server::Start() {
   so.path = config_.store.path;
   so.topics = store_topics;
   for (size_t i = kafka_topics; i < config_.topics.size(); ++i) {
-    so.views.push_back({i, *config_.topics[i].view_of});
+    so.views.push_back(
+        {i, *config_.topics[i].view_of, config_.topics[i].view_max_entries_per_key});
   }
   so.map_size_bytes = config_.store.map_size_bytes;
   so.max_map_size_bytes = config_.store.max_map_size_bytes;

@@ -131,7 +131,7 @@ void ReadViews(YamlReader& r, const YAML::Node& node, const std::string& topic_p
     PendingView v;
     v.path = list_path + "[" + std::to_string(j) + "]";
     v.node = node[j];
-    if (!r.ExpectMap(v.path, v.node, {"name", "key"})) continue;
+    if (!r.ExpectMap(v.path, v.node, {"name", "key", "max_entries_per_key"})) continue;
     TopicConfig& c = v.config;
     if (!v.node["name"]) {
       r.Problem(v.path + ".name", v.node, "required");
@@ -152,6 +152,7 @@ void ReadViews(YamlReader& r, const YAML::Node& node, const std::string& topic_p
       c.view_key = *s;
       c.view_key_place = Place(file, v.node["key"]);
     }
+    r.ReadUint(v.node, v.path, "max_entries_per_key", &c.view_max_entries_per_key, 1, 1000000);
     c.view_of = topic;
     c.view_topic = source.name;
     c.read_only = true;

@@ -119,6 +119,10 @@ struct TopicConfig {
   std::string view_topic;  // that topic's name
   std::string view_key;
   std::string view_key_place;  // "cachecar.yaml:14:16", for compile errors at start
+  // Most entries one view key holds (views[].max_entries_per_key, default 1000): each
+  // change of one rewrites the key's whole array, so this bounds a change's cost. An entry
+  // past it is left out of that view key, counted.
+  uint32_t view_max_entries_per_key = 1000;
   bool is_view() const { return view_of.has_value(); }
 };
 

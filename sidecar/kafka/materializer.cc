@@ -1,6 +1,7 @@
 #include "kafka/materializer.h"
 
 #include <algorithm>
+#include <cctype>
 
 #include <nlohmann/json.hpp>
 
@@ -47,6 +48,45 @@ std::string LatestKey(size_t topic, std::string_view key) {
   k.push_back('\0');
   k.append(key);
   return k;
+}
+
+// A view key that is a plain path (`.email`, `.user.id`, whitespace around it) as the
+// projection {k: PATH}; null for any other expression.
+std::unique_ptr<transform::JqFilter> PathProjection(const std::string& key) {
+  const size_t first = key.find_first_not_of(" \t\r\n");
+  if (first == std::string::npos) return nullptr;
+  const std::string path = key.substr(first, key.find_last_not_of(" \t\r\n") + 1 - first);
+  bool ok = !path.empty();
+  for (size_t i = 0; ok && i < path.size();) {
+    ok = path[i] == '.' && i + 1 < path.size() &&
+         (std::isalpha(static_cast<unsigned char>(path[i + 1])) || path[i + 1] == '_');
+    for (++i; ok && i < path.size() && path[i] != '.'; ++i) {
+      ok = std::isalnum(static_cast<unsigned char>(path[i])) || path[i] == '_';
+    }
+  }
+  if (!ok) return nullptr;
+  auto f = transform::JqFilter::Compile("{k: " + path + "}");
+  if (!f.ok() || !(*f)->is_projection()) return nullptr;
+  return std::move(*f);
+}
+
+// The view keys of a path projection's output {"k": X}, when they are certain without
+// jq's own printing: a string, null (none), a boolean, an integer exactly held by a
+// double. nullopt for anything else (the worker decides).
+std::optional<std::vector<std::string>> PathKeys(const transform::Result& r) {
+  if (r.outcome != transform::Outcome::kValue) return std::nullopt;
+  nlohmann::json j = nlohmann::json::parse(r.text, nullptr, false);
+  if (!j.is_object() || !j.contains("k")) return std::nullopt;
+  const nlohmann::json& k = j["k"];
+  if (k.is_string()) return std::vector<std::string>{k.get<std::string>()};
+  if (k.is_null()) return std::vector<std::string>{};
+  if (k.is_boolean()) return std::vector<std::string>{k.get<bool>() ? "true" : "false"};
+  constexpr int64_t kExact = int64_t{1} << 53;
+  if (k.is_number_integer() && k.get<int64_t>() > -kExact && k.get<int64_t>() < kExact &&
+      (!k.is_number_unsigned() || k.get<uint64_t>() < uint64_t{kExact})) {
+    return std::vector<std::string>{std::to_string(k.get<int64_t>())};
+  }
+  return std::nullopt;
 }
 
 RejectReason TransformReject(transform::Outcome o) {
@@ -225,8 +265,9 @@ Materializer::Materializer(MaterializerOptions options, store::Store* store,
   for (size_t v = 0; v < options_.views.size(); ++v) {
     const config::TopicConfig& view = options_.views[v];
     if (view.view_of && *view.view_of < views_of_.size()) views_of_[*view.view_of].push_back(v);
+    view_paths_.push_back(PathProjection(view.view_key));
     auto& errors = view_key_errors_.emplace_back();
-    for (const char* reason : {"error", "budget_exceeded", "crashed"}) {
+    for (const char* reason : {"error", "budget_exceeded", "crashed", "too_many_entries"}) {
       errors[reason] = &stats_.view_key_errors->Add({{"view", view.name}, {"reason", reason}});
     }
   }
@@ -691,14 +732,24 @@ Status Materializer::ComputeViewKeys() {
     const store::Mutation& m = batch_.mutations[i];
     if (!m.value || views_of_[m.topic].empty()) continue;
     for (size_t j = 0; j < views_of_[m.topic].size(); ++j) {
+      const size_t view = views_of_[m.topic][j];
       transform::Input in;
-      in.filter = static_cast<uint32_t>(views_of_[m.topic][j]);
+      in.filter = static_cast<uint32_t>(view);
       in.key = m.key;
       in.value = *m.value;
       in.partition = m.partition;
       in.offset = m.offset;
       in.timestamp_ms = m.timestamp_ms;
       in.headers_json = "{}";
+      if (view_paths_[view] != nullptr) {
+        std::optional<std::vector<std::string>> keys =
+            PathKeys(view_paths_[view]->Run(in, m.value->size() + 16));
+        if (keys) {
+          batch_.mutations[i].view_keys.resize(views_of_[m.topic].size());
+          batch_.mutations[i].view_keys[j] = std::move(*keys);
+          continue;
+        }
+      }
       inputs.push_back(in);
       target.emplace_back(i, j);
     }
@@ -744,9 +795,8 @@ Status Materializer::ComputeViewKeys() {
                  {"reason", reason},
                  {"error", problem.substr(0, 512)}});
     }
-    view_keys_duration_->Observe(
-        std::chrono::duration<double>(steady_clock::now() - began).count());
   }
+  view_keys_duration_->Observe(std::chrono::duration<double>(steady_clock::now() - began).count());
   view_keys_done_ = batch_.mutations.size();
   return Status::Ok();
 }
@@ -759,6 +809,17 @@ Status Materializer::Commit() {
   const auto began = steady_clock::now();
   Result<store::ApplyResult> r = store_->Apply(batch_);
   if (!r.ok()) return r.status();
+  for (const auto& [view, overflow] : r->view_overflows) {
+    view_key_errors_[view].at("too_many_entries")->Increment(static_cast<double>(overflow.first));
+    log::Warn("a view key holds views[].max_entries_per_key entries already; entries past it "
+              "are left out of it (cachecar_view_key_errors_total{reason=\"too_many_entries\"})",
+              {{"view", options_.views[view].name},
+               {"view_key", overflow.second.first.substr(0, 256)},
+               {"key", overflow.second.second.substr(0, 256)},
+               {"max_entries_per_key",
+                static_cast<int64_t>(options_.views[view].view_max_entries_per_key)},
+               {"left_out", static_cast<int64_t>(overflow.first)}});
+  }
   const auto committed = steady_clock::now();
   commit_duration_->Observe(std::chrono::duration<double>(committed - began).count());
   if (!batch_.positions.empty()) {

@@ -78,6 +78,7 @@
 #include "store/commit_observer.h"
 #include "store/snapshot.h"
 #include "store/store.h"
+#include "transform/jq_filter.h"
 #include "transform/sandbox.h"
 
 namespace cachecar::kafka {
@@ -304,8 +305,12 @@ class Materializer {
   // batch's mutations have their view keys.
   std::vector<std::vector<size_t>> views_of_;
   size_t view_keys_done_ = 0;
+  // By view: its key as an in-process projection ({k: .a.b}) when the key is a plain path
+  // (.email, .user.id), else null. A projection cannot loop or recurse: it runs on this
+  // thread, and only what it cannot decide goes to the worker.
+  std::vector<std::unique_ptr<transform::JqFilter>> view_paths_;
   prometheus::Histogram* view_keys_duration_ = nullptr;
-  // By view: its key errors, by reason (error, budget_exceeded, crashed).
+  // By view: its key errors, by reason (error, budget_exceeded, crashed, too_many_entries).
   std::vector<std::map<std::string, prometheus::Counter*>> view_key_errors_;
   PartitionSet partitions_;
   InvalidRecords invalid_;

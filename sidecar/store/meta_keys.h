@@ -15,6 +15,8 @@ inline constexpr std::string_view kKeyRevision = "revision";
 inline constexpr std::string_view kKeyCaughtUpPrefix = "caught_up/";
 // Name of a topic's database: this prefix, then the topic name.
 inline constexpr std::string_view kTopicDbPrefix = "t:";
+// Name of a view's reverse table (view_codec.h): this prefix, then the view name.
+inline constexpr std::string_view kViewKeysDbPrefix = "k:";
 
 inline std::string CaughtUpKey(const std::string& topic) {
   return std::string(kKeyCaughtUpPrefix) + topic;

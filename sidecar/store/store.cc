@@ -245,7 +245,7 @@ Status Store::Init() {
       return Status(Code::kInvalidArgument, "view " + std::to_string(v) + " names no table");
     }
     MDB_dbi dbi;
-    std::string name = "k:" + options_.topics[view.view];
+    std::string name = std::string(kViewKeysDbPrefix) + options_.topics[view.view];
     if ((rc = mdb_dbi_open(txn, name.c_str(), MDB_CREATE, &dbi)) != 0) {
       return LmdbError("dbi_open view keys", rc);
     }
@@ -526,8 +526,9 @@ Status Store::UpdateView(MDB_txn* txn, MDB_cursor* history, size_t v, const Muta
   }
   std::vector<std::string> touched;
   std::set_union(old.begin(), old.end(), keys.begin(), keys.end(), std::back_inserter(touched));
+  std::vector<std::string> kept;  // the view keys the entry is under after this change
   for (const std::string& view_key : touched) {
-    const bool member = std::binary_search(keys.begin(), keys.end(), view_key);
+    bool member = std::binary_search(keys.begin(), keys.end(), view_key);
     std::string store_key = StoreKey(view_key);
     MDB_val k = Val(store_key), cur;
     rc = mdb_get(txn, table, &k, &cur);
@@ -548,6 +549,12 @@ Status Store::UpdateView(MDB_txn* txn, MDB_cursor* history, size_t v, const Muta
     auto at = std::lower_bound(members.begin(), members.end(), m.key,
                                [](const ViewMember& a, const std::string& b) { return a.key < b; });
     const bool present = at != members.end() && at->key == m.key;
+    if (member && !present && members.size() >= options_.views[v].max_entries_per_key) {
+      auto& overflow = result->view_overflows[v];
+      if (overflow.first++ == 0) overflow.second = {view_key, m.key};
+      member = false;
+    }
+    if (member) kept.push_back(view_key);
     if (present && member) {
       at->value = *m.value;
     } else if (present) {
@@ -584,11 +591,11 @@ Status Store::UpdateView(MDB_txn* txn, MDB_cursor* history, size_t v, const Muta
     rc = mdb_cursor_put(history, &hkv, &hv, MDB_APPEND);
     if (rc != 0) return LmdbError("put history", rc);
   }
-  if (keys.empty()) {
+  if (kept.empty()) {
     rc = mdb_del(txn, reverse, &rk, nullptr);
     if (rc != 0 && rc != MDB_NOTFOUND) return LmdbError("del view keys", rc);
-  } else if (keys != old) {
-    EncodeViewKeys(m.key, keys, &scratch_);
+  } else if (kept != old) {
+    EncodeViewKeys(m.key, kept, &scratch_);
     MDB_val nv = Val(scratch_);
     rc = mdb_put(txn, reverse, &rk, &nv, 0);
     if (rc != 0) return LmdbError("put view keys", rc);

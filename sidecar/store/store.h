@@ -80,6 +80,9 @@ struct Options {
   struct ViewOf {
     size_t view = 0;   // index into topics
     size_t topic = 0;  // the topic it indexes
+    // Most entries one view key holds: an entry that would be one more is left out of that
+    // view key (ApplyResult::view_overflows), so a change costs at most this many.
+    size_t max_entries_per_key = 1000;
   };
   std::vector<ViewOf> views;
   // Keys a topic reset deletes per transaction (WriteBatch::reset_topics). At least 1.

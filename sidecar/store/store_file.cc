@@ -191,6 +191,11 @@ Status AdoptStoreCopy(const std::string& dir, const std::vector<std::string>& to
     std::string db = std::string(kTopicDbPrefix) + name;
     if ((rc = mdb_dbi_open(txn, db.c_str(), 0, &dbi)) != 0) return LmdbError("dbi_open", rc);
     if ((rc = mdb_drop(txn, dbi, 1)) != 0) return LmdbError("drop", rc);
+    // A view's reverse table goes with it.
+    const std::string keys_db = std::string(kViewKeysDbPrefix) + name;
+    rc = mdb_dbi_open(txn, keys_db.c_str(), 0, &dbi);
+    if (rc == 0) rc = mdb_drop(txn, dbi, 1);
+    if (rc != 0 && rc != MDB_NOTFOUND) return LmdbError("drop view keys", rc);
     Result<std::map<int32_t, int64_t>> p = Positions(txn, positions, name);
     if (!p.ok()) return p.status();
     for (const auto& [partition, offset] : *p) {

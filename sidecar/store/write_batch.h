@@ -69,6 +69,9 @@ struct ApplyResult {
   uint64_t revision = 0;      // the store revision after the batch
   size_t changes = 0;         // puts, and deletes that removed a key, and topic resets
   std::set<size_t> resetting;  // topics of reset_topics and continue_resets not yet empty
+  // By index into Options::views: entries left out of a view key that held
+  // max_entries_per_key already (view key, topic key of the first one).
+  std::map<size_t, std::pair<uint64_t, std::pair<std::string, std::string>>> view_overflows;
 };
 
 }  // namespace cachecar::store

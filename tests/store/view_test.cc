@@ -13,11 +13,11 @@ constexpr size_t kUsers = 0, kByEmail = 1, kByTeam = 2;
 
 class ViewTest : public ::testing::Test {
  protected:
-  std::unique_ptr<Store> Open(size_t reset_chunk_keys = 10000) {
+  std::unique_ptr<Store> Open(size_t reset_chunk_keys = 10000, size_t max_per_team = 1000) {
     Options o;
     o.path = dir_.path();
     o.topics = {"users", "users-by-email", "users-by-team"};
-    o.views = {{kByEmail, kUsers}, {kByTeam, kUsers}};
+    o.views = {{kByEmail, kUsers}, {kByTeam, kUsers, max_per_team}};
     o.map_size_bytes = 64 << 20;
     o.reset_chunk_keys = reset_chunk_keys;
     auto s = Store::Open(o);
@@ -173,6 +173,32 @@ TEST_F(ViewTest, ViewsSurviveARestart) {
   Apply(*s, {Put("u1", "2", {"b@x"}, {}, 2)});
   EXPECT_EQ(Get(*s, kByEmail, "a@x"), "");
   EXPECT_EQ(Get(*s, kByEmail, "b@x"), R"([{"key":"u1","value":2}])");
+}
+
+TEST_F(ViewTest, AFullViewKeyLeavesOutTheEntryPastItAndSaysSo) {
+  auto s = Open(10000, /*max_per_team=*/2);
+  WriteBatch b;
+  for (int i = 1; i <= 3; ++i) {
+    b.mutations.push_back(Put("u" + std::to_string(i), std::to_string(i), {}, {"red"}, i));
+  }
+  auto r = s->Apply(b);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(Get(*s, kByTeam, "red"), R"([{"key":"u1","value":1},{"key":"u2","value":2}])");
+  ASSERT_EQ(r->view_overflows.count(1), 1u);
+  EXPECT_EQ(r->view_overflows.at(1).first, 1u);
+  EXPECT_EQ(r->view_overflows.at(1).second,
+            (std::pair<std::string, std::string>{"red", "u3"}));
+  // u3 is not recorded under the key: once room is made, a change of u3 joins it.
+  Apply(*s, {Del("u1", 4)});
+  Apply(*s, {Put("u3", "33", {}, {"red"}, 5)});
+  EXPECT_EQ(Get(*s, kByTeam, "red"), R"([{"key":"u2","value":2},{"key":"u3","value":33}])");
+  // A member's own change never counts against the bound.
+  WriteBatch again;
+  again.mutations.push_back(Put("u2", "22", {}, {"red"}, 6));
+  auto r2 = s->Apply(again);
+  ASSERT_TRUE(r2.ok());
+  EXPECT_TRUE(r2->view_overflows.empty());
+  EXPECT_EQ(Get(*s, kByTeam, "red"), R"([{"key":"u2","value":22},{"key":"u3","value":33}])");
 }
 
 TEST(ViewCodecTest, ValuesComeBackByteForByte) {
