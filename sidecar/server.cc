@@ -198,8 +198,9 @@ Status Server::Start() {
   source_ = std::move(source).value();
 
   kafka::MaterializerOptions mo;
-  mo.topics.assign(config_.topics.begin(), config_.topics.begin() + kafka_topics);
-  mo.views.assign(config_.topics.begin() + kafka_topics, config_.topics.end());
+  for (size_t i = 0; i < config_.topics.size(); ++i) {
+    (i < kafka_topics ? mo.topics : mo.views).push_back(config_.topics[i]);
+  }
   mo.view_keys = view_keys_.get();
   mo.batch_max_records = config_.materializer.batch_max_records;
   mo.batch_max_bytes = config_.materializer.batch_max_bytes;

@@ -143,7 +143,7 @@ namespace {
 Result<std::unique_ptr<transform::Sandbox>> StartNamedSandbox(
     std::vector<std::string> filters, const std::vector<std::string>& shown,
     const std::vector<std::pair<std::string, std::string>>& field_place,
-    transform::SandboxOptions so) {
+    const transform::SandboxOptions& so) {
   auto sandbox = transform::Sandbox::Start(std::move(filters), so);
   if (sandbox.ok() || sandbox.status().code() != Code::kInvalidArgument) return sandbox;
   if (!shown.empty()) {
@@ -156,8 +156,10 @@ Result<std::unique_ptr<transform::Sandbox>> StartNamedSandbox(
     const size_t i = std::stoul(v.field.substr(v.field.find('[') + 1));
     const auto& [field, place] = field_place.at(i);
     if (!message.empty()) message += "\n";
-    message += place + ": " + field + ": " + v.description;
-    violations.push_back({field, place + ": " + v.description});
+    std::string where = place;
+    where += ": ";
+    message += where + field + ": " + v.description;
+    violations.push_back({field, where + v.description});
   }
   return Status(Code::kInvalidArgument, message, "TRANSFORM_INVALID", std::move(violations));
 }
