@@ -304,21 +304,11 @@ Result<ApplyResult> Store::ApplyOnce(const WriteBatch& batch) {
     rc = mdb_put(txn, tables_.meta, &rkv, &one, 0);
     if (rc != 0) return LmdbError("put resetting", rc);
     EncodeTopicReset(options_.topics.at(topic), &history_scratch_);
-    ++rev;
-    ++result.changes;
-    std::array<char, 8> hk = RevisionKey(rev);
-    MDB_val hkv{hk.size(), hk.data()}, hv = Val(history_scratch_);
-    rc = mdb_cursor_put(history, &hkv, &hv, MDB_APPEND);
-    if (rc != 0) return LmdbError("put history", rc);
+    if (Status st = AppendHistory(history, &rev, &result); !st.ok()) return st;
     // Its views are emptied with it: their watchers are told too.
     for (size_t v : views_of_[topic]) {
       EncodeTopicReset(options_.topics.at(options_.views[v].view), &history_scratch_);
-      ++rev;
-      ++result.changes;
-      std::array<char, 8> vhk = RevisionKey(rev);
-      MDB_val vhkv{vhk.size(), vhk.data()}, vhv = Val(history_scratch_);
-      rc = mdb_cursor_put(history, &vhkv, &vhv, MDB_APPEND);
-      if (rc != 0) return LmdbError("put history", rc);
+      if (Status st = AppendHistory(history, &rev, &result); !st.ok()) return st;
     }
   }
   {
@@ -360,12 +350,7 @@ Result<ApplyResult> Store::ApplyOnce(const WriteBatch& batch) {
       rc = mdb_del(txn, dbi, &k, nullptr);
       if (rc != 0) return LmdbError("del", rc);
     }
-    ++rev;
-    ++result.changes;
-    std::array<char, 8> hk = RevisionKey(rev);
-    MDB_val hkv{hk.size(), hk.data()}, hv = Val(history_scratch_);
-    rc = mdb_cursor_put(history, &hkv, &hv, MDB_APPEND);
-    if (rc != 0) return LmdbError("put history", rc);
+    if (Status st = AppendHistory(history, &rev, &result); !st.ok()) return st;
     const std::vector<size_t>& views = views_of_[m.topic];
     for (size_t j = 0; j < views.size(); ++j) {
       std::vector<std::string> keys;
@@ -505,6 +490,15 @@ Result<bool> Store::DeleteResetChunk(MDB_txn* txn, size_t topic) {
   return true;
 }
 
+Status Store::AppendHistory(MDB_cursor* history, uint64_t* rev, ApplyResult* result) {
+  ++*rev;
+  ++result->changes;
+  std::array<char, 8> hk = RevisionKey(*rev);
+  MDB_val hkv{hk.size(), hk.data()}, hv = Val(history_scratch_);
+  int rc = mdb_cursor_put(history, &hkv, &hv, MDB_APPEND);
+  return rc == 0 ? Status::Ok() : LmdbError("put history", rc);
+}
+
 Status Store::UpdateView(MDB_txn* txn, MDB_cursor* history, size_t v, const Mutation& m,
                          std::vector<std::string> keys, uint64_t* rev, ApplyResult* result) {
   const std::string& view_name = options_.topics.at(options_.views[v].view);
@@ -584,12 +578,7 @@ Status Store::UpdateView(MDB_txn* txn, MDB_cursor* history, size_t v, const Muta
       rc = mdb_del(txn, table, &k, nullptr);
       if (rc != 0) return LmdbError("del view", rc);
     }
-    ++*rev;
-    ++result->changes;
-    std::array<char, 8> hk = RevisionKey(*rev);
-    MDB_val hkv{hk.size(), hk.data()}, hv = Val(history_scratch_);
-    rc = mdb_cursor_put(history, &hkv, &hv, MDB_APPEND);
-    if (rc != 0) return LmdbError("put history", rc);
+    if (Status st = AppendHistory(history, rev, result); !st.ok()) return st;
   }
   if (kept.empty()) {
     rc = mdb_del(txn, reverse, &rk, nullptr);

@@ -172,6 +172,8 @@ class Store {
   // Deletes up to reset_chunk_keys keys of a resetting topic in `txn`, and its mark once
   // the topic is empty; true then.
   Result<bool> DeleteResetChunk(MDB_txn* txn, size_t topic);
+  // Appends history_scratch_ to the log as the next revision: one more change.
+  Status AppendHistory(MDB_cursor* history, uint64_t* rev, ApplyResult* result);
   // Moves the topic key `m.key` to the view keys `keys` (none: out of the view) in view
   // `v` of its topic, with its new value; one history record per view key changed.
   Status UpdateView(MDB_txn* txn, MDB_cursor* history, size_t v, const Mutation& m,

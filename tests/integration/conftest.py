@@ -286,6 +286,23 @@ class Cachecar:
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait(timeout=30)
 
+    def kill9_during_catch_up(self, records, rounds=3):
+        """Starts and kill -9s the sidecar `rounds` times, each once it has applied more of
+        its first topic than before; asserts at least one kill landed before all `records`
+        were applied. Leaves it stopped."""
+        def applied():
+            return sum(p.applied_offset for p in self.status().topics[0].partitions)
+
+        last, kills_mid = 0, 0
+        for _ in range(rounds):
+            self.start()
+            got = deadline_wait(lambda: (lambda a: a if a > last else None)(applied()),
+                                timeout=60, what="progress")
+            self.kill9()
+            kills_mid += got < records
+            last = got
+        assert kills_mid >= 1, "no kill landed during catch-up"
+
     def stop(self, timeout=30):
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)

@@ -178,20 +178,7 @@ def test_kill9_during_transformed_merges_leaves_exactly_the_topics_state(
     c = cachecar_factory([{"name": t, "apply": "merge-patch", "transform": transform}],
                          extra={"materializer": {"batch_max_records": 700}})
 
-    def applied():
-        s = c.status()
-        return sum(p.applied_offset for p in s.topics[0].partitions)
-
-    last = 0
-    kills_mid = 0
-    for _ in range(3):
-        c.start()
-        got = deadline_wait(lambda: (lambda a: a if a > last else None)(applied()),
-                            timeout=60, what="progress")
-        c.kill9()
-        kills_mid += got < len(records)
-        last = got
-    assert kills_mid >= 1, "no kill landed during catch-up"
+    c.kill9_during_catch_up(len(records))
     c.start()
     c.wait_ready(timeout=120)
 
