@@ -100,13 +100,20 @@ Result<nlohmann::ordered_json> ViewKeysOf(const Offline& o, const std::string& k
     in.headers_json = "{}";
     inputs.push_back(in);
   }
-  auto results = (*sandbox)->Run(inputs, 64u << 20);
+  auto results = (*sandbox)->Run(inputs, kafka::kMaxViewKeysBytes);
   if (!results.ok()) return results.status();
   for (size_t i = 0; i < inputs.size(); ++i) {
     const transform::Result& r = (*results)[i];
     const std::string& name = o.config.topics[topic.views[i]].name;
-    if (r.outcome == transform::Outcome::kValue) {
-      out[name] = nlohmann::ordered_json::parse(r.text, nullptr, false);
+    nlohmann::ordered_json keys = r.outcome == transform::Outcome::kValue
+                                      ? nlohmann::ordered_json::parse(r.text, nullptr, false)
+                                      : nlohmann::ordered_json();
+    if (keys.is_array() && keys.size() <= kafka::kMaxViewKeysPerEntry) {
+      out[name] = std::move(keys);
+    } else if (keys.is_array()) {
+      out[name] = {{"error", "the key expression gave more than " +
+                                 std::to_string(kafka::kMaxViewKeysPerEntry) +
+                                 " view keys for one entry"}};
     } else {
       out[name] = {{"error", r.text.empty() ? transform::OutcomeName(r.outcome) : r.text}};
     }

@@ -125,12 +125,14 @@ std::vector<std::string> ViewKeyFilters(const config::Config& config) {
     // Every output a key: strings as they are, numbers and booleans as their JSON text,
     // null none; anything else fails the entry's keys. On a line of its own, so a
     // comment at the end of the expression cannot reach the rest.
-    filters.push_back("[(\n" + t.view_key +
+    // At most kMaxViewKeysPerEntry + 1 outputs are taken, so an endless generator ends.
+    filters.push_back("[limit(" + std::to_string(kMaxViewKeysPerEntry + 1) + "; (\n" +
+                      t.view_key +
                       "\n) | if type == \"string\" then . "
                       "elif type == \"number\" or type == \"boolean\" then tojson "
                       "elif type == \"null\" then empty "
                       "else error(\"a view key must be a string, number, boolean or null, not \" "
-                      "+ type) end]");
+                      "+ type) end)]");
   }
   return filters;
 }
@@ -269,7 +271,8 @@ Materializer::Materializer(MaterializerOptions options, store::Store* store,
     if (view.view_of && *view.view_of < views_of_.size()) views_of_[*view.view_of].push_back(v);
     view_paths_.push_back(PathProjection(view.view_key));
     auto& errors = view_key_errors_.emplace_back();
-    for (const char* reason : {"error", "budget_exceeded", "crashed", "too_many_entries"}) {
+    for (const char* reason :
+         {"error", "budget_exceeded", "crashed", "too_many_keys", "too_many_entries"}) {
       errors[reason] = &stats_.view_key_errors->Add({{"view", view.name}, {"reason", reason}});
     }
   }
@@ -760,9 +763,8 @@ Status Materializer::ComputeViewKeys() {
     if (options_.view_keys == nullptr) {
       return Status(Code::kInternal, "views configured without a view keys worker");
     }
-    // The keys of one entry are bounded by its value's size, plus some quoting.
     Result<std::vector<transform::Result>> results =
-        options_.view_keys->Run(inputs, 64u << 20);
+        options_.view_keys->Run(inputs, kMaxViewKeysBytes);
     if (!results.ok()) return results.status();
     std::set<size_t> logged;
     for (size_t k = 0; k < results->size(); ++k) {
@@ -778,12 +780,18 @@ Status Materializer::ComputeViewKeys() {
         } catch (const nlohmann::json::exception& e) {
           problem = e.what();
         }
+        if (m.view_keys[j].size() > kMaxViewKeysPerEntry) {
+          m.view_keys[j].clear();
+          problem = "the key expression gave more than " +
+                    std::to_string(kMaxViewKeysPerEntry) + " view keys for one entry";
+        }
       } else {
         problem = res.text.empty() ? transform::OutcomeName(res.outcome) : res.text;
       }
       if (problem.empty()) continue;
       const char* reason = res.outcome == transform::Outcome::kBudgetExceeded ? "budget_exceeded"
                            : res.outcome == transform::Outcome::kCrashed      ? "crashed"
+                           : res.outcome == transform::Outcome::kValue        ? "too_many_keys"
                                                                               : "error";
       view_key_errors_[view].at(reason)->Increment();
       // One line per view and commit: a key that fails on every entry must not flood the log.

@@ -93,6 +93,11 @@ std::vector<std::string> TransformFilters(const std::vector<config::TopicConfig>
 std::string TopicDefinition(const config::TopicConfig& topic,
                             const std::vector<const config::TopicConfig*>& views);
 
+// Most view keys one entry may have in one view: an expression that gives more leaves the
+// entry out of the view (too_many_keys). And most bytes of one entry's keys in all.
+inline constexpr size_t kMaxViewKeysPerEntry = 1000;
+inline constexpr size_t kMaxViewKeysBytes = 4u << 20;
+
 // The filters the view keys worker runs: each view's key expression (config order),
 // wrapped to give one JSON array of string keys.
 std::vector<std::string> ViewKeyFilters(const config::Config& config);
@@ -310,7 +315,8 @@ class Materializer {
   // thread, and only what it cannot decide goes to the worker.
   std::vector<std::unique_ptr<transform::JqFilter>> view_paths_;
   prometheus::Histogram* view_keys_duration_ = nullptr;
-  // By view: its key errors, by reason (error, budget_exceeded, crashed, too_many_entries).
+  // By view: entries left out, by reason (error, budget_exceeded, crashed, too_many_keys,
+  // too_many_entries).
   std::vector<std::map<std::string, prometheus::Counter*>> view_key_errors_;
   PartitionSet partitions_;
   InvalidRecords invalid_;

@@ -47,7 +47,8 @@ namespace cachecar::kafka {
                    "Time to run one batch of records through the transform worker.")          \
   COUNTER_FAMILY(view_key_errors, "cachecar_view_key_errors_total",                           \
                  "Entries left out of a view, by view and reason: its key failed (error, "    \
-                 "budget_exceeded, crashed) or a view key was full (too_many_entries).")      \
+                 "budget_exceeded, crashed, too_many_keys) or a view key was full "           \
+                 "(too_many_entries).")                                                       \
   HISTOGRAM_FAMILY(view_keys_duration, "cachecar_view_keys_batch_duration_seconds",            \
                    "Time to compute the view keys of one commit's entries.")                  \
   GAUGE_FAMILY(write_failing, "cachecar_store_write_failing",                                 \

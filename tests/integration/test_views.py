@@ -186,3 +186,26 @@ def test_cachecarctl_transform_shows_the_view_keys_an_entry_would_be_under(tmp_p
     assert "error" in out["views"]["by-email"], out
     rc, out = ctl("by-email", "{}")
     assert rc == 5 and "is a view of topic users" in out, out
+
+
+def test_a_hostile_view_key_costs_only_its_entry(admin, bootstrap, cachecar_factory):
+    t = create_topic(admin, unique("viewhost"))
+    view = t + "-v"
+    key = ("if .loop then last(repeat(1)) elif .many then range(5000) | tostring "
+           "elif .endless then repeat(\"x\") elif .deep then def f: [f]; f else .id end")
+    produce(bootstrap, t, [(b"a", b'{"id":"A"}'), (b"loop", b'{"loop":true}'),
+                           (b"many", b'{"many":true}'), (b"endless", b'{"endless":true}'),
+                           (b"deep", b'{"deep":true}'), (b"b", b'{"id":"B"}')])
+    c = cachecar_factory([{"name": t, "views": [{"name": view, "key": key}]}],
+                         extra={"transforms": {"record_budget_ms": 300,
+                                               "max_memory_bytes": 256 << 20}}).start()
+    c.wait_ready(timeout=60)
+    assert c.list_all(view).keys() == {b"A", b"B"}
+    assert len(c.list_all(t)) == 6  # every entry is in its topic
+    assert c.metric("cachecar_view_key_errors_total", view=view, reason="budget_exceeded") == 1
+    # An endless generator is cut after 1,001 keys: too many, like 5,000 of them.
+    assert c.metric("cachecar_view_key_errors_total", view=view, reason="too_many_keys") == 2
+    assert c.metric("cachecar_view_key_errors_total", view=view, reason="crashed") == 1
+    # Live changes go on.
+    produce(bootstrap, t, [(b"c", b'{"id":"C"}')])
+    deadline_wait(lambda: view_get(c, view, b"C"), what="live entry indexed")
