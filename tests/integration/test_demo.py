@@ -41,6 +41,16 @@ def test_the_demo_serves_its_examples_and_its_walkthrough_works(tmp_path):
         assert got.returncode == 0, got
         assert json.loads(got.stdout)["value"]["email"] == "grace@example.com", got.stdout
 
+        # Views of the example config: by email, and a user's sessions.
+        got = ctl("get", "users-by-email", "ada@example.com", "-o", "json")
+        assert got.returncode == 0, got
+        assert [m["key"] for m in json.loads(got.stdout)["value"]] == [
+            "6f1c2a9e-8b1d-4c3e-9a57-1f0e2d3c4b5a"], got.stdout
+        got = ctl("get", "sessions-by-user", "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d", "-o", "json")
+        assert got.returncode == 0, got
+        assert "c0ffee00-0000-4000-8000-000000000002" in [
+            m["key"] for m in json.loads(got.stdout)["value"]], got.stdout
+
         # The data holds one invalid user: never served, listed with its reason.
         bad = "0badc0de-0000-4000-8000-000000000000"
         assert ctl("get", "users", bad).returncode == 3
