@@ -123,9 +123,9 @@ std::vector<std::string> ViewKeyFilters(const config::Config& config) {
   for (const auto& t : config.topics) {
     if (!t.is_view()) continue;
     // Every output a key: strings as they are, numbers and booleans as their JSON text,
-    // null none; anything else fails the entry's keys. On a line of its own, so a
-    // comment at the end of the expression cannot reach the rest.
-    // At most kMaxViewKeysPerEntry + 1 outputs are taken, so an endless generator ends.
+    // null none; anything else fails the entry's keys. At most kMaxViewKeysPerEntry + 1
+    // outputs are taken, so an endless generator ends. The expression is on lines of its
+    // own, so a comment at its end cannot reach the rest.
     filters.push_back("[limit(" + std::to_string(kMaxViewKeysPerEntry + 1) + "; (\n" +
                       t.view_key +
                       "\n) | if type == \"string\" then . "
@@ -774,6 +774,9 @@ Status Materializer::ComputeViewKeys() {
       const transform::Result& res = (*results)[k];
       m.view_keys.resize(views_of_[m.topic].size());
       std::string problem;
+      const char* reason = res.outcome == transform::Outcome::kBudgetExceeded ? "budget_exceeded"
+                           : res.outcome == transform::Outcome::kCrashed      ? "crashed"
+                                                                              : "error";
       if (res.outcome == transform::Outcome::kValue) {
         try {
           m.view_keys[j] = nlohmann::json::parse(res.text).get<std::vector<std::string>>();
@@ -784,15 +787,12 @@ Status Materializer::ComputeViewKeys() {
           m.view_keys[j].clear();
           problem = "the key expression gave more than " +
                     std::to_string(kMaxViewKeysPerEntry) + " view keys for one entry";
+          reason = "too_many_keys";
         }
       } else {
         problem = res.text.empty() ? transform::OutcomeName(res.outcome) : res.text;
       }
       if (problem.empty()) continue;
-      const char* reason = res.outcome == transform::Outcome::kBudgetExceeded ? "budget_exceeded"
-                           : res.outcome == transform::Outcome::kCrashed      ? "crashed"
-                           : res.outcome == transform::Outcome::kValue        ? "too_many_keys"
-                                                                              : "error";
       view_key_errors_[view].at(reason)->Increment();
       // One line per view and commit: a key that fails on every entry must not flood the log.
       if (!logged.insert(view).second) continue;
