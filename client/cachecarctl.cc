@@ -557,6 +557,7 @@ int Run(int argc, char** argv) {
           topic["stale"] = {{"caught_up_at", FormatTimestamp(t.stale().caught_up_at())},
                             {"reason", t.stale().reason()}};
         }
+        if (!t.view_of().empty()) topic["view_of"] = t.view_of();
         topics.push_back(std::move(topic));
       }
       PrintJson({{"ready", r->ready()},
@@ -572,6 +573,7 @@ int Run(int argc, char** argv) {
       std::printf("%-24s %-9s %-12s %-12s %-12s %-8s %-5s\n", "TOPIC", "PARTITION", "APPLIED",
                   "READY_AT", "END", "LAG", "READY");
       for (const auto& t : r->topics()) {
+        if (!t.view_of().empty()) continue;  // a view has no partitions of its own
         if (t.partitions_size() == 0) {
           std::printf("%-24s %-9s %-12s %-12s %-12s %-8s %-5s\n", t.topic().c_str(), "-", "-",
                       "-", "-", "-", "no (topic not assigned yet)");
@@ -593,6 +595,7 @@ int Run(int argc, char** argv) {
                    FormatTimestamp(t.stale().caught_up_at()) + ")";
         }
         if (!t.required()) state += " [optional]";
+        if (!t.view_of().empty()) state += " [view of " + t.view_of() + "]";
         std::printf("%-24s %-10llu %-14llu %-14llu %s\n", t.topic().c_str(),
                     static_cast<unsigned long long>(t.key_count()),
                     static_cast<unsigned long long>(t.records_applied()),

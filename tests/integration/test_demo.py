@@ -51,6 +51,11 @@ def test_the_demo_serves_its_examples_and_its_walkthrough_works(tmp_path):
         assert "c0ffee00-0000-4000-8000-000000000002" in [
             m["key"] for m in json.loads(got.stdout)["value"]], got.stdout
 
+        status = ctl("status")
+        assert status.returncode == 0, status
+        lines = [line for line in status.stdout.splitlines() if line.startswith("users-by-email ")]
+        assert len(lines) == 1 and "ready [view of users]" in lines[0], status.stdout
+
         # The data holds one invalid user: never served, listed with its reason.
         bad = "0badc0de-0000-4000-8000-000000000000"
         assert ctl("get", "users", bad).returncode == 3
