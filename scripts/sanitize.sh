@@ -6,7 +6,8 @@
 #   scripts/sanitize.sh tsan    ThreadSanitizer (build-tsan/)
 #
 # Only those tests and the libraries they link are built (no server, benchmarks or
-# integration tests), at -O1 so the build stays short. Any report fails the run.
+# integration tests), at -O1 with line tables only (-g1: a report still names file and line)
+# so the build stays short. Any report fails the run.
 # Extra arguments go to ctest. Run scripts/setup.sh first (it installs the toolchain).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,7 +30,7 @@ tests=(store_test kafka_test watch_test rpc_test health_test api_test common_tes
 
 if [ ! -f "$dir/build.ninja" ]; then
   cmake -S . -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-    -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g" -DCACHECAR_SANITIZE="$sanitize" \
+    -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1" -DCACHECAR_SANITIZE="$sanitize" \
     -DCACHECAR_BUILD_BENCH=OFF -DCACHECAR_CARGO_TARGET_DIR="$PWD/build/cargo" >/dev/null
 fi
 ninja -C "$dir" "${tests[@]}"

@@ -107,7 +107,10 @@ fi
 
 if [ -z "${SKIP_BUILD:-}" ]; then
   if [ ! -f build/build.ninja ]; then
-    cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+    # -g1: line tables and function names (enough for backtraces, perf and core files'
+    # stacks), without the full debug info that made up ~40% of the compile time.
+    cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+      -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O2 -g1 -DNDEBUG" >/dev/null
   fi
   if [ -n "$demo" ]; then
     ninja -C build cachecar cachecarctl example_app
