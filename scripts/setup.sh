@@ -16,7 +16,7 @@ APT_PACKAGES=(
   build-essential cmake ninja-build pkg-config python3-venv
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   librdkafka-dev liblmdb-dev lmdb-utils nlohmann-json3-dev prometheus-cpp-dev libcivetweb-dev
-  libyaml-cpp-dev libspdlog-dev libcli11-dev libutfcpp-dev libssl-dev
+  libyaml-cpp-dev libspdlog-dev libcli11-dev libutfcpp-dev libssl-dev libcurl4-openssl-dev
   libgtest-dev libgmock-dev libbenchmark-dev json-schema-test-suite libvalijson-dev
   clang-tidy
   kcat maven openjdk-17-jre-headless redis-server redis-tools
@@ -39,7 +39,7 @@ fi
 # Python: the integration tests' independent gRPC client and Kafka producer/consumer, and
 # the Python client's dependencies.
 if [ ! -x .venv/bin/python ]; then python3 -m venv .venv; fi
-if ! .venv/bin/python -c 'import grpc, grpc_tools, grpc_health, grpc_reflection, confluent_kafka, pytest, google.rpc, kubernetes_validate, yaml, wheel' 2>/dev/null; then
+if ! .venv/bin/python -c 'import grpc, grpc_tools, grpc_health, grpc_reflection, confluent_kafka, pytest, google.rpc, kubernetes_validate, yaml, wheel, confluent_kafka.schema_registry.json_schema' 2>/dev/null; then
   echo "setup: installing Python packages into .venv" >&2
   .venv/bin/pip install -q --disable-pip-version-check -r tests/integration/requirements.txt
 fi
@@ -92,6 +92,9 @@ fi  # test-only tools
 
 # Apache Kafka's jars (cached under ~/.cache/cachecar after the first run).
 scripts/kafka.sh fetch
+# The Schema Registry the registry-topic tests run (Apicurio, built from Maven Central into
+# the same cache; scripts/registry/pom.xml).
+if [ -z "$demo" ]; then scripts/registry.sh fetch; fi
 
 # The TypeScript client (npm registry): its dependencies, and a build (types generated
 # from proto/, then tsc) that the client tests run.
