@@ -11,7 +11,7 @@ set(CACHECAR_LAYER_RANKS
   common=0 proto=0
   metrics=1 config=1
   store=2 schema=2 transform=2
-  api=3 health=3
+  api=3 health=3 registry=3
   kafka=4 watch=4
   rpc=5
   peer=6)

@@ -1,5 +1,7 @@
 #include "server.h"
 
+#include <algorithm>
+
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/health_check_service_interface.h>
 #include <grpcpp/security/server_credentials.h>
@@ -24,6 +26,8 @@
 #include "peer/snapshot_service.h"
 #include "rpc/cache_service.h"
 #include "rpc/read_handler.h"
+#include "registry/registry_client.h"
+#include "registry/schema_cache.h"
 #include "rpc/write_handler.h"
 #include "schema/schema_set.h"
 #include "store/apply_notifier.h"
@@ -167,6 +171,20 @@ Status Server::Start() {
                              {"store_id", store_->store_id()},
                              {"revision", store_->revision()}});
 
+  if (std::any_of(config_.topics.begin(), config_.topics.end(), [](const config::TopicConfig& t) {
+        return t.value_format == config::ValueFormat::kRegistry;
+      })) {
+    registry_client_ = std::make_unique<registry::RegistryClient>(config_.registry);
+    schema_registry_ =
+        std::make_unique<registry::SchemaCache>(config_, registry_client_.get(), registry_.get());
+    // The schemas an earlier run fetched: their records decode while the registry is down.
+    Result<std::map<std::string, std::string>> kept = store_->LoadRegistrySchemas();
+    if (!kept.ok()) return kept.status();
+    schema_registry_->Seed(*kept);
+    log::Info("schema registry", {{"url", config_.registry.url},
+                                  {"schemas_kept", static_cast<int64_t>(kept->size())}});
+  }
+
   health::LagPolicy lag;
   lag.max_records = static_cast<int64_t>(config_.readiness.max_lag_records);
   lag.max_for = std::chrono::milliseconds(config_.readiness.max_lag_duration_ms);
@@ -209,6 +227,7 @@ Status Server::Start() {
   mo.schemas = schemas_.get();
   mo.transforms = transforms_.get();
   mo.entry_schemas = entry_schemas_.get();
+  mo.registry = schema_registry_.get();
   mo.dead_letters = producer_.get();
   mo.rejected = rejected_log_.get();
   mo.commit_interval = std::chrono::milliseconds(config_.kafka.commit_interval_ms);
@@ -236,6 +255,7 @@ Status Server::Start() {
   read_handler_->set_rejected_log(rejected_log_.get());
   write_handler_ = std::make_unique<rpc::WriteHandler>(
       &config_, schemas_.get(), producer_.get(), notifier_.get(), 1 << 20, registry_.get());
+  write_handler_->set_registry(schema_registry_.get());
   {
     // Puts to topics with a transform, merge-patch or entry_schema are checked for the
     // entry they lead to; their transforms run in a worker of their own (the

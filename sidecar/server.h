@@ -26,6 +26,10 @@ class Store;
 class StoreMonitor;
 class ApplyNotifier;
 }  // namespace store
+namespace registry {
+class RegistryClient;
+class SchemaCache;
+}  // namespace registry
 namespace health {
 class CatchUpTracker;
 class ReadinessPublisher;
@@ -81,6 +85,8 @@ class Server {
   std::unique_ptr<kafka::RejectedLog> rejected_log_;
   std::unique_ptr<store::ApplyNotifier> notifier_;
   std::unique_ptr<kafka::RdKafkaProducer> producer_;
+  std::unique_ptr<registry::RegistryClient> registry_client_;  // null: no registry topic
+  std::unique_ptr<registry::SchemaCache> schema_registry_;
   std::unique_ptr<kafka::Materializer> materializer_;
   std::unique_ptr<rpc::ReadHandler> read_handler_;
   std::unique_ptr<rpc::WriteHandler> write_handler_;

@@ -16,7 +16,14 @@
 namespace cachecar::config {
 
 const char* KeyEncodingName(KeyEncoding e) { return e == KeyEncoding::kUtf8 ? "utf-8" : "bytes"; }
-const char* ValueFormatName(ValueFormat f) { return f == ValueFormat::kJson ? "json" : "bytes"; }
+const char* ValueFormatName(ValueFormat f) {
+  switch (f) {
+    case ValueFormat::kJson: return "json";
+    case ValueFormat::kBytes: return "bytes";
+    case ValueFormat::kRegistry: return "registry";
+  }
+  return "json";
+}
 const char* InvalidPolicyName(InvalidPolicy p) {
   switch (p) {
     case InvalidPolicy::kSkip:
@@ -184,7 +191,8 @@ void ReadTopics(YamlReader& r, const YAML::Node& node, const std::filesystem::pa
                      {"name", "key_encoding", "value_format", "schema", "schema_patterns",
                       "schema_formats", "read_only", "on_invalid", "dead_letter_topic",
                       "max_value_bytes", "rejected_history", "readiness",
-                      "retain_beyond_log", "transform", "apply", "entry_schema", "views"})) {
+                      "retain_beyond_log", "transform", "apply", "entry_schema", "views",
+                      "registry_subject"})) {
       continue;
     }
     if (!t["name"]) {
@@ -203,8 +211,32 @@ void ReadTopics(YamlReader& r, const YAML::Node& node, const std::filesystem::pa
                 {"bytes", KeyEncoding::kBytes}},
                "utf-8 or bytes", &tc.key_encoding);
     ReadChoice(r, t, path, "value_format",
-               {{"json", ValueFormat::kJson}, {"bytes", ValueFormat::kBytes}}, "json or bytes",
-               &tc.value_format);
+               {{"json", ValueFormat::kJson}, {"bytes", ValueFormat::kBytes},
+                {"registry", ValueFormat::kRegistry}},
+               "json, bytes or registry", &tc.value_format);
+    const bool registry = tc.value_format == ValueFormat::kRegistry;
+    if (t["registry_subject"]) {
+      r.ReadString(t, path, "registry_subject", &tc.registry_subject);
+      if (!registry) {
+        r.Problem(path + ".registry_subject", t["registry_subject"],
+                  "only used with value_format: registry");
+      } else if (tc.registry_subject.empty()) {
+        r.Problem(path + ".registry_subject", t["registry_subject"],
+                  "must name a subject (remove it for <topic>-value)");
+      }
+    }
+    if (registry && tc.registry_subject.empty()) tc.registry_subject = tc.name + "-value";
+    // What registry topics do not take yet: their schema is the registry's, and the
+    // decoded value does not flow through transforms, merges or views (README).
+    for (const char* field : {"schema", "entry_schema", "transform", "apply", "views"}) {
+      if (registry && t[field]) {
+        r.Problem(path + "." + field, t[field],
+                  std::string("not available with value_format: registry (") +
+                      (std::string(field) == "schema"
+                           ? "the schema of each record is the registry's, by its id)"
+                           : "not supported for registry topics yet)"));
+      }
+    }
     for (const auto& [field, out] : {std::pair<const char*, std::string*>{"schema", &tc.schema_path},
                                      {"entry_schema", &tc.entry_schema_path}}) {
       if (!t[field]) continue;
@@ -309,7 +341,8 @@ void ReadAll(YamlReader& r, const YAML::Node& root, const std::filesystem::path&
              Config* cfg) {
   if (!r.ExpectMap("", root,
                    {"kafka", "store", "materializer", "grpc", "http", "log", "schemas", "writes",
-                    "watch", "readiness", "peers", "bootstrap", "topics", "transforms"})) {
+                    "watch", "readiness", "peers", "bootstrap", "topics", "transforms",
+                    "registry"})) {
     return;
   }
   if (const YAML::Node k = root["kafka"]) {
@@ -414,6 +447,27 @@ void ReadAll(YamlReader& r, const YAML::Node& root, const std::filesystem::path&
                  1000000);
       ReadTokenFile(r, g, "grpc", "auth_token_file", base_dir, &cfg->grpc.auth_token_file,
                     &cfg->grpc.auth_token);
+    }
+  }
+  if (const YAML::Node g = root["registry"]) {
+    if (r.ExpectMap("registry", g,
+                    {"url", "username_file", "password_file", "timeout_ms", "latest_ttl_ms"})) {
+      r.ReadString(g, "registry", "url", &cfg->registry.url);
+      r.ReadUint(g, "registry", "timeout_ms", &cfg->registry.timeout_ms, 100, 600000);
+      r.ReadUint(g, "registry", "latest_ttl_ms", &cfg->registry.latest_ttl_ms, 0, 86400000);
+      ReadTokenFile(r, g, "registry", "username_file", base_dir, &cfg->registry.username_file,
+                    &cfg->registry.username);
+      ReadTokenFile(r, g, "registry", "password_file", base_dir, &cfg->registry.password_file,
+                    &cfg->registry.password);
+      if (cfg->registry.username_file.empty() != cfg->registry.password_file.empty()) {
+        r.Problem("registry.username_file", g,
+                  "set both username_file and password_file, or neither");
+      }
+      const std::string& url = cfg->registry.url;
+      if (!url.empty() && url.rfind("http://", 0) != 0 && url.rfind("https://", 0) != 0) {
+        r.Problem("registry.url", g["url"],
+                  "must be an http:// or https:// URL, not \"" + url.substr(0, 200) + "\"");
+      }
     }
   }
   if (const YAML::Node p = root["peers"]) {
@@ -565,6 +619,13 @@ void Validate(YamlReader& r, const YAML::Node& root, Config* cfg) {
                   std::to_string(cfg->materializer.batch_max_records) +
                   "): one commit may hold that many changes, and a commit larger than the "
                   "history window cancels every live watch");
+  }
+  for (size_t i = 0; i < cfg->topics.size(); ++i) {
+    if (cfg->topics[i].value_format == ValueFormat::kRegistry && cfg->registry.url.empty()) {
+      r.Problem("registry.url", at("registry", "url"),
+                "required: topic " + cfg->topics[i].name + " has value_format: registry");
+      break;
+    }
   }
   if (cfg->grpc.address.empty() && cfg->grpc.unix_socket.empty()) {
     r.Problem("grpc.address", at("grpc", "address"),

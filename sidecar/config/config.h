@@ -19,7 +19,11 @@
 namespace cachecar::config {
 
 enum class KeyEncoding { kUtf8, kBytes };
-enum class ValueFormat { kJson, kBytes };
+// json: a JSON document. bytes: any bytes. registry: the Confluent Schema Registry wire
+// format (a zero byte, the 4-byte big-endian schema id, the payload), the schema fetched
+// from RegistryConfig's registry by id; JSON Schema payloads only so far (README "Schema
+// Registry topics").
+enum class ValueFormat { kJson, kBytes, kRegistry };
 // What the materializer does with a record it cannot serve (bad key, not JSON, schema
 // violation). In every case the record is never served.
 enum class InvalidPolicy {
@@ -64,8 +68,13 @@ struct TopicConfig {
   // other keys are INVALID_ARGUMENT). bytes: any key.
   KeyEncoding key_encoding = KeyEncoding::kUtf8;
   // json: values must be JSON documents (invalid ones are rejected, never served).
-  // bytes: any value.
+  // bytes: any value. registry: see ValueFormat.
   ValueFormat value_format = ValueFormat::kJson;
+  // With value_format: registry, the subject a Put's value is encoded under (its latest
+  // schema). Default "<topic>-value" (the TopicNameStrategy).
+  std::string registry_subject;
+  // Whether values are JSON once decoded (json, or registry), as stored and served.
+  bool json_values() const { return value_format != ValueFormat::kBytes; }
   // Path of the topic's JSON Schema, relative paths resolved against the config file's
   // directory. Empty: no schema.
   std::string schema_path;
@@ -333,6 +342,23 @@ struct BootstrapConfig {
   uint32_t connect_timeout_ms = 5000;
 };
 
+// The Confluent-compatible Schema Registry of value_format: registry topics.
+struct RegistryConfig {
+  // Base URL of its API, e.g. "http://registry:8080/apis/ccompat/v7". Required when a
+  // topic has value_format: registry.
+  std::string url;
+  // HTTP basic credentials, read from files (both or neither).
+  std::string username_file;
+  std::string password_file;
+  std::string username;  // the files' contents; secrets
+  std::string password;
+  // Longest one request to the registry may take. Default 5 s.
+  uint32_t timeout_ms = 5000;
+  // How long a subject's latest schema (the one a Put encodes with) is used before it is
+  // asked again. Default 30 s.
+  uint32_t latest_ttl_ms = 30000;
+};
+
 struct LogConfig {
   // trace, debug, info, warn or error. Default info.
   std::string level = "info";
@@ -355,6 +381,7 @@ struct Config {
   ReadinessConfig readiness;
   PeersConfig peers;
   BootstrapConfig bootstrap;
+  RegistryConfig registry;
   // The topics read from Kafka, in the file's order, then the views of every topic (each
   // a TopicConfig with view_of set). An index into this list is also the topic's index in
   // the store.

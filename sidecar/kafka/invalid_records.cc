@@ -130,6 +130,35 @@ std::vector<std::pair<store::PartitionKey, int64_t>> InvalidRecords::RetryDeadLe
   return delivered;
 }
 
+std::vector<std::pair<store::PartitionKey, int32_t>> InvalidRecords::DueRegistryWaits(
+    steady_clock::time_point now) const {
+  std::vector<std::pair<store::PartitionKey, int32_t>> due;
+  for (const auto& [key, h] : halted_) {
+    if (h.halting.registry_schema_id && now >= h.next_retry) {
+      due.emplace_back(key, *h.halting.registry_schema_id);
+    }
+  }
+  return due;
+}
+
+void InvalidRecords::LiftRegistryWait(const store::PartitionKey& key) {
+  auto it = halted_.find(key);
+  if (it == halted_.end()) return;
+  log::Info("schema registry answered; resuming the partition",
+            {{"topic", (*options_.topics)[key.first].name}, {"partition", key.second},
+             {"offset", it->second.offset}});
+  Lift(key);
+}
+
+void InvalidRecords::RegistryStillAway(const store::PartitionKey& key,
+                                       steady_clock::time_point now) {
+  auto it = halted_.find(key);
+  if (it == halted_.end()) return;
+  HaltedAt& h = it->second;
+  h.retry_wait = std::min(h.retry_wait * 2, std::chrono::milliseconds(kMaxDeadLetterRetry));
+  h.next_retry = now + h.retry_wait;
+}
+
 std::vector<store::PartitionKey> InvalidRecords::Halted() const {
   std::vector<store::PartitionKey> out;
   for (const auto& [key, halt] : halted_) out.push_back(key);
@@ -145,6 +174,8 @@ void InvalidRecords::Lift(const store::PartitionKey& key) {
 std::vector<store::PartitionKey> InvalidRecords::LiftReplaced() {
   std::vector<store::PartitionKey> lifted;
   for (const auto& [key, halt] : halted_) {
+    // A registry topic's schemas are the registry's, by id: a file reload changes nothing.
+    if ((*options_.topics)[key.first].value_format == config::ValueFormat::kRegistry) continue;
     auto now = options_.schemas != nullptr ? options_.schemas->Get(key.first) : nullptr;
     if (now != halt.schema) lifted.push_back(key);
   }

@@ -15,7 +15,8 @@
 //
 // A halt is recorded here (with the schema in force when it happened); the materializer
 // pauses the partition and tells its observers. Halts are lifted when the topic's schema
-// has been replaced since (a reload), or when the topic is rebuilt.
+// has been replaced since (a reload), or when the topic is rebuilt; a partition waiting for
+// the schema registry (value_format: registry) when the registry answers.
 #pragma once
 
 #include <chrono>
@@ -61,6 +62,9 @@ class InvalidRecords {
     std::string reason;
     std::optional<ProduceRequest> dead_letter;  // not taken by the broker: sent again
     RejectedRecord record;                      // listed once the dead letter goes
+    // Set when the partition waits for the schema registry to give this schema id (not
+    // the record's fault): see DueRegistryWaits.
+    std::optional<int32_t> registry_schema_id;
   };
   // `detail` says what is wrong when the reason's own description (DescribeReject) is
   // not enough (a transform's error).
@@ -77,6 +81,15 @@ class InvalidRecords {
 
   // Lifts the halts whose topic has another schema now; returns them.
   std::vector<store::PartitionKey> LiftReplaced();
+  // The halts waiting on the schema registry whose next try is due at `now`, with the
+  // schema id each waits for. The caller asks the registry, then lifts the halt
+  // (LiftRegistryWait) or backs off (RegistryStillAway: the wait doubles, up to
+  // kMaxDeadLetterRetry).
+  std::vector<std::pair<store::PartitionKey, int32_t>> DueRegistryWaits(
+      std::chrono::steady_clock::time_point now) const;
+  void LiftRegistryWait(const store::PartitionKey& key);
+  void RegistryStillAway(const store::PartitionKey& key,
+                         std::chrono::steady_clock::time_point now);
   // Lifts the halts of a topic (it is being rebuilt); returns them.
   std::vector<store::PartitionKey> LiftTopic(size_t topic);
   // Sends again the dead letters whose wait has passed at `now`. Returns the partitions

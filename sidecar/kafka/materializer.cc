@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/log.h"
+#include "registry/wire_format.h"
 #include "transform/merge_patch.h"
 
 namespace cachecar::kafka {
@@ -410,6 +411,7 @@ void Materializer::RetryHalted() {
   const auto now = steady_clock::now();
   last_halt_check_ = now;
   std::vector<store::PartitionKey> lifted = invalid_.LiftReplaced();
+  if (options_.registry != nullptr) RetryRegistryWaits(&lifted);
   for (const auto& [key, offset] : invalid_.RetryDeadLetters(now)) {
     // The broker took the dead letter at last: the record is consumed.
     if (batch_.empty()) batch_started_ = now;
@@ -486,10 +488,76 @@ void Materializer::Handle(const SourceEvent& ev) {
     case SourceEvent::Kind::kRecord:
       break;
   }
+  if (topic.value_format == config::ValueFormat::kRegistry) {
+    HandleRegistryRecord(ev);
+    return;
+  }
   std::shared_ptr<const schema::JsonSchema> schema =
       options_.schemas != nullptr ? options_.schemas->Get(ev.topic) : nullptr;
   HandleRecord(ev, CheckRecord(topic, schema.get(), ev.has_key, ev.key, ev.has_value, ev.value),
                nullptr);
+}
+
+void Materializer::HandleRegistryRecord(const SourceEvent& ev) {
+  const config::TopicConfig& topic = options_.topics[ev.topic];
+  RejectReason keys = CheckRecord(topic, nullptr, ev.has_key, ev.key, false, {});
+  if (keys != RejectReason::kNone || !ev.has_value) {  // a bad key, or a tombstone
+    HandleRecord(ev, keys, nullptr);
+    return;
+  }
+  Decoded d;
+  std::optional<registry::WireValue> wire = registry::ParseWireValue(ev.value);
+  if (!wire) {
+    HandleRecord(ev, RejectReason::kNotRegistryFormat, nullptr, &d);
+    return;
+  }
+  const std::string id = std::to_string(wire->schema_id);
+  Result<std::shared_ptr<const registry::ResolvedSchema>> resolved =
+      options_.registry->ForRecord(ev.topic, wire->schema_id);
+  if (!resolved.ok() && resolved.status().code() == Code::kNotFound) {
+    d.detail = "schema id " + id + " is not in the schema registry: " +
+               resolved.status().message();
+    HandleRecord(ev, RejectReason::kUnknownSchemaId, nullptr, &d);
+    return;
+  }
+  if (!resolved.ok()) {
+    // Not the record's fault: the partition waits here (not ready, saying why) and goes on
+    // once the registry answers. A record is never skipped for the registry's absence.
+    InvalidRecords::Halting halting;
+    halting.reason = "waiting for the schema registry to give schema id " + id + ": " +
+                     resolved.status().message();
+    halting.registry_schema_id = wire->schema_id;
+    log::Warn("schema registry unavailable; the partition waits for it",
+              {{"topic", topic.name}, {"partition", static_cast<int64_t>(ev.partition)},
+               {"offset", ev.offset}, {"schema_id", static_cast<int64_t>(wire->schema_id)},
+               {"error", resolved.status().message()}});
+    HaltPartition(ev, std::move(halting), nullptr);
+    return;
+  }
+  const registry::ResolvedSchema& rs = **resolved;
+  d.payload = wire->payload;
+  if (rs.json == nullptr) {
+    d.detail = rs.unusable;
+    HandleRecord(ev, RejectReason::kUnsupportedSchema, nullptr, &d);
+    return;
+  }
+  d.schema = rs.json;
+  HandleRecord(ev, CheckRecord(topic, rs.json.get(), true, ev.key, true, d.payload), nullptr,
+               &d);
+}
+
+void Materializer::RetryRegistryWaits(std::vector<store::PartitionKey>* lifted) {
+  const auto now = steady_clock::now();
+  for (const auto& [key, id] : invalid_.DueRegistryWaits(now)) {
+    Result<std::shared_ptr<const registry::ResolvedSchema>> r =
+        options_.registry->ForRecord(key.first, id);
+    if (r.ok() || r.status().code() == Code::kNotFound) {
+      invalid_.LiftRegistryWait(key);
+      lifted->push_back(key);  // the record is read again, and decoded or rejected
+    } else {
+      invalid_.RegistryStillAway(key, now);
+    }
+  }
 }
 
 void Materializer::FlushTransforms() {
@@ -605,15 +673,18 @@ std::optional<std::string> Materializer::MergeOntoCurrent(size_t topic, std::str
 }
 
 void Materializer::HandleRecord(const SourceEvent& ev, RejectReason reason,
-                                const transform::Result* tr) {
+                                const transform::Result* tr, const Decoded* decoded) {
   const config::TopicConfig& topic = options_.topics[ev.topic];
   auto key = std::make_pair(ev.topic, ev.partition);
   if (invalid_.IsHalted(key)) return;  // queued behind a record that halted the partition
   std::shared_ptr<const schema::JsonSchema> schema =
-      options_.schemas != nullptr ? options_.schemas->Get(ev.topic) : nullptr;
-  std::string detail;
+      decoded != nullptr      ? decoded->schema
+      : options_.schemas != nullptr ? options_.schemas->Get(ev.topic)
+                                    : nullptr;
+  std::string detail = decoded != nullptr ? decoded->detail : std::string();
   bool has_value = ev.has_value;
-  std::string_view value = ev.value;
+  // A registry record's dead letter and listing keep its original bytes (`ev`).
+  std::string_view value = decoded != nullptr ? decoded->payload : ev.value;
   bool skip = false;
   if (reason == RejectReason::kNone && tr != nullptr) {
     switch (tr->outcome) {
@@ -649,6 +720,9 @@ void Materializer::HandleRecord(const SourceEvent& ev, RejectReason reason,
       detail = "the value to store breaks the topic's entry_schema: " +
                DescribeReject(RejectReason::kSchemaViolation, entry.get(), *stored);
     }
+  }
+  if (reason != RejectReason::kNone && detail.empty() && decoded != nullptr) {
+    detail = DescribeReject(reason, schema.get(), value);  // of the payload, not the bytes
   }
   if (reason != RejectReason::kNone) {
     InvalidRecords::Halting halting;
@@ -816,6 +890,10 @@ Status Materializer::Commit() {
   merge_snapshot_.reset();  // read transactions end before the write
   Status keys = ComputeViewKeys();
   if (!keys.ok()) return keys;
+  if (options_.registry != nullptr) {
+    // The schemas these records were decoded with, stored with them.
+    for (auto& [k, v] : options_.registry->TakeFetched()) batch_.registry_schemas[k] = std::move(v);
+  }
   const auto began = steady_clock::now();
   Result<store::ApplyResult> r = store_->Apply(batch_);
   if (!r.ok()) return r.status();

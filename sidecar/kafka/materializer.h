@@ -71,6 +71,7 @@
 #include "kafka/partition_set.h"
 #include "kafka/producer.h"
 #include "kafka/record_check.h"
+#include "registry/schema_cache.h"
 #include "kafka/record_source.h"
 #include "kafka/rejected_log.h"
 #include "kafka/topic_counters.h"
@@ -155,6 +156,8 @@ struct MaterializerOptions {
   transform::Sandbox* transforms = nullptr;
   // Computes the views' keys (StartViewKeys); required if there is a view.
   transform::Sandbox* view_keys = nullptr;
+  // The schemas of value_format: registry topics; required if a topic has that format.
+  registry::SchemaCache* registry = nullptr;
   // Told of every commit after the tracker, in this order (see above).
   std::vector<store::CommitObserver*> observers;
   // How often applied positions are committed to Kafka (RecordSource::CommitOffsets);
@@ -216,8 +219,20 @@ class Materializer {
   // Commits, then hands the consumer every partition at its current position.
   void Reassign();
   void Handle(const SourceEvent& ev);
-  // A data record, after its transform when its topic has one (`tr`, null otherwise).
-  void HandleRecord(const SourceEvent& ev, RejectReason reason, const transform::Result* tr);
+  // A record of a value_format: registry topic, decoded with its schema from the registry
+  // (a partition waits, halted, while the registry cannot say what its schema id is).
+  struct Decoded {
+    std::string_view payload;                         // the value to check and store
+    std::shared_ptr<const schema::JsonSchema> schema;  // the payload's, by its schema id
+    std::string detail;                               // what is wrong, if it is rejected
+  };
+  void HandleRegistryRecord(const SourceEvent& ev);
+  // Lifts the halts of partitions waiting on the schema registry once it answers.
+  void RetryRegistryWaits(std::vector<store::PartitionKey>* lifted);
+  // A data record, after its transform when its topic has one (`tr`, null otherwise), or
+  // decoded (`decoded`, registry topics; null otherwise).
+  void HandleRecord(const SourceEvent& ev, RejectReason reason, const transform::Result* tr,
+                    const Decoded* decoded = nullptr);
   // Runs every queued and in-flight record of transformed topics through the sandbox
   // and handles them, in order. Called before anything that needs them all applied.
   void FlushTransforms();

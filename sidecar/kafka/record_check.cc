@@ -19,6 +19,9 @@ const char* RejectReasonName(RejectReason r) {
     case RejectReason::kTransformBudgetExceeded: return "transform_budget_exceeded";
     case RejectReason::kTransformCrashed: return "transform_crashed";
     case RejectReason::kEntrySchemaViolation: return "entry_schema_violation";
+    case RejectReason::kNotRegistryFormat: return "not_registry_format";
+    case RejectReason::kUnknownSchemaId: return "unknown_schema_id";
+    case RejectReason::kUnsupportedSchema: return "unsupported_schema";
   }
   return "unknown";
 }
@@ -45,7 +48,7 @@ RejectReason CheckRecord(const config::TopicConfig& topic, const schema::JsonSch
     }
   }
   // The parser the schema path uses, so JSON means one thing with or without a schema.
-  if (topic.value_format == config::ValueFormat::kJson && !schema::IsJson(value).ok()) {
+  if (topic.json_values() && !schema::IsJson(value).ok()) {
     return RejectReason::kInvalidJson;
   }
   return RejectReason::kNone;
@@ -92,6 +95,13 @@ std::string DescribeReject(RejectReason reason, const schema::JsonSchema* schema
       if (v.size() > kShown) out += "; and more";
       return out;
     }
+    case RejectReason::kNotRegistryFormat:
+      return "the value is not in the schema registry's wire format (a zero byte, then a "
+             "4-byte schema id; the topic's value_format is registry)";
+    case RejectReason::kUnknownSchemaId:
+      return "the value's schema id is not in the schema registry";
+    case RejectReason::kUnsupportedSchema:
+      return "the value's schema cannot be used by cachecar";
   }
   return "";
 }

@@ -30,12 +30,19 @@ enum class RejectReason {
   kTransformCrashed,
   // The value to store (after the transform and merge) breaks the topic's entry_schema.
   kEntrySchemaViolation,
-  kLast = kEntrySchemaViolation,  // keep last: metrics enumerate the reasons up to it
+  // value_format: registry topics (registry/): the value is not in the wire format; its
+  // schema id is not in the registry; or its schema cannot be used here (not JSON Schema,
+  // references, or it does not compile).
+  kNotRegistryFormat,
+  kUnknownSchemaId,
+  kUnsupportedSchema,
+  kLast = kUnsupportedSchema,  // keep last: metrics enumerate the reasons up to it
 };
 
 // Metric label / log value: "missing_key", "empty_key", "invalid_utf8_key", "invalid_json",
 // "schema_violation", "schema_budget_exceeded", "transform_error", "transform_too_large",
-// "transform_budget_exceeded", "transform_crashed", "entry_schema_violation".
+// "transform_budget_exceeded", "transform_crashed", "entry_schema_violation",
+// "not_registry_format", "unknown_schema_id", "unsupported_schema".
 const char* RejectReasonName(RejectReason r);
 
 // Checks a record against its topic's encodings and, when `schema` is not null, its

@@ -4,6 +4,7 @@
 #include <limits>
 
 #include "api/key_rules.h"
+#include "registry/wire_format.h"
 
 namespace cachecar::rpc {
 
@@ -93,7 +94,8 @@ Result<size_t> WriteHandler::ResolveWritable(const std::string& topic, const std
       .With("topic", shown);
 }
 
-Status WriteHandler::CheckValue(size_t topic, const std::string& value) const {
+Status WriteHandler::CheckValue(size_t topic, const std::string& value,
+                                std::string* wire) const {
   const config::TopicConfig& t = config_->topics[topic];
   if (value.size() > t.max_value_bytes) {
     return Status(Code::kInvalidArgument,
@@ -103,9 +105,41 @@ Status WriteHandler::CheckValue(size_t topic, const std::string& value) const {
                   {{"value", "at most " + std::to_string(t.max_value_bytes) + " bytes"}})
         .With("max_value_bytes", std::to_string(t.max_value_bytes));
   }
-  if (t.value_format != config::ValueFormat::kJson) return Status::Ok();
+  if (!t.json_values()) return Status::Ok();
   std::shared_ptr<const schema::JsonSchema> schema =
       schemas_ != nullptr ? schemas_->Get(topic) : nullptr;
+  int32_t registry_id = -1;
+  if (t.value_format == config::ValueFormat::kRegistry) {
+    if (registry_ == nullptr) {
+      return Status(Code::kFailedPrecondition,
+                    "topic " + t.name + " has value_format: registry, and no schema registry "
+                    "is configured here", "REGISTRY_UNAVAILABLE");
+    }
+    Result<std::shared_ptr<const registry::ResolvedSchema>> latest = registry_->LatestFor(topic);
+    if (!latest.ok()) {
+      const Status& st = latest.status();
+      Code code = st.code() == Code::kNotFound ? Code::kFailedPrecondition : Code::kUnavailable;
+      return Status(code,
+                    "cannot write to topic " + t.name + " (subject " + t.registry_subject +
+                        "): " + st.message() + " (nothing was produced)",
+                    st.reason())
+          .With("topic", t.name);
+    }
+    if ((*latest)->json == nullptr) {
+      return Status(Code::kFailedPrecondition,
+                    "cannot write to topic " + t.name + " (subject " + t.registry_subject +
+                        "): " + (*latest)->unusable + " (nothing was produced)",
+                    "REGISTRY_SCHEMA_UNSUPPORTED")
+          .With("topic", t.name);
+    }
+    schema = (*latest)->json;
+    registry_id = (*latest)->id;
+  }
+  if (schema != nullptr && registry_id >= 0 && wire != nullptr &&
+      schema->Check(value) == schema::Verdict::kValid) {
+    *wire = registry::EncodeWireValue(registry_id, value);
+    return Status::Ok();
+  }
   if (schema == nullptr) {
     // The parser the schema path uses: JSON means one thing with or without a schema.
     Status json = schema::IsJson(value);
@@ -167,8 +201,9 @@ WriteHandler::Abandon WriteHandler::Write(const std::string& topic_name, const s
     done(InvalidArgument("the request is invalid", std::move(violations)), {});
     return [] {};
   }
+  std::string wire;  // a registry topic's record: the value in the wire format
   if (value != nullptr) {
-    Status st = CheckValue(*resolved, *value);
+    Status st = CheckValue(*resolved, *value, &wire);
     if (st.ok() && entries_ != nullptr && entries_->Applies(*resolved)) {
       // The entry the record would lead to (transform, merge, entry_schema), as far as
       // can be known before producing it.
@@ -192,7 +227,8 @@ WriteHandler::Abandon WriteHandler::Write(const std::string& topic_name, const s
       return [] {};
     }
   }
-  return Produce(*resolved, key, value, ack_only, deadline, arrived, std::move(done));
+  return Produce(*resolved, key, value != nullptr && !wire.empty() ? &wire : value, ack_only,
+                 deadline, arrived, std::move(done));
 }
 
 WriteHandler::Abandon WriteHandler::Produce(size_t topic, const std::string& key,

@@ -30,6 +30,7 @@
 #include "config/config.h"
 #include "store/apply_notifier.h"
 #include "kafka/entry_preview.h"
+#include "registry/schema_cache.h"
 #include "kafka/producer.h"
 #include "rpc/rpc_stats.h"
 #include "schema/schema_set.h"
@@ -64,11 +65,18 @@ class WriteHandler {
 
   // The checks Put makes of the value itself before producing, without producing: what
   // `cachecarctl validate` and tests use. OK or the INVALID_ARGUMENT a Put would get.
-  Status CheckValue(size_t topic, const std::string& value) const;
+  // For a value_format: registry topic the value is checked against its subject's latest
+  // schema, and `wire` (if not null) set to the record to produce (the wire format); the
+  // registry's absence is UNAVAILABLE (REGISTRY_UNAVAILABLE), a subject it does not have
+  // or a schema cachecar cannot use FAILED_PRECONDITION.
+  Status CheckValue(size_t topic, const std::string& value, std::string* wire = nullptr) const;
 
   // Also check, for topics with a transform, merge-patch or entry_schema, the entry a Put
   // would lead to (TRANSFORM_FAILED, ENTRY_SCHEMA_VIOLATION). Not owned; call before use.
   void set_entry_preview(const kafka::EntryPreview* entries) { entries_ = entries; }
+  // The schemas of value_format: registry topics; required if a topic has that format.
+  // Not owned; call before use.
+  void set_registry(registry::SchemaCache* registry) { registry_ = registry; }
 
  private:
   // Resolves a writable topic; appends violations for missing fields.
@@ -86,6 +94,7 @@ class WriteHandler {
   const config::Config* config_;
   const schema::SchemaSet* schemas_;
   const kafka::EntryPreview* entries_ = nullptr;
+  registry::SchemaCache* registry_ = nullptr;
   kafka::RecordSink* sink_;
   store::ApplyNotifier* notifier_;
   size_t max_key_bytes_;

@@ -25,6 +25,10 @@ inline std::string CaughtUpKey(const std::string& topic) {
 // Meta key of the definition a topic's values were stored under (WriteBatch::definitions).
 inline std::string DefinitionKey(const std::string& topic) { return "definition/" + topic; }
 
+// Meta keys of the Schema Registry schemas the materializer fetched
+// (WriteBatch::registry_schemas): this prefix, then the caller's key.
+inline constexpr std::string_view kRegistrySchemaPrefix = "registry_schema/";
+
 // Meta key present while a topic is being emptied (a reset not finished).
 inline std::string ResettingKey(const std::string& topic) { return "resetting/" + topic; }
 

@@ -390,6 +390,12 @@ Result<ApplyResult> Store::ApplyOnce(const WriteBatch& batch) {
     rc = mdb_put(txn, tables_.meta, &k, &v, 0);
     if (rc != 0) return LmdbError("put definition", rc);
   }
+  for (const auto& [key, value] : batch.registry_schemas) {
+    std::string mk = std::string(kRegistrySchemaPrefix) + key;
+    MDB_val k = Val(mk), v = Val(value);
+    rc = mdb_put(txn, tables_.meta, &k, &v, 0);
+    if (rc != 0) return LmdbError("put registry schema", rc);
+  }
   if (result.changes > 0) {
     MDB_val k = Val(kKeyRevision), v{sizeof(rev), &rev};
     rc = mdb_put(txn, tables_.meta, &k, &v, 0);
@@ -621,6 +627,29 @@ Result<bool> Store::Resetting(size_t topic) const {
 
 Result<std::optional<std::string>> Store::LoadDefinition(size_t topic) const {
   return GetMeta(DefinitionKey(options_.topics.at(topic)));
+}
+
+Result<std::map<std::string, std::string>> Store::LoadRegistrySchemas() const {
+  SharedMapLock map_lock(&read_pool_->map_lock());
+  MDB_txn* txn = nullptr;
+  int rc = mdb_txn_begin(env_, nullptr, MDB_RDONLY, &txn);
+  if (rc != 0) return LmdbError("txn_begin", rc);
+  TxnGuard guard{txn};
+  MDB_cursor* cursor = nullptr;
+  rc = mdb_cursor_open(txn, tables_.meta, &cursor);
+  if (rc != 0) return LmdbError("cursor_open", rc);
+  std::map<std::string, std::string> out;
+  std::string prefix(kRegistrySchemaPrefix);
+  MDB_val k = Val(prefix), v;
+  for (rc = mdb_cursor_get(cursor, &k, &v, MDB_SET_RANGE); rc == 0;
+       rc = mdb_cursor_get(cursor, &k, &v, MDB_NEXT)) {
+    std::string_view key = View(k);
+    if (key.substr(0, prefix.size()) != prefix) break;
+    out.emplace(std::string(key.substr(prefix.size())), std::string(View(v)));
+  }
+  mdb_cursor_close(cursor);
+  if (rc != 0 && rc != MDB_NOTFOUND) return LmdbError("scan registry schemas", rc);
+  return out;
 }
 
 Result<std::optional<int64_t>> Store::LoadCaughtUp(size_t topic) const {

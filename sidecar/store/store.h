@@ -123,6 +123,8 @@ class Store {
   // The definition the topic's values were stored under (WriteBatch::definitions);
   // nullopt if none was ever written.
   Result<std::optional<std::string>> LoadDefinition(size_t topic) const;
+  // Every WriteBatch::registry_schemas entry stored so far (key -> value).
+  Result<std::map<std::string, std::string>> LoadRegistrySchemas() const;
 
   // A consistent read-only view (see snapshot.h for how long it may be held). Any thread.
   // RESOURCE_EXHAUSTED (STORE_BUSY) when LMDB has no reader slot left. Blocks while the

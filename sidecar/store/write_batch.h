@@ -48,6 +48,10 @@ struct WriteBatch {
   // Topics -> the definition their values are stored under (the materializer's transform
   // and apply mode), kept in the meta table (DefinitionKey) with the data it produced.
   std::map<size_t, std::string> definitions;
+  // Schema Registry schemas fetched for the records of this batch (the caller's key ->
+  // value), kept in the meta table with them so a restart decodes those records while the
+  // registry is down (Store::LoadRegistrySchemas).
+  std::map<std::string, std::string> registry_schemas;
   size_t bytes = 0;  // payload bytes, for the caller's batching decisions
 
   void Clear() {
@@ -57,11 +61,13 @@ struct WriteBatch {
     continue_resets.clear();
     caught_up_ms.clear();
     definitions.clear();
+    registry_schemas.clear();
     bytes = 0;
   }
   bool empty() const {
     return mutations.empty() && positions.empty() && reset_topics.empty() &&
-           continue_resets.empty() && caught_up_ms.empty() && definitions.empty();
+           continue_resets.empty() && caught_up_ms.empty() && definitions.empty() &&
+           registry_schemas.empty();
   }
 };
 

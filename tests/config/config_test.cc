@@ -875,5 +875,57 @@ topics:
       << st.ToString();
 }
 
+TEST(ConfigTest, RegistryTopicsTakeTheirSubjectAndNeedARegistry) {
+  auto cfg = ParseConfig(R"(
+kafka: {bootstrap_servers: localhost:9092}
+registry: {url: "http://registry:8080/apis/ccompat/v7", timeout_ms: 1500}
+topics:
+  - {name: users, value_format: registry}
+  - {name: orders, value_format: registry, registry_subject: shop.Order}
+)",
+                         "c.yaml", Env());
+  ASSERT_TRUE(cfg.ok()) << cfg.status().ToString();
+  EXPECT_EQ(cfg->registry.url, "http://registry:8080/apis/ccompat/v7");
+  EXPECT_EQ(cfg->registry.timeout_ms, 1500u);
+  EXPECT_EQ(cfg->topics[0].value_format, ValueFormat::kRegistry);
+  EXPECT_EQ(cfg->topics[0].registry_subject, "users-value");  // TopicNameStrategy
+  EXPECT_EQ(cfg->topics[1].registry_subject, "shop.Order");
+  EXPECT_TRUE(cfg->topics[0].json_values());
+}
+
+TEST(ConfigTest, BadRegistrySettingsAreRefusedWithTheirPlace) {
+  auto cfg = ParseConfig(R"(
+kafka: {bootstrap_servers: localhost:9092}
+topics:
+  - {name: a, value_format: registry}
+  - {name: b, registry_subject: s}
+  - {name: c, value_format: registry, transform: ".", apply: merge-patch}
+  - {name: d, value_format: registry, registry_subject: ""}
+  - {name: e, value_format: avro}
+)",
+                         "c.yaml", Env());
+  ASSERT_FALSE(cfg.ok());
+  const Status& st = cfg.status();
+  EXPECT_THAT(ProblemFor(st, "registry.url"), HasSubstr("value_format: registry"));
+  EXPECT_THAT(ProblemFor(st, "topics[1].registry_subject"), HasSubstr("only used with"));
+  EXPECT_THAT(ProblemFor(st, "topics[2].transform"), HasSubstr("not supported for registry"));
+  EXPECT_THAT(ProblemFor(st, "topics[2].apply"), HasSubstr("not supported for registry"));
+  EXPECT_THAT(ProblemFor(st, "topics[3].registry_subject"), HasSubstr("must name a subject"));
+  EXPECT_THAT(ProblemFor(st, "topics[4].value_format"), HasSubstr("json, bytes or registry"));
+
+  auto urls = ParseConfig(R"(
+kafka: {bootstrap_servers: localhost:9092}
+registry: {url: "ftp://x", username_file: u.txt, timeout_ms: 0, surprise: 1}
+topics: [{name: a, value_format: registry}]
+)",
+                          "c.yaml", Env());
+  ASSERT_FALSE(urls.ok());
+  EXPECT_THAT(ProblemFor(urls.status(), "registry.url"), HasSubstr("http:// or https://"));
+  EXPECT_NE(ProblemFor(urls.status(), "registry.timeout_ms"), "") << urls.status().ToString();
+  EXPECT_NE(ProblemFor(urls.status(), "registry.surprise"), "") << urls.status().ToString();
+  EXPECT_NE(ProblemFor(urls.status(), "registry.username_file"), "")
+      << urls.status().ToString();
+}
+
 }  // namespace
 }  // namespace cachecar::config

@@ -1,0 +1,53 @@
+// RegistryClient: asks a Confluent-compatible Schema Registry (Confluent's own, Apicurio's
+// /apis/ccompat/v7, ...) for schemas, over HTTP with libcurl. Thread-safe: each call uses
+// its own connection handle.
+//
+// Answers are classed so the caller can tell "the registry does not know this" (final:
+// the record's schema id is unknown) from "the registry did not answer" (retry later: a
+// record must never be skipped only because the registry was briefly away).
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "common/status.h"
+#include "config/config.h"
+
+namespace cachecar::registry {
+
+// A schema as the registry describes it.
+struct RegisteredSchema {
+  int32_t id = 0;
+  std::string type = "AVRO";  // JSON, AVRO or PROTOBUF (the API omits it for Avro)
+  std::string schema;         // its text
+  bool has_references = false;
+  // Known when asked by subject (LatestOf); 0 and empty otherwise.
+  int32_t version = 0;
+  std::string subject;
+};
+
+// The most bytes of one answer: a larger one is an error, not a schema.
+inline constexpr size_t kMaxResponseBytes = 16u << 20;
+
+class RegistryClient {
+ public:
+  explicit RegistryClient(const config::RegistryConfig& config);
+
+  // GET /schemas/ids/{id}. NOT_FOUND (reason REGISTRY_SCHEMA_NOT_FOUND) if the registry
+  // answers that it has no such id; UNAVAILABLE (REGISTRY_UNAVAILABLE) if it cannot be
+  // reached, times out or answers 5xx; INTERNAL (REGISTRY_BAD_ANSWER) for an answer that
+  // is not a schema.
+  Result<RegisteredSchema> SchemaById(int32_t id) const;
+  // GET /subjects/{subject}/versions/latest; the same classes (NOT_FOUND: no such subject).
+  Result<RegisteredSchema> LatestOf(const std::string& subject) const;
+
+  const std::string& url() const { return config_.url; }
+
+ private:
+  // The answer's status and body; UNAVAILABLE without an HTTP answer.
+  Result<std::pair<long, std::string>> Get(const std::string& path) const;
+
+  const config::RegistryConfig config_;
+};
+
+}  // namespace cachecar::registry

@@ -1,0 +1,96 @@
+// SchemaCache: the Schema Registry schemas of value_format: registry topics, by id, asked
+// of the registry once and then kept in memory; the ones fetched are handed to the
+// materializer (TakeFetched) to be stored with the records they decoded, and given back
+// at the next start (Seed), so a restart decodes them while the registry is down.
+// Thread-safe (the materializer reads records, the RPC threads encode Puts).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <utility>
+
+#include "common/status.h"
+#include "config/config.h"
+#include "metrics/stats.h"
+#include "registry/registry_client.h"
+#include "schema/json_schema.h"
+
+namespace cachecar::registry {
+
+// clang-format off
+#define CACHECAR_REGISTRY_METRICS(COUNTER, GAUGE, COUNTER_FAMILY, GAUGE_FAMILY, HISTOGRAM_FAMILY) \
+  COUNTER_FAMILY(requests, "cachecar_registry_requests_total",                              \
+                 "Requests to the schema registry, by result: ok, not_found, unavailable, "  \
+                 "bad_answer.")                                                              \
+  COUNTER_FAMILY(lookups, "cachecar_registry_schema_lookups_total",                         \
+                 "Schema ids looked up for records and writes, by result: hit (in memory) "  \
+                 "or miss (asked of the registry).")                                         \
+  GAUGE(up, "cachecar_registry_up",                                                         \
+        "1 if the schema registry answered the last request, 0 if it could not be reached " \
+        "(the partitions waiting on it say so in their readiness).")                        \
+  GAUGE(cached, "cachecar_registry_schemas_cached", "Schemas held in memory, by id.")
+// clang-format on
+CACHECAR_STATS_STRUCT(RegistryStats, CACHECAR_REGISTRY_METRICS);
+
+// One schema as a topic uses it.
+struct ResolvedSchema {
+  int32_t id = 0;
+  std::string type;  // JSON, AVRO, PROTOBUF
+  int32_t version = 0;  // known for a subject's latest only
+  // Compiled with the topic's schema options; null when `unusable` says why records under
+  // this id cannot be decoded here (not JSON Schema, references, does not compile).
+  std::shared_ptr<const schema::JsonSchema> json;
+  std::string unusable;
+};
+
+class SchemaCache {
+ public:
+  // `client` is not owned and must outlive this. `registry` may be null (no metrics).
+  SchemaCache(const config::Config& config, RegistryClient* client,
+              prometheus::Registry* registry);
+
+  // The schema `id` as topic `topic` uses it: from memory, else asked of the registry.
+  // NOT_FOUND (reason REGISTRY_SCHEMA_NOT_FOUND): the registry does not know the id;
+  // UNAVAILABLE (REGISTRY_UNAVAILABLE) or INTERNAL (REGISTRY_BAD_ANSWER): ask again later.
+  Result<std::shared_ptr<const ResolvedSchema>> ForRecord(size_t topic, int32_t id);
+  // The latest schema of the topic's registry_subject, asked again after
+  // registry.latest_ttl_ms (a failed ask is not cached). NOT_FOUND
+  // (REGISTRY_SUBJECT_NOT_FOUND) if the registry has no such subject.
+  Result<std::shared_ptr<const ResolvedSchema>> LatestFor(size_t topic);
+
+  // Schemas kept by an earlier run (Store::LoadRegistrySchemas): those of this registry
+  // are known without asking. Entries that do not parse are ignored (asked again).
+  void Seed(const std::map<std::string, std::string>& stored);
+  // The schemas asked of the registry since the last call, as store entries (key -> value
+  // for WriteBatch::registry_schemas).
+  std::map<std::string, std::string> TakeFetched();
+
+ private:
+  struct Raw {
+    std::string type;
+    std::string text;
+    bool has_references = false;
+  };
+  std::shared_ptr<const ResolvedSchema> Compile(size_t topic, int32_t id, const Raw& raw,
+                                                int32_t version) const;
+  std::string StoreKey(int32_t id) const;
+  void Answered(const Status& st);
+
+  const config::Config& config_;
+  RegistryClient* const client_;
+  RegistryStats stats_{};
+  bool has_stats_ = false;
+
+  std::mutex mu_;
+  std::map<int32_t, Raw> raw_;                                           // guarded by mu_
+  std::map<std::pair<size_t, int32_t>, std::shared_ptr<const ResolvedSchema>> compiled_;  // mu_
+  std::map<size_t, std::pair<std::chrono::steady_clock::time_point,
+                             std::shared_ptr<const ResolvedSchema>>> latest_;  // mu_
+  std::map<std::string, std::string> fetched_;                           // guarded by mu_
+};
+
+}  // namespace cachecar::registry

@@ -1,0 +1,221 @@
+"""value_format: registry topics against the real broker and a real Confluent-compatible
+Schema Registry (Apicurio, scripts/registry.sh), records written by the independent
+Confluent serializers (confluent-kafka's JSONSerializer, AvroSerializer)."""
+import json
+import os
+import struct
+import subprocess
+import tempfile
+
+import grpc
+import pytest
+from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka.schema_registry import SchemaRegistryClient
+from confluent_kafka.schema_registry.avro import AvroSerializer
+from confluent_kafka.schema_registry.json_schema import JSONDeserializer, JSONSerializer
+from confluent_kafka.serialization import MessageField, SerializationContext
+
+from conftest import (SOURCE_DIR, _workdir, create_topic, deadline_wait, pb, produce, unique)
+from test_bad_input import call_error, rich_status
+
+REGISTRY_SH = os.path.join(SOURCE_DIR, "scripts", "registry.sh")
+
+USER_V1 = {"type": "object", "properties": {"name": {"type": "string"}},
+           "required": ["name"]}
+# v2 adds an optional field (backward compatible)
+USER_V2 = {"type": "object", "properties": {"name": {"type": "string"},
+                                            "age": {"type": "integer", "minimum": 0}},
+           "required": ["name"]}
+
+
+def numbered(tag):
+    """A schema of its own for one test (a new id): {"n": integer}."""
+    return {"$schema": "http://json-schema.org/draft-07/schema#", "title": unique(tag),
+            "type": "object", "properties": {"n": {"type": "integer"}}}
+
+
+class Registry:
+    def __init__(self):
+        self.dir = tempfile.mkdtemp(prefix="registry-", dir=_workdir())
+        self._run("start")
+        with open(os.path.join(self.dir, "url")) as f:
+            self.url = f.read().strip()
+        self.client = SchemaRegistryClient({"url": self.url})
+
+    def _run(self, cmd):
+        subprocess.run([REGISTRY_SH, cmd, self.dir], check=True, timeout=300)
+
+    def stop(self):
+        self._run("stop")
+
+    def resume(self):
+        self._run("resume")
+
+
+@pytest.fixture(scope="module")
+def registry():
+    r = Registry()
+    yield r
+    r.stop()
+
+
+def json_serializer(registry, schema):
+    return JSONSerializer(json.dumps(schema), registry.client)
+
+
+def encode(serializer, topic, value):
+    return serializer(value, SerializationContext(topic, MessageField.VALUE))
+
+
+def wire(schema_id, payload):
+    return b"\x00" + struct.pack(">i", schema_id) + payload
+
+
+def get(c, topic, key):
+    r = c.stub.Get(pb.GetRequest(topic=topic, key=key), timeout=5)
+    return json.loads(r.entry.value) if r.found else None
+
+
+def registry_extra(registry):
+    return {"registry": {"url": registry.url, "timeout_ms": 2000}}
+
+
+def test_records_of_the_confluent_json_serializer_are_decoded_validated_and_served(
+        admin, bootstrap, cachecar_factory, registry):
+    t = create_topic(admin, unique("reg-json"))
+    v1 = json_serializer(registry, USER_V1)
+    v2 = json_serializer(registry, USER_V2)
+    avro = AvroSerializer(registry.client, json.dumps(
+        {"type": "record", "name": "U", "fields": [{"name": "name", "type": "string"}]}),
+        conf={"auto.register.schemas": True, "subject.name.strategy":
+              lambda ctx, name: t + "-avro"})
+    ada = encode(v1, t, {"name": "ada"})
+    id_v1 = struct.unpack(">i", ada[1:5])[0]
+    bob = encode(v2, t, {"name": "bob", "age": 36})  # a later version of the subject
+    id_v2 = struct.unpack(">i", bob[1:5])[0]
+    assert id_v1 != id_v2
+    produce(bootstrap, t, [
+        (b"ada", ada),
+        (b"bob", bob),
+        (b"eve", encode(v1, t, {"name": "eve"})),
+        (b"eve", wire(id_v2, b'{"name": "eve", "age": -1}')),  # breaks v2: eve keeps v1's
+        (b"raw", b'{"name": "plain JSON"}'),                   # not the wire format
+        (b"short", b"\x00\x00\x01"),                           # shorter than the header
+        (b"unknown", wire(987654321, b'{"name": "x"}')),       # an id the registry lacks
+        (b"neg", wire(-5, b'{"name": "x"}')),
+        (b"garbage", wire(id_v1, b"{not json")),
+        (b"avro", encode(avro, t, {"name": "x"})),             # registered, but Avro
+        (b"gone", encode(v1, t, {"name": "gone"})),
+        (b"gone", None),                                       # a tombstone still deletes
+    ])
+    c = cachecar_factory([{"name": t, "value_format": "registry"}],
+                         extra=registry_extra(registry)).start()
+    c.wait_ready()
+    assert get(c, t, b"ada") == {"name": "ada"}
+    assert get(c, t, b"bob") == {"name": "bob", "age": 36}
+    assert get(c, t, b"eve") == {"name": "eve"}
+    for key in (b"raw", b"short", b"unknown", b"neg", b"garbage", b"avro", b"gone"):
+        assert get(c, t, key) is None, key
+    rejected = lambda reason: c.metric("cachecar_materializer_records_rejected_total",
+                                       topic=t, reason=reason)
+    assert rejected("schema_violation") == 1
+    assert rejected("not_registry_format") == 2
+    assert rejected("unknown_schema_id") == 2
+    assert rejected("invalid_json") == 1
+    assert rejected("unsupported_schema") == 1
+    listed = c.stub.ListRejectedRecords(pb.ListRejectedRecordsRequest(topic=t), timeout=5)
+    details = {r.reason: r.detail for r in listed.records}
+    assert "987654321" in details["unknown_schema_id"] or "-5" in details["unknown_schema_id"]
+    assert "AVRO" in details["unsupported_schema"]
+    assert "/age" in details["schema_violation"]
+    # Each schema was asked of the registry once, then served from memory.
+    assert c.metric("cachecar_registry_requests_total", result="ok") == 3
+    assert c.metric("cachecar_registry_requests_total", result="not_found") == 2
+    assert c.metric("cachecar_registry_schema_lookups_total", result="hit") >= 2
+    assert c.metric("cachecar_registry_up") == 1
+
+
+def test_put_encodes_with_the_subjects_latest_schema_for_confluent_consumers(
+        admin, bootstrap, cachecar_factory, registry):
+    t = create_topic(admin, unique("reg-put"))
+    encode(json_serializer(registry, USER_V1), t, {"name": "registered"})  # registers v1
+    missing = create_topic(admin, unique("reg-nosubject"))
+    c = cachecar_factory([{"name": t, "value_format": "registry", "read_only": False},
+                          {"name": missing, "value_format": "registry", "read_only": False}],
+                         extra=registry_extra(registry)).start()
+    c.wait_ready()
+    r = c.stub.Put(pb.PutRequest(topic=t, key=b"k1", value=b'{"name": "ada"}'), timeout=30)
+    assert r.applied
+    assert get(c, t, b"k1") == {"name": "ada"}
+
+    # An independent consumer reads the record with Confluent's deserializer.
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": unique("g"),
+                         "enable.auto.commit": False})
+    consumer.assign([TopicPartition(t, r.partition, r.offset)])
+    msg = consumer.poll(30)
+    consumer.close()
+    assert msg is not None and msg.error() is None
+    assert msg.value()[0] == 0
+    deser = JSONDeserializer(None, schema_registry_client=registry.client)
+    assert deser(msg.value(), SerializationContext(t, MessageField.VALUE)) == {"name": "ada"}
+
+    # A value the latest schema refuses: every violation, nothing produced.
+    e = call_error(c.stub.Put, pb.PutRequest(topic=t, key=b"k2", value=b'{"age": "x"}'))
+    assert e.code() == grpc.StatusCode.INVALID_ARGUMENT
+    info, violations = rich_status(e)
+    assert info.reason == "SCHEMA_VIOLATION"
+    assert "value" in violations
+    # A topic whose subject the registry lacks.
+    e = call_error(c.stub.Put, pb.PutRequest(topic=missing, key=b"k", value=b'{"a": 1}'))
+    assert e.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert rich_status(e)[0].reason == "REGISTRY_SUBJECT_NOT_FOUND"
+
+
+def test_a_registry_outage_during_catch_up_waits_then_resumes(
+        admin, bootstrap, cachecar_factory, registry):
+    t = create_topic(admin, unique("reg-outage"))
+    ser = json_serializer(registry, numbered("outage"))
+    produce(bootstrap, t, [(b"a", encode(ser, t, {"n": 1})), (b"b", encode(ser, t, {"n": 2}))])
+    registry.stop()
+    try:
+        c = cachecar_factory([{"name": t, "value_format": "registry"}],
+                             extra=registry_extra(registry)).start()
+
+        def waiting():
+            code, body = c.http("/readyz")
+            return code == 503 and "waiting for the schema registry" in body
+        deadline_wait(waiting, timeout=60, what="/readyz to say it waits for the registry")
+        assert c.metric("cachecar_registry_up") == 0
+        assert c.metric("cachecar_materializer_records_rejected_total", topic=t) == 0
+        assert not c.status().ready
+    finally:
+        registry.resume()
+    c.wait_ready(timeout=120)
+    assert get(c, t, b"a") == {"n": 1}
+    assert get(c, t, b"b") == {"n": 2}
+    assert c.metric("cachecar_registry_up") == 1
+    assert c.metric("cachecar_materializer_records_rejected_total", topic=t) == 0
+
+
+def test_a_restart_with_the_registry_down_decodes_with_the_kept_schemas(
+        admin, bootstrap, cachecar_factory, registry):
+    t = create_topic(admin, unique("reg-restart"))
+    ser = json_serializer(registry, numbered("restart"))
+    produce(bootstrap, t, [(b"a", encode(ser, t, {"n": 1}))])
+    c = cachecar_factory([{"name": t, "value_format": "registry"}],
+                         extra=registry_extra(registry)).start()
+    c.wait_ready()
+    assert get(c, t, b"a") == {"n": 1}
+    c.stop()
+    # The serializer keeps the id it registered, so it writes on without the registry.
+    later = encode(ser, t, {"n": 2})
+    registry.stop()
+    try:
+        produce(bootstrap, t, [(b"b", later)])
+        c.start()
+        c.wait_ready(timeout=60)
+        deadline_wait(lambda: get(c, t, b"b") == {"n": 2}, what="the later record decoded")
+        assert c.metric("cachecar_registry_requests_total") == 0
+    finally:
+        registry.resume()
+

@@ -1,0 +1,136 @@
+// The wire format, the client's classing of a registry that does not answer, and the
+// schema cache's handling of what an earlier run stored (which may be damaged). Answers of
+// the real registry are tested in tests/integration/test_registry.py.
+#include <gtest/gtest.h>
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <prometheus/registry.h>
+
+#include "registry/registry_client.h"
+#include "registry/schema_cache.h"
+#include "registry/wire_format.h"
+
+namespace cachecar::registry {
+namespace {
+
+TEST(WireFormatTest, ParsesTheHeaderAndEncodesItBack) {
+  std::string v = EncodeWireValue(258, R"({"a":1})");
+  ASSERT_EQ(v.size(), 5u + 7u);
+  EXPECT_EQ(v.substr(0, 5), std::string("\0\0\0\x01\x02", 5));
+  auto w = ParseWireValue(v);
+  ASSERT_TRUE(w.has_value());
+  EXPECT_EQ(w->schema_id, 258);
+  EXPECT_EQ(w->payload, R"({"a":1})");
+  // An empty payload is still the wire format (the schema decides whether it is valid).
+  auto empty = ParseWireValue(std::string("\0\0\0\0\x07", 5));
+  ASSERT_TRUE(empty.has_value());
+  EXPECT_EQ(empty->schema_id, 7);
+  EXPECT_TRUE(empty->payload.empty());
+}
+
+TEST(WireFormatTest, HostileHeadersAreNotTheWireFormatOrKeepTheirId) {
+  EXPECT_FALSE(ParseWireValue("").has_value());
+  EXPECT_FALSE(ParseWireValue(std::string("\0\0\0\x01", 4)).has_value());  // short
+  EXPECT_FALSE(ParseWireValue(R"({"plain":"json"})").has_value());
+  EXPECT_FALSE(ParseWireValue(std::string("\x01\0\0\0\x01{}", 7)).has_value());  // magic 1
+  auto neg = ParseWireValue(std::string("\0\xff\xff\xff\xfb{}", 7));
+  ASSERT_TRUE(neg.has_value());
+  EXPECT_EQ(neg->schema_id, -5);
+  EXPECT_EQ(ParseWireValue(EncodeWireValue(INT32_MIN, "x"))->schema_id, INT32_MIN);
+  EXPECT_EQ(ParseWireValue(EncodeWireValue(INT32_MAX, "x"))->schema_id, INT32_MAX);
+}
+
+// A loopback port with nothing listening on it.
+int ClosedPort() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a));
+  socklen_t len = sizeof(a);
+  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  close(fd);
+  return ntohs(a.sin_port);
+}
+
+config::Config RegistryConfigAt(const std::string& url) {
+  config::Config c;
+  c.registry.url = url;
+  c.registry.timeout_ms = 2000;
+  config::TopicConfig t;
+  t.name = "users";
+  t.value_format = config::ValueFormat::kRegistry;
+  t.registry_subject = "users-value";
+  c.topics.push_back(t);
+  return c;
+}
+
+TEST(RegistryClientTest, ARegistryThatDoesNotAnswerIsUnavailableNotUnknown) {
+  config::Config c = RegistryConfigAt("http://127.0.0.1:" + std::to_string(ClosedPort()));
+  RegistryClient client(c.registry);
+  Result<RegisteredSchema> s = client.SchemaById(1);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.status().code(), Code::kUnavailable) << s.status().ToString();
+  EXPECT_EQ(s.status().reason(), "REGISTRY_UNAVAILABLE");
+  Result<RegisteredSchema> l = client.LatestOf("users-value");
+  ASSERT_FALSE(l.ok());
+  EXPECT_EQ(l.status().code(), Code::kUnavailable);
+
+  prometheus::Registry metrics;
+  SchemaCache cache(c, &client, &metrics);
+  auto r = cache.ForRecord(0, 1);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), Code::kUnavailable);
+  EXPECT_TRUE(cache.TakeFetched().empty());  // nothing to keep
+}
+
+TEST(SchemaCacheTest, KeptSchemasOfThisRegistryAreUsedWithoutAskingAndDamagedOnesIgnored) {
+  // Nothing listens: every schema used must come from what was kept.
+  const std::string url = "http://127.0.0.1:" + std::to_string(ClosedPort());
+  config::Config c = RegistryConfigAt(url);
+  RegistryClient client(c.registry);
+  SchemaCache cache(c, &client, nullptr);
+  cache.Seed({
+      {url + "#7", R"({"type":"JSON","schema":"{\"type\":\"object\",\"required\":[\"a\"]}"})"},
+      {url + "#8", R"({"type":"AVRO","schema":"\"string\""})"},
+      {url + "#9", R"({"type":"JSON","schema":"{\"type\":\"object\"}","references":true})"},
+      {url + "#10", R"({"type":"JSON","schema":"{\"type\": 12}"})"},  // does not compile
+      {url + "#11", "not json"},
+      {url + "#12", R"({"type":"JSON","schema":{"nested":"not a string"}})"},
+      {url + "#13", R"({"type":"JSON","schema":"{}","references":"yes"})"},
+      {url + "#x", R"({"type":"JSON","schema":"{}"})"},
+      {url + "#99999999999", R"({"type":"JSON","schema":"{}"})"},
+      {"http://other-registry#7", R"({"type":"JSON","schema":"{}"})"},
+  });
+  auto seven = cache.ForRecord(0, 7);
+  ASSERT_TRUE(seven.ok()) << seven.status().ToString();
+  ASSERT_NE((*seven)->json, nullptr);
+  EXPECT_EQ((*seven)->json->Check(R"({"a":1})"), schema::Verdict::kValid);
+  EXPECT_EQ((*seven)->json->Check(R"({"b":1})"), schema::Verdict::kInvalid);
+  auto avro = cache.ForRecord(0, 8);
+  ASSERT_TRUE(avro.ok());
+  EXPECT_EQ((*avro)->json, nullptr);
+  EXPECT_NE((*avro)->unusable.find("AVRO"), std::string::npos);
+  auto refs = cache.ForRecord(0, 9);
+  ASSERT_TRUE(refs.ok());
+  EXPECT_NE((*refs)->unusable.find("refers"), std::string::npos);
+  auto broken = cache.ForRecord(0, 10);
+  ASSERT_TRUE(broken.ok());
+  EXPECT_NE((*broken)->unusable.find("does not compile"), std::string::npos);
+  auto thirteen = cache.ForRecord(0, 13);  // a malformed flag reads as no references
+  ASSERT_TRUE(thirteen.ok());
+  EXPECT_NE((*thirteen)->json, nullptr);
+  // Damaged entries were ignored: those ids are asked of the (absent) registry.
+  for (int32_t id : {11, 12}) {
+    auto r = cache.ForRecord(0, id);
+    ASSERT_FALSE(r.ok()) << id;
+    EXPECT_EQ(r.status().code(), Code::kUnavailable);
+  }
+  EXPECT_TRUE(cache.TakeFetched().empty());  // kept ones are not stored again
+}
+
+}  // namespace
+}  // namespace cachecar::registry
