@@ -26,7 +26,7 @@ dir=build-$mode
 # The unit tests that exercise the store, the notifier, the materializer, Watch, RPCs and
 # snapshots (hostile streams and files), and the transform worker (hostile filters).
 tests=(store_test kafka_test watch_test rpc_test health_test api_test common_test peer_test
-       transform_test)
+       transform_test registry_test)
 
 if [ ! -f "$dir/build.ninja" ]; then
   cmake -S . -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \

@@ -39,7 +39,7 @@ fi
 # Python: the integration tests' independent gRPC client and Kafka producer/consumer, and
 # the Python client's dependencies.
 if [ ! -x .venv/bin/python ]; then python3 -m venv .venv; fi
-if ! .venv/bin/python -c 'import grpc, grpc_tools, grpc_health, grpc_reflection, confluent_kafka, pytest, google.rpc, kubernetes_validate, yaml, wheel, confluent_kafka.schema_registry.json_schema' 2>/dev/null; then
+if ! .venv/bin/python -c 'import grpc, grpc_tools, grpc_health, grpc_reflection, confluent_kafka, pytest, google.rpc, kubernetes_validate, yaml, wheel, confluent_kafka.schema_registry.json_schema, confluent_kafka.schema_registry.avro' 2>/dev/null; then
   echo "setup: installing Python packages into .venv" >&2
   .venv/bin/pip install -q --disable-pip-version-check -r tests/integration/requirements.txt
 fi

@@ -536,6 +536,18 @@ void Materializer::HandleRegistryRecord(const SourceEvent& ev) {
   }
   const registry::ResolvedSchema& rs = **resolved;
   d.payload = wire->payload;
+  if (rs.avro != nullptr) {
+    Result<std::string> json = rs.avro->Decode(wire->payload, topic.max_value_bytes);
+    if (!json.ok()) {
+      d.detail = "schema id " + id + ": " + json.status().message();
+      HandleRecord(ev, RejectReason::kUndecodablePayload, nullptr, &d);
+      return;
+    }
+    d.json = std::move(*json);
+    d.payload = d.json;
+    HandleRecord(ev, CheckRecord(topic, nullptr, true, ev.key, true, d.payload), nullptr, &d);
+    return;
+  }
   if (rs.json == nullptr) {
     d.detail = rs.unusable;
     HandleRecord(ev, RejectReason::kUnsupportedSchema, nullptr, &d);

@@ -223,6 +223,7 @@ class Materializer {
   // (a partition waits, halted, while the registry cannot say what its schema id is).
   struct Decoded {
     std::string_view payload;                         // the value to check and store
+    std::string json;                                 // it, when decoded from Avro
     std::shared_ptr<const schema::JsonSchema> schema;  // the payload's, by its schema id
     std::string detail;                               // what is wrong, if it is rejected
   };

@@ -22,6 +22,7 @@ const char* RejectReasonName(RejectReason r) {
     case RejectReason::kNotRegistryFormat: return "not_registry_format";
     case RejectReason::kUnknownSchemaId: return "unknown_schema_id";
     case RejectReason::kUnsupportedSchema: return "unsupported_schema";
+    case RejectReason::kUndecodablePayload: return "undecodable_payload";
   }
   return "unknown";
 }
@@ -102,6 +103,8 @@ std::string DescribeReject(RejectReason reason, const schema::JsonSchema* schema
       return "the value's schema id is not in the schema registry";
     case RejectReason::kUnsupportedSchema:
       return "the value's schema cannot be used by cachecar";
+    case RejectReason::kUndecodablePayload:
+      return "the value's payload does not decode with its schema";
   }
   return "";
 }

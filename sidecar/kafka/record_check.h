@@ -36,13 +36,16 @@ enum class RejectReason {
   kNotRegistryFormat,
   kUnknownSchemaId,
   kUnsupportedSchema,
-  kLast = kUnsupportedSchema,  // keep last: metrics enumerate the reasons up to it
+  // The payload does not decode with its (Avro) schema, or its JSON is over
+  // max_value_bytes.
+  kUndecodablePayload,
+  kLast = kUndecodablePayload,  // keep last: metrics enumerate the reasons up to it
 };
 
 // Metric label / log value: "missing_key", "empty_key", "invalid_utf8_key", "invalid_json",
 // "schema_violation", "schema_budget_exceeded", "transform_error", "transform_too_large",
 // "transform_budget_exceeded", "transform_crashed", "entry_schema_violation",
-// "not_registry_format", "unknown_schema_id", "unsupported_schema".
+// "not_registry_format", "unknown_schema_id", "unsupported_schema", "undecodable_payload".
 const char* RejectReasonName(RejectReason r);
 
 // Checks a record against its topic's encodings and, when `schema` is not null, its

@@ -41,12 +41,20 @@ std::shared_ptr<const ResolvedSchema> SchemaCache::Compile(size_t topic, int32_t
   r->id = id;
   r->type = raw.type;
   r->version = version;
-  if (raw.type != "JSON") {
+  if (raw.type != "JSON" && raw.type != "AVRO") {
     r->unusable = "schema id " + std::to_string(id) + " is " + raw.type +
-                  "; cachecar decodes JSON Schema payloads only so far";
+                  "; cachecar decodes JSON Schema and Avro payloads only so far";
   } else if (raw.has_references) {
     r->unusable = "schema id " + std::to_string(id) +
                   " refers to other schemas; schema references are not supported yet";
+  } else if (raw.type == "AVRO") {
+    Result<std::shared_ptr<const AvroSchema>> a = AvroSchema::Compile(raw.text);
+    if (a.ok()) {
+      r->avro = *a;
+    } else {
+      r->unusable = "schema id " + std::to_string(id) +
+                    " does not compile here: " + a.status().message();
+    }
   } else {
     Result<std::shared_ptr<const schema::JsonSchema>> c = schema::JsonSchema::Compile(
         raw.text, schema::CompileOptionsFor(config_.topics.at(topic), config_.schemas));

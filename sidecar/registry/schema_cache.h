@@ -16,6 +16,7 @@
 #include "common/status.h"
 #include "config/config.h"
 #include "metrics/stats.h"
+#include "registry/avro_codec.h"
 #include "registry/registry_client.h"
 #include "schema/json_schema.h"
 
@@ -41,9 +42,11 @@ struct ResolvedSchema {
   int32_t id = 0;
   std::string type;  // JSON, AVRO, PROTOBUF
   int32_t version = 0;  // known for a subject's latest only
-  // Compiled with the topic's schema options; null when `unusable` says why records under
-  // this id cannot be decoded here (not JSON Schema, references, does not compile).
+  // One of these, by type: a JSON Schema (compiled with the topic's schema options), or
+  // an Avro writer schema. Both null when `unusable` says why records under this id cannot
+  // be decoded here (Protobuf, references, does not compile).
   std::shared_ptr<const schema::JsonSchema> json;
+  std::shared_ptr<const AvroSchema> avro;
   std::string unusable;
 };
 

@@ -126,9 +126,14 @@ Status WriteHandler::CheckValue(size_t topic, const std::string& value,
           .With("topic", t.name);
     }
     if ((*latest)->json == nullptr) {
+      const std::string why =
+          (*latest)->avro != nullptr
+              ? "its latest schema (id " + std::to_string((*latest)->id) +
+                    ") is Avro; cachecar writes JSON Schema subjects only so far"
+              : (*latest)->unusable;
       return Status(Code::kFailedPrecondition,
                     "cannot write to topic " + t.name + " (subject " + t.registry_subject +
-                        "): " + (*latest)->unusable + " (nothing was produced)",
+                        "): " + why + " (nothing was produced)",
                     "REGISTRY_SCHEMA_UNSUPPORTED")
           .With("topic", t.name);
     }

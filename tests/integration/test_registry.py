@@ -1,6 +1,7 @@
 """value_format: registry topics against the real broker and a real Confluent-compatible
 Schema Registry (Apicurio, scripts/registry.sh), records written by the independent
 Confluent serializers (confluent-kafka's JSONSerializer, AvroSerializer)."""
+import datetime
 import json
 import os
 import struct
@@ -10,7 +11,7 @@ import tempfile
 import grpc
 import pytest
 from confluent_kafka import Consumer, TopicPartition
-from confluent_kafka.schema_registry import SchemaRegistryClient
+from confluent_kafka.schema_registry import Schema, SchemaReference, SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroSerializer
 from confluent_kafka.schema_registry.json_schema import JSONDeserializer, JSONSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
@@ -85,10 +86,12 @@ def test_records_of_the_confluent_json_serializer_are_decoded_validated_and_serv
     t = create_topic(admin, unique("reg-json"))
     v1 = json_serializer(registry, USER_V1)
     v2 = json_serializer(registry, USER_V2)
-    avro = AvroSerializer(registry.client, json.dumps(
-        {"type": "record", "name": "U", "fields": [{"name": "name", "type": "string"}]}),
-        conf={"auto.register.schemas": True, "subject.name.strategy":
-              lambda ctx, name: t + "-avro"})
+    # A JSON schema that refers to another subject's: references are not followed yet.
+    registry.client.register_schema(t + "-address", Schema(json.dumps(
+        {"type": "object", "properties": {"city": {"type": "string"}}}), "JSON"))
+    with_ref = registry.client.register_schema(t + "-with-ref", Schema(json.dumps(
+        {"type": "object", "properties": {"home": {"$ref": "address.json"}}}), "JSON",
+        references=[SchemaReference("address.json", t + "-address", 1)]))
     ada = encode(v1, t, {"name": "ada"})
     id_v1 = struct.unpack(">i", ada[1:5])[0]
     bob = encode(v2, t, {"name": "bob", "age": 36})  # a later version of the subject
@@ -104,7 +107,7 @@ def test_records_of_the_confluent_json_serializer_are_decoded_validated_and_serv
         (b"unknown", wire(987654321, b'{"name": "x"}')),       # an id the registry lacks
         (b"neg", wire(-5, b'{"name": "x"}')),
         (b"garbage", wire(id_v1, b"{not json")),
-        (b"avro", encode(avro, t, {"name": "x"})),             # registered, but Avro
+        (b"ref", wire(with_ref, b'{"home": {"city": "x"}}')),
         (b"gone", encode(v1, t, {"name": "gone"})),
         (b"gone", None),                                       # a tombstone still deletes
     ])
@@ -114,7 +117,7 @@ def test_records_of_the_confluent_json_serializer_are_decoded_validated_and_serv
     assert get(c, t, b"ada") == {"name": "ada"}
     assert get(c, t, b"bob") == {"name": "bob", "age": 36}
     assert get(c, t, b"eve") == {"name": "eve"}
-    for key in (b"raw", b"short", b"unknown", b"neg", b"garbage", b"avro", b"gone"):
+    for key in (b"raw", b"short", b"unknown", b"neg", b"garbage", b"ref", b"gone"):
         assert get(c, t, key) is None, key
     rejected = lambda reason: c.metric("cachecar_materializer_records_rejected_total",
                                        topic=t, reason=reason)
@@ -126,13 +129,84 @@ def test_records_of_the_confluent_json_serializer_are_decoded_validated_and_serv
     listed = c.stub.ListRejectedRecords(pb.ListRejectedRecordsRequest(topic=t), timeout=5)
     details = {r.reason: r.detail for r in listed.records}
     assert "987654321" in details["unknown_schema_id"] or "-5" in details["unknown_schema_id"]
-    assert "AVRO" in details["unsupported_schema"]
+    assert "refers to other schemas" in details["unsupported_schema"]
     assert "/age" in details["schema_violation"]
     # Each schema was asked of the registry once, then served from memory.
-    assert c.metric("cachecar_registry_requests_total", result="ok") == 3
+    assert c.metric("cachecar_registry_requests_total", result="ok") == 3  # v1, v2, with_ref
     assert c.metric("cachecar_registry_requests_total", result="not_found") == 2
     assert c.metric("cachecar_registry_schema_lookups_total", result="hit") >= 2
     assert c.metric("cachecar_registry_up") == 1
+
+
+AVRO_USER = {
+    "type": "record", "name": "User", "namespace": "com.acme",
+    "fields": [
+        {"name": "name", "type": "string"},
+        {"name": "age", "type": "int"},
+        {"name": "nick", "type": ["null", "string"], "default": None},
+        {"name": "seen", "type": {"type": "long", "logicalType": "timestamp-millis"}},
+        {"name": "avatar", "type": "bytes"},
+        {"name": "plan", "type": {"type": "enum", "name": "Plan", "symbols": ["FREE", "PRO"]}},
+        {"name": "tags", "type": {"type": "array", "items": "string"}},
+        {"name": "limits", "type": {"type": "map", "values": "double"}},
+        {"name": "home", "type": ["null", {"type": "record", "name": "Address",
+                                           "fields": [{"name": "city", "type": "string"}]}]},
+    ]}
+
+
+def test_avro_records_decode_to_avros_json_encoding(admin, bootstrap, cachecar_factory,
+                                                    registry):
+    t = create_topic(admin, unique("reg-avro"))
+    ser = AvroSerializer(registry.client, json.dumps(AVRO_USER))
+    seen = 1700000000123
+    ada = encode(ser, t, {"name": "ada", "age": 36, "nick": "countess",
+                          "seen": datetime.datetime.fromtimestamp(seen / 1000,
+                                                                  datetime.timezone.utc),
+                          "avatar": b"\x00\xffA", "plan": "PRO", "tags": ["math", "poetry"],
+                          "limits": {"b": 2.5, "a": float("nan")},
+                          "home": {"city": "London"}})
+    bob = encode(ser, t, {"name": "bob", "age": 7, "nick": None, "seen": 0, "avatar": b"",
+                          "plan": "FREE", "tags": [], "limits": {}, "home": None})
+    avro_id = struct.unpack(">i", ada[1:5])[0]
+    recursive = AvroSerializer(registry.client, json.dumps(
+        {"type": "record", "name": "Node", "fields": [
+            {"name": "next", "type": ["null", "Node"], "default": None}]}),
+        conf={"subject.name.strategy": lambda ctx, name: t + "-recursive"})
+    produce(bootstrap, t, [
+        (b"ada", ada),
+        (b"bob", bob),
+        (b"truncated", ada[:len(ada) - 3]),
+        (b"trailing", ada + b"\x00"),
+        # an array claiming 2^40 items: refused by the allocation cap, not attempted
+        (b"huge", wire(avro_id, b"\x06ada\x48\x00" + b"\x80\x80\x80\x80\x80\x80\x02")),
+        (b"node", encode(recursive, t, {"next": {"next": None}})),
+    ])
+    c = cachecar_factory([{"name": t, "value_format": "registry"}],
+                         extra=registry_extra(registry)).start()
+    c.wait_ready()
+    # Avro's JSON encoding: unions name their branch, bytes are one code point per byte,
+    # logical types are their underlying type, a NaN is a string, map keys sorted.
+    raw = c.stub.Get(pb.GetRequest(topic=t, key=b"ada"), timeout=5).entry.value
+    stored = json.loads(raw, object_pairs_hook=lambda pairs: pairs)  # keeps the field order
+    assert stored == [
+        ("name", "ada"), ("age", 36), ("nick", [("string", "countess")]), ("seen", seen),
+        ("avatar", "\u0000\u00ffA"), ("plan", "PRO"), ("tags", ["math", "poetry"]),
+        ("limits", [("a", "NaN"), ("b", 2.5)]),
+        ("home", [("com.acme.Address", [("city", "London")])]),
+    ]
+    assert get(c, t, b"bob") == {"name": "bob", "age": 7, "nick": None, "seen": 0,
+                                 "avatar": "", "plan": "FREE", "tags": [], "limits": {},
+                                 "home": None}
+    for key in (b"truncated", b"trailing", b"huge", b"node"):
+        assert get(c, t, key) is None, key
+    rejected = lambda reason: c.metric("cachecar_materializer_records_rejected_total",
+                                       topic=t, reason=reason)
+    assert rejected("undecodable_payload") == 3
+    assert rejected("unsupported_schema") == 1
+    details = [r.detail for r in c.stub.ListRejectedRecords(
+        pb.ListRejectedRecordsRequest(topic=t), timeout=5).records]
+    assert any("recursive" in d for d in details), details
+    assert any("after the Avro datum" in d for d in details), details
 
 
 def test_put_encodes_with_the_subjects_latest_schema_for_confluent_consumers(

@@ -95,7 +95,9 @@ TEST(SchemaCacheTest, KeptSchemasOfThisRegistryAreUsedWithoutAskingAndDamagedOne
   SchemaCache cache(c, &client, nullptr);
   cache.Seed({
       {url + "#7", R"({"type":"JSON","schema":"{\"type\":\"object\",\"required\":[\"a\"]}"})"},
-      {url + "#8", R"({"type":"AVRO","schema":"\"string\""})"},
+      {url + "#8", R"({"type":"XML","schema":"<schema/>"})"},  // no such type
+      {url + "#14", R"({"type":"AVRO","schema":"\"string\""})"},
+      {url + "#15", R"({"type":"AVRO","schema":"{\"type\":\"nope\"}"})"},
       {url + "#9", R"({"type":"JSON","schema":"{\"type\":\"object\"}","references":true})"},
       {url + "#10", R"({"type":"JSON","schema":"{\"type\": 12}"})"},  // does not compile
       {url + "#11", "not json"},
@@ -110,10 +112,20 @@ TEST(SchemaCacheTest, KeptSchemasOfThisRegistryAreUsedWithoutAskingAndDamagedOne
   ASSERT_NE((*seven)->json, nullptr);
   EXPECT_EQ((*seven)->json->Check(R"({"a":1})"), schema::Verdict::kValid);
   EXPECT_EQ((*seven)->json->Check(R"({"b":1})"), schema::Verdict::kInvalid);
-  auto avro = cache.ForRecord(0, 8);
+  auto xml = cache.ForRecord(0, 8);
+  ASSERT_TRUE(xml.ok());
+  EXPECT_EQ((*xml)->json, nullptr);
+  EXPECT_EQ((*xml)->avro, nullptr);
+  EXPECT_NE((*xml)->unusable.find("XML"), std::string::npos);
+  auto avro = cache.ForRecord(0, 14);
   ASSERT_TRUE(avro.ok());
-  EXPECT_EQ((*avro)->json, nullptr);
-  EXPECT_NE((*avro)->unusable.find("AVRO"), std::string::npos);
+  ASSERT_NE((*avro)->avro, nullptr);
+  auto decoded = (*avro)->avro->Decode(std::string("\x06" "ada", 4), 1000);
+  ASSERT_TRUE(decoded.ok()) << decoded.status().ToString();
+  EXPECT_EQ(*decoded, "\"ada\"");
+  auto bad_avro = cache.ForRecord(0, 15);
+  ASSERT_TRUE(bad_avro.ok());
+  EXPECT_NE((*bad_avro)->unusable.find("does not compile"), std::string::npos);
   auto refs = cache.ForRecord(0, 9);
   ASSERT_TRUE(refs.ok());
   EXPECT_NE((*refs)->unusable.find("refers"), std::string::npos);
@@ -130,6 +142,32 @@ TEST(SchemaCacheTest, KeptSchemasOfThisRegistryAreUsedWithoutAskingAndDamagedOne
     EXPECT_EQ(r.status().code(), Code::kUnavailable);
   }
   EXPECT_TRUE(cache.TakeFetched().empty());  // kept ones are not stored again
+}
+
+TEST(AvroSchemaTest, HostileDatumsAreRefusedNotBelieved) {
+  auto s = AvroSchema::Compile(R"("string")");
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  for (const std::string& datum : {
+           std::string("\x01", 1),                  // a negative length
+           std::string("\x04\xff\xfe", 3),           // not UTF-8
+           std::string("\x0a" "ab", 3),              // shorter than it says
+           std::string("\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01", 11),  // overlong varint
+           std::string(),
+       }) {
+    auto d = (*s)->Decode(datum, 1000);
+    EXPECT_FALSE(d.ok()) << "datum of " << datum.size() << " bytes gave " << *d;
+  }
+  auto arr = AvroSchema::Compile(R"({"type":"array","items":"long"})");
+  ASSERT_TRUE(arr.ok());
+  // Claims 2^40 items in 7 bytes: refused by the allocation cap, not attempted.
+  EXPECT_FALSE((*arr)->Decode(std::string("\x80\x80\x80\x80\x80\x80\x02", 7), 1000).ok());
+  auto big = (*s)->Decode(std::string("\x0a" "abcde", 6), 4);  // decodes, but over the cap
+  ASSERT_FALSE(big.ok());
+  EXPECT_EQ(big.status().reason(), "VALUE_TOO_LARGE");
+  for (const char* bad : {"", "{", R"({"type":"record","name":"R","fields":[{"name":"x"}]})",
+                          R"({"type":"record","name":"L","fields":[{"name":"next","type":["null","L"]}]})"}) {
+    EXPECT_FALSE(AvroSchema::Compile(bad).ok()) << bad;
+  }
 }
 
 }  // namespace

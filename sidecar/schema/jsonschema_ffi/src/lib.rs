@@ -21,6 +21,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod fanout;
 mod folder;
+mod avro;
 mod jq;
 mod json;
 

@@ -1,0 +1,57 @@
+#include "registry/avro_codec.h"
+
+#include <cstdint>
+
+extern "C" {
+struct CcAvro;
+CcAvro* cc_avro_compile(const uint8_t* text, size_t text_len, uint8_t** error,
+                        size_t* error_len);
+void cc_avro_free(CcAvro* avro);
+int32_t cc_avro_decode(const CcAvro* avro, const uint8_t* datum, size_t datum_len,
+                       size_t max_output, uint8_t** out, size_t* out_len);
+void cc_jq_bytes_free(uint8_t* p, size_t len);
+}
+
+namespace cachecar::registry {
+namespace {
+
+constexpr int32_t kOk = 0;        // avro.rs CC_AVRO_OK
+constexpr int32_t kTooLarge = 2;  // CC_AVRO_TOO_LARGE
+
+const uint8_t* Bytes(std::string_view s) { return reinterpret_cast<const uint8_t*>(s.data()); }
+
+// Takes a buffer the Rust side gave.
+std::string Take(uint8_t* p, size_t len) {
+  std::string s(reinterpret_cast<const char*>(p), len);
+  cc_jq_bytes_free(p, len);
+  return s;
+}
+
+}  // namespace
+
+struct AvroHandle {};  // only ever a CcAvro, cast at the boundary
+
+Result<std::shared_ptr<const AvroSchema>> AvroSchema::Compile(std::string_view text) {
+  uint8_t* error = nullptr;
+  size_t error_len = 0;
+  CcAvro* a = cc_avro_compile(Bytes(text), text.size(), &error, &error_len);
+  if (a == nullptr) {
+    return Status(Code::kInvalidArgument, Take(error, error_len), "AVRO_SCHEMA_INVALID");
+  }
+  return std::shared_ptr<const AvroSchema>(new AvroSchema(reinterpret_cast<AvroHandle*>(a)));
+}
+
+AvroSchema::~AvroSchema() { cc_avro_free(reinterpret_cast<CcAvro*>(handle_)); }
+
+Result<std::string> AvroSchema::Decode(std::string_view datum, size_t max_bytes) const {
+  uint8_t* out = nullptr;
+  size_t out_len = 0;
+  int32_t code = cc_avro_decode(reinterpret_cast<const CcAvro*>(handle_), Bytes(datum),
+                                datum.size(), max_bytes, &out, &out_len);
+  std::string text = Take(out, out_len);
+  if (code == kOk) return text;
+  if (code == kTooLarge) return Status(Code::kResourceExhausted, text, "VALUE_TOO_LARGE");
+  return Status(Code::kInvalidArgument, text, "AVRO_DECODE_FAILED");
+}
+
+}  // namespace cachecar::registry

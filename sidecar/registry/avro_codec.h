@@ -1,0 +1,38 @@
+// Avro payloads of value_format: registry topics: the writer's schema (the registry's,
+// by the record's schema id) decodes a datum into JSON, in Avro's own JSON encoding (see
+// the README's "Schema Registry topics": unions, bytes and logical types). The decoder is
+// the Rust apache-avro crate behind the C ABI of sidecar/schema/jsonschema_ffi (src/avro.rs):
+// memory-safe on hostile records, its allocations capped, recursive schemas refused.
+// Immutable once compiled; thread-safe.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "common/status.h"
+
+namespace cachecar::registry {
+
+struct AvroHandle;  // the Rust side's (avro.rs Avro)
+
+class AvroSchema {
+ public:
+  // INVALID_ARGUMENT (reason AVRO_SCHEMA_INVALID) if `text` is not an Avro schema this
+  // decoder takes.
+  static Result<std::shared_ptr<const AvroSchema>> Compile(std::string_view text);
+  ~AvroSchema();
+  AvroSchema(const AvroSchema&) = delete;
+  AvroSchema& operator=(const AvroSchema&) = delete;
+
+  // The datum's JSON. INVALID_ARGUMENT (reason AVRO_DECODE_FAILED) if the bytes do not
+  // decode (or are followed by more), RESOURCE_EXHAUSTED (VALUE_TOO_LARGE) if the JSON
+  // would be over `max_bytes`.
+  Result<std::string> Decode(std::string_view datum, size_t max_bytes) const;
+
+ private:
+  explicit AvroSchema(AvroHandle* h) : handle_(h) {}
+  AvroHandle* handle_;
+};
+
+}  // namespace cachecar::registry
