@@ -14,7 +14,7 @@ if [ "${1:-}" = "--demo" ]; then demo=1; fi
 
 APT_PACKAGES=(
   build-essential cmake ninja-build pkg-config python3-venv
-  libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
+  libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev libprotoc-dev protobuf-compiler
   librdkafka-dev liblmdb-dev lmdb-utils nlohmann-json3-dev prometheus-cpp-dev libcivetweb-dev
   libyaml-cpp-dev libspdlog-dev libcli11-dev libutfcpp-dev libssl-dev libcurl4-openssl-dev
   libgtest-dev libgmock-dev libbenchmark-dev json-schema-test-suite libvalijson-dev
@@ -39,7 +39,7 @@ fi
 # Python: the integration tests' independent gRPC client and Kafka producer/consumer, and
 # the Python client's dependencies.
 if [ ! -x .venv/bin/python ]; then python3 -m venv .venv; fi
-if ! .venv/bin/python -c 'import grpc, grpc_tools, grpc_health, grpc_reflection, confluent_kafka, pytest, google.rpc, kubernetes_validate, yaml, wheel, confluent_kafka.schema_registry.json_schema, confluent_kafka.schema_registry.avro' 2>/dev/null; then
+if ! .venv/bin/python -c 'import grpc, grpc_tools, grpc_health, grpc_reflection, confluent_kafka, pytest, google.rpc, kubernetes_validate, yaml, wheel, confluent_kafka.schema_registry.json_schema, confluent_kafka.schema_registry.avro, confluent_kafka.schema_registry.protobuf' 2>/dev/null; then
   echo "setup: installing Python packages into .venv" >&2
   .venv/bin/pip install -q --disable-pip-version-check -r tests/integration/requirements.txt
 fi

@@ -536,8 +536,10 @@ void Materializer::HandleRegistryRecord(const SourceEvent& ev) {
   }
   const registry::ResolvedSchema& rs = **resolved;
   d.payload = wire->payload;
-  if (rs.avro != nullptr) {
-    Result<std::string> json = rs.avro->Decode(wire->payload, topic.max_value_bytes);
+  if (rs.avro != nullptr || rs.protobuf != nullptr) {
+    Result<std::string> json = rs.avro != nullptr
+                                   ? rs.avro->Decode(wire->payload, topic.max_value_bytes)
+                                   : rs.protobuf->Decode(wire->payload, topic.max_value_bytes);
     if (!json.ok()) {
       d.detail = "schema id " + id + ": " + json.status().message();
       HandleRecord(ev, RejectReason::kUndecodablePayload, nullptr, &d);

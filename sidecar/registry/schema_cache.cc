@@ -41,12 +41,20 @@ std::shared_ptr<const ResolvedSchema> SchemaCache::Compile(size_t topic, int32_t
   r->id = id;
   r->type = raw.type;
   r->version = version;
-  if (raw.type != "JSON" && raw.type != "AVRO") {
-    r->unusable = "schema id " + std::to_string(id) + " is " + raw.type +
-                  "; cachecar decodes JSON Schema and Avro payloads only so far";
+  if (raw.type != "JSON" && raw.type != "AVRO" && raw.type != "PROTOBUF") {
+    r->unusable = "schema id " + std::to_string(id) + " is of type " + raw.type.substr(0, 64) +
+                  "; cachecar decodes JSON, AVRO and PROTOBUF";
   } else if (raw.has_references) {
     r->unusable = "schema id " + std::to_string(id) +
                   " refers to other schemas; schema references are not supported yet";
+  } else if (raw.type == "PROTOBUF") {
+    Result<std::shared_ptr<const ProtobufSchema>> p = ProtobufSchema::Compile(raw.text);
+    if (p.ok()) {
+      r->protobuf = *p;
+    } else {
+      r->unusable = "schema id " + std::to_string(id) +
+                    " does not compile here: " + p.status().message();
+    }
   } else if (raw.type == "AVRO") {
     Result<std::shared_ptr<const AvroSchema>> a = AvroSchema::Compile(raw.text);
     if (a.ok()) {

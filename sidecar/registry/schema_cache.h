@@ -17,6 +17,7 @@
 #include "config/config.h"
 #include "metrics/stats.h"
 #include "registry/avro_codec.h"
+#include "registry/protobuf_codec.h"
 #include "registry/registry_client.h"
 #include "schema/json_schema.h"
 
@@ -42,11 +43,12 @@ struct ResolvedSchema {
   int32_t id = 0;
   std::string type;  // JSON, AVRO, PROTOBUF
   int32_t version = 0;  // known for a subject's latest only
-  // One of these, by type: a JSON Schema (compiled with the topic's schema options), or
-  // an Avro writer schema. Both null when `unusable` says why records under this id cannot
-  // be decoded here (Protobuf, references, does not compile).
+  // One of these, by type: a JSON Schema (compiled with the topic's schema options), an
+  // Avro writer schema, or a .proto. All null when `unusable` says why records under this
+  // id cannot be decoded here (another type, references, does not compile).
   std::shared_ptr<const schema::JsonSchema> json;
   std::shared_ptr<const AvroSchema> avro;
+  std::shared_ptr<const ProtobufSchema> protobuf;
   std::string unusable;
 };
 

@@ -127,9 +127,9 @@ Status WriteHandler::CheckValue(size_t topic, const std::string& value,
     }
     if ((*latest)->json == nullptr) {
       const std::string why =
-          (*latest)->avro != nullptr
-              ? "its latest schema (id " + std::to_string((*latest)->id) +
-                    ") is Avro; cachecar writes JSON Schema subjects only so far"
+          (*latest)->avro != nullptr || (*latest)->protobuf != nullptr
+              ? "its latest schema (id " + std::to_string((*latest)->id) + ") is " +
+                    (*latest)->type + "; cachecar writes JSON Schema subjects only so far"
               : (*latest)->unusable;
       return Status(Code::kFailedPrecondition,
                     "cannot write to topic " + t.name + " (subject " + t.registry_subject +

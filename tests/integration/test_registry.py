@@ -10,10 +10,13 @@ import tempfile
 
 import grpc
 import pytest
+from google.protobuf import (descriptor_pb2, descriptor_pool, json_format, message_factory,
+                             timestamp_pb2)
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.schema_registry import Schema, SchemaReference, SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroSerializer
 from confluent_kafka.schema_registry.json_schema import JSONDeserializer, JSONSerializer
+from confluent_kafka.schema_registry.protobuf import ProtobufSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
 from conftest import (SOURCE_DIR, _workdir, create_topic, deadline_wait, pb, produce, unique)
@@ -207,6 +210,82 @@ def test_avro_records_decode_to_avros_json_encoding(admin, bootstrap, cachecar_f
         pb.ListRejectedRecordsRequest(topic=t), timeout=5).records]
     assert any("recursive" in d for d in details), details
     assert any("after the Avro datum" in d for d in details), details
+
+
+def protobuf_classes(tag):
+    """Message classes built at run time (no protoc): acme.User, with a nested message,
+    and acme.Team, second in the file (so its records carry message index [1])."""
+    F = descriptor_pb2.FieldDescriptorProto
+    fdp = descriptor_pb2.FileDescriptorProto(name=f"acme/{tag}.proto", package="acme" + tag,
+                                             syntax="proto3")
+    fdp.dependency.append("google/protobuf/timestamp.proto")
+    user = fdp.message_type.add(name="User")
+    user.field.add(name="name", number=1, type=F.TYPE_STRING, label=F.LABEL_OPTIONAL)
+    user.field.add(name="user_id", number=2, type=F.TYPE_INT64, label=F.LABEL_OPTIONAL)
+    user.field.add(name="seen", number=3, type=F.TYPE_MESSAGE, label=F.LABEL_OPTIONAL,
+                   type_name=".google.protobuf.Timestamp")
+    user.field.add(name="tags", number=4, type=F.TYPE_STRING, label=F.LABEL_REPEATED)
+    user.field.add(name="home", number=5, type=F.TYPE_MESSAGE, label=F.LABEL_OPTIONAL,
+                   type_name=f".acme{tag}.User.Address")
+    user.field.add(name="plan", number=6, type=F.TYPE_ENUM, label=F.LABEL_OPTIONAL,
+                   type_name=f".acme{tag}.Plan")
+    user.nested_type.add(name="Address").field.add(name="city", number=1, type=F.TYPE_STRING,
+                                                   label=F.LABEL_OPTIONAL)
+    team = fdp.message_type.add(name="Team")
+    team.field.add(name="title", number=1, type=F.TYPE_STRING, label=F.LABEL_OPTIONAL)
+    plan = fdp.enum_type.add(name="Plan")
+    plan.value.add(name="FREE", number=0)
+    plan.value.add(name="PRO", number=1)
+    pool = descriptor_pool.DescriptorPool()
+    pool.Add(descriptor_pb2.FileDescriptorProto.FromString(timestamp_pb2.DESCRIPTOR.serialized_pb))
+    pool.Add(fdp)
+    return (message_factory.GetMessageClass(pool.FindMessageTypeByName(f"acme{tag}.User")),
+            message_factory.GetMessageClass(pool.FindMessageTypeByName(f"acme{tag}.Team")))
+
+
+def test_protobuf_records_decode_to_the_proto3_json_mapping(admin, bootstrap, cachecar_factory,
+                                                            registry):
+    t = create_topic(admin, unique("reg-proto"))
+    tag = unique("p").replace("-", "")
+    User, Team = protobuf_classes(tag)
+    conf = {"use.deprecated.format": False}
+    users = ProtobufSerializer(User, registry.client, conf)
+    teams = ProtobufSerializer(Team, registry.client, dict(
+        conf, **{"subject.name.strategy": lambda ctx, name: t + "-team"}))
+    ada = User(name="ada", user_id=2**40, tags=["math"], plan=1)
+    ada.seen.seconds = 1700000000
+    ada.home.city = "London"
+    ada_bytes = encode(users, t, ada)
+    pb_id = struct.unpack(">i", ada_bytes[1:5])[0]
+    # A schema registered as .proto text (not a descriptor), records framed here.
+    text_id = registry.client.register_schema(t + "-text", Schema(
+        'syntax = "proto3";\npackage text%s;\nmessage Point { int32 x = 1; int32 y = 2; }\n'
+        % tag, "PROTOBUF"))
+    produce(bootstrap, t, [
+        (b"ada", ada_bytes),
+        (b"empty", encode(users, t, User())),
+        (b"team", encode(teams, t, Team(title="core"))),        # message index [1]
+        (b"point", wire(text_id, b"\x00\x08\x03\x10\x04")),    # Point{x: 3, y: 4}
+        (b"noindex", wire(pb_id, b"\x02\x0e" + ada.SerializeToString())),  # index 7: none
+        (b"badindexes", wire(pb_id, b"\x7f")),                  # -64 indexes
+        (b"garbage", wire(pb_id, b"\x00\xff\xff\xff")),
+        (b"cut", ada_bytes[:-4]),
+    ])
+    c = cachecar_factory([{"name": t, "value_format": "registry"}],
+                         extra=registry_extra(registry)).start()
+    c.wait_ready()
+    # protobuf's own Python JSON mapping is the independent expectation
+    assert get(c, t, b"ada") == json_format.MessageToDict(ada)
+    assert get(c, t, b"ada") == {"name": "ada", "userId": str(2**40), "tags": ["math"],
+                                 "plan": "PRO", "seen": "2023-11-14T22:13:20Z",
+                                 "home": {"city": "London"}}
+    assert get(c, t, b"empty") == {}
+    assert get(c, t, b"team") == {"title": "core"}
+    assert get(c, t, b"point") == {"x": 3, "y": 4}
+    for key in (b"noindex", b"badindexes", b"garbage", b"cut"):
+        assert get(c, t, key) is None, key
+    assert c.metric("cachecar_materializer_records_rejected_total", topic=t,
+                    reason="undecodable_payload") == 4
 
 
 def test_put_encodes_with_the_subjects_latest_schema_for_confluent_consumers(

@@ -9,6 +9,7 @@
 
 #include <prometheus/registry.h>
 
+#include "registry/protobuf_codec.h"
 #include "registry/registry_client.h"
 #include "registry/schema_cache.h"
 #include "registry/wire_format.h"
@@ -116,7 +117,7 @@ TEST(SchemaCacheTest, KeptSchemasOfThisRegistryAreUsedWithoutAskingAndDamagedOne
   ASSERT_TRUE(xml.ok());
   EXPECT_EQ((*xml)->json, nullptr);
   EXPECT_EQ((*xml)->avro, nullptr);
-  EXPECT_NE((*xml)->unusable.find("XML"), std::string::npos);
+  EXPECT_NE((*xml)->unusable.find("type XML"), std::string::npos);
   auto avro = cache.ForRecord(0, 14);
   ASSERT_TRUE(avro.ok());
   ASSERT_NE((*avro)->avro, nullptr);
@@ -167,6 +168,55 @@ TEST(AvroSchemaTest, HostileDatumsAreRefusedNotBelieved) {
   for (const char* bad : {"", "{", R"({"type":"record","name":"R","fields":[{"name":"x"}]})",
                           R"({"type":"record","name":"L","fields":[{"name":"next","type":["null","L"]}]})"}) {
     EXPECT_FALSE(AvroSchema::Compile(bad).ok()) << bad;
+  }
+}
+
+TEST(ProtobufSchemaTest, ParsesTextOrDescriptorsAndRefusesHostileOnes) {
+  auto text = ProtobufSchema::Compile(
+      "syntax = \"proto3\"; package p; message A { int32 x = 1; message B { string s = 1; } }");
+  ASSERT_TRUE(text.ok()) << text.status().ToString();
+  EXPECT_EQ((*text)->FirstMessage(), "p.A");
+  // [0] as the lone zero byte, then x = 5; [0, 0] (A.B), then s = "hi".
+  auto a = (*text)->Decode(std::string("\x00\x08\x05", 3), 1000);
+  ASSERT_TRUE(a.ok()) << a.status().ToString();
+  EXPECT_EQ(*a, R"({"x":5})");
+  auto b = (*text)->Decode(std::string("\x04\x00\x00\x0a\x02hi", 7), 1000);
+  ASSERT_TRUE(b.ok()) << b.status().ToString();
+  EXPECT_EQ(*b, R"({"s":"hi"})");
+  for (const std::string& bad : {
+           std::string(),                                      // no indexes at all
+           std::string("\x02", 1),                             // one index, cut short
+           std::string("\x02\x02", 2),                         // index 1: no such message
+           std::string("\x04\x00\x02", 3),                     // A's nested 1: none
+           std::string("\x41", 1),                             // -33 indexes
+           std::string("\x42", 1) + std::string(33, '\0'),     // 33 indexes: over the cap
+           std::string("\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01", 11),
+           std::string("\x00\x08", 2),                         // a field cut short
+           std::string("\x00\x0f\x01", 3),                     // wire type 7
+       }) {
+    auto d = (*text)->Decode(bad, 1000);
+    EXPECT_FALSE(d.ok()) << "payload of " << bad.size() << " bytes gave " << *d;
+  }
+  auto big = (*text)->Decode(std::string("\x00\x08\x05", 3), 4);
+  ASSERT_FALSE(big.ok());
+  EXPECT_EQ(big.status().reason(), "VALUE_TOO_LARGE");
+  // As Apicurio gives back what Confluent's Python client registered: base64 of a
+  // FileDescriptorProto (package p, message M { string s = 1; }).
+  auto described = ProtobufSchema::Compile("CgdtLnByb3RvEgFwIg4KAU0SCQoBcxgBIAEoCQ==");
+  ASSERT_TRUE(described.ok()) << described.status().ToString();
+  EXPECT_EQ((*described)->FirstMessage(), "p.M");
+  std::string deep = "syntax = \"proto3\";";
+  for (int i = 0; i < 200; ++i) deep += " message M" + std::to_string(i) + " {";
+  for (int i = 0; i < 200; ++i) deep += " }";
+  for (const std::string& bad : {
+           std::string(""), std::string("syntax = \"proto3\";"),   // no message
+           std::string("message {"), std::string("\xff\xfe"),
+           std::string("import \"other/thing.proto\"; message A { other.T t = 1; }"),
+           std::string("QUJD"),  // base64, but not a descriptor: read as .proto text
+           deep,
+       }) {
+    auto c = ProtobufSchema::Compile(bad);
+    EXPECT_FALSE(c.ok()) << bad.substr(0, 40);
   }
 }
 

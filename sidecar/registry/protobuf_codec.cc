@@ -1,0 +1,162 @@
+#include "registry/protobuf_codec.h"
+
+#include <google/protobuf/compiler/parser.h>
+#include <google/protobuf/descriptor.h>
+#include <google/protobuf/descriptor.pb.h>
+#include <google/protobuf/dynamic_message.h>
+#include <google/protobuf/io/tokenizer.h>
+#include <google/protobuf/io/zero_copy_stream_impl_lite.h>
+#include <google/protobuf/util/json_util.h>
+
+#include <vector>
+
+#include <absl/strings/escaping.h>
+
+namespace cachecar::registry {
+namespace pb = google::protobuf;
+namespace {
+
+// The most message indexes a payload may give (nesting of the named message).
+constexpr uint64_t kMaxMessageIndexes = 32;
+
+class Errors : public pb::io::ErrorCollector, public pb::DescriptorPool::ErrorCollector {
+ public:
+  void AddError(int line, pb::io::ColumnNumber column, const std::string& message) override {
+    Add("line " + std::to_string(line + 1) + ":" + std::to_string(column + 1) + ": " + message);
+  }
+  void AddError(const std::string& filename, const std::string& element_name,
+                const pb::Message* descriptor, ErrorLocation location,
+                const std::string& message) override {
+    Add(element_name.empty() ? message : element_name + ": " + message);
+  }
+  const std::string& text() const { return text_; }
+
+ private:
+  void Add(const std::string& m) {
+    if (count_++ < 3) text_ += (text_.empty() ? "" : "; ") + m;
+  }
+  std::string text_;
+  int count_ = 0;
+};
+
+// Reads a varint at `*pos`; false if the bytes end first or it is over 10 bytes.
+bool ReadVarint(std::string_view in, size_t* pos, uint64_t* out) {
+  uint64_t v = 0;
+  for (int shift = 0; shift < 64; shift += 7) {
+    if (*pos >= in.size()) return false;
+    const auto b = static_cast<uint8_t>(in[(*pos)++]);
+    v |= static_cast<uint64_t>(b & 0x7f) << shift;
+    if ((b & 0x80) == 0) {
+      *out = v;
+      return true;
+    }
+  }
+  return false;
+}
+
+int64_t ZigZag(uint64_t v) { return static_cast<int64_t>(v >> 1) ^ -static_cast<int64_t>(v & 1); }
+
+Status DecodeFailed(std::string m) {
+  return Status(Code::kInvalidArgument, std::move(m), "PROTOBUF_DECODE_FAILED");
+}
+
+}  // namespace
+
+ProtobufSchema::ProtobufSchema() = default;
+ProtobufSchema::~ProtobufSchema() = default;
+
+Result<std::shared_ptr<const ProtobufSchema>> ProtobufSchema::Compile(std::string_view text) {
+  Errors errors;
+  pb::FileDescriptorProto proto;
+  // Registries give the schema as .proto text, or (as Confluent's clients may register it,
+  // and Apicurio gives it back) as a base64 FileDescriptorProto.
+  std::string descriptor;
+  const bool base64 = !text.empty() &&
+                      text.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                                             "0123456789+/=") == std::string_view::npos &&
+                      absl::Base64Unescape(absl::string_view(text.data(), text.size()), &descriptor) &&
+                      proto.ParseFromString(descriptor) && proto.message_type_size() > 0;
+  if (!base64) {
+    proto.Clear();
+    pb::io::ArrayInputStream in(text.data(), static_cast<int>(text.size()));
+    pb::io::Tokenizer tokenizer(&in, &errors);
+    pb::compiler::Parser parser;
+    parser.RecordErrorsTo(&errors);
+    if (!parser.Parse(&tokenizer, &proto) || !errors.text().empty()) {
+      return Status(Code::kInvalidArgument, "the .proto does not parse: " + errors.text(),
+                    "PROTOBUF_SCHEMA_INVALID");
+    }
+  }
+  proto.set_name("cachecar/registry_schema.proto");
+  std::shared_ptr<ProtobufSchema> s(new ProtobufSchema());
+  // Over the generated pool: the well-known types (google/protobuf/*.proto) resolve.
+  s->pool_ = std::make_unique<pb::DescriptorPool>(pb::DescriptorPool::generated_pool());
+  s->file_ = s->pool_->BuildFileCollectingErrors(proto, &errors);
+  if (s->file_ == nullptr) {
+    return Status(Code::kInvalidArgument, "the .proto does not build: " + errors.text(),
+                  "PROTOBUF_SCHEMA_INVALID");
+  }
+  if (s->file_->message_type_count() == 0) {
+    return Status(Code::kInvalidArgument, "the .proto defines no message",
+                  "PROTOBUF_SCHEMA_INVALID");
+  }
+  s->factory_ = std::make_unique<pb::DynamicMessageFactory>(s->pool_.get());
+  return std::shared_ptr<const ProtobufSchema>(std::move(s));
+}
+
+std::string ProtobufSchema::FirstMessage() const {
+  return file_->message_type_count() > 0 ? file_->message_type(0)->full_name() : "";
+}
+
+Result<std::string> ProtobufSchema::Decode(std::string_view payload, size_t max_bytes) const {
+  size_t pos = 0;
+  uint64_t raw = 0;
+  if (!ReadVarint(payload, &pos, &raw)) return DecodeFailed("the message indexes are cut short");
+  const int64_t count = ZigZag(raw);
+  std::vector<int64_t> indexes;
+  if (count == 0) {
+    indexes.push_back(0);
+  } else if (count < 0 || static_cast<uint64_t>(count) > kMaxMessageIndexes) {
+    return DecodeFailed("the payload gives " + std::to_string(count) + " message indexes");
+  } else {
+    for (int64_t i = 0; i < count; ++i) {
+      if (!ReadVarint(payload, &pos, &raw)) {
+        return DecodeFailed("the message indexes are cut short");
+      }
+      indexes.push_back(ZigZag(raw));
+    }
+  }
+  const pb::Descriptor* d = nullptr;
+  for (size_t i = 0; i < indexes.size(); ++i) {
+    const int64_t n = indexes[i];
+    const int64_t have = d == nullptr ? file_->message_type_count() : d->nested_type_count();
+    if (n < 0 || n >= have) {
+      return DecodeFailed("message index " + std::to_string(n) + " names no message of the "
+                          "schema");
+    }
+    d = d == nullptr ? file_->message_type(static_cast<int>(n))
+                     : d->nested_type(static_cast<int>(n));
+  }
+  const pb::Message* prototype = factory_->GetPrototype(d);
+  std::unique_ptr<pb::Message> m(prototype->New());
+  std::string_view body = payload.substr(pos);
+  if (!m->ParseFromArray(body.data(), static_cast<int>(body.size()))) {
+    return DecodeFailed("the payload does not parse as " + d->full_name() +
+                        " (malformed, a required field missing, or nested too deep)");
+  }
+  std::string json;
+  pb::util::JsonPrintOptions options;
+  pb::util::Status st = pb::util::MessageToJsonString(*m, &json, options);
+  if (!st.ok()) {
+    return DecodeFailed("the message has no JSON form: " + std::string(st.message()));
+  }
+  if (json.size() > max_bytes) {
+    return Status(Code::kResourceExhausted,
+                  "the decoded value is " + std::to_string(json.size()) + " bytes, over " +
+                      std::to_string(max_bytes),
+                  "VALUE_TOO_LARGE");
+  }
+  return json;
+}
+
+}  // namespace cachecar::registry

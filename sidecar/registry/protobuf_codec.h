@@ -1,0 +1,50 @@
+// Protobuf payloads of value_format: registry topics: the registered .proto (the writer's
+// schema, by the record's schema id; as text, or as a base64 FileDescriptorProto) is parsed
+// with libprotoc into a descriptor pool of its own (over the well-known types), and each payload, after Confluent's message indexes,
+// decodes as a dynamic message into the proto3 JSON mapping (libprotobuf's JSON printer:
+// lowerCamelCase names, fields at their default value left out, 64-bit integers as
+// strings, enums by name). Immutable once compiled; thread-safe.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "common/status.h"
+
+namespace google::protobuf {
+class DescriptorPool;
+class DynamicMessageFactory;
+class FileDescriptor;
+}  // namespace google::protobuf
+
+namespace cachecar::registry {
+
+class ProtobufSchema {
+ public:
+  // INVALID_ARGUMENT (reason PROTOBUF_SCHEMA_INVALID) with libprotoc's first errors if
+  // `proto_text` does not parse or build (an import other than the well-known types must
+  // come as a schema reference, which is not supported yet).
+  static Result<std::shared_ptr<const ProtobufSchema>> Compile(std::string_view proto_text);
+  ~ProtobufSchema();
+  ProtobufSchema(const ProtobufSchema&) = delete;
+  ProtobufSchema& operator=(const ProtobufSchema&) = delete;
+
+  // `payload`: the value after the 5-byte header: the message indexes (Confluent's
+  // zigzag varints: a count, then each index; a lone 0 is the first message), then the
+  // message. INVALID_ARGUMENT (PROTOBUF_DECODE_FAILED) if the indexes name no message or
+  // the bytes do not parse as it; RESOURCE_EXHAUSTED (VALUE_TOO_LARGE) if the JSON would
+  // be over `max_bytes`.
+  Result<std::string> Decode(std::string_view payload, size_t max_bytes) const;
+
+  // The full name of the first message of the file (what index [0] names); empty if none.
+  std::string FirstMessage() const;
+
+ private:
+  ProtobufSchema();
+  std::unique_ptr<google::protobuf::DescriptorPool> pool_;
+  const google::protobuf::FileDescriptor* file_ = nullptr;
+  std::unique_ptr<google::protobuf::DynamicMessageFactory> factory_;
+};
+
+}  // namespace cachecar::registry
