@@ -9,6 +9,8 @@
 #include "config/config.h"
 #include "kafka/entry_preview.h"
 #include "kafka/materializer.h"
+#include "registry/registry_client.h"
+#include "registry/schema_cache.h"
 #include "rpc/write_handler.h"
 #include "schema/schema_set.h"
 
@@ -23,8 +25,24 @@ struct Offline {
   std::unique_ptr<schema::SchemaSet> schemas;
   std::unique_ptr<schema::SchemaSet> entry_schemas;
   std::unique_ptr<transform::Sandbox> transforms;
+  // A value_format: registry topic's schemas, asked of config.registry.url (which must be
+  // reachable from where cachecarctl runs).
+  std::unique_ptr<registry::RegistryClient> registry_client;
+  std::unique_ptr<registry::SchemaCache> registry_schemas;
   size_t topic = 0;
 };
+
+// The write checks of the topic, as the sidecar makes them.
+std::unique_ptr<rpc::WriteHandler> WriteChecks(Offline& o) {
+  auto handler = std::make_unique<rpc::WriteHandler>(&o.config, o.schemas.get(), nullptr, nullptr);
+  if (o.config.topics[o.topic].value_format == config::ValueFormat::kRegistry) {
+    o.registry_client = std::make_unique<registry::RegistryClient>(o.config.registry);
+    o.registry_schemas = std::make_unique<registry::SchemaCache>(
+        o.config, o.registry_client.get(), nullptr);
+    handler->set_registry(o.registry_schemas.get());
+  }
+  return handler;
+}
 
 // Loads everything, or prints why not and returns the exit code (2, or 5: unknown topic).
 int Load(const std::string& config_path, const std::string& topic, Offline* o) {
@@ -143,9 +161,14 @@ int RunValidate(const std::string& config_path, const std::string& topic,
                 const std::string& value, const std::string& output) {
   Offline o;
   if (int code = Load(config_path, topic, &o); code != 0) return code;
-  rpc::WriteHandler handler(&o.config, o.schemas.get(), nullptr, nullptr);
+  std::unique_ptr<rpc::WriteHandler> handler = WriteChecks(o);
   kafka::EntryPreview entries(&o.config, o.transforms.get(), o.entry_schemas.get(), nullptr);
-  Status st = handler.CheckValue(o.topic, value);
+  Status st = handler->CheckValue(o.topic, value);
+  if (st.code() == Code::kUnavailable || st.code() == Code::kFailedPrecondition) {
+    // Not a verdict on the value: the registry could not be asked, or has no schema for it.
+    std::fprintf(stderr, "cachecarctl: %s\n", st.message().c_str());
+    return 2;
+  }
   if (st.ok() && entries.Applies(o.topic)) {
     auto entry = entries.Preview(o.topic, "", value);
     // A merge-patch topic's entry depends on the key's value now, which offline is not
@@ -176,10 +199,10 @@ int RunTransform(const std::string& config_path, const std::string& topic,
                  const std::string& output) {
   Offline o;
   if (int code = Load(config_path, topic, &o); code != 0) return code;
-  rpc::WriteHandler handler(&o.config, o.schemas.get(), nullptr, nullptr);
+  std::unique_ptr<rpc::WriteHandler> handler = WriteChecks(o);
   kafka::EntryPreview entries(&o.config, o.transforms.get(), o.entry_schemas.get(), nullptr);
   // As the materializer: the record's own checks, then what it makes of the key.
-  Status st = handler.CheckValue(o.topic, value);
+  Status st = handler->CheckValue(o.topic, value);
   Result<kafka::EntryPreview::Entry> entry = st;
   if (st.ok()) {
     entry = entries.Preview(o.topic, options.key, value, options.current);

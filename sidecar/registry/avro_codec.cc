@@ -1,6 +1,7 @@
 #include "registry/avro_codec.h"
 
 #include <cstdint>
+#include <vector>
 
 extern "C" {
 struct CcAvro;
@@ -9,6 +10,8 @@ CcAvro* cc_avro_compile(const uint8_t* text, size_t text_len, uint8_t** error,
 void cc_avro_free(CcAvro* avro);
 int32_t cc_avro_decode(const CcAvro* avro, const uint8_t* datum, size_t datum_len,
                        size_t max_output, uint8_t** out, size_t* out_len);
+int32_t cc_avro_encode(const CcAvro* avro, const uint8_t* json, size_t json_len, uint8_t** out,
+                       size_t* out_len);
 void cc_jq_bytes_free(uint8_t* p, size_t len);
 }
 
@@ -52,6 +55,32 @@ Result<std::string> AvroSchema::Decode(std::string_view datum, size_t max_bytes)
   if (code == kOk) return text;
   if (code == kTooLarge) return Status(Code::kResourceExhausted, text, "VALUE_TOO_LARGE");
   return Status(Code::kInvalidArgument, text, "AVRO_DECODE_FAILED");
+}
+
+Result<std::string> AvroSchema::Encode(std::string_view json) const {
+  uint8_t* out = nullptr;
+  size_t out_len = 0;
+  int32_t code = cc_avro_encode(reinterpret_cast<const CcAvro*>(handle_), Bytes(json),
+                                json.size(), &out, &out_len);
+  std::string data = Take(out, out_len);
+  if (code == kOk) return data;
+  std::vector<FieldViolation> violations;
+  size_t start = 0;
+  while (start < data.size()) {
+    size_t end = data.find('\n', start);
+    if (end == std::string::npos) end = data.size();
+    std::string line = data.substr(start, end - start);
+    size_t tab = line.find('\t');
+    if (tab != std::string::npos) {
+      violations.push_back({"value" + line.substr(0, tab), line.substr(tab + 1), "avro"});
+    }
+    start = end + 1;
+  }
+  const size_t n = violations.size();
+  return Status(Code::kInvalidArgument,
+                "the value does not fit the Avro schema (" + std::to_string(n) +
+                    (n == 1 ? " violation)" : " violations)"),
+                "SCHEMA_VIOLATION", std::move(violations));
 }
 
 }  // namespace cachecar::registry

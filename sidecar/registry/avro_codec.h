@@ -29,6 +29,10 @@ class AvroSchema {
   // decode (or are followed by more), RESOURCE_EXHAUSTED (VALUE_TOO_LARGE) if the JSON
   // would be over `max_bytes`.
   Result<std::string> Decode(std::string_view datum, size_t max_bytes) const;
+  // The datum of a JSON document in that same encoding (what a Put writes).
+  // INVALID_ARGUMENT (reason SCHEMA_VIOLATION) with a violation per problem, each field
+  // "value" and the JSON Pointer ("value/age": "expected an int (a 32-bit integer)").
+  Result<std::string> Encode(std::string_view json) const;
 
  private:
   explicit AvroSchema(AvroHandle* h) : handle_(h) {}

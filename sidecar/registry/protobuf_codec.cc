@@ -104,6 +104,25 @@ Result<std::shared_ptr<const ProtobufSchema>> ProtobufSchema::Compile(std::strin
   return std::shared_ptr<const ProtobufSchema>(std::move(s));
 }
 
+Result<std::string> ProtobufSchema::Encode(std::string_view json) const {
+  const pb::Descriptor* d = file_->message_type(0);
+  std::unique_ptr<pb::Message> m(factory_->GetPrototype(d)->New());
+  pb::util::JsonParseOptions options;  // unknown fields are refused
+  pb::util::Status st = pb::util::JsonStringToMessage(
+      pb::StringPiece(json.data(), json.size()), m.get(), options);
+  if (!st.ok()) {
+    return Status(Code::kInvalidArgument,
+                  "the value does not fit the Protobuf schema (message " + d->full_name() + ")",
+                  "SCHEMA_VIOLATION", {{"value", std::string(st.message()), "protobuf"}});
+  }
+  std::string out(1, '\0');  // message indexes [0]: the first message
+  if (!m->AppendToString(&out)) {
+    return Status(Code::kInvalidArgument, "the value does not encode as " + d->full_name(),
+                  "SCHEMA_VIOLATION", {{"value", "a required field is missing", "protobuf"}});
+  }
+  return out;
+}
+
 std::string ProtobufSchema::FirstMessage() const {
   return file_->message_type_count() > 0 ? file_->message_type(0)->full_name() : "";
 }

@@ -37,6 +37,11 @@ class ProtobufSchema {
   // be over `max_bytes`.
   Result<std::string> Decode(std::string_view payload, size_t max_bytes) const;
 
+  // The payload (message indexes [0], then the message) of a JSON document in the proto3
+  // JSON mapping, as the file's first message: what a Put writes. INVALID_ARGUMENT (reason
+  // SCHEMA_VIOLATION) with libprotobuf's reason if it does not parse as that message.
+  Result<std::string> Encode(std::string_view json) const;
+
   // The full name of the first message of the file (what index [0] names); empty if none.
   std::string FirstMessage() const;
 

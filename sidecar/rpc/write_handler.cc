@@ -125,15 +125,25 @@ Status WriteHandler::CheckValue(size_t topic, const std::string& value,
                     st.reason())
           .With("topic", t.name);
     }
+    if ((*latest)->avro != nullptr || (*latest)->protobuf != nullptr) {
+      Result<std::string> encoded = (*latest)->avro != nullptr
+                                        ? (*latest)->avro->Encode(value)
+                                        : (*latest)->protobuf->Encode(value);
+      if (!encoded.ok()) {
+        const Status& bad = encoded.status();
+        return Status(bad.code(),
+                      bad.message() + ": subject " + t.registry_subject + ", schema id " +
+                          std::to_string((*latest)->id) + " (nothing was produced)",
+                      bad.reason(), bad.violations())
+            .With("topic", t.name);
+      }
+      if (wire != nullptr) *wire = registry::EncodeWireValue((*latest)->id, *encoded);
+      return Status::Ok();
+    }
     if ((*latest)->json == nullptr) {
-      const std::string why =
-          (*latest)->avro != nullptr || (*latest)->protobuf != nullptr
-              ? "its latest schema (id " + std::to_string((*latest)->id) + ") is " +
-                    (*latest)->type + "; cachecar writes JSON Schema subjects only so far"
-              : (*latest)->unusable;
       return Status(Code::kFailedPrecondition,
                     "cannot write to topic " + t.name + " (subject " + t.registry_subject +
-                        "): " + why + " (nothing was produced)",
+                        "): " + (*latest)->unusable + " (nothing was produced)",
                     "REGISTRY_SCHEMA_UNSUPPORTED")
           .With("topic", t.name);
     }

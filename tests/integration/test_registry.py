@@ -14,12 +14,12 @@ from google.protobuf import (descriptor_pb2, descriptor_pool, json_format, messa
                              timestamp_pb2)
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.schema_registry import Schema, SchemaReference, SchemaRegistryClient
-from confluent_kafka.schema_registry.avro import AvroSerializer
+from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
 from confluent_kafka.schema_registry.json_schema import JSONDeserializer, JSONSerializer
-from confluent_kafka.schema_registry.protobuf import ProtobufSerializer
+from confluent_kafka.schema_registry.protobuf import ProtobufDeserializer, ProtobufSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
-from conftest import (SOURCE_DIR, _workdir, create_topic, deadline_wait, pb, produce, unique)
+from conftest import (CACHECARCTL_BIN, SOURCE_DIR, _workdir, create_topic, deadline_wait, pb, produce, unique)
 from test_bad_input import call_error, rich_status
 
 REGISTRY_SH = os.path.join(SOURCE_DIR, "scripts", "registry.sh")
@@ -323,6 +323,18 @@ def test_put_encodes_with_the_subjects_latest_schema_for_confluent_consumers(
     assert e.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert rich_status(e)[0].reason == "REGISTRY_SUBJECT_NOT_FOUND"
 
+    # cachecarctl validate asks the registry as the sidecar does.
+    def validate(topic, doc):
+        return subprocess.run([CACHECARCTL_BIN, "validate", "-c", c.config_path, "-o", "json",
+                               topic, doc], capture_output=True, timeout=30,
+                              env=dict(os.environ, KAFKA_BOOTSTRAP=bootstrap))
+    ok = validate(t, '{"name": "ada"}')
+    assert ok.returncode == 0 and json.loads(ok.stdout)["valid"], ok
+    bad = validate(t, '{"age": "x"}')
+    assert bad.returncode == 5 and json.loads(bad.stdout)["reason"] == "SCHEMA_VIOLATION", bad
+    none = validate(missing, '{"a": 1}')
+    assert none.returncode == 2 and b"no subject" in none.stderr, none
+
 
 def test_a_registry_outage_during_catch_up_waits_then_resumes(
         admin, bootstrap, cachecar_factory, registry):
@@ -372,3 +384,62 @@ def test_a_restart_with_the_registry_down_decodes_with_the_kept_schemas(
     finally:
         registry.resume()
 
+def read_record(bootstrap, topic, partition, offset):
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": unique("g"),
+                         "enable.auto.commit": False})
+    consumer.assign([TopicPartition(topic, partition, offset)])
+    msg = consumer.poll(30)
+    consumer.close()
+    assert msg is not None and msg.error() is None
+    return msg.value()
+
+
+def test_puts_to_avro_and_protobuf_subjects_are_read_by_confluents_deserializers(
+        admin, bootstrap, cachecar_factory, registry):
+    people = create_topic(admin, unique("reg-put-avro"))
+    encode(AvroSerializer(registry.client, json.dumps(AVRO_USER)), people, {
+        "name": "x", "age": 1, "nick": None, "seen": 0, "avatar": b"", "plan": "FREE",
+        "tags": [], "limits": {}, "home": None})  # registers the subject
+    tag = unique("q").replace("-", "")
+    User, _ = protobuf_classes(tag)
+    members = create_topic(admin, unique("reg-put-proto"))
+    encode(ProtobufSerializer(User, registry.client, {"use.deprecated.format": False}),
+           members, User(name="x"))
+    c = cachecar_factory([{"name": people, "value_format": "registry", "read_only": False},
+                          {"name": members, "value_format": "registry", "read_only": False}],
+                         extra=registry_extra(registry)).start()
+    c.wait_ready()
+
+    ada = {"name": "ada", "age": 36, "nick": {"string": "countess"}, "seen": 1700000000123,
+           "avatar": "\u0000\u00ffA", "plan": "PRO", "tags": ["math"], "limits": {"a": 1.5},
+           "home": {"com.acme.Address": {"city": "London"}}}
+    r = c.stub.Put(pb.PutRequest(topic=people, key=b"ada", value=json.dumps(ada).encode()),
+                   timeout=30)
+    assert r.applied and get(c, people, b"ada") == ada  # read back as it was written
+    got = AvroDeserializer(registry.client)(read_record(bootstrap, people, r.partition, r.offset),
+                                            SerializationContext(people, MessageField.VALUE))
+    assert got["name"] == "ada" and got["nick"] == "countess" and got["avatar"] == b"\x00\xffA"
+    assert got["home"] == {"city": "London"} and got["plan"] == "PRO"
+    assert int(got["seen"].timestamp() * 1000) == 1700000000123
+
+    # Every problem at once, by JSON Pointer; nothing produced.
+    e = call_error(c.stub.Put, pb.PutRequest(topic=people, key=b"bad", value=json.dumps({
+        "name": 5, "age": 2**40, "nick": "bare string", "seen": 0, "avatar": "\u0100",
+        "plan": "GOLD", "tags": [1], "limits": {}, "home": None, "extra": 1}).encode()))
+    assert e.code() == grpc.StatusCode.INVALID_ARGUMENT
+    info, violations = rich_status(e)
+    assert info.reason == "SCHEMA_VIOLATION"
+    assert set(violations) == {"value/name", "value/age", "value/nick", "value/avatar",
+                               "value/plan", "value/tags/0", "value/extra"}, violations
+
+    r = c.stub.Put(pb.PutRequest(topic=members, key=b"ada", value=json.dumps(
+        {"name": "ada", "userId": "42", "plan": "PRO"}).encode()), timeout=30)
+    assert r.applied and get(c, members, b"ada") == {"name": "ada", "userId": "42", "plan": "PRO"}
+    got = ProtobufDeserializer(User, {"use.deprecated.format": False})(
+        read_record(bootstrap, members, r.partition, r.offset),
+        SerializationContext(members, MessageField.VALUE))
+    assert got.name == "ada" and got.user_id == 42 and got.plan == 1
+    e = call_error(c.stub.Put, pb.PutRequest(topic=members, key=b"bad",
+                                             value=b'{"name": "ada", "nope": 1}'))
+    assert e.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert rich_status(e)[0].reason == "SCHEMA_VIOLATION"

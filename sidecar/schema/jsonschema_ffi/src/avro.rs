@@ -327,3 +327,184 @@ pub unsafe extern "C" fn cc_avro_decode(
     give(text, out, out_len);
     code
 }
+
+/// JSON in Avro's JSON encoding (as `write` makes it) -> a Value of schema `s`, or the
+/// problems found, each "JSON Pointer\tmessage" (at most `MAX_PROBLEMS`).
+const MAX_PROBLEMS: usize = 20;
+
+fn escape_pointer(k: &str) -> String {
+    k.replace('~', "~0").replace('/', "~1")
+}
+
+impl Avro {
+    fn from_json(&self, j: &serde_json::Value, s: &Schema, at: &str,
+                 problems: &mut Vec<String>) -> Option<Value> {
+        use serde_json::Value as J;
+        let s = self.resolve(s);
+        let mut fail = |what: String| {
+            if problems.len() < MAX_PROBLEMS {
+                problems.push(format!("{at}\t{what}"));
+            }
+            None
+        };
+        let int = |j: &J| j.as_i64();
+        match (s, j) {
+            (Schema::Null, J::Null) => Some(Value::Null),
+            (Schema::Boolean, J::Bool(b)) => Some(Value::Boolean(*b)),
+            (Schema::Int | Schema::Date | Schema::TimeMillis, _) => match int(j) {
+                Some(i) if i32::try_from(i).is_ok() => Some(match s {
+                    Schema::Date => Value::Date(i as i32),
+                    Schema::TimeMillis => Value::TimeMillis(i as i32),
+                    _ => Value::Int(i as i32),
+                }),
+                _ => fail("expected an int (a 32-bit integer)".into()),
+            },
+            (Schema::Long | Schema::TimeMicros | Schema::TimestampMillis | Schema::TimestampMicros
+             | Schema::TimestampNanos | Schema::LocalTimestampMillis | Schema::LocalTimestampMicros
+             | Schema::LocalTimestampNanos, _) => match int(j) {
+                Some(i) => Some(match s {
+                    Schema::TimeMicros => Value::TimeMicros(i),
+                    Schema::TimestampMillis => Value::TimestampMillis(i),
+                    Schema::TimestampMicros => Value::TimestampMicros(i),
+                    Schema::TimestampNanos => Value::TimestampNanos(i),
+                    Schema::LocalTimestampMillis => Value::LocalTimestampMillis(i),
+                    Schema::LocalTimestampMicros => Value::LocalTimestampMicros(i),
+                    Schema::LocalTimestampNanos => Value::LocalTimestampNanos(i),
+                    _ => Value::Long(i),
+                }),
+                None => fail("expected a long (a 64-bit integer)".into()),
+            },
+            (Schema::Float | Schema::Double, _) => {
+                let f = match j {
+                    J::Number(n) => n.as_f64(),
+                    J::String(t) if t == "NaN" => Some(f64::NAN),
+                    J::String(t) if t == "Infinity" => Some(f64::INFINITY),
+                    J::String(t) if t == "-Infinity" => Some(f64::NEG_INFINITY),
+                    _ => None,
+                };
+                match (f, s) {
+                    (Some(f), Schema::Float) => Some(Value::Float(f as f32)),
+                    (Some(f), _) => Some(Value::Double(f)),
+                    (None, _) => fail("expected a number".into()),
+                }
+            }
+            (Schema::String, J::String(t)) => Some(Value::String(t.clone())),
+            (Schema::Bytes | Schema::Fixed(_), J::String(t)) => {
+                if let Some(c) = t.chars().find(|&c| (c as u32) > 0xff) {
+                    return fail(format!("bytes are one code point per byte (U+0000 to U+00FF), \
+                                         not U+{:04X}", c as u32));
+                }
+                let b: Vec<u8> = t.chars().map(|c| c as u32 as u8).collect();
+                match s {
+                    Schema::Fixed(f) if f.size != b.len() => {
+                        fail(format!("expected {} bytes, not {}", f.size, b.len()))
+                    }
+                    Schema::Fixed(f) => Some(Value::Fixed(f.size, b)),
+                    _ => Some(Value::Bytes(b)),
+                }
+            }
+            (Schema::Enum(e), J::String(t)) => match e.symbols.iter().position(|x| x == t) {
+                Some(i) => Some(Value::Enum(i as u32, t.clone())),
+                None => fail(format!("not a symbol of enum {}", e.name.fullname(None))),
+            },
+            (Schema::Array(a), J::Array(items)) => {
+                let mut out = Vec::with_capacity(items.len());
+                for (i, x) in items.iter().enumerate() {
+                    out.push(self.from_json(x, &a.items, &format!("{at}/{i}"), problems));
+                }
+                out.into_iter().collect::<Option<Vec<_>>>().map(Value::Array)
+            }
+            (Schema::Map(m), J::Object(o)) => {
+                let mut out = HashMap::new();
+                let mut ok = true;
+                for (k, v) in o {
+                    match self.from_json(v, &m.types, &format!("{at}/{}", escape_pointer(k)), problems) {
+                        Some(v) => { out.insert(k.clone(), v); }
+                        None => ok = false,
+                    }
+                }
+                if ok { Some(Value::Map(out)) } else { None }
+            }
+            (Schema::Record(r), J::Object(o)) => {
+                let mut fields = Vec::with_capacity(r.fields.len());
+                let mut ok = true;
+                for f in &r.fields {
+                    let here = format!("{at}/{}", escape_pointer(&f.name));
+                    match o.get(&f.name) {
+                        Some(v) => match self.from_json(v, &f.schema, &here, problems) {
+                            Some(v) => fields.push((f.name.clone(), v)),
+                            None => ok = false,
+                        },
+                        None => {
+                            if problems.len() < MAX_PROBLEMS {
+                                problems.push(format!("{here}\trequired by the Avro schema"));
+                            }
+                            ok = false;
+                        }
+                    }
+                }
+                for k in o.keys() {
+                    if !r.lookup.contains_key(k) && problems.len() < MAX_PROBLEMS {
+                        problems.push(format!("{at}/{}\tnot a field of record {}",
+                                              escape_pointer(k), r.name.fullname(None)));
+                        ok = false;
+                    }
+                }
+                if ok { Some(Value::Record(fields)) } else { None }
+            }
+            (Schema::Union(u), J::Null) => match u.variants().iter().position(|v| matches!(v, Schema::Null)) {
+                Some(i) => Some(Value::Union(i as u32, Box::new(Value::Null))),
+                None => fail("null is not a branch of this union".into()),
+            },
+            (Schema::Union(u), J::Object(o)) if o.len() == 1 => {
+                let (name, inner) = o.iter().next().unwrap();
+                match u.variants().iter().position(|v| type_name(self.resolve(v)) == *name) {
+                    Some(i) => {
+                        let branch = &u.variants()[i];
+                        let v = self.from_json(inner, branch, &format!("{at}/{}", escape_pointer(name)), problems)?;
+                        Some(Value::Union(i as u32, Box::new(v)))
+                    }
+                    None => fail(format!("\"{name}\" is not a branch of this union")),
+                }
+            }
+            (Schema::Union(_), _) => fail("a union is null or an object naming its branch, \
+                                           e.g. {\"string\": \"x\"}".into()),
+            _ => fail(format!("expected {}", type_name(s))),
+        }
+    }
+
+    fn encode(&self, json: &[u8]) -> Result<Vec<u8>, String> {
+        let j: serde_json::Value = serde_json::from_slice(json)
+            .map_err(|e| format!("\tnot a JSON document: {e}"))?;
+        let mut problems = Vec::new();
+        let value = self.from_json(&j, &self.schema, "", &mut problems);
+        match value {
+            Some(v) if problems.is_empty() => apache_avro::to_avro_datum(&self.schema, v)
+                .map_err(|e| format!("\tdoes not encode with the Avro schema: {e}")),
+            _ => Err(problems.join("\n")),
+        }
+    }
+}
+
+/// Encodes a JSON document (Avro's JSON encoding) with the schema; returns CC_AVRO_OK and
+/// sets *out to the datum, or CC_AVRO_INVALID and sets *out to the problems, one a line,
+/// each "JSON Pointer<TAB>message". Free *out with cc_jq_bytes_free.
+#[no_mangle]
+pub unsafe extern "C" fn cc_avro_encode(
+    avro: *const Avro,
+    json: *const u8,
+    json_len: usize,
+    out: *mut *mut u8,
+    out_len: *mut usize,
+) -> i32 {
+    let json = bytes(json, json_len);
+    let (code, data) = catch_unwind(AssertUnwindSafe(|| match (*avro).encode(json) {
+        Ok(d) => (CC_AVRO_OK, d),
+        Err(e) => (CC_AVRO_INVALID, e.into_bytes()),
+    }))
+    .unwrap_or_else(|_| (CC_AVRO_INVALID, b"\tinternal error in the Avro encoder".to_vec()));
+    let b = data.into_boxed_slice();
+    *out_len = b.len();
+    *out = Box::into_raw(b) as *mut u8;
+    code
+}
