@@ -8,9 +8,12 @@
 #include <google/protobuf/io/zero_copy_stream_impl_lite.h>
 #include <google/protobuf/util/json_util.h>
 
+#include <mutex>
 #include <vector>
 
 #include <absl/strings/escaping.h>
+
+#include "common/log.h"
 
 namespace cachecar::registry {
 namespace pb = google::protobuf;
@@ -56,6 +59,23 @@ bool ReadVarint(std::string_view in, size_t* pos, uint64_t* out) {
 
 int64_t ZigZag(uint64_t v) { return static_cast<int64_t>(v >> 1) ^ -static_cast<int64_t>(v & 1); }
 
+// libprotobuf logs some schema problems itself (a .proto without `syntax`): to cachecar's
+// structured log, not as bare lines on stderr. Installed on first use; only libprotobuf's
+// own messages pass through it (gRPC logs through its own).
+void ProtobufLog(pb::LogLevel level, const char* filename, int line, const std::string& message) {
+  const char* name = level == pb::LOGLEVEL_INFO      ? "info"
+                     : level == pb::LOGLEVEL_WARNING ? "warning"
+                                                     : "error";
+  log::Warn("libprotobuf", {{"level", name},
+                            {"source", std::string(filename) + ":" + std::to_string(line)},
+                            {"message", message}});
+}
+
+void RouteProtobufLogs() {
+  static std::once_flag once;
+  std::call_once(once, [] { pb::SetLogHandler(&ProtobufLog); });
+}
+
 Status DecodeFailed(std::string m) {
   return Status(Code::kInvalidArgument, std::move(m), "PROTOBUF_DECODE_FAILED");
 }
@@ -66,6 +86,7 @@ ProtobufSchema::ProtobufSchema() = default;
 ProtobufSchema::~ProtobufSchema() = default;
 
 Result<std::shared_ptr<const ProtobufSchema>> ProtobufSchema::Compile(std::string_view text) {
+  RouteProtobufLogs();
   Errors errors;
   pb::FileDescriptorProto proto;
   // Registries give the schema as .proto text, or (as Confluent's clients may register it,
