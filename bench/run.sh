@@ -5,7 +5,7 @@
 #   bench/run.sh                 everything (about 18 minutes on 2 cores)
 #   RECORDS=200000 bench/run.sh  a smaller topic
 #   PHASES="serve" bench/run.sh  only some phases: floors catchup memory serve redis micro
-#                                validation validator transforms put watch restart
+#                                validation validator transforms registry put watch restart
 #                                bootstrap outage
 #   COMPARE_BIN=/path/to/other/cachecar bench/run.sh
 #                                catch-up, Get, BatchGet and the watch fan-out also with that binary (e.g. one
@@ -54,7 +54,7 @@ root=$(pwd)
 RECORDS=${RECORDS:-1000000}
 PARTITIONS=${PARTITIONS:-16}
 SECONDS_PER_RUN=${SECONDS_PER_RUN:-8}
-PHASES=" ${PHASES:-floors catchup memory serve redis micro validation validator transforms put watch restart bootstrap outage} "
+PHASES=" ${PHASES:-floors catchup memory serve redis micro validation validator transforms registry put watch restart bootstrap outage} "
 phase() { [[ "$PHASES" == *" $1 "* ]]; }
 B=$root/build/bench
 work=$root/.run/bench
@@ -321,6 +321,53 @@ if phase transforms; then
     jq -c "$projection" "$work/records.jsonl" >/dev/null
     say "jq-1.6-cli records=$n records_per_second=$(awk -v n=$n -v a="$started" -v b="$(date +%s.%N)" 'BEGIN{printf "%.0f", n/(b-a)}') ($(jq --version))"
   fi
+fi
+
+if phase registry; then
+  # The same records as $topic in the Confluent wire format, each format's schema registered
+  # in a real registry (scripts/registry.sh); catch-up of each beside the raw-JSON one.
+  say "## catch-up of Schema Registry topics (registry-json validates with the registered JSON Schema) vs raw JSON (alternating rounds)"
+  rdir=$work/registry
+  scripts/registry.sh start "$rdir"
+  pids+=("$(cat "$rdir/pid")")
+  rurl=$(cat "$rdir/url")
+  register() {  # register SUBJECT TYPE FILE -> the schema id
+    python3 -c 'import json,sys; print(json.dumps({"schemaType": sys.argv[1], "schema": open(sys.argv[2]).read()}))' "$2" "$3" |
+      curl -sf -X POST -H 'Content-Type: application/vnd.schemaregistry.v1+json' --data @- "$rurl/subjects/$1/versions" |
+      python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])'
+  }
+  declare -A reg_topic
+  for format in registry-json avro protobuf; do
+    case $format in
+      registry-json) type=JSON file=bench/schemas/bench_record_plain.json ;;
+      avro) type=AVRO file=bench/schemas/bench_record.avsc ;;
+      protobuf) type=PROTOBUF file=bench/schemas/bench_record.proto ;;
+    esac
+    reg_topic[$format]=bench-reg-$format-$RECORDS
+    id=$(register "${reg_topic[$format]}-value" "$type" "$file")
+    # A fresh registry numbers its schemas anew: the topic is written anew with these ids.
+    scripts/kafka.sh java "$kdir" org.apache.kafka.tools.TopicCommand --bootstrap-server "$bootstrap" \
+      --delete --if-exists --topic "${reg_topic[$format]}" >/dev/null 2>&1 || true
+    until ! scripts/kafka.sh java "$kdir" org.apache.kafka.tools.TopicCommand --bootstrap-server "$bootstrap" \
+        --list 2>/dev/null | grep -qx "${reg_topic[$format]}"; do sleep 0.5; done
+    ensure_topic "${reg_topic[$format]}"
+    "$B/bench_produce" --bootstrap "$bootstrap" --topic "${reg_topic[$format]}" --count "$RECORDS" \
+      --format "$format" --schema-id "$id" >/dev/null
+  done
+  CC_EXTRA="registry: {url: \"$rurl\"}"
+  for round in 1 2 3; do
+    for format in json registry-json avro protobuf; do
+      if [ "$format" = json ]; then
+        start_cachecar "$topic" "registry-$format"
+      else
+        start_cachecar "${reg_topic[$format]}" "registry-$format" ", value_format: registry"
+      fi
+      say "$(printf '%-14s' "$format") round=$round records=$RECORDS seconds=$catchup records_per_second=$(awk -v n="$RECORDS" -v s="$catchup" 'BEGIN{printf "%.0f", n/s}')"
+      kill "$cc_pid"; wait "$cc_pid" || true
+    done
+  done
+  CC_EXTRA=
+  scripts/registry.sh stop "$rdir"
 fi
 
 if phase validator; then

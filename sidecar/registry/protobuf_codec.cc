@@ -7,6 +7,8 @@
 #include <google/protobuf/io/tokenizer.h>
 #include <google/protobuf/io/zero_copy_stream_impl_lite.h>
 #include <google/protobuf/util/json_util.h>
+#include <google/protobuf/util/type_resolver.h>
+#include <google/protobuf/util/type_resolver_util.h>
 
 #include <mutex>
 #include <vector>
@@ -18,6 +20,8 @@
 namespace cachecar::registry {
 namespace pb = google::protobuf;
 namespace {
+
+constexpr char kTypeUrlPrefix[] = "type.googleapis.com";
 
 // The most message indexes a payload may give (nesting of the named message).
 constexpr uint64_t kMaxMessageIndexes = 32;
@@ -122,6 +126,7 @@ Result<std::shared_ptr<const ProtobufSchema>> ProtobufSchema::Compile(std::strin
                   "PROTOBUF_SCHEMA_INVALID");
   }
   s->factory_ = std::make_unique<pb::DynamicMessageFactory>(s->pool_.get());
+  s->resolver_.reset(pb::util::NewTypeResolverForDescriptorPool(kTypeUrlPrefix, s->pool_.get()));
   return std::shared_ptr<const ProtobufSchema>(std::move(s));
 }
 
@@ -177,18 +182,23 @@ Result<std::string> ProtobufSchema::Decode(std::string_view payload, size_t max_
     d = d == nullptr ? file_->message_type(static_cast<int>(n))
                      : d->nested_type(static_cast<int>(n));
   }
-  const pb::Message* prototype = factory_->GetPrototype(d);
-  std::unique_ptr<pb::Message> m(prototype->New());
+  // Parsed as a message first: the JSON converter alone reads malformed bytes into wrong
+  // values (a varint cut short as -1, an unknown wire type as nothing). Then the JSON is
+  // made from the checked bytes, as MessageToJsonString would after serializing them again.
   std::string_view body = payload.substr(pos);
+  std::unique_ptr<pb::Message> m(factory_->GetPrototype(d)->New());
   if (!m->ParseFromArray(body.data(), static_cast<int>(body.size()))) {
     return DecodeFailed("the payload does not parse as " + d->full_name() +
                         " (malformed, a required field missing, or nested too deep)");
   }
   std::string json;
   pb::util::JsonPrintOptions options;
-  pb::util::Status st = pb::util::MessageToJsonString(*m, &json, options);
+  pb::util::Status st = pb::util::BinaryToJsonString(
+      resolver_.get(), std::string(kTypeUrlPrefix) + "/" + d->full_name(),
+      std::string(body), &json, options);
   if (!st.ok()) {
-    return DecodeFailed("the message has no JSON form: " + std::string(st.message()));
+    return DecodeFailed("the payload does not parse as " + d->full_name() + ": " +
+                        std::string(st.message()).substr(0, 300));
   }
   if (json.size() > max_bytes) {
     return Status(Code::kResourceExhausted,

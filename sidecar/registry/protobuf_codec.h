@@ -16,6 +16,9 @@ namespace google::protobuf {
 class DescriptorPool;
 class DynamicMessageFactory;
 class FileDescriptor;
+namespace util {
+class TypeResolver;
+}  // namespace util
 }  // namespace google::protobuf
 
 namespace cachecar::registry {
@@ -50,6 +53,7 @@ class ProtobufSchema {
   std::unique_ptr<google::protobuf::DescriptorPool> pool_;
   const google::protobuf::FileDescriptor* file_ = nullptr;
   std::unique_ptr<google::protobuf::DynamicMessageFactory> factory_;
+  std::unique_ptr<google::protobuf::util::TypeResolver> resolver_;     // for Decode
 };
 
 }  // namespace cachecar::registry

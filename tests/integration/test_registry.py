@@ -2,11 +2,13 @@
 Schema Registry (Apicurio, scripts/registry.sh), records written by the independent
 Confluent serializers (confluent-kafka's JSONSerializer, AvroSerializer)."""
 import datetime
+import http.server
 import json
 import os
 import struct
 import subprocess
 import tempfile
+import threading
 
 import grpc
 import pytest
@@ -443,3 +445,51 @@ def test_puts_to_avro_and_protobuf_subjects_are_read_by_confluents_deserializers
                                              value=b'{"name": "ada", "nope": 1}'))
     assert e.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert rich_status(e)[0].reason == "SCHEMA_VIOLATION"
+
+def test_a_registry_answering_garbage_is_waited_on_not_believed(admin, bootstrap,
+                                                                 cachecar_factory):
+    """A registry whose answers are not schemas (a fault the real one cannot produce on
+    demand: a proxy's error page, a truncated or oversized body): the partition waits,
+    nothing is skipped or served wrong, and it goes on once the answers are schemas."""
+    answers = [b"<html>502 Bad Gateway</html>", b'{"schema": 42}', b'{"id": 1}',
+               b"x" * (17 << 20)]  # over the 16 MiB cap
+    served = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = answers[min(len(served), len(answers) - 1)] if answers else json.dumps(
+                {"schema": json.dumps({"type": "object"}), "schemaType": "JSON"}).encode()
+            served.append(self.path)
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            try:
+                self.wfile.write(body)
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        t = create_topic(admin, unique("reg-garbage"))
+        produce(bootstrap, t, [(b"a", wire(7, b'{"n": 1}'))])
+        c = cachecar_factory([{"name": t, "value_format": "registry"}],
+                             extra={"registry": {"url": f"http://127.0.0.1:{server.server_port}",
+                                                 "timeout_ms": 5000}}).start()
+        deadline_wait(lambda: c.metric("cachecar_registry_requests_total",
+                                       result="bad_answer") >= len(answers),
+                      timeout=120, what="every bad answer taken as one")
+        code, body = c.http("/readyz")
+        assert code == 503 and "waiting for the schema registry" in body
+        assert c.metric("cachecar_registry_requests_total", result="ok") == 0
+        assert c.metric("cachecar_materializer_records_rejected_total", topic=t) == 0
+        assert served[0] == "/schemas/ids/7"
+        answers.clear()  # from now on, a schema
+        c.wait_ready(timeout=120)
+        assert get(c, t, b"a") == {"n": 1}
+    finally:
+        server.shutdown()
