@@ -547,7 +547,8 @@ void Materializer::HandleRegistryRecord(const SourceEvent& ev) {
     }
     d.json = std::move(*json);
     d.payload = d.json;
-    HandleRecord(ev, CheckRecord(topic, nullptr, true, ev.key, true, d.payload), nullptr, &d);
+    // The key was checked above, and the decoders write JSON: nothing left to check.
+    HandleRecord(ev, RejectReason::kNone, nullptr, &d);
     return;
   }
   if (rs.json == nullptr) {

@@ -6,10 +6,12 @@
 #include <google/protobuf/dynamic_message.h>
 #include <google/protobuf/io/tokenizer.h>
 #include <google/protobuf/io/zero_copy_stream_impl_lite.h>
+#include <google/protobuf/type.pb.h>
 #include <google/protobuf/util/json_util.h>
 #include <google/protobuf/util/type_resolver.h>
 #include <google/protobuf/util/type_resolver_util.h>
 
+#include <map>
 #include <mutex>
 #include <vector>
 
@@ -80,6 +82,50 @@ void RouteProtobufLogs() {
   std::call_once(once, [] { pb::SetLogHandler(&ProtobufLog); });
 }
 
+// The pool's resolver builds a google.protobuf.Type from the descriptors on every call, and
+// the JSON converter asks for each message type of every record: the answers are kept.
+class CachingResolver : public pb::util::TypeResolver {
+ public:
+  explicit CachingResolver(const pb::DescriptorPool* pool)
+      : inner_(pb::util::NewTypeResolverForDescriptorPool(kTypeUrlPrefix, pool)) {}
+
+  pb::util::Status ResolveMessageType(const std::string& url, pb::Type* out) override {
+    return Resolve(url, out, &types_, [&](pb::Type* t) {
+      return inner_->ResolveMessageType(url, t);
+    });
+  }
+  pb::util::Status ResolveEnumType(const std::string& url, pb::Enum* out) override {
+    return Resolve(url, out, &enums_, [&](pb::Enum* e) {
+      return inner_->ResolveEnumType(url, e);
+    });
+  }
+
+ private:
+  template <typename T, typename Ask>
+  pb::util::Status Resolve(const std::string& url, T* out, std::map<std::string, T>* cache,
+                           Ask ask) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (auto it = cache->find(url); it != cache->end()) {
+        *out = it->second;
+        return pb::util::Status();
+      }
+    }
+    T resolved;
+    pb::util::Status st = ask(&resolved);
+    if (!st.ok()) return st;
+    *out = resolved;
+    std::lock_guard<std::mutex> lock(mu_);
+    cache->emplace(url, std::move(resolved));
+    return st;
+  }
+
+  std::unique_ptr<pb::util::TypeResolver> inner_;
+  std::mutex mu_;
+  std::map<std::string, pb::Type> types_;  // guarded by mu_
+  std::map<std::string, pb::Enum> enums_;  // guarded by mu_
+};
+
 Status DecodeFailed(std::string m) {
   return Status(Code::kInvalidArgument, std::move(m), "PROTOBUF_DECODE_FAILED");
 }
@@ -126,7 +172,7 @@ Result<std::shared_ptr<const ProtobufSchema>> ProtobufSchema::Compile(std::strin
                   "PROTOBUF_SCHEMA_INVALID");
   }
   s->factory_ = std::make_unique<pb::DynamicMessageFactory>(s->pool_.get());
-  s->resolver_.reset(pb::util::NewTypeResolverForDescriptorPool(kTypeUrlPrefix, s->pool_.get()));
+  s->resolver_ = std::make_unique<CachingResolver>(s->pool_.get());
   return std::shared_ptr<const ProtobufSchema>(std::move(s));
 }
 

@@ -22,7 +22,20 @@ std::string SchemaCache::StoreKey(int32_t id) const {
   return client_->url() + "#" + std::to_string(id);
 }
 
+Status SchemaCache::AwayNow() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (std::chrono::steady_clock::now() >= away_until_) return Status::Ok();
+  return Status(Code::kUnavailable,
+                "the schema registry at " + client_->url() +
+                    " did not answer a moment ago; it is asked again shortly",
+                "REGISTRY_UNAVAILABLE");
+}
+
 void SchemaCache::Answered(const Status& st) {
+  if (st.code() == Code::kUnavailable) {
+    std::lock_guard<std::mutex> lock(mu_);
+    away_until_ = std::chrono::steady_clock::now() + kAwayFor;
+  }
   if (!has_stats_) return;
   const char* result = "ok";
   if (!st.ok()) {
@@ -92,6 +105,7 @@ Result<std::shared_ptr<const ResolvedSchema>> SchemaCache::ForRecord(size_t topi
     }
   }
   if (has_stats_) stats_.lookups->Add({{"result", "miss"}}).Increment();
+  if (Status away = AwayNow(); !away.ok()) return away;
   Result<RegisteredSchema> got = client_->SchemaById(id);  // outside the lock: it may wait
   Answered(got.status());
   if (!got.ok()) return got.status();
@@ -118,6 +132,7 @@ Result<std::shared_ptr<const ResolvedSchema>> SchemaCache::LatestFor(size_t topi
     }
   }
   if (has_stats_) stats_.lookups->Add({{"result", "miss"}}).Increment();
+  if (Status away = AwayNow(); !away.ok()) return away;
   Result<RegisteredSchema> got = client_->LatestOf(config_.topics.at(topic).registry_subject);
   Answered(got.status());
   if (!got.ok()) return got.status();

@@ -54,6 +54,8 @@ struct ResolvedSchema {
 
 class SchemaCache {
  public:
+  static constexpr std::chrono::milliseconds kAwayFor{1000};
+
   // `client` is not owned and must outlive this. `registry` may be null (no metrics).
   SchemaCache(const config::Config& config, RegistryClient* client,
               prometheus::Registry* registry);
@@ -84,6 +86,8 @@ class SchemaCache {
                                                 int32_t version) const;
   std::string StoreKey(int32_t id) const;
   void Answered(const Status& st);
+  // UNAVAILABLE while the registry is taken to be away (see away_until_), else OK.
+  Status AwayNow();
 
   const config::Config& config_;
   RegistryClient* const client_;
@@ -96,6 +100,10 @@ class SchemaCache {
   std::map<size_t, std::pair<std::chrono::steady_clock::time_point,
                              std::shared_ptr<const ResolvedSchema>>> latest_;  // mu_
   std::map<std::string, std::string> fetched_;                           // guarded by mu_
+  // After the registry did not answer, misses fail at once until then rather than each
+  // waiting out registry.timeout_ms (so a registry that drops packets costs the writer one
+  // timeout per kAwayFor, not one per partition).
+  std::chrono::steady_clock::time_point away_until_{};                  // guarded by mu_
 };
 
 }  // namespace cachecar::registry

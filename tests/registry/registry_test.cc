@@ -86,6 +86,20 @@ TEST(RegistryClientTest, ARegistryThatDoesNotAnswerIsUnavailableNotUnknown) {
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), Code::kUnavailable);
   EXPECT_TRUE(cache.TakeFetched().empty());  // nothing to keep
+  // Right after, other misses (other partitions' records, Puts) fail at once, without a
+  // request each: a registry that drops packets costs one timeout, not one per partition.
+  for (int32_t id = 2; id < 10; ++id) {
+    auto again = cache.ForRecord(0, id);
+    ASSERT_FALSE(again.ok());
+    EXPECT_EQ(again.status().code(), Code::kUnavailable);
+  }
+  EXPECT_FALSE(cache.LatestFor(0).ok());
+  double requests = 0;
+  for (const auto& family : metrics.Collect()) {
+    if (family.name != "cachecar_registry_requests_total") continue;
+    for (const auto& m : family.metric) requests += m.counter.value;
+  }
+  EXPECT_EQ(requests, 1);
 }
 
 TEST(SchemaCacheTest, KeptSchemasOfThisRegistryAreUsedWithoutAskingAndDamagedOnesIgnored) {
