@@ -15,6 +15,8 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=lib/service.sh
+. "$here/lib/service.sh"
 cache=${CACHECAR_CACHE:-$HOME/.cache/cachecar}
 kafka_version=$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$here/kafka/pom.xml")
 libs=$cache/kafka-$kafka_version/libs
@@ -30,10 +32,6 @@ fetch() {
   mvn -q -B -f "$here/kafka/pom.xml" dependency:copy-dependencies \
       -DoutputDirectory="$libs" >&2 || die "maven could not fetch the Kafka jars"
   touch "$libs/.complete"
-}
-
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
 
 run_java() {
@@ -117,18 +115,7 @@ resume() {
   launch "$(cd "$dir" && pwd)"
 }
 
-stop() {
-  local dir=$1
-  [ -f "$dir/pid" ] || return 0
-  local pid
-  pid=$(cat "$dir/pid")
-  if kill -0 "$pid" 2>/dev/null; then
-    kill "$pid"
-    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
-    kill -9 "$pid" 2>/dev/null || true
-  fi
-  rm -f "$dir/pid"
-}
+stop() { stop_service "$1"; }
 
 create_topic() {
   local dir=$1 name=$2 partitions=$3; shift 3

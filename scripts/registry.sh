@@ -15,6 +15,8 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=lib/service.sh
+. "$here/lib/service.sh"
 cache=${CACHECAR_CACHE:-$HOME/.cache/cachecar}
 version=$(sed -n 's:.*<apicurio.version>\(.*\)</apicurio.version>.*:\1:p' "$here/registry/pom.xml")
 out=$cache/apicurio-registry-$version
@@ -40,10 +42,6 @@ XML
     { tail -30 "$out/build.log" >&2; die "maven could not build the registry (see $out/build.log)"; }
   [ -f "$app" ] || die "the build made no $app"
   touch "$out/.complete"
-}
-
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
 
 start() {
@@ -84,18 +82,7 @@ resume() {
   launch "$(cd "$dir" && pwd)"
 }
 
-stop() {
-  local dir=$1
-  [ -f "$dir/pid" ] || return 0
-  local pid
-  pid=$(cat "$dir/pid")
-  if kill -0 "$pid" 2>/dev/null; then
-    kill "$pid"
-    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
-    kill -9 "$pid" 2>/dev/null || true
-  fi
-  rm -f "$dir/pid"
-}
+stop() { stop_service "$1"; }
 
 cmd=${1:-}; shift || true
 case "$cmd" in

@@ -19,6 +19,8 @@ use std::io::Cursor;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use apache_avro::schema::{Name, Schema};
+
+use crate::{bytes, give};
 use apache_avro::types::Value;
 use serde_json::Number;
 
@@ -260,17 +262,6 @@ impl Avro {
     }
 }
 
-unsafe fn bytes<'a>(p: *const u8, len: usize) -> &'a [u8] {
-    if p.is_null() || len == 0 { &[] } else { std::slice::from_raw_parts(p, len) }
-}
-
-fn give(s: String, out: *mut *mut u8, out_len: *mut usize) {
-    let b = s.into_bytes().into_boxed_slice();
-    unsafe {
-        *out_len = b.len();
-        *out = Box::into_raw(b) as *mut u8;
-    }
-}
 
 /// Parses a writer schema. On failure returns null and sets *error (free with
 /// cc_jq_bytes_free).
@@ -290,7 +281,7 @@ pub unsafe extern "C" fn cc_avro_compile(
     match result {
         Ok(a) => Box::into_raw(Box::new(a)),
         Err(e) => {
-            give(e, error, error_len);
+            give(e.into_bytes(), error, error_len);
             std::ptr::null_mut()
         }
     }
@@ -324,7 +315,7 @@ pub unsafe extern "C" fn cc_avro_decode(
         Err(e) => (CC_AVRO_INVALID, e),
     }))
     .unwrap_or_else(|_| (CC_AVRO_INVALID, "internal error in the Avro decoder".into()));
-    give(text, out, out_len);
+    give(text.into_bytes(), out, out_len);
     code
 }
 
@@ -503,8 +494,6 @@ pub unsafe extern "C" fn cc_avro_encode(
         Err(e) => (CC_AVRO_INVALID, e.into_bytes()),
     }))
     .unwrap_or_else(|_| (CC_AVRO_INVALID, b"\tinternal error in the Avro encoder".to_vec()));
-    let b = data.into_boxed_slice();
-    *out_len = b.len();
-    *out = Box::into_raw(b) as *mut u8;
+    give(data, out, out_len);
     code
 }

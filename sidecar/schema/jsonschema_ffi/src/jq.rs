@@ -17,6 +17,8 @@ use jaq_core::native::{bome, v, Fun};
 use jaq_core::{data, Compiler, Ctx, Vars};
 use jaq_json::Val;
 
+use crate::{bytes, give};
+
 type D = data::JustLut<Val>;
 
 pub struct Jq {
@@ -402,17 +404,6 @@ fn exn_message(e: jaq_core::Exn<Val>) -> String {
     }
 }
 
-unsafe fn bytes<'a>(p: *const u8, len: usize) -> &'a [u8] {
-    if p.is_null() || len == 0 { &[] } else { std::slice::from_raw_parts(p, len) }
-}
-
-fn give(s: String, out: *mut *mut u8, out_len: *mut usize) {
-    let b = s.into_bytes().into_boxed_slice();
-    unsafe {
-        *out_len = b.len();
-        *out = Box::into_raw(b) as *mut u8;
-    }
-}
 
 /// Compiles a filter. On failure returns null and sets *error (free with cc_jq_bytes_free).
 #[no_mangle]
@@ -431,7 +422,7 @@ pub unsafe extern "C" fn cc_jq_compile(
     match result {
         Ok(jq) => Box::into_raw(Box::new(jq)),
         Err(e) => {
-            give(e, error, error_len);
+            give(e.into_bytes(), error, error_len);
             std::ptr::null_mut()
         }
     }
@@ -485,6 +476,6 @@ pub unsafe extern "C" fn cc_jq_run(
     };
     let (code, text) = catch_unwind(AssertUnwindSafe(|| run(&*jq, &r, max_output)))
         .unwrap_or_else(|_| (CC_JQ_ERROR, "internal error in the jq interpreter".into()));
-    give(text, out, out_len);
+    give(text.into_bytes(), out, out_len);
     code
 }

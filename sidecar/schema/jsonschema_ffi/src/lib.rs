@@ -447,8 +447,18 @@ fn to_c_string(s: String) -> *mut c_char {
     CString::new(s.replace('\0', "\\u0000")).map(CString::into_raw).unwrap_or(std::ptr::null_mut())
 }
 
-unsafe fn bytes<'a>(p: *const u8, len: usize) -> &'a [u8] {
+/// The bytes the C side passed (none for a null pointer).
+pub(crate) unsafe fn bytes<'a>(p: *const u8, len: usize) -> &'a [u8] {
     if p.is_null() || len == 0 { &[] } else { std::slice::from_raw_parts(p, len) }
+}
+
+/// Hands `b` to the C side, which frees it with cc_jq_bytes_free.
+pub(crate) fn give(b: Vec<u8>, out: *mut *mut u8, out_len: *mut usize) {
+    let b = b.into_boxed_slice();
+    unsafe {
+        *out_len = b.len();
+        *out = Box::into_raw(b) as *mut u8;
+    }
 }
 
 /// Compiles a schema. On failure returns null and sets *error to a message (free it with
