@@ -52,8 +52,12 @@ std::vector<LocalTopic> LocalTopics(const config::Config& config,
                                     const schema::SchemaSet& schemas) {
   std::vector<LocalTopic> out;
   for (size_t i = 0; i < config.topics.size(); ++i) {
-    out.push_back({config.topics[i].name,
-                   TopicSettingsFingerprint(config.topics[i], schemas.ContentFingerprint(i))});
+    const config::TopicConfig& t = config.topics[i];
+    // A registry topic's schemas are what its registry says each id is.
+    const std::string schema = t.value_format == config::ValueFormat::kRegistry
+                                   ? "registry " + config.registry.url
+                                   : schemas.ContentFingerprint(i);
+    out.push_back({t.name, TopicSettingsFingerprint(t, schema)});
   }
   return out;
 }

@@ -87,6 +87,25 @@ TEST(TopicSettingsTest, TheSameSchemaFilesAnywhereGiveTheSameFingerprint) {
   EXPECT_NE(local(a), local(c));
 }
 
+TEST(TopicSettingsTest, ARegistryTopicsSchemasAreTheRegistrysAtItsUrl) {
+  // Schema ids mean what one registry says: a peer decoding with another registry holds
+  // other values for the same records.
+  auto local = [](const std::string& url) {
+    config::Config cfg;
+    cfg.registry.url = url;
+    config::TopicConfig t;
+    t.name = "orders";
+    t.value_format = config::ValueFormat::kRegistry;
+    cfg.topics.push_back(t);
+    prometheus::Registry registry;
+    auto set = schema::SchemaSet::Load(schema::TopicSchemasOf(cfg), &registry);
+    EXPECT_TRUE(set.ok()) << set.status().ToString();
+    return LocalTopics(cfg, **set).at(0).fingerprint;
+  };
+  EXPECT_EQ(local("http://registry:8081"), local("http://registry:8081"));
+  EXPECT_NE(local("http://registry:8081"), local("http://other-registry:8081"));
+}
+
 TEST(TopicSettingsTest, CompatibleMeansEveryLocalTopicWithEqualSettings) {
   google::protobuf::RepeatedPtrField<v1::SnapshotTopic> offered;
   auto add = [&](const char* name, const char* fp) {
