@@ -15,6 +15,8 @@ SchemaCache::SchemaCache(const config::Config& config, RegistryClient* client,
     stats_ = RegistryStats::Register(*registry);
     has_stats_ = true;
     stats_.up->Set(1);
+    hits_ = &stats_.lookups->Add({{"result", "hit"}});
+    misses_ = &stats_.lookups->Add({{"result", "miss"}});
   }
 }
 
@@ -94,17 +96,17 @@ Result<std::shared_ptr<const ResolvedSchema>> SchemaCache::ForRecord(size_t topi
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (auto it = compiled_.find(key); it != compiled_.end()) {
-      if (has_stats_) stats_.lookups->Add({{"result", "hit"}}).Increment();
+      if (hits_ != nullptr) hits_->Increment();
       return it->second;
     }
     if (auto it = raw_.find(id); it != raw_.end()) {
-      if (has_stats_) stats_.lookups->Add({{"result", "hit"}}).Increment();
+      if (hits_ != nullptr) hits_->Increment();
       auto c = Compile(topic, id, it->second, 0);
       compiled_.emplace(key, c);
       return c;
     }
   }
-  if (has_stats_) stats_.lookups->Add({{"result", "miss"}}).Increment();
+  if (misses_ != nullptr) misses_->Increment();
   if (Status away = AwayNow(); !away.ok()) return away;
   Result<RegisteredSchema> got = client_->SchemaById(id);  // outside the lock: it may wait
   Answered(got.status());
@@ -127,11 +129,11 @@ Result<std::shared_ptr<const ResolvedSchema>> SchemaCache::LatestFor(size_t topi
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (auto it = latest_.find(topic); it != latest_.end() && now - it->second.first < ttl) {
-      if (has_stats_) stats_.lookups->Add({{"result", "hit"}}).Increment();
+      if (hits_ != nullptr) hits_->Increment();
       return it->second.second;
     }
   }
-  if (has_stats_) stats_.lookups->Add({{"result", "miss"}}).Increment();
+  if (misses_ != nullptr) misses_->Increment();
   if (Status away = AwayNow(); !away.ok()) return away;
   Result<RegisteredSchema> got = client_->LatestOf(config_.topics.at(topic).registry_subject);
   Answered(got.status());

@@ -93,6 +93,9 @@ class SchemaCache {
   RegistryClient* const client_;
   RegistryStats stats_{};
   bool has_stats_ = false;
+  // The lookups' two series, resolved once: one is counted for every record.
+  prometheus::Counter* hits_ = nullptr;
+  prometheus::Counter* misses_ = nullptr;
 
   std::mutex mu_;
   std::map<int32_t, Raw> raw_;                                           // guarded by mu_
