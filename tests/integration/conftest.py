@@ -194,7 +194,9 @@ class Cachecar:
                                      stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, env=env)
         self._lines = []
         self.logs.append(self._lines)
-        threading.Thread(target=self._read, args=(self.proc, self._lines), daemon=True).start()
+        self._reader = threading.Thread(target=self._read, args=(self.proc, self._lines),
+                                        daemon=True)
+        self._reader.start()
         if wait_listening:
             line = self.wait_log("listening", timeout=30)
             self.grpc_port = line["grpc_port"]
@@ -219,6 +221,9 @@ class Cachecar:
                     lines.append(entry)
 
     def find_logs(self, msg):
+        if self.proc is not None and self.proc.poll() is not None:
+            # Exited: its last lines may still be in the pipe; read them all first.
+            self._reader.join(timeout=10)
         with self._log_lock:
             return [l for l in self._lines if l.get("msg") == msg]
 
