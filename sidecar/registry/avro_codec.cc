@@ -3,10 +3,12 @@
 #include <cstdint>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 extern "C" {
 struct CcAvro;
-CcAvro* cc_avro_compile(const uint8_t* text, size_t text_len, uint8_t** error,
-                        size_t* error_len);
+CcAvro* cc_avro_compile(const uint8_t* text, size_t text_len, const uint8_t* references,
+                        size_t references_len, uint8_t** error, size_t* error_len);
 void cc_avro_free(CcAvro* avro);
 int32_t cc_avro_decode(const CcAvro* avro, const uint8_t* datum, size_t datum_len,
                        size_t max_output, uint8_t** out, size_t* out_len);
@@ -34,10 +36,15 @@ std::string Take(uint8_t* p, size_t len) {
 
 struct AvroHandle {};  // only ever a CcAvro, cast at the boundary
 
-Result<std::shared_ptr<const AvroSchema>> AvroSchema::Compile(std::string_view text) {
+Result<std::shared_ptr<const AvroSchema>> AvroSchema::Compile(
+    std::string_view text, const std::vector<std::pair<std::string, std::string>>& references) {
+  nlohmann::json texts = nlohmann::json::array();
+  for (const auto& [name, schema] : references) texts.push_back(schema);
+  const std::string refs = texts.dump();
   uint8_t* error = nullptr;
   size_t error_len = 0;
-  CcAvro* a = cc_avro_compile(Bytes(text), text.size(), &error, &error_len);
+  CcAvro* a = cc_avro_compile(Bytes(text), text.size(), Bytes(refs), refs.size(), &error,
+                              &error_len);
   if (a == nullptr) {
     return Status(Code::kInvalidArgument, Take(error, error_len), "AVRO_SCHEMA_INVALID");
   }

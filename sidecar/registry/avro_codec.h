@@ -9,6 +9,8 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "common/status.h"
 
@@ -19,8 +21,11 @@ struct AvroHandle;  // the Rust side's (avro.rs Avro)
 class AvroSchema {
  public:
   // INVALID_ARGUMENT (reason AVRO_SCHEMA_INVALID) if `text` is not an Avro schema this
-  // decoder takes.
-  static Result<std::shared_ptr<const AvroSchema>> Compile(std::string_view text);
+  // decoder takes. `references` (name -> text, each after those it uses) are the named
+  // types it refers to, as the registry's schema references give them.
+  static Result<std::shared_ptr<const AvroSchema>> Compile(
+      std::string_view text,
+      const std::vector<std::pair<std::string, std::string>>& references = {});
   ~AvroSchema();
   AvroSchema(const AvroSchema&) = delete;
   AvroSchema& operator=(const AvroSchema&) = delete;

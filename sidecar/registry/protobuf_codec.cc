@@ -130,38 +130,64 @@ Status DecodeFailed(std::string m) {
   return Status(Code::kInvalidArgument, std::move(m), "PROTOBUF_DECODE_FAILED");
 }
 
-}  // namespace
-
-ProtobufSchema::ProtobufSchema() = default;
-ProtobufSchema::~ProtobufSchema() = default;
-
-Result<std::shared_ptr<const ProtobufSchema>> ProtobufSchema::Compile(std::string_view text) {
-  RouteProtobufLogs();
+// One registered .proto as a descriptor: registries give it as text or (as Confluent's
+// clients may register it, and Apicurio gives it back) as a base64 FileDescriptorProto.
+Status ParseProto(std::string_view text, pb::FileDescriptorProto* proto) {
   Errors errors;
-  pb::FileDescriptorProto proto;
-  // Registries give the schema as .proto text, or (as Confluent's clients may register it,
-  // and Apicurio gives it back) as a base64 FileDescriptorProto.
   std::string descriptor;
   const bool base64 = !text.empty() &&
                       text.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
                                              "0123456789+/=") == std::string_view::npos &&
                       absl::Base64Unescape(absl::string_view(text.data(), text.size()), &descriptor) &&
-                      proto.ParseFromString(descriptor) && proto.message_type_size() > 0;
-  if (!base64) {
-    proto.Clear();
-    pb::io::ArrayInputStream in(text.data(), static_cast<int>(text.size()));
-    pb::io::Tokenizer tokenizer(&in, &errors);
-    pb::compiler::Parser parser;
-    parser.RecordErrorsTo(&errors);
-    if (!parser.Parse(&tokenizer, &proto) || !errors.text().empty()) {
-      return Status(Code::kInvalidArgument, "the .proto does not parse: " + errors.text(),
-                    "PROTOBUF_SCHEMA_INVALID");
-    }
+                      proto->ParseFromString(descriptor) &&
+                      (proto->message_type_size() > 0 || proto->enum_type_size() > 0);
+  if (base64) return Status::Ok();
+  proto->Clear();
+  pb::io::ArrayInputStream in(text.data(), static_cast<int>(text.size()));
+  pb::io::Tokenizer tokenizer(&in, &errors);
+  pb::compiler::Parser parser;
+  parser.RecordErrorsTo(&errors);
+  if (!parser.Parse(&tokenizer, proto) || !errors.text().empty()) {
+    return Status(Code::kInvalidArgument, "does not parse: " + errors.text(),
+                  "PROTOBUF_SCHEMA_INVALID");
   }
-  proto.set_name("cachecar/registry_schema.proto");
+  return Status::Ok();
+}
+
+}  // namespace
+
+ProtobufSchema::ProtobufSchema() = default;
+ProtobufSchema::~ProtobufSchema() = default;
+
+Result<std::shared_ptr<const ProtobufSchema>> ProtobufSchema::Compile(
+    std::string_view text, const std::vector<std::pair<std::string, std::string>>& references) {
+  RouteProtobufLogs();
   std::shared_ptr<ProtobufSchema> s(new ProtobufSchema());
   // Over the generated pool: the well-known types (google/protobuf/*.proto) resolve.
   s->pool_ = std::make_unique<pb::DescriptorPool>(pb::DescriptorPool::generated_pool());
+  for (const auto& [name, ref_text] : references) {
+    // A reference to a well-known type (some clients register them) is the built-in one.
+    if (s->pool_->FindFileByName(name) != nullptr) continue;
+    pb::FileDescriptorProto ref;
+    if (Status st = ParseProto(ref_text, &ref); !st.ok()) {
+      return Status(Code::kInvalidArgument,
+                    "the referenced " + name.substr(0, 200) + " " + st.message(),
+                    "PROTOBUF_SCHEMA_INVALID");
+    }
+    ref.set_name(name);  // what the files that import it call it
+    Errors errors;
+    if (s->pool_->BuildFileCollectingErrors(ref, &errors) == nullptr) {
+      return Status(Code::kInvalidArgument,
+                    "the referenced " + name.substr(0, 200) + " does not build: " + errors.text(),
+                    "PROTOBUF_SCHEMA_INVALID");
+    }
+  }
+  pb::FileDescriptorProto proto;
+  if (Status st = ParseProto(text, &proto); !st.ok()) {
+    return Status(Code::kInvalidArgument, "the .proto " + st.message(), "PROTOBUF_SCHEMA_INVALID");
+  }
+  proto.set_name("cachecar/registry_schema.proto");
+  Errors errors;
   s->file_ = s->pool_->BuildFileCollectingErrors(proto, &errors);
   if (s->file_ == nullptr) {
     return Status(Code::kInvalidArgument, "the .proto does not build: " + errors.text(),

@@ -1,7 +1,8 @@
 // Protobuf payloads of value_format: registry topics: the registered .proto (the writer's
 // schema, by the record's schema id; as text, or as a base64 FileDescriptorProto) is parsed
-// with libprotoc into a descriptor pool of its own (over the well-known types), and each payload, after Confluent's message indexes,
-// decodes as a dynamic message into the proto3 JSON mapping (libprotobuf's JSON printer:
+// with libprotoc into a descriptor pool of its own (over the well-known types, with the
+// files it imports by schema reference), and each payload, after Confluent's message
+// indexes, decodes as a dynamic message into the proto3 JSON mapping (libprotobuf's JSON printer:
 // lowerCamelCase names, fields at their default value left out, 64-bit integers as
 // strings, enums by name). Immutable once compiled; thread-safe.
 #pragma once
@@ -9,6 +10,8 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "common/status.h"
 
@@ -26,9 +29,12 @@ namespace cachecar::registry {
 class ProtobufSchema {
  public:
   // INVALID_ARGUMENT (reason PROTOBUF_SCHEMA_INVALID) with libprotoc's first errors if
-  // `proto_text` does not parse or build (an import other than the well-known types must
-  // come as a schema reference, which is not supported yet).
-  static Result<std::shared_ptr<const ProtobufSchema>> Compile(std::string_view proto_text);
+  // `proto_text` does not parse or build. Its imports are the well-known types and
+  // `references`: the registry's schema references, file name -> .proto (text or base64
+  // descriptor), each after the ones it imports.
+  static Result<std::shared_ptr<const ProtobufSchema>> Compile(
+      std::string_view proto_text,
+      const std::vector<std::pair<std::string, std::string>>& references = {});
   ~ProtobufSchema();
   ProtobufSchema(const ProtobufSchema&) = delete;
   ProtobufSchema& operator=(const ProtobufSchema&) = delete;

@@ -2,6 +2,7 @@
 
 #include <curl/curl.h>
 
+#include <climits>
 #include <memory>
 #include <mutex>
 
@@ -44,8 +45,27 @@ Result<RegisteredSchema> ParseSchema(const std::string& body) {
     if (!t->is_string()) return BadAnswer("has a \"schemaType\" that is not a string");
     s.type = t->get<std::string>();
   }
-  if (auto r = j.find("references"); r != j.end() && r->is_array() && !r->empty()) {
-    s.has_references = true;
+  if (auto refs = j.find("references"); refs != j.end() && !refs->is_null()) {
+    if (!refs->is_array()) return BadAnswer("has \"references\" that are not an array");
+    if (refs->size() > kMaxReferences) {
+      return BadAnswer("has " + std::to_string(refs->size()) + " references, over " +
+                       std::to_string(kMaxReferences));
+    }
+    for (const auto& r : *refs) {
+      auto name = r.find("name");
+      auto subject = r.find("subject");
+      auto version = r.find("version");
+      if (!r.is_object() || name == r.end() || !name->is_string() || subject == r.end() ||
+          !subject->is_string() || version == r.end() || !version->is_number_integer()) {
+        return BadAnswer("has a reference without a string \"name\" and \"subject\" and "
+                         "an integer \"version\"");
+      }
+      const int64_t v = version->get<int64_t>();
+      if (v < -1 || v > INT32_MAX) return BadAnswer("has a reference to version " +
+                                                    std::to_string(v));
+      s.references.push_back(
+          {name->get<std::string>(), subject->get<std::string>(), static_cast<int32_t>(v)});
+    }
   }
   if (auto id = j.find("id"); id != j.end() && id->is_number_integer()) {
     s.id = id->get<int32_t>();
@@ -140,25 +160,37 @@ Result<RegisteredSchema> RegistryClient::SchemaById(int32_t id) const {
 }
 
 Result<RegisteredSchema> RegistryClient::LatestOf(const std::string& subject) const {
+  return SubjectVersion(subject, "latest");
+}
+
+Result<RegisteredSchema> RegistryClient::VersionOf(const std::string& subject,
+                                                   int32_t version) const {
+  // -1 is Confluent's "latest" in a reference.
+  return SubjectVersion(subject, version == -1 ? "latest" : std::to_string(version));
+}
+
+Result<RegisteredSchema> RegistryClient::SubjectVersion(const std::string& subject,
+                                                        const std::string& version) const {
   std::unique_ptr<CURL, decltype(&curl_easy_cleanup)> curl(curl_easy_init(),
                                                            &curl_easy_cleanup);
   const std::string escaped = curl ? Escape(curl.get(), subject) : subject;
-  Result<std::pair<long, std::string>> got = Get("/subjects/" + escaped + "/versions/latest");
+  const std::string what = version == "latest" ? "the latest schema of subject " + subject
+                                               : "version " + version + " of subject " + subject;
+  Result<std::pair<long, std::string>> got = Get("/subjects/" + escaped + "/versions/" + version);
   if (!got.ok()) return got.status();
   auto& [code, body] = *got;
   if (code == 200) {
     Result<RegisteredSchema> s = ParseSchema(body);
-    if (s.ok() && s->id == 0) return BadAnswer("for subject " + subject + " has no \"id\"");
+    if (s.ok() && s->id == 0) return BadAnswer("for " + what + " has no \"id\"");
     return s;
   }
   if (code >= 400 && code < 500 && code != 401 && code != 403 && code != 408 && code != 429) {
-    return NotFound("the schema registry has no subject " + subject + " (" +
-                        ErrorText(code, body) + ")",
+    const std::string missing = version == "latest" ? "subject " + subject : what;
+    return NotFound("the schema registry has no " + missing + " (" + ErrorText(code, body) + ")",
                     "REGISTRY_SUBJECT_NOT_FOUND");
   }
   return Status(Code::kUnavailable,
-                "the schema registry did not give the latest schema of subject " + subject +
-                    ": " + ErrorText(code, body),
+                "the schema registry did not give " + what + ": " + ErrorText(code, body),
                 "REGISTRY_UNAVAILABLE");
 }
 

@@ -9,18 +9,27 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "common/status.h"
 #include "config/config.h"
 
 namespace cachecar::registry {
 
+// A schema's reference to another subject's version: an Avro named type, an imported
+// .proto file or a JSON Schema "$ref" URL, by `name`.
+struct SchemaReference {
+  std::string name;
+  std::string subject;
+  int32_t version = 0;
+};
+
 // A schema as the registry describes it.
 struct RegisteredSchema {
   int32_t id = 0;
   std::string type = "AVRO";  // JSON, AVRO or PROTOBUF (the API omits it for Avro)
   std::string schema;         // its text
-  bool has_references = false;
+  std::vector<SchemaReference> references;
   // Known when asked by subject (LatestOf); 0 and empty otherwise.
   int32_t version = 0;
   std::string subject;
@@ -28,6 +37,8 @@ struct RegisteredSchema {
 
 // The most bytes of one answer: a larger one is an error, not a schema.
 inline constexpr size_t kMaxResponseBytes = 16u << 20;
+// The most references one schema may make (a larger list is an error, not a schema).
+inline constexpr size_t kMaxReferences = 64;
 
 class RegistryClient {
  public:
@@ -40,12 +51,18 @@ class RegistryClient {
   Result<RegisteredSchema> SchemaById(int32_t id) const;
   // GET /subjects/{subject}/versions/latest; the same classes (NOT_FOUND: no such subject).
   Result<RegisteredSchema> LatestOf(const std::string& subject) const;
+  // GET /subjects/{subject}/versions/{version}: a reference's target. NOT_FOUND (reason
+  // REGISTRY_SUBJECT_NOT_FOUND) if the registry has no such version.
+  Result<RegisteredSchema> VersionOf(const std::string& subject, int32_t version) const;
 
   const std::string& url() const { return config_.url; }
 
  private:
   // The answer's status and body; UNAVAILABLE without an HTTP answer.
   Result<std::pair<long, std::string>> Get(const std::string& path) const;
+  // A subject's version ("latest" or a number), classed as LatestOf says.
+  Result<RegisteredSchema> SubjectVersion(const std::string& subject,
+                                          const std::string& version) const;
 
   const config::RegistryConfig config_;
 };

@@ -1,5 +1,6 @@
 #include "registry/schema_cache.h"
 
+#include <algorithm>
 #include <climits>
 
 #include <nlohmann/json.hpp>
@@ -59,11 +60,11 @@ std::shared_ptr<const ResolvedSchema> SchemaCache::Compile(size_t topic, int32_t
   if (raw.type != "JSON" && raw.type != "AVRO" && raw.type != "PROTOBUF") {
     r->unusable = "schema id " + std::to_string(id) + " is of type " + raw.type.substr(0, 64) +
                   "; cachecar decodes JSON, AVRO and PROTOBUF";
-  } else if (raw.has_references) {
-    r->unusable = "schema id " + std::to_string(id) +
-                  " refers to other schemas; schema references are not supported yet";
+  } else if (!raw.unusable.empty()) {
+    r->unusable = "schema id " + std::to_string(id) + " " + raw.unusable;
   } else if (raw.type == "PROTOBUF") {
-    Result<std::shared_ptr<const ProtobufSchema>> p = ProtobufSchema::Compile(raw.text);
+    Result<std::shared_ptr<const ProtobufSchema>> p =
+        ProtobufSchema::Compile(raw.text, raw.references);
     if (p.ok()) {
       r->protobuf = *p;
     } else {
@@ -71,7 +72,7 @@ std::shared_ptr<const ResolvedSchema> SchemaCache::Compile(size_t topic, int32_t
                     " does not compile here: " + p.status().message();
     }
   } else if (raw.type == "AVRO") {
-    Result<std::shared_ptr<const AvroSchema>> a = AvroSchema::Compile(raw.text);
+    Result<std::shared_ptr<const AvroSchema>> a = AvroSchema::Compile(raw.text, raw.references);
     if (a.ok()) {
       r->avro = *a;
     } else {
@@ -79,8 +80,11 @@ std::shared_ptr<const ResolvedSchema> SchemaCache::Compile(size_t topic, int32_t
                     " does not compile here: " + a.status().message();
     }
   } else {
-    Result<std::shared_ptr<const schema::JsonSchema>> c = schema::JsonSchema::Compile(
-        raw.text, schema::CompileOptionsFor(config_.topics.at(topic), config_.schemas));
+    schema::CompileOptions options =
+        schema::CompileOptionsFor(config_.topics.at(topic), config_.schemas);
+    options.documents = raw.references;
+    Result<std::shared_ptr<const schema::JsonSchema>> c =
+        schema::JsonSchema::Compile(raw.text, options);
     if (c.ok()) {
       r->json = *c;
     } else {
@@ -111,13 +115,13 @@ Result<std::shared_ptr<const ResolvedSchema>> SchemaCache::ForRecord(size_t topi
   Result<RegisteredSchema> got = client_->SchemaById(id);  // outside the lock: it may wait
   Answered(got.status());
   if (!got.ok()) return got.status();
-  Raw raw{got->type, got->schema, got->has_references};
-  nlohmann::json stored = {{"type", raw.type}, {"schema", raw.text},
-                           {"references", raw.has_references}};
-  auto c = Compile(topic, id, raw, 0);
+  Result<Raw> raw = Fetch(*got);
+  if (!raw.ok()) return raw.status();
+  auto c = Compile(topic, id, *raw, 0);
   std::lock_guard<std::mutex> lock(mu_);
-  fetched_[StoreKey(id)] = stored.dump();
-  raw_.emplace(id, std::move(raw));
+  // One that cannot be used is asked again after a restart (the registry may be mended).
+  if (raw->unusable.empty()) fetched_[StoreKey(id)] = Stored(*raw);
+  raw_.emplace(id, std::move(*raw));
   compiled_.emplace(key, c);
   if (has_stats_) stats_.cached->Set(static_cast<double>(raw_.size()));
   return c;
@@ -138,15 +142,14 @@ Result<std::shared_ptr<const ResolvedSchema>> SchemaCache::LatestFor(size_t topi
   Result<RegisteredSchema> got = client_->LatestOf(config_.topics.at(topic).registry_subject);
   Answered(got.status());
   if (!got.ok()) return got.status();
-  Raw raw{got->type, got->schema, got->has_references};
-  auto c = Compile(topic, got->id, raw, got->version);
+  Result<Raw> raw = Fetch(*got);
+  if (!raw.ok()) return raw.status();
+  auto c = Compile(topic, got->id, *raw, got->version);
   std::lock_guard<std::mutex> lock(mu_);
   latest_[topic] = {now, c};
   if (raw_.count(got->id) == 0) {  // the records written with it decode without asking
-    nlohmann::json stored = {{"type", raw.type}, {"schema", raw.text},
-                             {"references", raw.has_references}};
-    fetched_[StoreKey(got->id)] = stored.dump();
-    raw_.emplace(got->id, std::move(raw));
+    if (raw->unusable.empty()) fetched_[StoreKey(got->id)] = Stored(*raw);
+    raw_.emplace(got->id, std::move(*raw));
     if (has_stats_) stats_.cached->Set(static_cast<double>(raw_.size()));
   }
   return c;
@@ -173,12 +176,92 @@ void SchemaCache::Seed(const std::map<std::string, std::string>& stored) {
         !j.contains("schema") || !j["schema"].is_string()) {
       continue;
     }
-    Raw raw{j["type"].get<std::string>(), j["schema"].get<std::string>(),
-            j.contains("references") && j["references"].is_boolean() &&
-                j["references"].get<bool>()};
-    raw_.emplace(id, std::move(raw));
+    Raw raw{j["type"].get<std::string>(), j["schema"].get<std::string>(), {}, {}};
+    bool whole = true;
+    if (auto refs = j.find("references"); refs != j.end() && *refs != false) {
+      // An array of {name, schema}; anything else (true: kept by a cachecar that did not
+      // follow references) is asked again.
+      whole = refs->is_array();
+      for (const auto& r : whole ? *refs : nlohmann::json::array()) {
+        if (!r.is_object() || !r.contains("name") || !r["name"].is_string() ||
+            !r.contains("schema") || !r["schema"].is_string()) {
+          whole = false;
+          break;
+        }
+        raw.references.emplace_back(r["name"].get<std::string>(),
+                                    r["schema"].get<std::string>());
+      }
+    }
+    if (whole) raw_.emplace(id, std::move(raw));
   }
   if (has_stats_) stats_.cached->Set(static_cast<double>(raw_.size()));
+}
+
+std::string SchemaCache::Stored(const Raw& raw) {
+  nlohmann::json refs = nlohmann::json::array();
+  for (const auto& [name, text] : raw.references) {
+    refs.push_back({{"name", name}, {"schema", text}});
+  }
+  return nlohmann::json({{"type", raw.type}, {"schema", raw.text}, {"references", refs}})
+      .dump();
+}
+
+Result<SchemaCache::Raw> SchemaCache::Fetch(const RegisteredSchema& got) {
+  Raw raw{got.type, got.schema, {}, {}};
+  std::vector<std::string> open;
+  Status st = FollowReferences(got.references, got.type, 0, &open, &raw);
+  if (!st.ok()) return st;
+  if (!raw.unusable.empty()) raw.references.clear();
+  return raw;
+}
+
+Status SchemaCache::FollowReferences(const std::vector<SchemaReference>& refs,
+                                     const std::string& type, int depth,
+                                     std::vector<std::string>* open, Raw* raw) {
+  for (const SchemaReference& ref : refs) {
+    if (!raw->unusable.empty()) return Status::Ok();
+    const std::string what = ref.name.substr(0, 200) + " (subject " +
+                             ref.subject.substr(0, 200) + " version " +
+                             std::to_string(ref.version) + ")";
+    bool had = false;
+    for (const auto& [name, text] : raw->references) had = had || name == ref.name;
+    if (had) continue;  // two paths to one schema: fetched once
+    const std::string at = ref.subject + "\n" + std::to_string(ref.version);
+    if (std::find(open->begin(), open->end(), at) != open->end()) {
+      raw->unusable = "has references that form a cycle (through " + what + ")";
+      return Status::Ok();
+    }
+    if (depth >= kMaxReferenceDepth) {
+      raw->unusable = "has references nested more than " +
+                      std::to_string(kMaxReferenceDepth) + " deep (at " + what + ")";
+      return Status::Ok();
+    }
+    if (raw->references.size() >= kMaxReferences) {
+      raw->unusable = "refers to more than " + std::to_string(kMaxReferences) +
+                      " schemas in all";
+      return Status::Ok();
+    }
+    if (Status away = AwayNow(); !away.ok()) return away;
+    Result<RegisteredSchema> got = client_->VersionOf(ref.subject, ref.version);
+    Answered(got.status());
+    if (got.status().code() == Code::kNotFound) {
+      raw->unusable = "refers to " + what + ", which the registry does not have";
+      return Status::Ok();
+    }
+    if (!got.ok()) return got.status();
+    if (got->type != type) {
+      raw->unusable = "(" + type + ") refers to " + what + ", a " + got->type.substr(0, 64) +
+                      " schema";
+      return Status::Ok();
+    }
+    open->push_back(at);
+    Status st = FollowReferences(got->references, type, depth + 1, open, raw);
+    open->pop_back();
+    if (!st.ok()) return st;
+    if (!raw->unusable.empty()) return Status::Ok();
+    raw->references.emplace_back(ref.name, got->schema);  // after the ones it refers to
+  }
+  return Status::Ok();
 }
 
 std::map<std::string, std::string> SchemaCache::TakeFetched() {

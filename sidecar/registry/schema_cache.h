@@ -12,6 +12,7 @@
 #include <mutex>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "common/status.h"
 #include "config/config.h"
@@ -44,8 +45,9 @@ struct ResolvedSchema {
   std::string type;  // JSON, AVRO, PROTOBUF
   int32_t version = 0;  // known for a subject's latest only
   // One of these, by type: a JSON Schema (compiled with the topic's schema options), an
-  // Avro writer schema, or a .proto. All null when `unusable` says why records under this
-  // id cannot be decoded here (another type, references, does not compile).
+  // Avro writer schema, or a .proto, each with the schemas it refers to. All null when
+  // `unusable` says why records under this id cannot be decoded here (another type, a
+  // reference the registry lacks or that loops, does not compile).
   std::shared_ptr<const schema::JsonSchema> json;
   std::shared_ptr<const AvroSchema> avro;
   std::shared_ptr<const ProtobufSchema> protobuf;
@@ -55,6 +57,9 @@ struct ResolvedSchema {
 class SchemaCache {
  public:
   static constexpr std::chrono::milliseconds kAwayFor{1000};
+  // References are followed this many levels deep, and at most kMaxReferences schemas in
+  // all are fetched for one: a registry whose references go on is not followed forever.
+  static constexpr int kMaxReferenceDepth = 16;
 
   // `client` is not owned and must outlive this. `registry` may be null (no metrics).
   SchemaCache(const config::Config& config, RegistryClient* client,
@@ -77,13 +82,24 @@ class SchemaCache {
   std::map<std::string, std::string> TakeFetched();
 
  private:
+  // A schema as fetched: its text and those it refers to (name -> text, each after the
+  // ones it refers to itself), or why they could not be had.
   struct Raw {
     std::string type;
     std::string text;
-    bool has_references = false;
+    std::vector<std::pair<std::string, std::string>> references;
+    std::string unusable;
   };
   std::shared_ptr<const ResolvedSchema> Compile(size_t topic, int32_t id, const Raw& raw,
                                                 int32_t version) const;
+  // `got` with its references fetched (outside the lock: it may wait). Not OK only if the
+  // registry did not answer (ask again later); a reference it lacks, a loop or too many
+  // levels make the schema unusable instead.
+  Result<Raw> Fetch(const RegisteredSchema& got);
+  Status FollowReferences(const std::vector<SchemaReference>& refs, const std::string& type,
+                          int depth, std::vector<std::string>* open, Raw* raw);
+  // The schema as kept in the store (Seed reads it back).
+  static std::string Stored(const Raw& raw);
   std::string StoreKey(int32_t id) const;
   void Answered(const Status& st);
   // UNAVAILABLE while the registry is taken to be away (see away_until_), else OK.

@@ -73,6 +73,11 @@ Result<std::shared_ptr<const JsonSchema>> JsonSchema::Compile(std::string_view t
     for (const auto& [prefix, dir] : options.url_map) m[prefix] = dir;
     o["url_map"] = std::move(m);
   }
+  if (!options.documents.empty()) {
+    nlohmann::json d = nlohmann::json::object();
+    for (const auto& [uri, text] : options.documents) d[uri] = text;
+    o["documents"] = std::move(d);
+  }
   // Paths are bytes to us but must be UTF-8 to nlohmann's dump; replace what is not.
   std::string opts = o.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   RustString error;

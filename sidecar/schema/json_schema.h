@@ -45,6 +45,10 @@ struct CompileOptions {
   std::string root_dir;
   // Extra URL prefix -> folder mappings (the conformance suite's http://localhost:1234/).
   std::vector<std::pair<std::string, std::string>> url_map;
+  // Schemas a "$ref" may name, given here rather than read (a registry's schema
+  // references): name -> JSON text. A relative name also answers to itself resolved
+  // against the schema's "$id" (or the default base, json-schema:///).
+  std::vector<std::pair<std::string, std::string>> documents;
   // The draft of a schema without "$schema": "draft-04", "draft-06", "draft-07" (the
   // default when empty), "2019-09" or "2020-12".
   std::string default_draft;

@@ -91,9 +91,10 @@ def test_records_of_the_confluent_json_serializer_are_decoded_validated_and_serv
     t = create_topic(admin, unique("reg-json"))
     v1 = json_serializer(registry, USER_V1)
     v2 = json_serializer(registry, USER_V2)
-    # A JSON schema that refers to another subject's: references are not followed yet.
+    # A JSON schema that refers to another subject's (followed, with its rules enforced).
     registry.client.register_schema(t + "-address", Schema(json.dumps(
-        {"type": "object", "properties": {"city": {"type": "string"}}}), "JSON"))
+        {"type": "object", "properties": {"city": {"type": "string"}},
+         "required": ["city"]}), "JSON"))
     with_ref = registry.client.register_schema(t + "-with-ref", Schema(json.dumps(
         {"type": "object", "properties": {"home": {"$ref": "address.json"}}}), "JSON",
         references=[SchemaReference("address.json", t + "-address", 1)]))
@@ -113,6 +114,7 @@ def test_records_of_the_confluent_json_serializer_are_decoded_validated_and_serv
         (b"neg", wire(-5, b'{"name": "x"}')),
         (b"garbage", wire(id_v1, b"{not json")),
         (b"ref", wire(with_ref, b'{"home": {"city": "x"}}')),
+        (b"badref", wire(with_ref, b'{"home": {"town": "x"}}')),  # breaks the referenced
         (b"gone", encode(v1, t, {"name": "gone"})),
         (b"gone", None),                                       # a tombstone still deletes
     ])
@@ -122,22 +124,23 @@ def test_records_of_the_confluent_json_serializer_are_decoded_validated_and_serv
     assert get(c, t, b"ada") == {"name": "ada"}
     assert get(c, t, b"bob") == {"name": "bob", "age": 36}
     assert get(c, t, b"eve") == {"name": "eve"}
-    for key in (b"raw", b"short", b"unknown", b"neg", b"garbage", b"ref", b"gone"):
+    assert get(c, t, b"ref") == {"home": {"city": "x"}}
+    for key in (b"raw", b"short", b"unknown", b"neg", b"garbage", b"badref", b"gone"):
         assert get(c, t, key) is None, key
     rejected = lambda reason: c.metric("cachecar_materializer_records_rejected_total",
                                        topic=t, reason=reason)
-    assert rejected("schema_violation") == 1
+    assert rejected("schema_violation") == 2
     assert rejected("not_registry_format") == 2
     assert rejected("unknown_schema_id") == 2
     assert rejected("invalid_json") == 1
-    assert rejected("unsupported_schema") == 1
     listed = c.stub.ListRejectedRecords(pb.ListRejectedRecordsRequest(topic=t), timeout=5)
-    details = {r.reason: r.detail for r in listed.records}
-    assert "987654321" in details["unknown_schema_id"] or "-5" in details["unknown_schema_id"]
-    assert "refers to other schemas" in details["unsupported_schema"]
-    assert "/age" in details["schema_violation"]
-    # Each schema was asked of the registry once, then served from memory.
-    assert c.metric("cachecar_registry_requests_total", result="ok") == 3  # v1, v2, with_ref
+    details = {r.key: r.detail for r in listed.records}
+    assert "987654321" in details[b"unknown"] and "-5" in details[b"neg"]
+    assert "/age" in details[b"eve"]
+    assert "city" in details[b"badref"]
+    # Each schema was asked of the registry once, then served from memory: v1, v2,
+    # with_ref and the address it refers to.
+    assert c.metric("cachecar_registry_requests_total", result="ok") == 4
     assert c.metric("cachecar_registry_requests_total", result="not_found") == 2
     assert c.metric("cachecar_registry_schema_lookups_total", result="hit") >= 2
     assert c.metric("cachecar_registry_up") == 1
@@ -288,6 +291,162 @@ def test_protobuf_records_decode_to_the_proto3_json_mapping(admin, bootstrap, ca
         assert get(c, t, key) is None, key
     assert c.metric("cachecar_materializer_records_rejected_total", topic=t,
                     reason="undecodable_payload") == 4
+
+
+def test_references_between_avro_and_protobuf_schemas_are_followed(
+        admin, bootstrap, cachecar_factory, registry):
+    """The serializers register a schema that refers to another subject's (Avro: a named
+    type; Protobuf: an imported file, itself importing one): cachecar fetches the referenced
+    versions, decodes with them, and encodes Puts with them for Confluent's deserializers."""
+    t = create_topic(admin, unique("reg-refs"))
+    ctx = SerializationContext(t, MessageField.VALUE)
+    address = {"type": "record", "name": "Address", "namespace": "com.refs",
+               "fields": [{"name": "city", "type": "string"}]}
+    registry.client.register_schema(t + "-address", Schema(json.dumps(address), "AVRO"))
+    person = {"type": "record", "name": "Person", "namespace": "com.refs",
+              "fields": [{"name": "name", "type": "string"},
+                         {"name": "home", "type": "com.refs.Address"}]}
+    avro = AvroSerializer(registry.client, Schema(
+        json.dumps(person), "AVRO", [SchemaReference("com.refs.Address", t + "-address", 1)]))
+
+    tag = unique("r").replace("-", "")
+    F = descriptor_pb2.FieldDescriptorProto
+    geo = descriptor_pb2.FileDescriptorProto(name=f"refs/{tag}/geo.proto", package=tag,
+                                             syntax="proto3")
+    geo.message_type.add(name="Point").field.add(name="lat", number=1, type=F.TYPE_DOUBLE,
+                                                 label=F.LABEL_OPTIONAL)
+    place = descriptor_pb2.FileDescriptorProto(name=f"refs/{tag}/place.proto", package=tag,
+                                               syntax="proto3", dependency=[geo.name])
+    p = place.message_type.add(name="Place")
+    p.field.add(name="city", number=1, type=F.TYPE_STRING, label=F.LABEL_OPTIONAL)
+    p.field.add(name="at", number=2, type=F.TYPE_MESSAGE, label=F.LABEL_OPTIONAL,
+                type_name=f".{tag}.Point")
+    user = descriptor_pb2.FileDescriptorProto(name=f"refs/{tag}/user.proto", package=tag,
+                                              syntax="proto3", dependency=[place.name])
+    u = user.message_type.add(name="Member")
+    u.field.add(name="name", number=1, type=F.TYPE_STRING, label=F.LABEL_OPTIONAL)
+    u.field.add(name="home", number=2, type=F.TYPE_MESSAGE, label=F.LABEL_OPTIONAL,
+                type_name=f".{tag}.Place")
+    pool = descriptor_pool.DescriptorPool()
+    for f in (geo, place, user):
+        pool.Add(f)
+    Member = message_factory.GetMessageClass(pool.FindMessageTypeByName(f"{tag}.Member"))
+    members = create_topic(admin, unique("reg-refs-proto"))
+    proto = ProtobufSerializer(Member, registry.client, {"use.deprecated.format": False})
+    ada = Member(name="ada")
+    ada.home.city = "London"
+    ada.home.at.lat = 51.5
+
+    produce(bootstrap, t, [(b"ada", avro({"name": "ada", "home": {"city": "London"}}, ctx))])
+    produce(bootstrap, members, [(b"ada", proto(ada, SerializationContext(
+        members, MessageField.VALUE)))])
+    c = cachecar_factory([{"name": t, "value_format": "registry", "read_only": False},
+                          {"name": members, "value_format": "registry", "read_only": False}],
+                         extra=registry_extra(registry)).start()
+    c.wait_ready()
+    assert get(c, t, b"ada") == {"name": "ada", "home": {"city": "London"}}
+    assert get(c, members, b"ada") == json_format.MessageToDict(ada)
+    assert c.metric("cachecar_materializer_records_rejected_total", topic=t) == 0
+    assert c.metric("cachecar_materializer_records_rejected_total", topic=members) == 0
+
+    # Puts encode with the referenced schemas; Confluent's deserializers read them.
+    r = c.stub.Put(pb.PutRequest(topic=t, key=b"bob", value=json.dumps(
+        {"name": "bob", "home": {"city": "Paris"}}).encode()), timeout=30)
+    assert r.applied
+    assert AvroDeserializer(registry.client)(read_record(bootstrap, t, r.partition, r.offset),
+                                             ctx) == {"name": "bob", "home": {"city": "Paris"}}
+    e = call_error(c.stub.Put, pb.PutRequest(topic=t, key=b"bad", value=json.dumps(
+        {"name": "bad", "home": {"town": "x"}}).encode()))
+    assert e.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "value/home/city" in rich_status(e)[1]
+    r = c.stub.Put(pb.PutRequest(topic=members, key=b"bob", value=json.dumps(
+        {"name": "bob", "home": {"city": "Oslo", "at": {"lat": 59.9}}}).encode()), timeout=30)
+    assert r.applied
+    got = ProtobufDeserializer(Member, {"use.deprecated.format": False})(
+        read_record(bootstrap, members, r.partition, r.offset),
+        SerializationContext(members, MessageField.VALUE))
+    assert got.home.city == "Oslo" and got.home.at.lat == 59.9
+
+    # A restart with the registry down: the referenced schemas were kept with the rest.
+    c.stop()
+    produce(bootstrap, t, [(b"eve", avro({"name": "eve", "home": {"city": "Rome"}}, ctx))])
+    registry.stop()
+    try:
+        c.start()
+        c.wait_ready(timeout=60)
+        deadline_wait(lambda: get(c, t, b"eve") == {"name": "eve", "home": {"city": "Rome"}},
+                      what="the later record decoded with the kept schemas")
+        assert c.metric("cachecar_registry_requests_total") == 0
+    finally:
+        registry.resume()
+
+
+def test_hostile_references_are_refused_not_followed_forever(admin, bootstrap,
+                                                             cachecar_factory):
+    """A registry whose references loop, go on without end or name what it does not have
+    (faults the real one refuses to register): the records under those ids are rejected
+    as unsupported_schema, with a reason; the partition goes on."""
+    person = {"type": "record", "name": "P", "fields": [{"name": "n", "type": "int"}]}
+    asked = []
+
+    def answer(path):
+        ref = lambda subject, version: {"name": f"t{subject}{version}", "subject": subject,
+                                        "version": version}
+        schema = lambda refs: {"id": 9, "schema": json.dumps(person), "references": refs}
+        if path == "/schemas/ids/1":
+            return schema([ref("loop", 1)])
+        if path == "/subjects/loop/versions/1":
+            return schema([ref("loop", 2)])
+        if path == "/subjects/loop/versions/2":
+            return schema([ref("loop", 1)])  # back to the first: a cycle
+        if path == "/schemas/ids/2":
+            return schema([ref("deep", 1)])
+        if path.startswith("/subjects/deep/versions/"):
+            n = int(path.rsplit("/", 1)[1])
+            return schema([ref("deep", n + 1)])  # a new one every time
+        if path == "/schemas/ids/3":
+            return schema([ref("missing", 1)])
+        if path == "/schemas/ids/4":
+            return schema([])
+        return None
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            asked.append(self.path)
+            found = answer(self.path)
+            body = json.dumps(found if found is not None else
+                              {"error_code": 40401, "message": "not found"}).encode()
+            self.send_response(200 if found is not None else 404)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        t = create_topic(admin, unique("reg-hostile-refs"))
+        produce(bootstrap, t, [(b"loop", wire(1, b"\x02")), (b"deep", wire(2, b"\x02")),
+                               (b"missing", wire(3, b"\x02")), (b"fine", wire(4, b"\x04"))])
+        c = cachecar_factory([{"name": t, "value_format": "registry"}],
+                             extra={"registry": {"url": f"http://127.0.0.1:{server.server_port}",
+                                                 "timeout_ms": 5000}}).start()
+        c.wait_ready(timeout=60)
+        assert get(c, t, b"fine") == {"n": 2}
+        for key in (b"loop", b"deep", b"missing"):
+            assert get(c, t, key) is None, key
+        details = {r.key: (r.reason, r.detail) for r in c.stub.ListRejectedRecords(
+            pb.ListRejectedRecordsRequest(topic=t), timeout=5).records}
+        assert details[b"loop"][0] == "unsupported_schema" and "cycle" in details[b"loop"][1]
+        assert details[b"deep"][0] == "unsupported_schema" and "deep" in details[b"deep"][1]
+        assert details[b"missing"][0] == "unsupported_schema"
+        assert "does not have" in details[b"missing"][1]
+        assert len([p for p in asked if p.startswith("/subjects/deep/")]) <= 16
+    finally:
+        server.shutdown()
 
 
 def test_put_encodes_with_the_subjects_latest_schema_for_confluent_consumers(

@@ -118,6 +118,12 @@ TEST(SchemaCacheTest, KeptSchemasOfThisRegistryAreUsedWithoutAskingAndDamagedOne
       {url + "#11", "not json"},
       {url + "#12", R"({"type":"JSON","schema":{"nested":"not a string"}})"},
       {url + "#13", R"({"type":"JSON","schema":"{}","references":"yes"})"},
+      {url + "#16", R"({"type":"JSON","schema":"{\"$ref\":\"n.json\"}",)"
+                    R"("references":[{"name":"n.json","schema":"{\"type\":\"integer\"}"}]})"},
+      {url + "#17", R"({"type":"AVRO","schema":"{\"type\":\"array\",\"items\":\"a.N\"}",)"
+                    R"("references":[{"name":"a.N","schema":)"
+                    R"("{\"type\":\"fixed\",\"name\":\"N\",\"namespace\":\"a\",\"size\":1}"}]})"},
+      {url + "#18", R"({"type":"JSON","schema":"{}","references":[{"name":"n.json"}]})"},
       {url + "#x", R"({"type":"JSON","schema":"{}"})"},
       {url + "#99999999999", R"({"type":"JSON","schema":"{}"})"},
       {"http://other-registry#7", R"({"type":"JSON","schema":"{}"})"},
@@ -141,17 +147,23 @@ TEST(SchemaCacheTest, KeptSchemasOfThisRegistryAreUsedWithoutAskingAndDamagedOne
   auto bad_avro = cache.ForRecord(0, 15);
   ASSERT_TRUE(bad_avro.ok());
   EXPECT_NE((*bad_avro)->unusable.find("does not compile"), std::string::npos);
-  auto refs = cache.ForRecord(0, 9);
-  ASSERT_TRUE(refs.ok());
-  EXPECT_NE((*refs)->unusable.find("refers"), std::string::npos);
+  auto json_refs = cache.ForRecord(0, 16);
+  ASSERT_TRUE(json_refs.ok());
+  ASSERT_NE((*json_refs)->json, nullptr) << (*json_refs)->unusable;
+  EXPECT_EQ((*json_refs)->json->Check("12"), schema::Verdict::kValid);
+  EXPECT_EQ((*json_refs)->json->Check("\"12\""), schema::Verdict::kInvalid);
+  auto avro_refs = cache.ForRecord(0, 17);
+  ASSERT_TRUE(avro_refs.ok());
+  ASSERT_NE((*avro_refs)->avro, nullptr) << (*avro_refs)->unusable;
+  auto fixed = (*avro_refs)->avro->Decode(std::string("\x02" "A" "\x00", 3), 1000);
+  ASSERT_TRUE(fixed.ok()) << fixed.status().ToString();
+  EXPECT_EQ(*fixed, "[\"A\"]");
   auto broken = cache.ForRecord(0, 10);
   ASSERT_TRUE(broken.ok());
   EXPECT_NE((*broken)->unusable.find("does not compile"), std::string::npos);
-  auto thirteen = cache.ForRecord(0, 13);  // a malformed flag reads as no references
-  ASSERT_TRUE(thirteen.ok());
-  EXPECT_NE((*thirteen)->json, nullptr);
-  // Damaged entries were ignored: those ids are asked of the (absent) registry.
-  for (int32_t id : {11, 12}) {
+  // Damaged entries were ignored, and so were those kept by a cachecar that did not follow
+  // references ("references": true): those ids are asked of the (absent) registry.
+  for (int32_t id : {9, 11, 12, 13, 18}) {
     auto r = cache.ForRecord(0, id);
     ASSERT_FALSE(r.ok()) << id;
     EXPECT_EQ(r.status().code(), Code::kUnavailable);

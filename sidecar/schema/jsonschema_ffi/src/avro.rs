@@ -26,6 +26,8 @@ use serde_json::Number;
 
 pub struct Avro {
     schema: Schema,
+    /// The named types it refers to (the registry's schema references).
+    schemata: Vec<Schema>,
     names: HashMap<Name, Schema>,
 }
 
@@ -88,17 +90,25 @@ fn recursive(s: &Schema, names: &HashMap<Name, Schema>, open: &mut HashSet<Name>
     }
 }
 
-fn compile(text: &str) -> Result<Avro, String> {
+fn compile(text: &str, references: &[String]) -> Result<Avro, String> {
     apache_avro::util::max_allocation_bytes(MAX_ALLOCATION_BYTES);
-    let schema = Schema::parse_str(text).map_err(|e| format!("not an Avro schema: {e}"))?;
+    let (schema, schemata) = if references.is_empty() {
+        (Schema::parse_str(text).map_err(|e| format!("not an Avro schema: {e}"))?, Vec::new())
+    } else {
+        Schema::parse_str_with_list(text, references)
+            .map_err(|e| format!("not an Avro schema with the ones it refers to: {e}"))?
+    };
     let mut names = HashMap::new();
+    for s in &schemata {
+        collect_names(s, &mut names);
+    }
     collect_names(&schema, &mut names);
     if recursive(&schema, &names, &mut HashSet::new()) {
         return Err("a recursive Avro schema (a record that contains itself) is not supported: \
                     a hostile record could nest without bound"
             .into());
     }
-    Ok(Avro { schema, names })
+    Ok(Avro { schema, schemata, names })
 }
 
 fn type_name(s: &Schema) -> String {
@@ -248,7 +258,8 @@ impl Avro {
 
     fn decode(&self, datum: &[u8]) -> Result<String, String> {
         let mut reader = Cursor::new(datum);
-        let value = apache_avro::from_avro_datum(&self.schema, &mut reader, None)
+        let value = apache_avro::from_avro_datum_schemata(
+            &self.schema, self.schemata.iter().collect(), &mut reader, None)
             .map_err(|e| format!("the payload does not decode with its Avro schema: {e}"))?;
         if (reader.position() as usize) != datum.len() {
             return Err(format!(
@@ -269,13 +280,24 @@ impl Avro {
 pub unsafe extern "C" fn cc_avro_compile(
     text: *const u8,
     text_len: usize,
+    references: *const u8,
+    references_len: usize,
     error: *mut *mut u8,
     error_len: *mut usize,
 ) -> *mut Avro {
     let text = bytes(text, text_len);
-    let result = catch_unwind(AssertUnwindSafe(|| match std::str::from_utf8(text) {
-        Ok(t) => compile(t),
-        Err(_) => Err("the Avro schema is not UTF-8".into()),
+    let references = bytes(references, references_len);
+    let result = catch_unwind(AssertUnwindSafe(|| {
+        let refs: Vec<String> = if references.is_empty() {
+            Vec::new()
+        } else {
+            serde_json::from_slice(references)
+                .map_err(|e| format!("the referenced schemas are not a list of texts: {e}"))?
+        };
+        match std::str::from_utf8(text) {
+            Ok(t) => compile(t, &refs),
+            Err(_) => Err("the Avro schema is not UTF-8".into()),
+        }
     }))
     .unwrap_or_else(|_| Err("internal error in the Avro schema parser".into()));
     match result {
@@ -470,8 +492,10 @@ impl Avro {
         let mut problems = Vec::new();
         let value = self.from_json(&j, &self.schema, "", &mut problems);
         match value {
-            Some(v) if problems.is_empty() => apache_avro::to_avro_datum(&self.schema, v)
-                .map_err(|e| format!("\tdoes not encode with the Avro schema: {e}")),
+            Some(v) if problems.is_empty() => {
+                apache_avro::to_avro_datum_schemata(&self.schema, self.schemata.iter().collect(), v)
+                    .map_err(|e| format!("\tdoes not encode with the Avro schema: {e}"))
+            }
             _ => Err(problems.join("\n")),
         }
     }

@@ -50,6 +50,7 @@ struct CompileOptions {
     base_uri: Option<String>,
     root_dir: Option<PathBuf>,
     url_map: Vec<(String, PathBuf)>,
+    documents: Vec<(String, String)>,
     default_draft: Draft,
     strict: bool,
     /// Run patterns that need backtracking (lookaround, backreferences) with fancy-regex,
@@ -307,6 +308,13 @@ fn parse_options(text: &[u8]) -> Result<CompileOptions, String> {
     if let Some(b) = v.get("assert_formats").and_then(Value::as_bool) {
         o.assert_formats = b;
     }
+    if let Some(m) = v.get("documents").and_then(Value::as_object) {
+        for (name, text) in m {
+            if let Some(text) = text.as_str() {
+                o.documents.push((name.clone(), text.to_string()));
+            }
+        }
+    }
     if let Some(m) = v.get("url_map").and_then(Value::as_object) {
         for (prefix, dir) in m {
             if let Some(dir) = dir.as_str() {
@@ -340,10 +348,11 @@ fn compile(schema: &[u8], options: &[u8]) -> Result<Schema, String> {
             return Err(w.problems.join("; "));
         }
     }
-    let ids = match &o.root_dir {
+    let mut ids = match &o.root_dir {
         Some(dir) => folder::index_ids(dir)?,
         None => HashMap::new(),
     };
+    add_documents(&o.documents, &value, &mut ids)?;
     let resolver = Resolver { root_dir: o.root_dir.clone(), ids, url_map: o.url_map.clone() };
     let reached = fanout::check(&value, o.base_uri.as_deref().unwrap_or(""), &resolver)?;
     if o.strict {
@@ -431,6 +440,32 @@ fn compile(schema: &[u8], options: &[u8]) -> Result<Schema, String> {
         Err(e) => return Err(place(&e)),
     };
     Ok(Schema { validator, draft, max_backtracking_string: None })
+}
+
+/// The schemas given by name (a registry's references) join the ones "$ref" may name: by
+/// the name itself, and by the name resolved against the root's "$id" and the default base.
+fn add_documents(
+    documents: &[(String, String)],
+    root: &Value,
+    ids: &mut HashMap<String, Value>,
+) -> Result<(), String> {
+    let root_id = root.get("$id").or_else(|| root.get("id")).and_then(Value::as_str);
+    for (name, text) in documents {
+        let doc: Value = serde_json::from_str(text)
+            .map_err(|e| format!("the referenced schema {name} is not JSON: {e}"))?;
+        let mut keys = vec![name.clone()];
+        for base in root_id.iter().copied().chain(std::iter::once("json-schema:///")) {
+            if let Ok(b) = jsonschema::uri::from_str(base) {
+                if let Ok(u) = jsonschema::uri::resolve_against(&b.borrow(), name) {
+                    keys.push(u.as_str().to_string());
+                }
+            }
+        }
+        for k in keys {
+            ids.insert(k.trim_end_matches('#').to_string(), doc.clone());
+        }
+    }
+    Ok(())
 }
 
 /// RFC 4122 text form: 8-4-4-4-12 hex digits.
