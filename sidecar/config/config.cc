@@ -3,6 +3,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <charconv>
+#include <climits>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -192,7 +193,7 @@ void ReadTopics(YamlReader& r, const YAML::Node& node, const std::filesystem::pa
                       "schema_formats", "read_only", "on_invalid", "dead_letter_topic",
                       "max_value_bytes", "rejected_history", "readiness",
                       "retain_beyond_log", "transform", "apply", "entry_schema", "views",
-                      "registry_subject"})) {
+                      "registry_subject", "registry_version"})) {
       continue;
     }
     if (!t["name"]) {
@@ -226,6 +227,13 @@ void ReadTopics(YamlReader& r, const YAML::Node& node, const std::filesystem::pa
       }
     }
     if (registry && tc.registry_subject.empty()) tc.registry_subject = tc.name + "-value";
+    if (t["registry_version"]) {
+      r.ReadUint(t, path, "registry_version", &tc.registry_version, 1, INT32_MAX);
+      if (!registry) {
+        r.Problem(path + ".registry_version", t["registry_version"],
+                  "only used with value_format: registry");
+      }
+    }
     // What registry topics do not take yet: their schema is the registry's, and the
     // decoded value does not flow through transforms, merges or views (README).
     for (const char* field : {"schema", "entry_schema", "transform", "apply", "views"}) {

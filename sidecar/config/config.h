@@ -73,6 +73,9 @@ struct TopicConfig {
   // With value_format: registry, the subject a Put's value is encoded under (its latest
   // schema). Default "<topic>-value" (the TopicNameStrategy).
   std::string registry_subject;
+  // With value_format: registry, the version of registry_subject a Put encodes with; 0:
+  // the latest (asked again after registry.latest_ttl_ms).
+  int32_t registry_version = 0;
   // Whether values are JSON once decoded (json, or registry), as stored and served.
   bool json_values() const { return value_format != ValueFormat::kBytes; }
   // Path of the topic's JSON Schema, relative paths resolved against the config file's

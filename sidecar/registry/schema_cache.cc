@@ -127,19 +127,23 @@ Result<std::shared_ptr<const ResolvedSchema>> SchemaCache::ForRecord(size_t topi
   return c;
 }
 
-Result<std::shared_ptr<const ResolvedSchema>> SchemaCache::LatestFor(size_t topic) {
+Result<std::shared_ptr<const ResolvedSchema>> SchemaCache::ForPuts(size_t topic) {
+  const config::TopicConfig& t = config_.topics.at(topic);
   const auto now = std::chrono::steady_clock::now();
   const std::chrono::milliseconds ttl(config_.registry.latest_ttl_ms);
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (auto it = latest_.find(topic); it != latest_.end() && now - it->second.first < ttl) {
+    if (auto it = latest_.find(topic);
+        it != latest_.end() && (t.registry_version > 0 || now - it->second.first < ttl)) {
       if (hits_ != nullptr) hits_->Increment();
       return it->second.second;
     }
   }
   if (misses_ != nullptr) misses_->Increment();
   if (Status away = AwayNow(); !away.ok()) return away;
-  Result<RegisteredSchema> got = client_->LatestOf(config_.topics.at(topic).registry_subject);
+  Result<RegisteredSchema> got = t.registry_version > 0
+                                     ? client_->VersionOf(t.registry_subject, t.registry_version)
+                                     : client_->LatestOf(t.registry_subject);
   Answered(got.status());
   if (!got.ok()) return got.status();
   Result<Raw> raw = Fetch(*got);

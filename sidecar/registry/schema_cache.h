@@ -43,7 +43,7 @@ CACHECAR_STATS_STRUCT(RegistryStats, CACHECAR_REGISTRY_METRICS);
 struct ResolvedSchema {
   int32_t id = 0;
   std::string type;  // JSON, AVRO, PROTOBUF
-  int32_t version = 0;  // known for a subject's latest only
+  int32_t version = 0;  // known for the schema Puts use only
   // One of these, by type: a JSON Schema (compiled with the topic's schema options), an
   // Avro writer schema, or a .proto, each with the schemas it refers to. All null when
   // `unusable` says why records under this id cannot be decoded here (another type, a
@@ -69,10 +69,11 @@ class SchemaCache {
   // NOT_FOUND (reason REGISTRY_SCHEMA_NOT_FOUND): the registry does not know the id;
   // UNAVAILABLE (REGISTRY_UNAVAILABLE) or INTERNAL (REGISTRY_BAD_ANSWER): ask again later.
   Result<std::shared_ptr<const ResolvedSchema>> ForRecord(size_t topic, int32_t id);
-  // The latest schema of the topic's registry_subject, asked again after
-  // registry.latest_ttl_ms (a failed ask is not cached). NOT_FOUND
-  // (REGISTRY_SUBJECT_NOT_FOUND) if the registry has no such subject.
-  Result<std::shared_ptr<const ResolvedSchema>> LatestFor(size_t topic);
+  // The schema a Put to the topic encodes with: its registry_version of registry_subject
+  // (kept once had: a version does not change), else the subject's latest, asked again
+  // after registry.latest_ttl_ms (a failed ask is not cached). NOT_FOUND
+  // (REGISTRY_SUBJECT_NOT_FOUND) if the registry has no such subject or version.
+  Result<std::shared_ptr<const ResolvedSchema>> ForPuts(size_t topic);
 
   // Schemas kept by an earlier run (Store::LoadRegistrySchemas): those of this registry
   // are known without asking. Entries that do not parse are ignored (asked again).

@@ -115,7 +115,7 @@ Status WriteHandler::CheckValue(size_t topic, const std::string& value,
                     "topic " + t.name + " has value_format: registry, and no schema registry "
                     "is configured here", "REGISTRY_UNAVAILABLE");
     }
-    Result<std::shared_ptr<const registry::ResolvedSchema>> latest = registry_->LatestFor(topic);
+    Result<std::shared_ptr<const registry::ResolvedSchema>> latest = registry_->ForPuts(topic);
     if (!latest.ok()) {
       const Status& st = latest.status();
       Code code = st.code() == Code::kNotFound ? Code::kFailedPrecondition : Code::kUnavailable;

@@ -881,10 +881,12 @@ kafka: {bootstrap_servers: localhost:9092}
 registry: {url: "http://registry:8080/apis/ccompat/v7", timeout_ms: 1500}
 topics:
   - {name: users, value_format: registry}
-  - {name: orders, value_format: registry, registry_subject: shop.Order}
+  - {name: orders, value_format: registry, registry_subject: shop.Order, registry_version: 3}
 )",
                          "c.yaml", Env());
   ASSERT_TRUE(cfg.ok()) << cfg.status().ToString();
+  EXPECT_EQ(cfg->topics[0].registry_version, 0);  // the latest
+  EXPECT_EQ(cfg->topics[1].registry_version, 3);
   EXPECT_EQ(cfg->registry.url, "http://registry:8080/apis/ccompat/v7");
   EXPECT_EQ(cfg->registry.timeout_ms, 1500u);
   EXPECT_EQ(cfg->topics[0].value_format, ValueFormat::kRegistry);
@@ -902,6 +904,9 @@ topics:
   - {name: c, value_format: registry, transform: ".", apply: merge-patch}
   - {name: d, value_format: registry, registry_subject: ""}
   - {name: e, value_format: avro}
+  - {name: f, value_format: registry, registry_version: 0}
+  - {name: g, value_format: registry, registry_version: latest}
+  - {name: h, registry_version: 2}
 )",
                          "c.yaml", Env());
   ASSERT_FALSE(cfg.ok());
@@ -912,6 +917,9 @@ topics:
   EXPECT_THAT(ProblemFor(st, "topics[2].apply"), HasSubstr("not supported for registry"));
   EXPECT_THAT(ProblemFor(st, "topics[3].registry_subject"), HasSubstr("must name a subject"));
   EXPECT_THAT(ProblemFor(st, "topics[4].value_format"), HasSubstr("json, bytes or registry"));
+  EXPECT_THAT(ProblemFor(st, "topics[5].registry_version"), HasSubstr("between 1 and"));
+  EXPECT_THAT(ProblemFor(st, "topics[6].registry_version"), HasSubstr("whole number"));
+  EXPECT_THAT(ProblemFor(st, "topics[7].registry_version"), HasSubstr("only used with"));
 
   auto urls = ParseConfig(R"(
 kafka: {bootstrap_servers: localhost:9092}

@@ -497,6 +497,36 @@ def test_put_encodes_with_the_subjects_latest_schema_for_confluent_consumers(
     assert none.returncode == 2 and b"no subject" in none.stderr, none
 
 
+def test_puts_to_a_topic_pinned_to_a_subject_version_encode_with_that_version(
+        admin, bootstrap, cachecar_factory, registry):
+    t = create_topic(admin, unique("reg-pinned"))
+    v1 = encode(json_serializer(registry, USER_V1), t, {"name": "a"})  # version 1
+    encode(json_serializer(registry, USER_V2), t, {"name": "b"})       # version 2, the latest
+    c = cachecar_factory([{"name": t, "value_format": "registry", "read_only": False,
+                           "registry_version": 1}],
+                         extra=registry_extra(registry)).start()
+    c.wait_ready()
+    # v2 would refuse a negative age; the pinned v1 says nothing of it.
+    r = c.stub.Put(pb.PutRequest(topic=t, key=b"k", value=b'{"name": "x", "age": -1}'),
+                   timeout=30)
+    assert r.applied
+    written = read_record(bootstrap, t, r.partition, r.offset)
+    assert written[:5] == v1[:5]  # the wire header names version 1's id
+    e = call_error(c.stub.Put, pb.PutRequest(topic=t, key=b"k2", value=b'{"age": 1}'))
+    assert rich_status(e)[0].reason == "SCHEMA_VIOLATION"  # v1 still needs a name
+
+    missing = create_topic(admin, unique("reg-pinned-missing"))
+    encode(json_serializer(registry, USER_V1), missing, {"name": "a"})
+    c2 = cachecar_factory([{"name": missing, "value_format": "registry", "read_only": False,
+                            "registry_version": 7}],
+                          extra=registry_extra(registry)).start()
+    c2.wait_ready()
+    e = call_error(c2.stub.Put, pb.PutRequest(topic=missing, key=b"k", value=b'{"name": "x"}'))
+    assert e.code() == grpc.StatusCode.FAILED_PRECONDITION
+    info = rich_status(e)[0]
+    assert info.reason == "REGISTRY_SUBJECT_NOT_FOUND"
+
+
 def test_a_registry_outage_during_catch_up_waits_then_resumes(
         admin, bootstrap, cachecar_factory, registry):
     t = create_topic(admin, unique("reg-outage"))

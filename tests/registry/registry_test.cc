@@ -93,7 +93,7 @@ TEST(RegistryClientTest, ARegistryThatDoesNotAnswerIsUnavailableNotUnknown) {
     ASSERT_FALSE(again.ok());
     EXPECT_EQ(again.status().code(), Code::kUnavailable);
   }
-  EXPECT_FALSE(cache.LatestFor(0).ok());
+  EXPECT_FALSE(cache.ForPuts(0).ok());
   double requests = 0;
   for (const auto& family : metrics.Collect()) {
     if (family.name != "cachecar_registry_requests_total") continue;
