@@ -87,12 +87,14 @@ std::string Timestamp(const cachecar::v1::Entry& e) {
 }
 
 json EntryJson(const cachecar::v1::Entry& e) {
-  return json{{"key", BytesJson(e.key())},
-              {"value", ValueJson(e.value())},
-              {"partition", e.partition()},
-              {"offset", e.offset()},
-              {"timestamp", e.has_kafka_timestamp() ? json(Timestamp(e)) : json(nullptr)},
-              {"revision", e.revision()}};
+  json j{{"key", BytesJson(e.key())},
+         {"value", ValueJson(e.value())},
+         {"partition", e.partition()},
+         {"offset", e.offset()},
+         {"timestamp", e.has_kafka_timestamp() ? json(Timestamp(e)) : json(nullptr)},
+         {"revision", e.revision()}};
+  if (e.has_schema_id()) j["schema_id"] = e.schema_id();  // registry topics
+  return j;
 }
 
 std::string Printable(const std::string& b, size_t max) {
@@ -558,6 +560,13 @@ int Run(int argc, char** argv) {
                             {"reason", t.stale().reason()}};
         }
         if (!t.view_of().empty()) topic["view_of"] = t.view_of();
+        if (t.schema_ids_size() > 0) {
+          json ids = json::array();
+          for (const auto& s : t.schema_ids()) {
+            ids.push_back({{"schema_id", s.schema_id()}, {"records_applied", s.records_applied()}});
+          }
+          topic["schema_ids"] = std::move(ids);
+        }
         topics.push_back(std::move(topic));
       }
       PrintJson({{"ready", r->ready()},
@@ -600,6 +609,17 @@ int Run(int argc, char** argv) {
                     static_cast<unsigned long long>(t.key_count()),
                     static_cast<unsigned long long>(t.records_applied()),
                     static_cast<unsigned long long>(t.records_rejected()), state.c_str());
+      }
+      bool registry = false;
+      for (const auto& t : r->topics()) registry = registry || t.schema_ids_size() > 0;
+      if (registry) {  // registry topics: which schemas their records were written with
+        std::printf("\n%-24s %-10s %s\n", "TOPIC", "SCHEMA_ID", "APPLIED_SINCE_START");
+        for (const auto& t : r->topics()) {
+          for (const auto& s : t.schema_ids()) {
+            std::printf("%-24s %-10d %llu\n", t.topic().c_str(), s.schema_id(),
+                        static_cast<unsigned long long>(s.records_applied()));
+          }
+        }
       }
     }
     return r->ready() ? kOk : kNotReady;

@@ -10,6 +10,7 @@ void EntryToProto(std::string_view key, std::string_view value, const store::Ent
   out->set_offset(meta.offset);
   SetKafkaTimestamp(meta.timestamp_ms, out, &v1::Entry::mutable_kafka_timestamp);
   out->set_revision(meta.revision);
+  if (meta.schema_id) out->set_schema_id(*meta.schema_id);
 }
 
 }  // namespace cachecar::api

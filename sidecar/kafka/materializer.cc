@@ -511,11 +511,12 @@ void Materializer::HandleRegistryRecord(const SourceEvent& ev) {
     HandleRecord(ev, RejectReason::kNotRegistryFormat, nullptr, &d);
     return;
   }
-  const std::string id = std::to_string(wire->schema_id);
+  d.schema_id = wire->schema_id;
+  auto id = [&] { return std::to_string(wire->schema_id); };  // for messages only
   Result<std::shared_ptr<const registry::ResolvedSchema>> resolved =
       options_.registry->ForRecord(ev.topic, wire->schema_id);
   if (!resolved.ok() && resolved.status().code() == Code::kNotFound) {
-    d.detail = "schema id " + id + " is not in the schema registry: " +
+    d.detail = "schema id " + id() + " is not in the schema registry: " +
                resolved.status().message();
     HandleRecord(ev, RejectReason::kUnknownSchemaId, nullptr, &d);
     return;
@@ -524,7 +525,7 @@ void Materializer::HandleRegistryRecord(const SourceEvent& ev) {
     // Not the record's fault: the partition waits here (not ready, saying why) and goes on
     // once the registry answers. A record is never skipped for the registry's absence.
     InvalidRecords::Halting halting;
-    halting.reason = "waiting for the schema registry to give schema id " + id + ": " +
+    halting.reason = "waiting for the schema registry to give schema id " + id() + ": " +
                      resolved.status().message();
     halting.registry_schema_id = wire->schema_id;
     log::Warn("schema registry unavailable; the partition waits for it",
@@ -541,7 +542,7 @@ void Materializer::HandleRegistryRecord(const SourceEvent& ev) {
                                    ? rs.avro->Decode(wire->payload, topic.max_value_bytes)
                                    : rs.protobuf->Decode(wire->payload, topic.max_value_bytes);
     if (!json.ok()) {
-      d.detail = "schema id " + id + ": " + json.status().message();
+      d.detail = "schema id " + id() + ": " + json.status().message();
       HandleRecord(ev, RejectReason::kUndecodablePayload, nullptr, &d);
       return;
     }
@@ -768,6 +769,7 @@ void Materializer::HandleRecord(const SourceEvent& ev, RejectReason reason,
   m.partition = ev.partition;
   m.offset = ev.offset;
   m.timestamp_ms = ev.timestamp_ms;
+  if (decoded != nullptr && m.value) m.schema_id = decoded->schema_id;
   batch_.bytes += m.key.size() + (m.value ? m.value->size() : 0);
   if (topic.apply == config::ApplyMode::kMergePatch) {
     batch_latest_[LatestKey(ev.topic, m.key)] = batch_.mutations.size();
@@ -931,12 +933,21 @@ Status Materializer::Commit() {
   stats_.commits->Increment();
   stats_.revision->Set(static_cast<double>(r->revision));
   std::vector<uint64_t> applied(options_.topics.size(), 0);
-  for (const auto& m : batch_.mutations) ++applied[m.topic];
+  bool schema_ids = false;
+  for (const auto& m : batch_.mutations) {
+    ++applied[m.topic];
+    schema_ids = schema_ids || m.schema_id.has_value();
+  }
   {
     std::lock_guard<std::mutex> lock(counters_mu_);
     for (size_t t = 0; t < applied.size(); ++t) {
       counters_[t].applied += applied[t];
       counters_[t].consumed += applied[t];
+    }
+    if (schema_ids) {
+      for (const auto& m : batch_.mutations) {
+        if (m.schema_id) ++counters_[m.topic].schema_ids[*m.schema_id];
+      }
     }
   }
   for (size_t t = 0; t < applied.size(); ++t) {

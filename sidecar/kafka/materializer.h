@@ -226,6 +226,7 @@ class Materializer {
     std::string json;                                 // it, when decoded from Avro
     std::shared_ptr<const schema::JsonSchema> schema;  // the payload's, by its schema id
     std::string detail;                               // what is wrong, if it is rejected
+    std::optional<int32_t> schema_id;                 // the record's, once read
   };
   void HandleRegistryRecord(const SourceEvent& ev);
   // Lifts the halts of partitions waiting on the schema registry once it answers.

@@ -203,6 +203,11 @@ Status ReadHandler::GetStatus(const v1::GetStatusRequest&, v1::GetStatusResponse
     if (i < counters.size()) {
       ts->set_records_applied(counters[i].applied);
       ts->set_records_rejected(counters[i].rejected);
+      for (const auto& [id, n] : counters[i].schema_ids) {
+        v1::SchemaIdCount* sc = ts->add_schema_ids();
+        sc->set_schema_id(id);
+        sc->set_records_applied(n);
+      }
     }
     Result<uint64_t> keys = store_->KeyCount(i);
     if (keys.ok()) ts->set_key_count(*keys);

@@ -5,7 +5,8 @@
 namespace cachecar::store {
 namespace {
 
-constexpr uint8_t kHistoryPut = 1, kHistoryHasPrev = 2, kHistoryTopicReset = 4;
+constexpr uint8_t kHistoryPut = 1, kHistoryHasPrev = 2, kHistoryTopicReset = 4,
+                  kHistorySchemaId = 8, kHistoryPrevSchemaId = 16;
 
 template <typename T>
 void PutFixed(std::string* out, T v) {
@@ -91,6 +92,17 @@ void AppendHistoryPrev(const DecodedRecord& prev, std::string* out) {
   PutFixed<uint64_t>(out, prev.meta.revision);
 }
 
+void AppendHistorySchemaIds(const EntryMeta& meta, const DecodedRecord* prev, std::string* out) {
+  if (meta.schema_id) {
+    (*out)[0] = static_cast<char>((*out)[0] | kHistorySchemaId);
+    PutFixed<int32_t>(out, *meta.schema_id);
+  }
+  if (prev != nullptr && prev->meta.schema_id) {
+    (*out)[0] = static_cast<char>((*out)[0] | kHistoryPrevSchemaId);
+    PutFixed<int32_t>(out, *prev->meta.schema_id);
+  }
+}
+
 void EncodeTopicReset(std::string_view topic, std::string* out) {
   out->clear();
   out->push_back(static_cast<char>(kHistoryTopicReset));
@@ -134,6 +146,7 @@ bool DecodeHistory(uint64_t revision, std::string_view in, HistoryEvent* ev) {
   }
   if (!r.Meta(&ev->meta)) return false;
   ev->meta.revision = revision;
+  ev->meta.schema_id.reset();  // unless the record ends with one
   if (flags & kHistoryHasPrev) {
     Entry prev;
     prev.key = ev->key;
@@ -143,6 +156,16 @@ bool DecodeHistory(uint64_t revision, std::string_view in, HistoryEvent* ev) {
     ev->prev = std::move(prev);
   } else {
     ev->prev.reset();
+  }
+  if (flags & kHistorySchemaId) {
+    int32_t id = 0;
+    if (!r.Fixed(&id)) return false;
+    ev->meta.schema_id = id;
+  }
+  if (flags & kHistoryPrevSchemaId) {
+    int32_t id = 0;
+    if (!ev->prev || !r.Fixed(&id)) return false;
+    ev->prev->meta.schema_id = id;
   }
   return r.done();
 }

@@ -6,7 +6,10 @@
 // Value: one change in a flat little-endian layout:
 //   u8 flags (1: put, 2: has prev, 4: topic reset) | u16 topic len, topic | u32 key len, key |
 //   [u32 value len, value] | i32 partition, i64 offset, i64 timestamp_ms |
-//   [u32 prev value len, prev value, i32 partition, i64 offset, i64 timestamp_ms, u64 revision]
+//   [u32 prev value len, prev value, i32 partition, i64 offset, i64 timestamp_ms, u64 revision] |
+//   [i32 schema id (flag 8)] | [i32 prev schema id (flag 16)]
+// The schema ids (registry topics) come last, so earlier versions refuse such a record
+// (trailing bytes) rather than misread it.
 #pragma once
 
 #include <array>
@@ -29,6 +32,10 @@ void EncodeHistoryHead(std::string_view topic, std::string_view key, const std::
                        const EntryMeta& meta, std::string* out);
 // Adds the entry the change replaced to a record EncodeHistoryHead started.
 void AppendHistoryPrev(const DecodedRecord& prev, std::string* out);
+
+// Ends a record with the registry schema ids of the change and of the entry it replaced
+// (`prev`, null if none), if they have any: after AppendHistoryPrev.
+void AppendHistorySchemaIds(const EntryMeta& meta, const DecodedRecord* prev, std::string* out);
 
 // A record saying the topic was emptied to be read again (no key, no value).
 void EncodeTopicReset(std::string_view topic, std::string* out);

@@ -8,6 +8,7 @@ namespace cachecar::store {
 namespace {
 
 constexpr uint8_t kVersion = 1;
+constexpr uint8_t kVersionWithSchemaId = 2;
 constexpr uint8_t kFlagLongKey = 1;
 constexpr size_t kHeaderSize = 1 + 1 + 4 + 8 + 8 + 8;
 
@@ -42,13 +43,14 @@ void EncodeRecord(std::string_view key, std::string_view value, const EntryMeta&
                   std::string* out) {
   out->clear();
   bool long_key = key.size() >= kLongKeyThreshold;
-  out->reserve(kHeaderSize + value.size() + (long_key ? 4 + key.size() : 0));
-  out->push_back(static_cast<char>(kVersion));
+  out->reserve(kHeaderSize + 4 + value.size() + (long_key ? 4 + key.size() : 0));
+  out->push_back(static_cast<char>(meta.schema_id ? kVersionWithSchemaId : kVersion));
   out->push_back(static_cast<char>(long_key ? kFlagLongKey : 0));
   Put<int32_t>(out, meta.partition);
   Put<int64_t>(out, meta.offset);
   Put<int64_t>(out, meta.timestamp_ms);
   Put<uint64_t>(out, meta.revision);
+  if (meta.schema_id) Put<int32_t>(out, *meta.schema_id);
   if (long_key) {
     Put<uint32_t>(out, static_cast<uint32_t>(key.size()));
     out->append(key);
@@ -57,7 +59,9 @@ void EncodeRecord(std::string_view key, std::string_view value, const EntryMeta&
 }
 
 std::optional<DecodedRecord> DecodeRecord(std::string_view store_key, std::string_view stored) {
-  if (stored.size() < kHeaderSize || static_cast<uint8_t>(stored[0]) != kVersion) {
+  const uint8_t version = stored.empty() ? 0 : static_cast<uint8_t>(stored[0]);
+  if (version != kVersion && version != kVersionWithSchemaId) return std::nullopt;
+  if (stored.size() < kHeaderSize + (version == kVersionWithSchemaId ? 4 : 0)) {
     return std::nullopt;
   }
   const char* p = stored.data();
@@ -68,6 +72,10 @@ std::optional<DecodedRecord> DecodeRecord(std::string_view store_key, std::strin
   r.meta.timestamp_ms = Get<int64_t>(p + 14);
   r.meta.revision = Get<uint64_t>(p + 22);
   size_t pos = kHeaderSize;
+  if (version == kVersionWithSchemaId) {
+    r.meta.schema_id = Get<int32_t>(p + pos);
+    pos += 4;
+  }
   if (flags & kFlagLongKey) {
     if (stored.size() < pos + 4) return std::nullopt;
     uint32_t len = Get<uint32_t>(p + pos);

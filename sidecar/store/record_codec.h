@@ -6,9 +6,13 @@
 // forms never collide), with the whole key kept in the value. Byte order, and so prefix
 // scans, hold for the first kLongKeyPrefix bytes of every key.
 //
-// Value: a fixed little-endian header, then (long keys only) the whole key, then the value:
+// Value: a fixed little-endian header, then (version 2 only) the Schema Registry id the
+// value was decoded with, then (long keys only) the whole key, then the value:
 //   u8 version | u8 flags | i32 partition | i64 offset | i64 timestamp_ms | u64 revision |
-//   [u32 key_len | key] | value
+//   [i32 schema_id] | [u32 key_len | key] | value
+// Records without a schema id are version 1 (as before ids were kept), so a store of
+// json and bytes topics reads the same in earlier versions; a version-2 record is refused
+// by them as malformed rather than misread.
 #pragma once
 
 #include <cstdint>
@@ -26,6 +30,8 @@ struct EntryMeta {
   int64_t offset = 0;
   int64_t timestamp_ms = 0;
   uint64_t revision = 0;
+  // The registry schema id a value_format: registry value was decoded with.
+  std::optional<int32_t> schema_id;
 };
 
 // The LMDB key for a Kafka key (non-empty).

@@ -337,11 +337,14 @@ Result<ApplyResult> Store::ApplyOnce(const WriteBatch& batch) {
       if (prev->key != m.key) prev.reset();  // a long key sharing the stored prefix+hash
     }
     if (!m.value && !prev) continue;  // deleting an absent key changes nothing
-    EncodeHistoryHead(options_.topics.at(m.topic), m.key, m.value ? &*m.value : nullptr,
-                      EntryMeta{m.partition, m.offset, m.timestamp_ms, 0}, &history_scratch_);
+    const EntryMeta head{m.partition, m.offset, m.timestamp_ms, 0, m.value ? m.schema_id
+                                                                          : std::nullopt};
+    EncodeHistoryHead(options_.topics.at(m.topic), m.key, m.value ? &*m.value : nullptr, head,
+                      &history_scratch_);
     if (prev) AppendHistoryPrev(*prev, &history_scratch_);
+    AppendHistorySchemaIds(head, prev ? &*prev : nullptr, &history_scratch_);
     if (m.value) {
-      EntryMeta meta{m.partition, m.offset, m.timestamp_ms, rev + 1};
+      EntryMeta meta{m.partition, m.offset, m.timestamp_ms, rev + 1, m.schema_id};
       EncodeRecord(m.key, *m.value, meta, &scratch_);
       MDB_val v = Val(scratch_);
       rc = mdb_put(txn, dbi, &k, &v, 0);

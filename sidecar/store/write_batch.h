@@ -21,6 +21,8 @@ struct Mutation {
   int32_t partition = 0;
   int64_t offset = 0;
   int64_t timestamp_ms = 0;
+  // For a put to a value_format: registry topic: the schema id its value was decoded with.
+  std::optional<int32_t> schema_id;
   // For a put to a topic with views: per view of the topic (Options::views' order), the
   // view keys its value is under. Missing ones: none.
   std::vector<std::vector<std::string>> view_keys;

@@ -23,6 +23,7 @@ from confluent_kafka.serialization import MessageField, SerializationContext
 
 from conftest import (CACHECARCTL_BIN, SOURCE_DIR, _workdir, create_topic, deadline_wait, pb, produce, unique)
 from test_bad_input import call_error, rich_status
+from test_watch import Watcher
 
 REGISTRY_SH = os.path.join(SOURCE_DIR, "scripts", "registry.sh")
 
@@ -125,6 +126,42 @@ def test_records_of_the_confluent_json_serializer_are_decoded_validated_and_serv
     assert get(c, t, b"bob") == {"name": "bob", "age": 36}
     assert get(c, t, b"eve") == {"name": "eve"}
     assert get(c, t, b"ref") == {"home": {"city": "x"}}
+    # Each entry says which schema its record was written with.
+    entry = lambda key: c.stub.Get(pb.GetRequest(topic=t, key=key), timeout=5).entry
+    assert entry(b"ada").schema_id == id_v1 and entry(b"bob").schema_id == id_v2
+    assert entry(b"ref").schema_id == with_ref
+    listed = c.stub.List(pb.ListRequest(topic=t), timeout=5).entries
+    assert {e.key: e.schema_id for e in listed} == {b"ada": id_v1, b"bob": id_v2,
+                                                    b"eve": id_v1, b"ref": with_ref}
+    # ... and so does each change a watch sees, with the entry it replaced.
+    w = Watcher(c.address)
+    try:
+        w.create(topic=t, key=b"eve", prefix=False, resume_revision=0, prev_entry=True)
+        events = []
+        while len(events) < 1:
+            r = w.next()
+            events += list(r.events.events)
+        assert events[0].entry.key == b"eve" and events[0].entry.schema_id == id_v1
+        assert not events[0].HasField("prev_entry")
+        produce(bootstrap, t, [(b"eve", encode(v2, t, {"name": "eve", "age": 3}))])
+        while len(events) < 2:
+            events += list(w.next().events.events)
+        assert events[1].entry.schema_id == id_v2 and events[1].prev_entry.schema_id == id_v1
+    finally:
+        w.close()
+    # The status says which schema ids the topic's records were written with, and how many
+    # of each were applied (a tombstone has none).
+    ids = lambda st: {e.schema_id: e.records_applied for e in
+                      [x for x in st.topics if x.topic == t][0].schema_ids}
+    assert ids(c.status()) == {id_v1: 3, id_v2: 2, with_ref: 1}  # eve, then eve again
+    out = c.ctl("status", "-o", "json")
+    topic = [x for x in json.loads(out.stdout)["topics"] if x["topic"] == t][0]
+    assert topic["schema_ids"] == [{"schema_id": i, "records_applied": n} for i, n in
+                                   sorted({id_v1: 3, id_v2: 2, with_ref: 1}.items())], out
+    text = c.ctl("status").stdout.decode()
+    assert f"{t} " in text and "SCHEMA_ID" in text, text
+    got = json.loads(c.ctl("get", "-o", "json", t, "bob").stdout)
+    assert got["schema_id"] == id_v2 and got["value"] == {"name": "bob", "age": 36}, got
     for key in (b"raw", b"short", b"unknown", b"neg", b"garbage", b"badref", b"gone"):
         assert get(c, t, key) is None, key
     rejected = lambda reason: c.metric("cachecar_materializer_records_rejected_total",

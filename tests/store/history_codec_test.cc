@@ -38,6 +38,42 @@ TEST(HistoryCodecTest, APutWithItsPreviousEntryRoundTrips) {
   EXPECT_EQ(ev.prev->meta.revision, 7u);
 }
 
+TEST(HistoryCodecTest, SchemaIdsOfTheChangeAndOfTheEntryItReplacedRoundTrip) {
+  std::string value = "{}", out;
+  EntryMeta meta{0, 5, 1, 0};
+  meta.schema_id = 21;
+  EncodeHistoryHead("t", "k", &value, meta, &out);
+  DecodedRecord prev;
+  prev.value = "[]";
+  prev.meta = EntryMeta{0, 4, 1, 3};
+  prev.meta.schema_id = 20;
+  AppendHistoryPrev(prev, &out);
+  AppendHistorySchemaIds(meta, &prev, &out);
+  HistoryEvent ev;
+  ASSERT_TRUE(DecodeHistory(4, out, &ev));
+  EXPECT_EQ(ev.meta.schema_id, 21);
+  ASSERT_TRUE(ev.prev.has_value());
+  EXPECT_EQ(ev.prev->meta.schema_id, 20);
+  EXPECT_EQ(ev.prev->value, "[]");
+  for (size_t n = 0; n < out.size(); ++n) {
+    HistoryEvent cut;
+    EXPECT_FALSE(DecodeHistory(1, out.substr(0, n), &cut)) << "truncated to " << n;
+  }
+
+  // A delete of an entry that had one; a change without any writes nothing more.
+  std::string del, plain;
+  EncodeHistoryHead("t", "k", nullptr, EntryMeta{0, 6, 1, 0}, &del);
+  AppendHistoryPrev(prev, &del);
+  AppendHistorySchemaIds(EntryMeta{0, 6, 1, 0}, &prev, &del);
+  ASSERT_TRUE(DecodeHistory(5, del, &ev));
+  EXPECT_FALSE(ev.meta.schema_id.has_value());
+  EXPECT_EQ(ev.prev->meta.schema_id, 20);
+  EncodeHistoryHead("t", "k", &value, EntryMeta{0, 7, 1, 0}, &plain);
+  const std::string before = plain;
+  AppendHistorySchemaIds(EntryMeta{0, 7, 1, 0}, nullptr, &plain);
+  EXPECT_EQ(plain, before);
+}
+
 TEST(HistoryCodecTest, ADeleteHasNoValue) {
   std::string out;
   EncodeHistoryHead("t", "k", nullptr, EntryMeta{0, 1, -1, 0}, &out);

@@ -21,6 +21,34 @@ TEST(RecordCodecTest, RoundTripsShortKeys) {
   EXPECT_EQ(r->meta.revision, 7u);
 }
 
+TEST(RecordCodecTest, ARegistrySchemaIdIsKeptOnlyWhenThereIsOne) {
+  std::string plain, with_id;
+  EncodeRecord("k", "{}", EntryMeta{1, 2, 3, 4}, &plain);
+  EntryMeta meta{1, 2, 3, 4};
+  meta.schema_id = 17;
+  EncodeRecord("k", "{}", meta, &with_id);
+  EXPECT_EQ(plain[0], 1);  // records without one keep the first format, byte for byte
+  auto a = DecodeRecord("k", plain);
+  ASSERT_TRUE(a.has_value());
+  EXPECT_FALSE(a->meta.schema_id.has_value());
+  auto b = DecodeRecord("k", with_id);
+  ASSERT_TRUE(b.has_value());
+  EXPECT_EQ(b->meta.schema_id, 17);
+  EXPECT_EQ(b->value, "{}");
+  EXPECT_EQ(b->meta.revision, 4u);
+  std::string long_key(600, 'a');
+  meta.schema_id = 0;
+  EncodeRecord(long_key, "v", meta, &with_id);
+  auto c = DecodeRecord(StoreKey(long_key), with_id);
+  ASSERT_TRUE(c.has_value());
+  EXPECT_EQ(c->meta.schema_id, 0);
+  EXPECT_EQ(c->key, long_key);
+  EXPECT_EQ(c->value, "v");
+  for (size_t n = 0; n < 30; ++n) {  // cut inside the header or the id
+    EXPECT_FALSE(DecodeRecord("k", std::string_view(with_id).substr(0, n)).has_value()) << n;
+  }
+}
+
 TEST(RecordCodecTest, LongKeysAreHashedAndKeptWhole) {
   std::string key(5000, 'x');
   key += "tail";
