@@ -368,6 +368,8 @@ if phase registry; then
   done
   CC_EXTRA=
   scripts/registry.sh stop "$rdir"
+  say "## one registry record decoded, by format (bench/registry_bench): Avro, Protobuf with cachecar's printer, the Protobuf parse alone and with libprotobuf's JSON converter"
+  "$B/registry_bench" --benchmark_min_time=1 2>/dev/null | grep -E '^BM_' | tee -a "$out"
 fi
 
 if phase validator; then

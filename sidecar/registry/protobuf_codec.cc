@@ -11,13 +11,19 @@
 #include <google/protobuf/util/type_resolver.h>
 #include <google/protobuf/util/type_resolver_util.h>
 
+#include <array>
+#include <cmath>
 #include <map>
 #include <mutex>
+#include <type_traits>
+#include <unordered_set>
 #include <vector>
 
 #include <absl/strings/escaping.h>
+#include <google/protobuf/stubs/strutil.h>
 
 #include "common/log.h"
+#include "common/utf8.h"
 
 namespace cachecar::registry {
 namespace pb = google::protobuf;
@@ -130,6 +136,190 @@ Status DecodeFailed(std::string m) {
   return Status(Code::kInvalidArgument, std::move(m), "PROTOBUF_DECODE_FAILED");
 }
 
+// Whether PrintJson writes `d` (see ProtobufSchema::printable_); `open` holds the messages
+// being decided (a message that holds itself is decided by its other fields).
+bool Printable(const pb::Descriptor* d, std::unordered_set<const pb::Descriptor*>* open,
+               std::unordered_set<const pb::Descriptor*>* yes,
+               std::unordered_set<const pb::Descriptor*>* no) {
+  if (yes->count(d) != 0 || open->count(d) != 0) return true;
+  if (no->count(d) != 0) return false;
+  bool ok = d->extension_range_count() == 0 && d->file()->package() != "google.protobuf";
+  open->insert(d);
+  for (int i = 0; ok && i < d->field_count(); ++i) {
+    const pb::FieldDescriptor* f = d->field(i);
+    if (f->is_map() || f->type() == pb::FieldDescriptor::TYPE_GROUP) ok = false;
+    if (ok && f->type() == pb::FieldDescriptor::TYPE_MESSAGE) {
+      ok = Printable(f->message_type(), open, yes, no);
+    }
+  }
+  open->erase(d);
+  (ok ? yes : no)->insert(d);
+  return ok;
+}
+
+// Bytes AppendJsonString writes as they are (not escaped, and not the lead byte of U+2028
+// or U+2029, which are).
+constexpr std::array<bool, 256> PlainBytes() {
+  std::array<bool, 256> plain{};
+  for (int c = 0x20; c < 0x100; ++c) plain[c] = true;
+  for (int c : {int{'"'}, int{'\\'}, int{'<'}, int{'>'}, 0x7f, 0xe2}) plain[c] = false;
+  return plain;
+}
+constexpr std::array<bool, 256> kPlain = PlainBytes();
+
+void AppendJsonString(std::string_view s, std::string* out) {
+  static const char kHex[] = "0123456789abcdef";
+  out->push_back('"');
+  size_t i = 0;
+  while (i < s.size()) {
+    size_t run = i;
+    while (run < s.size() && kPlain[static_cast<unsigned char>(s[run])]) ++run;
+    out->append(s.data() + i, run - i);  // the plain bytes at once
+    if (run == s.size()) break;
+    i = run;
+    const auto c = static_cast<unsigned char>(s[i]);
+    switch (c) {
+      case '"': out->append("\\\""); break;
+      case '\\': out->append("\\\\"); break;
+      case '\b': out->append("\\b"); break;
+      case '\f': out->append("\\f"); break;
+      case '\n': out->append("\\n"); break;
+      case '\r': out->append("\\r"); break;
+      case '\t': out->append("\\t"); break;
+      case '<': out->append("\\u003c"); break;  // as libprotobuf's converter writes them
+      case '>': out->append("\\u003e"); break;
+      default:
+        if (c == 0xe2 && i + 2 < s.size() && static_cast<unsigned char>(s[i + 1]) == 0x80 &&
+            (static_cast<unsigned char>(s[i + 2]) == 0xa8 ||
+             static_cast<unsigned char>(s[i + 2]) == 0xa9)) {
+          out->append(static_cast<unsigned char>(s[i + 2]) == 0xa8 ? "\\u2028" : "\\u2029");
+          i += 2;
+        } else if (c == 0xe2) {
+          out->push_back(static_cast<char>(c));
+        } else {  // a control byte or DEL
+          out->append("\\u00");
+          out->push_back(kHex[c >> 4]);
+          out->push_back(kHex[c & 0xf]);
+        }
+    }
+    ++i;
+  }
+  out->push_back('"');
+}
+
+template <typename F>
+void AppendFloating(F v, std::string* out) {
+  if (std::isnan(v)) {
+    out->append("\"NaN\"");
+  } else if (std::isinf(v)) {
+    out->append(v > 0 ? "\"Infinity\"" : "\"-Infinity\"");
+  } else if constexpr (std::is_same_v<F, float>) {
+    out->append(pb::SimpleFtoa(v));
+  } else {
+    out->append(pb::SimpleDtoa(v));
+  }
+}
+
+bool PrintMessage(const pb::Message& m, std::string* out, int depth);
+
+// One value of field `f` (element `i` of a repeated one, else -1). False: the record is
+// left to the converter (a string that is not UTF-8, nesting past the parser's limit).
+bool PrintValue(const pb::Message& m, const pb::Reflection* r, const pb::FieldDescriptor* f,
+                int i, std::string* out, int depth) {
+  using F = pb::FieldDescriptor;
+  const bool rep = i >= 0;
+  switch (f->cpp_type()) {
+    case F::CPPTYPE_INT32:
+      out->append(std::to_string(rep ? r->GetRepeatedInt32(m, f, i) : r->GetInt32(m, f)));
+      return true;
+    case F::CPPTYPE_UINT32:
+      out->append(std::to_string(rep ? r->GetRepeatedUInt32(m, f, i) : r->GetUInt32(m, f)));
+      return true;
+    case F::CPPTYPE_INT64:  // 64-bit integers are strings in the proto3 JSON mapping
+      out->push_back('"');
+      out->append(std::to_string(rep ? r->GetRepeatedInt64(m, f, i) : r->GetInt64(m, f)));
+      out->push_back('"');
+      return true;
+    case F::CPPTYPE_UINT64:
+      out->push_back('"');
+      out->append(std::to_string(rep ? r->GetRepeatedUInt64(m, f, i) : r->GetUInt64(m, f)));
+      out->push_back('"');
+      return true;
+    case F::CPPTYPE_DOUBLE:
+      AppendFloating(rep ? r->GetRepeatedDouble(m, f, i) : r->GetDouble(m, f), out);
+      return true;
+    case F::CPPTYPE_FLOAT:
+      AppendFloating(rep ? r->GetRepeatedFloat(m, f, i) : r->GetFloat(m, f), out);
+      return true;
+    case F::CPPTYPE_BOOL:
+      out->append((rep ? r->GetRepeatedBool(m, f, i) : r->GetBool(m, f)) ? "true" : "false");
+      return true;
+    case F::CPPTYPE_ENUM: {
+      const int n = rep ? r->GetRepeatedEnumValue(m, f, i) : r->GetEnumValue(m, f);
+      const pb::EnumValueDescriptor* v = f->enum_type()->FindValueByNumber(n);
+      if (v != nullptr) {
+        AppendJsonString(v->name(), out);
+      } else {
+        out->append(std::to_string(n));  // a number this schema does not name
+      }
+      return true;
+    }
+    case F::CPPTYPE_STRING: {
+      std::string scratch;
+      const std::string& s = rep ? r->GetRepeatedStringReference(m, f, i, &scratch)
+                                 : r->GetStringReference(m, f, &scratch);
+      if (f->type() == F::TYPE_BYTES) {
+        out->push_back('"');
+        out->append(absl::Base64Escape(s));
+        out->push_back('"');
+        return true;
+      }
+      // proto3 strings were checked by the parser; proto2 ones may be any bytes.
+      if (f->file()->syntax() != pb::FileDescriptor::SYNTAX_PROTO3 && !IsValidUtf8(s)) {
+        return false;
+      }
+      AppendJsonString(s, out);
+      return true;
+    }
+    case F::CPPTYPE_MESSAGE:
+      return PrintMessage(rep ? r->GetRepeatedMessage(m, f, i) : r->GetMessage(m, f), out,
+                          depth + 1);
+  }
+  return false;
+}
+
+// The proto3 JSON mapping of a parsed message, as libprotobuf's converter writes it with
+// default options (lowerCamelCase names, fields at their default left out, fields in
+// number order), but from the message already parsed, not from its bytes again.
+bool PrintMessage(const pb::Message& m, std::string* out, int depth) {
+  if (depth > 100) return false;
+  const pb::Reflection* r = m.GetReflection();
+  std::vector<const pb::FieldDescriptor*> fields;
+  r->ListFields(m, &fields);
+  out->push_back('{');
+  bool first = true;
+  for (const pb::FieldDescriptor* f : fields) {
+    if (f->is_extension()) return false;
+    if (!first) out->push_back(',');
+    first = false;
+    AppendJsonString(f->json_name(), out);
+    out->push_back(':');
+    if (f->is_repeated()) {
+      out->push_back('[');
+      const int n = r->FieldSize(m, f);
+      for (int i = 0; i < n; ++i) {
+        if (i > 0) out->push_back(',');
+        if (!PrintValue(m, r, f, i, out, depth)) return false;
+      }
+      out->push_back(']');
+    } else if (!PrintValue(m, r, f, -1, out, depth)) {
+      return false;
+    }
+  }
+  out->push_back('}');
+  return true;
+}
+
 // One registered .proto as a descriptor: registries give it as text or (as Confluent's
 // clients may register it, and Apicurio gives it back) as a base64 FileDescriptorProto.
 Status ParseProto(std::string_view text, pb::FileDescriptorProto* proto) {
@@ -196,6 +386,15 @@ Result<std::shared_ptr<const ProtobufSchema>> ProtobufSchema::Compile(
   if (s->file_->message_type_count() == 0) {
     return Status(Code::kInvalidArgument, "the .proto defines no message",
                   "PROTOBUF_SCHEMA_INVALID");
+  }
+  std::unordered_set<const pb::Descriptor*> open, no;
+  std::vector<const pb::Descriptor*> all;
+  for (int i = 0; i < s->file_->message_type_count(); ++i) all.push_back(s->file_->message_type(i));
+  while (!all.empty()) {  // the file's messages and the ones nested in them (what indexes name)
+    const pb::Descriptor* d = all.back();
+    all.pop_back();
+    Printable(d, &open, &s->printable_, &no);
+    for (int i = 0; i < d->nested_type_count(); ++i) all.push_back(d->nested_type(i));
   }
   s->factory_ = std::make_unique<pb::DynamicMessageFactory>(s->pool_.get());
   s->resolver_ = std::make_unique<CachingResolver>(s->pool_.get());
@@ -264,6 +463,19 @@ Result<std::string> ProtobufSchema::Decode(std::string_view payload, size_t max_
                         " (malformed, a required field missing, or nested too deep)");
   }
   std::string json;
+  if (printable_.count(d) != 0) {
+    json.reserve(body.size() * 2);
+    if (PrintMessage(*m, &json, 0)) {
+      if (json.size() > max_bytes) {
+        return Status(Code::kResourceExhausted,
+                      "the decoded value is " + std::to_string(json.size()) + " bytes, over " +
+                          std::to_string(max_bytes),
+                      "VALUE_TOO_LARGE");
+      }
+      return json;
+    }
+    json.clear();  // left to the converter
+  }
   pb::util::JsonPrintOptions options;
   pb::util::Status st = pb::util::BinaryToJsonString(
       resolver_.get(), std::string(kTypeUrlPrefix) + "/" + d->full_name(),

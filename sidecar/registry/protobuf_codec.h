@@ -10,12 +10,14 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
 #include "common/status.h"
 
 namespace google::protobuf {
+class Descriptor;
 class DescriptorPool;
 class DynamicMessageFactory;
 class FileDescriptor;
@@ -60,6 +62,10 @@ class ProtobufSchema {
   const google::protobuf::FileDescriptor* file_ = nullptr;
   std::unique_ptr<google::protobuf::DynamicMessageFactory> factory_;
   std::unique_ptr<google::protobuf::util::TypeResolver> resolver_;     // for Decode
+  // Messages the direct printer (PrintJson in the .cc) writes: all but those with map
+  // fields, groups, extensions or well-known types, in them or in a message they hold.
+  // The others go through libprotobuf's JSON converter.
+  std::unordered_set<const google::protobuf::Descriptor*> printable_;
 };
 
 }  // namespace cachecar::registry

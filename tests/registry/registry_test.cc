@@ -7,6 +7,17 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <functional>
+#include <limits>
+#include <random>
+
+#include <google/protobuf/compiler/parser.h>
+#include <google/protobuf/descriptor.h>
+#include <google/protobuf/descriptor.pb.h>
+#include <google/protobuf/dynamic_message.h>
+#include <google/protobuf/io/tokenizer.h>
+#include <google/protobuf/io/zero_copy_stream_impl_lite.h>
+#include <google/protobuf/util/json_util.h>
 #include <prometheus/registry.h>
 
 #include "registry/protobuf_codec.h"
@@ -244,6 +255,143 @@ TEST(ProtobufSchemaTest, ParsesTextOrDescriptorsAndRefusesHostileOnes) {
     auto c = ProtobufSchema::Compile(bad);
     EXPECT_FALSE(c.ok()) << bad.substr(0, 40);
   }
+}
+
+
+// The direct printer against libprotobuf's own converter, on many random messages of every
+// field kind: the JSON must be the same, byte for byte.
+TEST(ProtobufSchemaTest, TheDirectPrinterWritesWhatLibprotobufsConverterWrites) {
+  const std::string proto = R"(
+    syntax = "proto3";
+    package d;
+    import "google/protobuf/timestamp.proto";
+    enum Color { RED = 0; GREEN = 1; BLUE = 2; }
+    message All {
+      int32 i32 = 1; int64 i64 = 2; uint32 u32 = 3; uint64 u64 = 4; sint32 s32 = 5;
+      sint64 s64 = 6; fixed32 f32 = 7; fixed64 f64 = 8; sfixed32 sf32 = 9; sfixed64 sf64 = 10;
+      float fl = 11; double db = 12; bool b = 13; string str = 14; bytes raw = 15;
+      Color color = 16; Inner inner = 17; optional int32 maybe = 18;
+      repeated int64 many_i64 = 19; repeated double many_db = 20; repeated string many_str = 21;
+      repeated Inner many_inner = 22; repeated Color many_color = 23; All next = 24;
+      oneof pick { string pick_str = 25; Inner pick_inner = 26; }
+      string snake_case_name = 27;
+    }
+    message Inner { string name = 1; repeated float points = 2; }
+    message WithMap { map<string, int32> counts = 1; }
+    message WithTime { google.protobuf.Timestamp at = 1; string s = 2; }
+  )";
+  auto schema = ProtobufSchema::Compile(proto);
+  ASSERT_TRUE(schema.ok()) << schema.status().ToString();
+
+  // The expectation: the same file in a pool of the test's own, printed by libprotobuf.
+  namespace pb = google::protobuf;
+  pb::DescriptorPool pool(pb::DescriptorPool::generated_pool());
+  pb::FileDescriptorProto fdp;
+  {
+    pb::io::ArrayInputStream in(proto.data(), static_cast<int>(proto.size()));
+    pb::io::Tokenizer tokenizer(&in, nullptr);
+    pb::compiler::Parser parser;
+    ASSERT_TRUE(parser.Parse(&tokenizer, &fdp));
+    fdp.set_name("d.proto");
+  }
+  ASSERT_NE(pool.BuildFile(fdp), nullptr);
+  pb::DynamicMessageFactory factory(&pool);
+  std::mt19937_64 rng(20261201);
+  auto pick = [&](uint64_t n) { return rng() % n; };
+  const std::vector<double> doubles = {0.0, -0.0, 0.1, -2.5, 1e20, 1e-300, 5e-324,
+                                       std::numeric_limits<double>::max(),
+                                       std::numeric_limits<double>::quiet_NaN(),
+                                       std::numeric_limits<double>::infinity(),
+                                       -std::numeric_limits<double>::infinity(), 51.5, 1.0 / 3};
+  const std::vector<std::string> strings = {
+      "", "ada", "quote\" back\\slash", "<tag> & 'x'", "tab\tnew\nline\r\b\f",
+      std::string("nul\0in", 6), "\x01\x1f\x7f", "caf\xc3\xa9", "\xe2\x80\xa8\xe2\x80\xa9",
+      "\xf0\x9f\x98\x80 emoji", "/slash"};
+  std::function<void(pb::Message*, int)> fill = [&](pb::Message* m, int depth) {
+    const pb::Reflection* r = m->GetReflection();
+    const pb::Descriptor* d = m->GetDescriptor();
+    for (int i = 0; i < d->field_count(); ++i) {
+      const pb::FieldDescriptor* f = d->field(i);
+      if (pick(3) == 0) continue;
+      const int count = f->is_repeated() ? static_cast<int>(pick(4)) : 1;
+      for (int k = 0; k < count; ++k) {
+        using F = pb::FieldDescriptor;
+        const bool rep = f->is_repeated();
+        switch (f->cpp_type()) {
+          case F::CPPTYPE_INT32: {
+            int32_t v = static_cast<int32_t>(rng());
+            rep ? r->AddInt32(m, f, v) : r->SetInt32(m, f, pick(2) ? v : 0);
+            break;
+          }
+          case F::CPPTYPE_INT64: {
+            int64_t v = static_cast<int64_t>(rng());
+            rep ? r->AddInt64(m, f, v) : r->SetInt64(m, f, v);
+            break;
+          }
+          case F::CPPTYPE_UINT32:
+            r->SetUInt32(m, f, static_cast<uint32_t>(rng()));
+            break;
+          case F::CPPTYPE_UINT64:
+            r->SetUInt64(m, f, rng());
+            break;
+          case F::CPPTYPE_DOUBLE: {
+            double v = doubles[pick(doubles.size())];
+            rep ? r->AddDouble(m, f, v) : r->SetDouble(m, f, v);
+            break;
+          }
+          case F::CPPTYPE_FLOAT: {
+            float v = static_cast<float>(doubles[pick(doubles.size())]) *
+                      (pick(2) ? 1.0f : 0.3f);
+            rep ? r->AddFloat(m, f, v) : r->SetFloat(m, f, v);
+            break;
+          }
+          case F::CPPTYPE_BOOL:
+            r->SetBool(m, f, pick(2) == 0);
+            break;
+          case F::CPPTYPE_ENUM: {
+            int v = static_cast<int>(pick(5));  // 3 and 4 name no value
+            rep ? r->AddEnumValue(m, f, v) : r->SetEnumValue(m, f, v);
+            break;
+          }
+          case F::CPPTYPE_STRING: {
+            std::string v = f->type() == F::TYPE_BYTES ? std::string(pick(9), static_cast<char>(rng()))
+                                                       : strings[pick(strings.size())];
+            rep ? r->AddString(m, f, v) : r->SetString(m, f, v);
+            break;
+          }
+          case F::CPPTYPE_MESSAGE:
+            if (f->message_type()->full_name() == "google.protobuf.Timestamp") {
+              pb::Message* t = r->MutableMessage(m, f);
+              t->GetReflection()->SetInt64(t, t->GetDescriptor()->field(0), 1700000000);
+            } else if (depth < 3) {
+              fill(rep ? r->AddMessage(m, f) : r->MutableMessage(m, f), depth + 1);
+            }
+            break;
+        }
+      }
+    }
+  };
+  int compared = 0;
+  for (const char* type : {"d.All", "d.Inner", "d.WithMap", "d.WithTime"}) {
+    const pb::Descriptor* d = pool.FindMessageTypeByName(type);
+    ASSERT_NE(d, nullptr);
+    const int index = d->index();
+    for (int n = 0; n < 500; ++n) {
+      std::unique_ptr<pb::Message> m(factory.GetPrototype(d)->New());
+      fill(m.get(), 0);
+      std::string expected;
+      ASSERT_TRUE(pb::util::MessageToJsonString(*m, &expected).ok());
+      // Message indexes: [index] (zigzag: 2 * index), or the lone 0 for the first.
+      std::string payload = index == 0 ? std::string(1, '\0')
+                                       : std::string{'\x02', static_cast<char>(2 * index)};
+      payload += m->SerializeAsString();
+      auto got = (*schema)->Decode(payload, 1 << 20);
+      ASSERT_TRUE(got.ok()) << got.status().ToString();
+      ASSERT_EQ(*got, expected) << type << " #" << n;
+      ++compared;
+    }
+  }
+  EXPECT_EQ(compared, 2000);
 }
 
 }  // namespace
