@@ -172,7 +172,7 @@ Status Server::Start() {
                              {"revision", store_->revision()}});
 
   if (std::any_of(config_.topics.begin(), config_.topics.end(), [](const config::TopicConfig& t) {
-        return t.value_format == config::ValueFormat::kRegistry;
+        return t.value_format == config::ValueFormat::kRegistry || t.registry_keys;
       })) {
     registry_client_ = std::make_unique<registry::RegistryClient>(config_.registry);
     schema_registry_ =

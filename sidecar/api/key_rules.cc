@@ -1,5 +1,6 @@
 #include "api/key_rules.h"
 
+#include "common/canonical_json.h"
 #include "common/utf8.h"
 
 namespace cachecar::api {
@@ -14,7 +15,16 @@ std::string ValidateKey(const config::TopicConfig& topic, const std::string& key
   if (topic.key_encoding == config::KeyEncoding::kUtf8 && !IsValidUtf8(key)) {
     return "must be valid UTF-8 (topic " + topic.name + " has key_encoding utf-8)";
   }
+  if (topic.registry_keys && !CanonicalJson(key)) {
+    return "must be the key as JSON (topic " + topic.name + " has key_format: registry)";
+  }
   return {};
+}
+
+std::string StoredKey(const config::TopicConfig& topic, const std::string& key) {
+  if (!topic.registry_keys) return key;
+  std::optional<std::string> canonical = CanonicalJson(key);
+  return canonical ? *canonical : key;
 }
 
 }  // namespace cachecar::api

@@ -15,4 +15,8 @@ namespace cachecar::api {
 std::string ValidateKey(const config::TopicConfig& topic, const std::string& key,
                         size_t max_key_bytes);
 
+// The key as the store holds it: `key` itself, or its canonical JSON on a key_format:
+// registry topic (ValidateKey has said it is JSON).
+std::string StoredKey(const config::TopicConfig& topic, const std::string& key);
+
 }  // namespace cachecar::api

@@ -193,7 +193,7 @@ void ReadTopics(YamlReader& r, const YAML::Node& node, const std::filesystem::pa
                       "schema_formats", "read_only", "on_invalid", "dead_letter_topic",
                       "max_value_bytes", "rejected_history", "readiness",
                       "retain_beyond_log", "transform", "apply", "entry_schema", "views",
-                      "registry_subject", "registry_version"})) {
+                      "registry_subject", "registry_version", "key_format"})) {
       continue;
     }
     if (!t["name"]) {
@@ -232,6 +232,32 @@ void ReadTopics(YamlReader& r, const YAML::Node& node, const std::filesystem::pa
       if (!registry) {
         r.Problem(path + ".registry_version", t["registry_version"],
                   "only used with value_format: registry");
+      }
+    }
+    if (t["key_format"]) {
+      if (auto s = r.String(path + ".key_format", t["key_format"])) {
+        if (*s == "registry") {
+          tc.registry_keys = true;
+        } else if (*s != "raw") {
+          r.Problem(path + ".key_format", t["key_format"],
+                    "must be raw (the key as Kafka holds it, the default) or registry, not \"" +
+                        s->substr(0, 64) + "\"");
+        }
+      }
+    }
+    if (tc.registry_keys) {
+      // The keys a client would give are JSON, not the wire format a producer writes, and
+      // a transform, merge or view would see decoded keys: not supported yet.
+      for (const char* field : {"transform", "apply", "views"}) {
+        if (t[field]) {
+          r.Problem(path + "." + field, t[field],
+                    "not available with key_format: registry (not supported yet)");
+        }
+      }
+      if (t["read_only"] && t["read_only"].IsScalar() && t["read_only"].Scalar() == "false") {
+        r.Problem(path + ".read_only", t["read_only"],
+                  "a key_format: registry topic is read-only: cachecar does not encode keys "
+                  "for Puts and Deletes yet");
       }
     }
     // What registry topics do not take yet: their schema is the registry's, and the
@@ -629,9 +655,13 @@ void Validate(YamlReader& r, const YAML::Node& root, Config* cfg) {
                   "history window cancels every live watch");
   }
   for (size_t i = 0; i < cfg->topics.size(); ++i) {
-    if (cfg->topics[i].value_format == ValueFormat::kRegistry && cfg->registry.url.empty()) {
+    const TopicConfig& t = cfg->topics[i];
+    if ((t.value_format == ValueFormat::kRegistry || t.registry_keys) &&
+        cfg->registry.url.empty()) {
       r.Problem("registry.url", at("registry", "url"),
-                "required: topic " + cfg->topics[i].name + " has value_format: registry");
+                "required: topic " + t.name + " has " +
+                    (t.value_format == ValueFormat::kRegistry ? "value_format" : "key_format") +
+                    ": registry");
       break;
     }
   }

@@ -67,6 +67,10 @@ struct TopicConfig {
   // utf-8: keys must be valid UTF-8 (records with other keys are rejected, requests with
   // other keys are INVALID_ARGUMENT). bytes: any key.
   KeyEncoding key_encoding = KeyEncoding::kUtf8;
+  // registry: keys are in the Schema Registry wire format too (Confluent's key
+  // serializers); each is decoded with its schema and stored as compact JSON with sorted
+  // members (README "Keys in the registry format"). Such topics are read-only.
+  bool registry_keys = false;
   // json: values must be JSON documents (invalid ones are rejected, never served).
   // bytes: any value. registry: see ValueFormat.
   ValueFormat value_format = ValueFormat::kJson;

@@ -175,7 +175,10 @@ std::vector<store::PartitionKey> InvalidRecords::LiftReplaced() {
   std::vector<store::PartitionKey> lifted;
   for (const auto& [key, halt] : halted_) {
     // A registry topic's schemas are the registry's, by id: a file reload changes nothing.
-    if ((*options_.topics)[key.first].value_format == config::ValueFormat::kRegistry) continue;
+    if ((*options_.topics)[key.first].value_format == config::ValueFormat::kRegistry ||
+        halt.halting.registry_schema_id) {
+      continue;
+    }
     auto now = options_.schemas != nullptr ? options_.schemas->Get(key.first) : nullptr;
     if (now != halt.schema) lifted.push_back(key);
   }

@@ -2,9 +2,11 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstring>
 
 #include <nlohmann/json.hpp>
 
+#include "common/canonical_json.h"
 #include "common/log.h"
 #include "registry/wire_format.h"
 #include "transform/merge_patch.h"
@@ -488,6 +490,19 @@ void Materializer::Handle(const SourceEvent& ev) {
     case SourceEvent::Kind::kRecord:
       break;
   }
+  if (topic.registry_keys && ev.has_key && !ev.key.empty()) {
+    std::string key;
+    if (!DecodeRegistryKey(ev, &key)) return;
+    SourceEvent decoded = ev;  // the record as if its key were the decoded one
+    decoded.key = key;
+    HandleDecodedKey(decoded);
+    return;
+  }
+  HandleDecodedKey(ev);
+}
+
+void Materializer::HandleDecodedKey(const SourceEvent& ev) {
+  const config::TopicConfig& topic = options_.topics[ev.topic];
   if (topic.value_format == config::ValueFormat::kRegistry) {
     HandleRegistryRecord(ev);
     return;
@@ -513,29 +528,10 @@ void Materializer::HandleRegistryRecord(const SourceEvent& ev) {
   }
   d.schema_id = wire->schema_id;
   auto id = [&] { return std::to_string(wire->schema_id); };  // for messages only
-  Result<std::shared_ptr<const registry::ResolvedSchema>> resolved =
-      options_.registry->ForRecord(ev.topic, wire->schema_id);
-  if (!resolved.ok() && resolved.status().code() == Code::kNotFound) {
-    d.detail = "schema id " + id() + " is not in the schema registry: " +
-               resolved.status().message();
-    HandleRecord(ev, RejectReason::kUnknownSchemaId, nullptr, &d);
-    return;
-  }
-  if (!resolved.ok()) {
-    // Not the record's fault: the partition waits here (not ready, saying why) and goes on
-    // once the registry answers. A record is never skipped for the registry's absence.
-    InvalidRecords::Halting halting;
-    halting.reason = "waiting for the schema registry to give schema id " + id() + ": " +
-                     resolved.status().message();
-    halting.registry_schema_id = wire->schema_id;
-    log::Warn("schema registry unavailable; the partition waits for it",
-              {{"topic", topic.name}, {"partition", static_cast<int64_t>(ev.partition)},
-               {"offset", ev.offset}, {"schema_id", static_cast<int64_t>(wire->schema_id)},
-               {"error", resolved.status().message()}});
-    HaltPartition(ev, std::move(halting), nullptr);
-    return;
-  }
-  const registry::ResolvedSchema& rs = **resolved;
+  std::shared_ptr<const registry::ResolvedSchema> resolved =
+      RegistrySchemaFor(ev, wire->schema_id, "value");
+  if (resolved == nullptr) return;
+  const registry::ResolvedSchema& rs = *resolved;
   d.payload = wire->payload;
   if (rs.avro != nullptr || rs.protobuf != nullptr) {
     Result<std::string> json = rs.avro != nullptr
@@ -560,6 +556,90 @@ void Materializer::HandleRegistryRecord(const SourceEvent& ev) {
   d.schema = rs.json;
   HandleRecord(ev, CheckRecord(topic, rs.json.get(), true, ev.key, true, d.payload), nullptr,
                &d);
+}
+
+// The longest decoded key (the API's longest key: a longer one could not be asked for).
+constexpr size_t kMaxRegistryKeyBytes = 1 << 20;
+
+std::shared_ptr<const registry::ResolvedSchema> Materializer::RegistrySchemaFor(
+    const SourceEvent& ev, int32_t id, const char* part) {
+  const config::TopicConfig& topic = options_.topics[ev.topic];
+  Result<std::shared_ptr<const registry::ResolvedSchema>> resolved =
+      options_.registry->ForRecord(ev.topic, id);
+  if (resolved.ok()) return *resolved;
+  const std::string of = std::string(std::strcmp(part, "key") == 0 ? "the key's " : "") +
+                         "schema id " + std::to_string(id);
+  if (resolved.status().code() == Code::kNotFound) {
+    Decoded d;
+    d.detail = of + " is not in the schema registry: " + resolved.status().message();
+    HandleRecord(ev, RejectReason::kUnknownSchemaId, nullptr, &d);
+    return nullptr;
+  }
+  // Not the record's fault: the partition waits here (not ready, saying why) and goes on
+  // once the registry answers. A record is never skipped for the registry's absence.
+  InvalidRecords::Halting halting;
+  halting.reason = "waiting for the schema registry to give " + of + ": " +
+                   resolved.status().message();
+  halting.registry_schema_id = id;
+  log::Warn("schema registry unavailable; the partition waits for it",
+            {{"topic", topic.name}, {"partition", static_cast<int64_t>(ev.partition)},
+             {"offset", ev.offset}, {"schema_id", static_cast<int64_t>(id)}, {"of", part},
+             {"error", resolved.status().message()}});
+  HaltPartition(ev, std::move(halting), nullptr);
+  return nullptr;
+}
+
+bool Materializer::DecodeRegistryKey(const SourceEvent& ev, std::string* key) {
+  Decoded d;
+  auto reject = [&](RejectReason reason, std::string detail) {
+    d.detail = "key: " + std::move(detail);
+    HandleRecord(ev, reason, nullptr, &d);
+    return false;
+  };
+  std::optional<registry::WireValue> wire = registry::ParseWireValue(ev.key);
+  if (!wire) {
+    return reject(RejectReason::kNotRegistryFormat,
+                  "not the schema registry wire format (a zero byte, then a 4-byte schema id)");
+  }
+  std::shared_ptr<const registry::ResolvedSchema> rs =
+      RegistrySchemaFor(ev, wire->schema_id, "key");
+  if (rs == nullptr) return false;
+  const std::string id = std::to_string(wire->schema_id);
+  std::string json;
+  if (rs->avro != nullptr || rs->protobuf != nullptr) {
+    Result<std::string> decoded =
+        rs->avro != nullptr ? rs->avro->Decode(wire->payload, kMaxRegistryKeyBytes)
+                            : rs->protobuf->Decode(wire->payload, kMaxRegistryKeyBytes);
+    if (!decoded.ok()) {
+      return reject(RejectReason::kUndecodablePayload,
+                    "schema id " + id + ": " + decoded.status().message());
+    }
+    json = std::move(*decoded);
+  } else if (rs->json != nullptr) {
+    switch (rs->json->Check(wire->payload)) {
+      case schema::Verdict::kValid:
+        break;
+      case schema::Verdict::kNotJson:
+        return reject(RejectReason::kInvalidJson, "schema id " + id + ": not JSON");
+      default:
+        return reject(RejectReason::kSchemaViolation,
+                      "schema id " + id + ": " +
+                          DescribeReject(RejectReason::kSchemaViolation, rs->json.get(),
+                                         wire->payload));
+    }
+    json.assign(wire->payload);
+  } else {
+    return reject(RejectReason::kUnsupportedSchema, rs->unusable);
+  }
+  // One form for a key however its producer spaced or ordered it: the form Get looks up.
+  std::optional<std::string> canonical = CanonicalJson(json);
+  if (!canonical || canonical->empty() || canonical->size() > kMaxRegistryKeyBytes) {
+    return reject(RejectReason::kUndecodablePayload,
+                  "schema id " + id + ": the decoded key is not JSON of at most " +
+                      std::to_string(kMaxRegistryKeyBytes) + " bytes");
+  }
+  *key = std::move(*canonical);
+  return true;
 }
 
 void Materializer::RetryRegistryWaits(std::vector<store::PartitionKey>* lifted) {

@@ -229,6 +229,16 @@ class Materializer {
     std::optional<int32_t> schema_id;                 // the record's, once read
   };
   void HandleRegistryRecord(const SourceEvent& ev);
+  // A data record once its key is what the store keeps (decoded, for key_format: registry).
+  void HandleDecodedKey(const SourceEvent& ev);
+  // key_format: registry: the record's key decoded into `*key` (compact JSON, members
+  // sorted). False if the record was rejected or its partition halted for it (handled).
+  bool DecodeRegistryKey(const SourceEvent& ev, std::string* key);
+  // The registry schema of a record's key or value, by its wire-format id; null if the
+  // record was rejected (unknown id) or its partition halted (the registry is away).
+  std::shared_ptr<const registry::ResolvedSchema> RegistrySchemaFor(const SourceEvent& ev,
+                                                                    int32_t id,
+                                                                    const char* part);
   // Lifts the halts of partitions waiting on the schema registry once it answers.
   void RetryRegistryWaits(std::vector<store::PartitionKey>* lifted);
   // A data record, after its transform when its topic has one (`tr`, null otherwise), or

@@ -25,6 +25,7 @@ std::string TopicSettingsFingerprint(const config::TopicConfig& topic,
   std::string s = "cachecar-topic-settings-1\n";
   s += "key_encoding=" + std::string(config::KeyEncodingName(topic.key_encoding)) + "\n";
   s += "value_format=" + std::string(config::ValueFormatName(topic.value_format)) + "\n";
+  if (topic.registry_keys) s += "key_format=registry\n";  // absent: raw, as before
   s += "on_invalid=" + std::string(config::InvalidPolicyName(topic.on_invalid)) + "\n";
   s += "dead_letter_topic=" + topic.dead_letter_topic + "\n";
   s += std::string("retain_beyond_log=") + (topic.retain_beyond_log ? "true" : "false") + "\n";
@@ -54,9 +55,10 @@ std::vector<LocalTopic> LocalTopics(const config::Config& config,
   for (size_t i = 0; i < config.topics.size(); ++i) {
     const config::TopicConfig& t = config.topics[i];
     // A registry topic's schemas are what its registry says each id is.
-    const std::string schema = t.value_format == config::ValueFormat::kRegistry
-                                   ? "registry " + config.registry.url
-                                   : schemas.ContentFingerprint(i);
+    std::string schema = t.value_format == config::ValueFormat::kRegistry
+                             ? "registry " + config.registry.url
+                             : schemas.ContentFingerprint(i);
+    if (t.registry_keys) schema += "\nkeys from registry " + config.registry.url;
     out.push_back({t.name, TopicSettingsFingerprint(t, schema)});
   }
   return out;

@@ -103,12 +103,13 @@ Status ReadHandler::Get(const v1::GetRequest& req, v1::GetResponse* resp) const 
 
   Result<store::Snapshot> snap = store_->NewSnapshot();
   if (!snap.ok()) return snap.status();
-  Result<std::optional<store::DecodedRecord>> e = snap->GetView(*topic, req.key());
+  const std::string key = api::StoredKey(config_->topics[*topic], req.key());
+  Result<std::optional<store::DecodedRecord>> e = snap->GetView(*topic, key);
   if (!e.ok()) return e.status();
   resp->set_store_revision(snap->revision());
   if (stale) StaleToProto(*stale, resp->mutable_stale());
   resp->set_found(e->has_value());
-  if (e->has_value()) api::EntryToProto(req.key(), (*e)->value, (*e)->meta, resp->mutable_entry());
+  if (e->has_value()) api::EntryToProto(key, (*e)->value, (*e)->meta, resp->mutable_entry());
   return Status::Ok();
 }
 
@@ -135,11 +136,12 @@ Status ReadHandler::BatchGet(const v1::BatchGetRequest& req, v1::BatchGetRespons
   Result<store::Snapshot> snap = store_->NewSnapshot();
   if (!snap.ok()) return snap.status();
   resp->mutable_results()->Reserve(req.keys_size());
-  for (const std::string& key : req.keys()) {
+  for (const std::string& asked : req.keys()) {
+    const std::string key = api::StoredKey(config_->topics[*topic], asked);
     Result<std::optional<store::DecodedRecord>> e = snap->GetView(*topic, key);
     if (!e.ok()) return e.status();
     v1::BatchGetResult* r = resp->add_results();
-    r->set_key(key);
+    r->set_key(asked);
     r->set_found(e->has_value());
     if (e->has_value()) api::EntryToProto(key, (*e)->value, (*e)->meta, r->mutable_entry());
   }

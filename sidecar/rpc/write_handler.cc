@@ -78,6 +78,13 @@ Result<size_t> WriteHandler::ResolveWritable(const std::string& topic, const std
                     "VIEW_READ_ONLY")
           .With("topic", topic);
     }
+    if (t.registry_keys) {
+      return Status(Code::kPermissionDenied,
+                    "topic " + topic + " is read-only: it has key_format: registry, and "
+                    "cachecar does not encode keys in the registry format for writes yet",
+                    "TOPIC_READ_ONLY")
+          .With("topic", topic);
+    }
     if (t.read_only || sink_ == nullptr) {
       return Status(Code::kPermissionDenied,
                     "topic " + topic + " is read-only in this sidecar (set read_only: false "

@@ -83,7 +83,8 @@ std::variant<WatchSpec, Refusal> CheckCreate(const v1::WatchCreateRequest& c,
   WatchSpec spec;
   spec.id = id;
   spec.topic = topic->second;
-  spec.key = c.key();
+  // One key of a key_format: registry topic is watched in the form the store keeps it.
+  spec.key = c.prefix() ? c.key() : api::StoredKey((*ctx.topics)[topic->second], c.key());
   spec.prefix = c.prefix();
   spec.no_put = c.no_put();
   spec.no_delete = c.no_delete();

@@ -882,11 +882,15 @@ registry: {url: "http://registry:8080/apis/ccompat/v7", timeout_ms: 1500}
 topics:
   - {name: users, value_format: registry}
   - {name: orders, value_format: registry, registry_subject: shop.Order, registry_version: 3}
+  - {name: cdc, key_format: registry}
 )",
                          "c.yaml", Env());
   ASSERT_TRUE(cfg.ok()) << cfg.status().ToString();
   EXPECT_EQ(cfg->topics[0].registry_version, 0);  // the latest
   EXPECT_EQ(cfg->topics[1].registry_version, 3);
+  EXPECT_FALSE(cfg->topics[0].registry_keys);
+  EXPECT_TRUE(cfg->topics[2].registry_keys);
+  EXPECT_EQ(cfg->topics[2].value_format, ValueFormat::kJson);
   EXPECT_EQ(cfg->registry.url, "http://registry:8080/apis/ccompat/v7");
   EXPECT_EQ(cfg->registry.timeout_ms, 1500u);
   EXPECT_EQ(cfg->topics[0].value_format, ValueFormat::kRegistry);
@@ -907,6 +911,8 @@ topics:
   - {name: f, value_format: registry, registry_version: 0}
   - {name: g, value_format: registry, registry_version: latest}
   - {name: h, registry_version: 2}
+  - {name: i, key_format: avro}
+  - {name: k, key_format: registry, read_only: false, transform: "."}
 )",
                          "c.yaml", Env());
   ASSERT_FALSE(cfg.ok());
@@ -920,6 +926,9 @@ topics:
   EXPECT_THAT(ProblemFor(st, "topics[5].registry_version"), HasSubstr("between 1 and"));
   EXPECT_THAT(ProblemFor(st, "topics[6].registry_version"), HasSubstr("whole number"));
   EXPECT_THAT(ProblemFor(st, "topics[7].registry_version"), HasSubstr("only used with"));
+  EXPECT_THAT(ProblemFor(st, "topics[8].key_format"), HasSubstr("raw"));
+  EXPECT_THAT(ProblemFor(st, "topics[9].read_only"), HasSubstr("read-only"));
+  EXPECT_THAT(ProblemFor(st, "topics[9].transform"), HasSubstr("key_format: registry"));
 
   auto urls = ParseConfig(R"(
 kafka: {bootstrap_servers: localhost:9092}

@@ -486,6 +486,73 @@ def test_hostile_references_are_refused_not_followed_forever(admin, bootstrap,
         server.shutdown()
 
 
+def test_keys_in_the_registry_format_are_decoded_and_looked_up_as_json(
+        admin, bootstrap, cachecar_factory, registry):
+    """Keys written by Confluent's key serializers (Avro, as Debezium writes them; JSON
+    Schema): stored as compact JSON with sorted members, and found however a client spaces
+    or orders the JSON it asks with."""
+    t = create_topic(admin, unique("reg-keys"))
+    kctx = SerializationContext(t, MessageField.KEY)
+    key_ser = AvroSerializer(registry.client, json.dumps(
+        {"type": "record", "name": "Key", "namespace": "com.keys",
+         "fields": [{"name": "id", "type": "long"}, {"name": "region", "type": "string"}]}))
+    value_ser = json_serializer(registry, USER_V1)
+    key = lambda i, region="eu": key_ser({"id": i, "region": region}, kctx)
+    key_id = struct.unpack(">i", key(1)[1:5])[0]
+    j = create_topic(admin, unique("reg-json-keys"))
+    json_key_ser = JSONSerializer(json.dumps(
+        {"$schema": "http://json-schema.org/draft-07/schema#", "type": "object",
+         "properties": {"a": {}, "b": {"type": "integer"}}, "required": ["b"]}),
+        registry.client, conf={"auto.register.schemas": True, "validate": False})
+    produce(bootstrap, t, [
+        (key(1), encode(value_ser, t, {"name": "ada"})),
+        (key(2), encode(value_ser, t, {"name": "bob"})),
+        (key(2), None),                                   # a tombstone deletes by its key
+        (key(3, "us"), encode(value_ser, t, {"name": "eve"})),
+        (b"plain-key", encode(value_ser, t, {"name": "x"})),      # not the wire format
+        (wire(987654321, b"\x02"), encode(value_ser, t, {"name": "y"})),  # unknown id
+        (wire(key_id, b"\x02"), encode(value_ser, t, {"name": "z"})),     # cut short
+    ])
+    produce(bootstrap, j, [
+        (json_key_ser({"b": 2, "a": [1, 2]}, SerializationContext(j, MessageField.KEY)),
+         b'{"n": 1}'),
+        (json_key_ser({"a": 1}, SerializationContext(j, MessageField.KEY)), b'{"n": 2}'),
+    ])
+    c = cachecar_factory([{"name": t, "key_format": "registry", "value_format": "registry"},
+                          {"name": j, "key_format": "registry"}],
+                         extra=registry_extra(registry)).start()
+    c.wait_ready()
+    r = c.stub.Get(pb.GetRequest(topic=t, key=b'{ "region" : "eu", "id": 1 }'), timeout=5)
+    assert r.found and json.loads(r.entry.value) == {"name": "ada"}
+    assert r.entry.key == b'{"id":1,"region":"eu"}'
+    assert not c.stub.Get(pb.GetRequest(topic=t, key=b'{"id":2,"region":"eu"}'),
+                          timeout=5).found
+    batch = c.stub.BatchGet(pb.BatchGetRequest(topic=t, keys=[
+        b'{"id":3,"region":"us"}', b'{"region":"us","id":3}', b'{"id":4,"region":"us"}']),
+        timeout=5)
+    assert [x.found for x in batch.results] == [True, True, False]
+    assert batch.results[1].key == b'{"region":"us","id":3}'  # answers the key asked
+    listed = c.stub.List(pb.ListRequest(topic=t), timeout=5).entries
+    assert [e.key for e in listed] == [b'{"id":1,"region":"eu"}', b'{"id":3,"region":"us"}']
+    e = call_error(c.stub.Get, pb.GetRequest(topic=t, key=b"plain-key"))
+    assert e.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "key_format: registry" in rich_status(e)[1]["key"]
+    details = {r.reason: r.detail for r in c.stub.ListRejectedRecords(
+        pb.ListRejectedRecordsRequest(topic=t), timeout=5).records}
+    assert set(details) == {"not_registry_format", "unknown_schema_id", "undecodable_payload"}
+    assert all(d.startswith("key: ") or "key's" in d for d in details.values()), details
+    # A JSON Schema key: validated, and its members sorted.
+    r = c.stub.Get(pb.GetRequest(topic=j, key=b'{"b": 2, "a": [1, 2]}'), timeout=5)
+    assert r.found and r.entry.key == b'{"a":[1,2],"b":2}'
+    assert c.metric("cachecar_materializer_records_rejected_total", topic=j,
+                    reason="schema_violation") == 1  # {"a": 1} lacks "b"
+    # Read-only: cachecar does not encode keys for Puts yet, and says so.
+    e = call_error(c.stub.Put, pb.PutRequest(topic=t, key=b'{"id":9,"region":"eu"}',
+                                             value=b'{"name": "n"}'))
+    assert e.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert "key_format: registry" in e.details()
+
+
 def test_put_encodes_with_the_subjects_latest_schema_for_confluent_consumers(
         admin, bootstrap, cachecar_factory, registry):
     t = create_topic(admin, unique("reg-put"))
