@@ -389,6 +389,7 @@ Result<std::shared_ptr<const ProtobufSchema>> ProtobufSchema::Compile(
   }
   std::unordered_set<const pb::Descriptor*> open, no;
   std::vector<const pb::Descriptor*> all;
+  all.reserve(static_cast<size_t>(s->file_->message_type_count()));
   for (int i = 0; i < s->file_->message_type_count(); ++i) all.push_back(s->file_->message_type(i));
   while (!all.empty()) {  // the file's messages and the ones nested in them (what indexes name)
     const pb::Descriptor* d = all.back();

@@ -254,8 +254,9 @@ Status SchemaCache::FollowReferences(const std::vector<SchemaReference>& refs,
     }
     if (!got.ok()) return got.status();
     if (got->type != type) {
-      raw->unusable = "(" + type + ") refers to " + what + ", a " + got->type.substr(0, 64) +
-                      " schema";
+      std::string& u = raw->unusable;
+      u.append("(").append(type).append(") refers to ").append(what);
+      u.append(", a ").append(got->type.substr(0, 64)).append(" schema");
       return Status::Ok();
     }
     open->push_back(at);
