@@ -464,26 +464,18 @@ Result<std::string> ProtobufSchema::Decode(std::string_view payload, size_t max_
                         " (malformed, a required field missing, or nested too deep)");
   }
   std::string json;
-  if (printable_.count(d) != 0) {
-    json.reserve(body.size() * 2);
-    if (PrintMessage(*m, &json, 0)) {
-      if (json.size() > max_bytes) {
-        return Status(Code::kResourceExhausted,
-                      "the decoded value is " + std::to_string(json.size()) + " bytes, over " +
-                          std::to_string(max_bytes),
-                      "VALUE_TOO_LARGE");
-      }
-      return json;
-    }
+  const bool printable = printable_.count(d) != 0;
+  if (printable) json.reserve(body.size() * 2);
+  if (!printable || !PrintMessage(*m, &json, 0)) {
     json.clear();  // left to the converter
-  }
-  pb::util::JsonPrintOptions options;
-  pb::util::Status st = pb::util::BinaryToJsonString(
-      resolver_.get(), std::string(kTypeUrlPrefix) + "/" + d->full_name(),
-      std::string(body), &json, options);
-  if (!st.ok()) {
-    return DecodeFailed("the payload does not parse as " + d->full_name() + ": " +
-                        std::string(st.message()).substr(0, 300));
+    pb::util::JsonPrintOptions options;
+    pb::util::Status st = pb::util::BinaryToJsonString(
+        resolver_.get(), std::string(kTypeUrlPrefix) + "/" + d->full_name(),
+        std::string(body), &json, options);
+    if (!st.ok()) {
+      return DecodeFailed("the payload does not parse as " + d->full_name() + ": " +
+                          std::string(st.message()).substr(0, 300));
+    }
   }
   if (json.size() > max_bytes) {
     return Status(Code::kResourceExhausted,

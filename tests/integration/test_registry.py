@@ -1,6 +1,7 @@
 """value_format: registry topics against the real broker and a real Confluent-compatible
 Schema Registry (Apicurio, scripts/registry.sh), records written by the independent
 Confluent serializers (confluent-kafka's JSONSerializer, AvroSerializer)."""
+import contextlib
 import datetime
 import http.server
 import json
@@ -85,6 +86,35 @@ def get(c, topic, key):
 
 def registry_extra(registry):
     return {"registry": {"url": registry.url, "timeout_ms": 2000}}
+
+
+@contextlib.contextmanager
+def fake_registry(respond):
+    """A registry that answers as `respond(path) -> (status, body bytes)` says, for faults
+    the real one cannot produce on demand. Yields the sidecar's registry settings."""
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            status, body = respond(self.path)
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            try:
+                self.wfile.write(body)
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield {"registry": {"url": f"http://127.0.0.1:{server.server_port}",
+                            "timeout_ms": 5000}}
+    finally:
+        server.shutdown()
 
 
 def test_records_of_the_confluent_json_serializer_are_decoded_validated_and_served(
@@ -447,30 +477,18 @@ def test_hostile_references_are_refused_not_followed_forever(admin, bootstrap,
             return schema([])
         return None
 
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):
-            asked.append(self.path)
-            found = answer(self.path)
-            body = json.dumps(found if found is not None else
-                              {"error_code": 40401, "message": "not found"}).encode()
-            self.send_response(200 if found is not None else 404)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+    def respond(path):
+        asked.append(path)
+        found = answer(path)
+        if found is None:
+            return 404, json.dumps({"error_code": 40401, "message": "not found"}).encode()
+        return 200, json.dumps(found).encode()
 
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
+    with fake_registry(respond) as extra:
         t = create_topic(admin, unique("reg-hostile-refs"))
         produce(bootstrap, t, [(b"loop", wire(1, b"\x02")), (b"deep", wire(2, b"\x02")),
                                (b"missing", wire(3, b"\x02")), (b"fine", wire(4, b"\x04"))])
-        c = cachecar_factory([{"name": t, "value_format": "registry"}],
-                             extra={"registry": {"url": f"http://127.0.0.1:{server.server_port}",
-                                                 "timeout_ms": 5000}}).start()
+        c = cachecar_factory([{"name": t, "value_format": "registry"}], extra=extra).start()
         c.wait_ready(timeout=60)
         assert get(c, t, b"fine") == {"n": 2}
         for key in (b"loop", b"deep", b"missing"):
@@ -482,8 +500,6 @@ def test_hostile_references_are_refused_not_followed_forever(admin, bootstrap,
         assert details[b"missing"][0] == "unsupported_schema"
         assert "does not have" in details[b"missing"][1]
         assert len([p for p in asked if p.startswith("/subjects/deep/")]) <= 16
-    finally:
-        server.shutdown()
 
 
 def test_keys_in_the_registry_format_are_decoded_and_looked_up_as_json(
@@ -748,31 +764,16 @@ def test_a_registry_answering_garbage_is_waited_on_not_believed(admin, bootstrap
                b"x" * (17 << 20)]  # over the 16 MiB cap
     served = []
 
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):
-            body = answers[min(len(served), len(answers) - 1)] if answers else json.dumps(
-                {"schema": json.dumps({"type": "object"}), "schemaType": "JSON"}).encode()
-            served.append(self.path)
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            try:
-                self.wfile.write(body)
-            except (BrokenPipeError, ConnectionResetError):
-                pass
+    def respond(path):
+        body = answers[min(len(served), len(answers) - 1)] if answers else json.dumps(
+            {"schema": json.dumps({"type": "object"}), "schemaType": "JSON"}).encode()
+        served.append(path)
+        return 200, body
 
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
+    with fake_registry(respond) as extra:
         t = create_topic(admin, unique("reg-garbage"))
         produce(bootstrap, t, [(b"a", wire(7, b'{"n": 1}'))])
-        c = cachecar_factory([{"name": t, "value_format": "registry"}],
-                             extra={"registry": {"url": f"http://127.0.0.1:{server.server_port}",
-                                                 "timeout_ms": 5000}}).start()
+        c = cachecar_factory([{"name": t, "value_format": "registry"}], extra=extra).start()
         deadline_wait(lambda: c.metric("cachecar_registry_requests_total",
                                        result="bad_answer") >= len(answers),
                       timeout=120, what="every bad answer taken as one")
@@ -784,5 +785,3 @@ def test_a_registry_answering_garbage_is_waited_on_not_believed(admin, bootstrap
         answers.clear()  # from now on, a schema
         c.wait_ready(timeout=120)
         assert get(c, t, b"a") == {"n": 1}
-    finally:
-        server.shutdown()
