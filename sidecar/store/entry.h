@@ -15,6 +15,9 @@ struct Entry {
   std::string key;
   std::string value;
   EntryMeta meta;
+  // On a registry topic that keeps them: the record's wire-format bytes as read from Kafka
+  // (the value is their decoded JSON).
+  std::optional<std::string> original;
 };
 
 // One change from the history log.
@@ -24,6 +27,7 @@ struct HistoryEvent {
   std::string key;
   std::optional<std::string> value;   // nullopt: the key was deleted
   EntryMeta meta;                     // of the record that made the change
+  std::optional<std::string> original;  // of the value, as in Entry::original
   std::optional<Entry> prev;          // the entry this change replaced or deleted, if any
   // Not a change of one key: the topic was emptied to be read again from Kafka (a
   // rebuild). `key` and `value` are empty.

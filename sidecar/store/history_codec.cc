@@ -6,7 +6,8 @@ namespace cachecar::store {
 namespace {
 
 constexpr uint8_t kHistoryPut = 1, kHistoryHasPrev = 2, kHistoryTopicReset = 4,
-                  kHistorySchemaId = 8, kHistoryPrevSchemaId = 16;
+                  kHistorySchemaId = 8, kHistoryPrevSchemaId = 16, kHistoryOriginal = 32,
+                  kHistoryPrevOriginal = 64;
 
 template <typename T>
 void PutFixed(std::string* out, T v) {
@@ -92,14 +93,24 @@ void AppendHistoryPrev(const DecodedRecord& prev, std::string* out) {
   PutFixed<uint64_t>(out, prev.meta.revision);
 }
 
-void AppendHistorySchemaIds(const EntryMeta& meta, const DecodedRecord* prev, std::string* out) {
+void AppendHistoryRegistry(const EntryMeta& meta, const std::string* original,
+                           const DecodedRecord* prev, std::string* out) {
+  auto flag = [&](uint8_t f) { (*out)[0] = static_cast<char>((*out)[0] | f); };
   if (meta.schema_id) {
-    (*out)[0] = static_cast<char>((*out)[0] | kHistorySchemaId);
+    flag(kHistorySchemaId);
     PutFixed<int32_t>(out, *meta.schema_id);
   }
   if (prev != nullptr && prev->meta.schema_id) {
-    (*out)[0] = static_cast<char>((*out)[0] | kHistoryPrevSchemaId);
+    flag(kHistoryPrevSchemaId);
     PutFixed<int32_t>(out, *prev->meta.schema_id);
+  }
+  if (original != nullptr) {
+    flag(kHistoryOriginal);
+    PutBytes(out, *original);
+  }
+  if (prev != nullptr && prev->original) {
+    flag(kHistoryPrevOriginal);
+    PutBytes(out, *prev->original);
   }
 }
 
@@ -166,6 +177,17 @@ bool DecodeHistory(uint64_t revision, std::string_view in, HistoryEvent* ev) {
     int32_t id = 0;
     if (!ev->prev || !r.Fixed(&id)) return false;
     ev->prev->meta.schema_id = id;
+  }
+  ev->original.reset();
+  if (flags & kHistoryOriginal) {
+    std::string original;
+    if (!ev->value || !r.Bytes(&original)) return false;
+    ev->original = std::move(original);
+  }
+  if (flags & kHistoryPrevOriginal) {
+    std::string original;
+    if (!ev->prev || !r.Bytes(&original)) return false;
+    ev->prev->original = std::move(original);
   }
   return r.done();
 }

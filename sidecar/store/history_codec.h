@@ -7,9 +7,10 @@
 //   u8 flags (1: put, 2: has prev, 4: topic reset) | u16 topic len, topic | u32 key len, key |
 //   [u32 value len, value] | i32 partition, i64 offset, i64 timestamp_ms |
 //   [u32 prev value len, prev value, i32 partition, i64 offset, i64 timestamp_ms, u64 revision] |
-//   [i32 schema id (flag 8)] | [i32 prev schema id (flag 16)]
-// The schema ids (registry topics) come last, so earlier versions refuse such a record
-// (trailing bytes) rather than misread it.
+//   [i32 schema id (flag 8)] | [i32 prev schema id (flag 16)] |
+//   [u32 original len, original (flag 32)] | [u32 prev original len, prev original (flag 64)]
+// What registry topics add (schema ids, original wire-format bytes) comes last, so earlier
+// versions refuse such a record (trailing bytes) rather than misread it.
 #pragma once
 
 #include <array>
@@ -33,9 +34,11 @@ void EncodeHistoryHead(std::string_view topic, std::string_view key, const std::
 // Adds the entry the change replaced to a record EncodeHistoryHead started.
 void AppendHistoryPrev(const DecodedRecord& prev, std::string* out);
 
-// Ends a record with the registry schema ids of the change and of the entry it replaced
-// (`prev`, null if none), if they have any: after AppendHistoryPrev.
-void AppendHistorySchemaIds(const EntryMeta& meta, const DecodedRecord* prev, std::string* out);
+// Ends a record with what a registry topic adds, if anything: the schema ids of the change
+// and of the entry it replaced (`prev`, null if none), and their original wire-format
+// bytes (`original`, null if none kept). After AppendHistoryPrev.
+void AppendHistoryRegistry(const EntryMeta& meta, const std::string* original,
+                           const DecodedRecord* prev, std::string* out);
 
 // A record saying the topic was emptied to be read again (no key, no value).
 void EncodeTopicReset(std::string_view topic, std::string* out);

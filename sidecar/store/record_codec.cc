@@ -9,6 +9,7 @@ namespace {
 
 constexpr uint8_t kVersion = 1;
 constexpr uint8_t kVersionWithSchemaId = 2;
+constexpr uint8_t kVersionWithOriginal = 3;
 constexpr uint8_t kFlagLongKey = 1;
 constexpr size_t kHeaderSize = 1 + 1 + 4 + 8 + 8 + 8;
 
@@ -40,17 +41,25 @@ std::string StoreKey(std::string_view key) {
 }
 
 void EncodeRecord(std::string_view key, std::string_view value, const EntryMeta& meta,
-                  std::string* out) {
+                  std::string* out, const std::string* original) {
   out->clear();
   bool long_key = key.size() >= kLongKeyThreshold;
-  out->reserve(kHeaderSize + 4 + value.size() + (long_key ? 4 + key.size() : 0));
-  out->push_back(static_cast<char>(meta.schema_id ? kVersionWithSchemaId : kVersion));
+  if (!meta.schema_id) original = nullptr;  // kept only beside a decoded value
+  out->reserve(kHeaderSize + 4 + value.size() + (long_key ? 4 + key.size() : 0) +
+               (original != nullptr ? 4 + original->size() : 0));
+  out->push_back(static_cast<char>(original != nullptr ? kVersionWithOriginal
+                                   : meta.schema_id    ? kVersionWithSchemaId
+                                                       : kVersion));
   out->push_back(static_cast<char>(long_key ? kFlagLongKey : 0));
   Put<int32_t>(out, meta.partition);
   Put<int64_t>(out, meta.offset);
   Put<int64_t>(out, meta.timestamp_ms);
   Put<uint64_t>(out, meta.revision);
   if (meta.schema_id) Put<int32_t>(out, *meta.schema_id);
+  if (original != nullptr) {
+    Put<uint32_t>(out, static_cast<uint32_t>(original->size()));
+    out->append(*original);
+  }
   if (long_key) {
     Put<uint32_t>(out, static_cast<uint32_t>(key.size()));
     out->append(key);
@@ -60,10 +69,11 @@ void EncodeRecord(std::string_view key, std::string_view value, const EntryMeta&
 
 std::optional<DecodedRecord> DecodeRecord(std::string_view store_key, std::string_view stored) {
   const uint8_t version = stored.empty() ? 0 : static_cast<uint8_t>(stored[0]);
-  if (version != kVersion && version != kVersionWithSchemaId) return std::nullopt;
-  if (stored.size() < kHeaderSize + (version == kVersionWithSchemaId ? 4 : 0)) {
+  if (version != kVersion && version != kVersionWithSchemaId &&
+      version != kVersionWithOriginal) {
     return std::nullopt;
   }
+  if (stored.size() < kHeaderSize + (version != kVersion ? 4 : 0)) return std::nullopt;
   const char* p = stored.data();
   uint8_t flags = static_cast<uint8_t>(p[1]);
   DecodedRecord r;
@@ -72,9 +82,17 @@ std::optional<DecodedRecord> DecodeRecord(std::string_view store_key, std::strin
   r.meta.timestamp_ms = Get<int64_t>(p + 14);
   r.meta.revision = Get<uint64_t>(p + 22);
   size_t pos = kHeaderSize;
-  if (version == kVersionWithSchemaId) {
+  if (version != kVersion) {
     r.meta.schema_id = Get<int32_t>(p + pos);
     pos += 4;
+  }
+  if (version == kVersionWithOriginal) {
+    if (stored.size() < pos + 4) return std::nullopt;
+    uint32_t len = Get<uint32_t>(p + pos);
+    pos += 4;
+    if (stored.size() - pos < len) return std::nullopt;
+    r.original = stored.substr(pos, len);
+    pos += len;
   }
   if (flags & kFlagLongKey) {
     if (stored.size() < pos + 4) return std::nullopt;

@@ -6,13 +6,14 @@
 // forms never collide), with the whole key kept in the value. Byte order, and so prefix
 // scans, hold for the first kLongKeyPrefix bytes of every key.
 //
-// Value: a fixed little-endian header, then (version 2 only) the Schema Registry id the
-// value was decoded with, then (long keys only) the whole key, then the value:
+// Value: a fixed little-endian header, then (versions 2 and 3) the Schema Registry id the
+// value was decoded with, then (version 3) the record's original wire-format bytes, then
+// (long keys only) the whole key, then the value:
 //   u8 version | u8 flags | i32 partition | i64 offset | i64 timestamp_ms | u64 revision |
-//   [i32 schema_id] | [u32 key_len | key] | value
+//   [i32 schema_id] | [u32 original_len | original] | [u32 key_len | key] | value
 // Records without a schema id are version 1 (as before ids were kept), so a store of
-// json and bytes topics reads the same in earlier versions; a version-2 record is refused
-// by them as malformed rather than misread.
+// json and bytes topics reads the same in earlier versions; a version-2 or -3 record is
+// refused by a version that does not know it as malformed rather than misread.
 #pragma once
 
 #include <cstdint>
@@ -42,14 +43,16 @@ inline bool IsLongStoreKey(std::string_view store_key) {
   return store_key.size() == kLongKeyThreshold;
 }
 
-// Appends the encoded record to `out` (cleared first).
+// Appends the encoded record to `out` (cleared first). `original`: the record's bytes as
+// read from Kafka, kept beside a decoded value (needs meta.schema_id); null: none.
 void EncodeRecord(std::string_view key, std::string_view value, const EntryMeta& meta,
-                  std::string* out);
+                  std::string* out, const std::string* original = nullptr);
 
 struct DecodedRecord {
   EntryMeta meta;
   std::string_view key;  // the whole key (from the value for long keys, else store_key)
   std::string_view value;
+  std::optional<std::string_view> original;  // see EncodeRecord
 };
 
 // Decodes a stored record; nullopt if it is malformed (a corrupt or foreign store).

@@ -43,7 +43,9 @@ Result<std::optional<Entry>> Snapshot::Get(size_t topic, std::string_view key) c
   if (!rec.ok()) return rec.status();
   if (!rec->has_value()) return std::optional<Entry>();
   const DecodedRecord& r = **rec;
-  return std::optional<Entry>(Entry{std::string(key), std::string(r.value), r.meta});
+  return std::optional<Entry>(Entry{std::string(key), std::string(r.value), r.meta,
+                                    r.original ? std::optional<std::string>(*r.original)
+                                               : std::nullopt});
 }
 
 Result<ScanPage> Snapshot::Scan(size_t topic, std::string_view prefix, std::string_view cursor,
@@ -72,7 +74,9 @@ Result<ScanPage> Snapshot::Scan(size_t topic, std::string_view prefix, std::stri
   };
   auto emit = [&](const DecodedRecord& r) {
     bytes += r.key.size() + r.value.size();
-    page.entries.push_back(Entry{std::string(r.key), std::string(r.value), r.meta});
+    page.entries.push_back(Entry{std::string(r.key), std::string(r.value), r.meta,
+                                 r.original ? std::optional<std::string>(*r.original)
+                                            : std::nullopt});
   };
   auto corrupt = [] {
     return Status(Code::kDataLoss, "malformed record in store", "STORE_CORRUPT");

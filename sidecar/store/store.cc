@@ -342,10 +342,11 @@ Result<ApplyResult> Store::ApplyOnce(const WriteBatch& batch) {
     EncodeHistoryHead(options_.topics.at(m.topic), m.key, m.value ? &*m.value : nullptr, head,
                       &history_scratch_);
     if (prev) AppendHistoryPrev(*prev, &history_scratch_);
-    AppendHistorySchemaIds(head, prev ? &*prev : nullptr, &history_scratch_);
+    const std::string* original = m.value && m.original ? &*m.original : nullptr;
+    AppendHistoryRegistry(head, original, prev ? &*prev : nullptr, &history_scratch_);
     if (m.value) {
       EntryMeta meta{m.partition, m.offset, m.timestamp_ms, rev + 1, m.schema_id};
-      EncodeRecord(m.key, *m.value, meta, &scratch_);
+      EncodeRecord(m.key, *m.value, meta, &scratch_, original);
       MDB_val v = Val(scratch_);
       rc = mdb_put(txn, dbi, &k, &v, 0);
       if (rc != 0) return LmdbError("put", rc);

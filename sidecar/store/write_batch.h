@@ -23,6 +23,8 @@ struct Mutation {
   int64_t timestamp_ms = 0;
   // For a put to a value_format: registry topic: the schema id its value was decoded with.
   std::optional<int32_t> schema_id;
+  // For such a put, if the topic keeps them: the record's value as read from Kafka.
+  std::optional<std::string> original;
   // For a put to a topic with views: per view of the topic (Options::views' order), the
   // view keys its value is under. Missing ones: none.
   std::vector<std::vector<std::string>> view_keys;

@@ -48,7 +48,7 @@ TEST(HistoryCodecTest, SchemaIdsOfTheChangeAndOfTheEntryItReplacedRoundTrip) {
   prev.meta = EntryMeta{0, 4, 1, 3};
   prev.meta.schema_id = 20;
   AppendHistoryPrev(prev, &out);
-  AppendHistorySchemaIds(meta, &prev, &out);
+  AppendHistoryRegistry(meta, nullptr, &prev, &out);
   HistoryEvent ev;
   ASSERT_TRUE(DecodeHistory(4, out, &ev));
   EXPECT_EQ(ev.meta.schema_id, 21);
@@ -64,14 +64,55 @@ TEST(HistoryCodecTest, SchemaIdsOfTheChangeAndOfTheEntryItReplacedRoundTrip) {
   std::string del, plain;
   EncodeHistoryHead("t", "k", nullptr, EntryMeta{0, 6, 1, 0}, &del);
   AppendHistoryPrev(prev, &del);
-  AppendHistorySchemaIds(EntryMeta{0, 6, 1, 0}, &prev, &del);
+  AppendHistoryRegistry(EntryMeta{0, 6, 1, 0}, nullptr, &prev, &del);
   ASSERT_TRUE(DecodeHistory(5, del, &ev));
   EXPECT_FALSE(ev.meta.schema_id.has_value());
   EXPECT_EQ(ev.prev->meta.schema_id, 20);
   EncodeHistoryHead("t", "k", &value, EntryMeta{0, 7, 1, 0}, &plain);
   const std::string before = plain;
-  AppendHistorySchemaIds(EntryMeta{0, 7, 1, 0}, nullptr, &plain);
+  AppendHistoryRegistry(EntryMeta{0, 7, 1, 0}, nullptr, nullptr, &plain);
   EXPECT_EQ(plain, before);
+}
+
+TEST(HistoryCodecTest, OriginalValuesOfTheChangeAndOfTheEntryItReplacedRoundTrip) {
+  std::string value = "{\"n\":2}", original("\0\0\0\0\x15\x04", 6), out;
+  EntryMeta meta{0, 5, 1, 0};
+  meta.schema_id = 21;
+  EncodeHistoryHead("t", "k", &value, meta, &out);
+  DecodedRecord prev;
+  prev.value = "{\"n\":1}";
+  prev.meta = EntryMeta{0, 4, 1, 3};
+  prev.meta.schema_id = 21;
+  const std::string prev_original("\0\0\0\0\x15\x02", 6);
+  prev.original = prev_original;
+  AppendHistoryPrev(prev, &out);
+  AppendHistoryRegistry(meta, &original, &prev, &out);
+  HistoryEvent ev;
+  ASSERT_TRUE(DecodeHistory(4, out, &ev));
+  EXPECT_EQ(ev.value, value);
+  EXPECT_EQ(ev.original, original);
+  ASSERT_TRUE(ev.prev.has_value());
+  EXPECT_EQ(ev.prev->value, "{\"n\":1}");
+  EXPECT_EQ(ev.prev->original, prev_original);
+  for (size_t n = 0; n < out.size(); ++n) {
+    HistoryEvent cut;
+    EXPECT_FALSE(DecodeHistory(1, out.substr(0, n), &cut)) << "truncated to " << n;
+  }
+  EXPECT_FALSE(DecodeHistory(1, out + "x", &ev));
+
+  // A delete keeps the replaced entry's original only; a record read after one with
+  // originals has none of its own.
+  std::string del, plain;
+  EncodeHistoryHead("t", "k", nullptr, EntryMeta{0, 6, 1, 0}, &del);
+  AppendHistoryPrev(prev, &del);
+  AppendHistoryRegistry(EntryMeta{0, 6, 1, 0}, nullptr, &prev, &del);
+  ASSERT_TRUE(DecodeHistory(5, del, &ev));
+  EXPECT_FALSE(ev.original.has_value());
+  EXPECT_EQ(ev.prev->original, prev_original);
+  EncodeHistoryHead("t", "k", &value, EntryMeta{0, 7, 1, 0}, &plain);
+  ASSERT_TRUE(DecodeHistory(6, plain, &ev));
+  EXPECT_FALSE(ev.original.has_value());
+  EXPECT_FALSE(ev.prev.has_value());
 }
 
 TEST(HistoryCodecTest, ADeleteHasNoValue) {

@@ -49,6 +49,41 @@ TEST(RecordCodecTest, ARegistrySchemaIdIsKeptOnlyWhenThereIsOne) {
   }
 }
 
+TEST(RecordCodecTest, OriginalBytesAreKeptBesideADecodedValue) {
+  EntryMeta meta{1, 2, 3, 4};
+  meta.schema_id = 17;
+  const std::string original("\0\0\0\0\x11\x06ada", 9);
+  std::string with, without;
+  EncodeRecord("k", "{\"name\":\"ada\"}", meta, &with, &original);
+  EncodeRecord("k", "{\"name\":\"ada\"}", meta, &without);
+  EXPECT_EQ(with[0], 3);
+  EXPECT_EQ(without[0], 2);  // records without one keep the second format, byte for byte
+  auto r = DecodeRecord("k", with);
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r->original, original);
+  EXPECT_EQ(r->value, "{\"name\":\"ada\"}");
+  EXPECT_EQ(r->meta.schema_id, 17);
+  EXPECT_FALSE(DecodeRecord("k", without)->original.has_value());
+  // With a long key, which comes after it.
+  std::string long_key(600, 'b');
+  EncodeRecord(long_key, "{}", meta, &with, &original);
+  auto l = DecodeRecord(StoreKey(long_key), with);
+  ASSERT_TRUE(l.has_value());
+  EXPECT_EQ(l->key, long_key);
+  EXPECT_EQ(l->original, original);
+  EXPECT_EQ(l->value, "{}");
+  // Only beside a decoded value (a schema id): otherwise not kept.
+  EncodeRecord("k", "v", EntryMeta{1, 2, 3, 4}, &with, &original);
+  EXPECT_EQ(with[0], 1);
+  EXPECT_FALSE(DecodeRecord("k", with)->original.has_value());
+  // A length past the end is refused, not read.
+  EncodeRecord("k", "{}", meta, &with, &original);
+  for (size_t n = 0; n < 30 + 4 + original.size(); ++n) {
+    auto cut = DecodeRecord("k", std::string_view(with).substr(0, n));
+    EXPECT_FALSE(cut.has_value()) << n;
+  }
+}
+
 TEST(RecordCodecTest, LongKeysAreHashedAndKeptWhole) {
   std::string key(5000, 'x');
   key += "tail";
