@@ -63,9 +63,13 @@ json BytesJson(const std::string& b) {
   return json{{"base64", absl::Base64Escape(b)}};
 }
 
-json ValueJson(const std::string& v) {
+// A value: its JSON, or else its bytes. An original value that is not JSON (a registry
+// topic's wire format: a zero byte, the schema id, the payload) is always base64, never
+// a string that happens to be UTF-8.
+json ValueJson(const std::string& v, bool original) {
   json parsed = json::parse(v, nullptr, false);
   if (!parsed.is_discarded()) return parsed;
+  if (original) return json{{"base64", absl::Base64Escape(v)}};
   return BytesJson(v);
 }
 
@@ -86,9 +90,9 @@ std::string Timestamp(const cachecar::v1::Entry& e) {
   return e.has_kafka_timestamp() ? FormatTimestamp(e.kafka_timestamp()) : "-";
 }
 
-json EntryJson(const cachecar::v1::Entry& e) {
+json EntryJson(const cachecar::v1::Entry& e, bool original) {
   json j{{"key", BytesJson(e.key())},
-         {"value", ValueJson(e.value())},
+         {"value", ValueJson(e.value(), original)},
          {"partition", e.partition()},
          {"offset", e.offset()},
          {"timestamp", e.has_kafka_timestamp() ? json(Timestamp(e)) : json(nullptr)},
@@ -126,7 +130,8 @@ struct WatchArgs {
 // progress, and the final canceled. Exit: 0 after --count events; 1 when the stream or
 // the watch ended otherwise (the last line says why and from which revision to resume);
 // 5 when the watch was refused as invalid.
-int RunWatch(cachecar::client::Client& client, const WatchArgs& a, bool allow_cold) {
+int RunWatch(cachecar::client::Client& client, const WatchArgs& a, bool allow_cold,
+             bool original) {
   std::unique_ptr<cachecar::client::WatchStream> stream = client.Watch();
   cachecar::v1::WatchRequest req;
   auto* c = req.mutable_create();
@@ -141,6 +146,7 @@ int RunWatch(cachecar::client::Client& client, const WatchArgs& a, bool allow_co
   c->set_no_delete(a.no_delete);
   c->set_prev_entry(a.prev);
   c->set_allow_cold_cache(allow_cold);
+  c->set_original_value(original);
   if (!stream->Send(req)) return ExitFor(stream->Finish());
   long events = 0;
   cachecar::v1::WatchResponse r;
@@ -150,7 +156,7 @@ int RunWatch(cachecar::client::Client& client, const WatchArgs& a, bool allow_co
                  {"revision", r.created().revision()}});
     } else if (r.has_snapshot()) {
       for (const auto& e : r.snapshot().entries()) {
-        json j = EntryJson(e);
+        json j = EntryJson(e, original);
         j["type"] = "SNAPSHOT";
         PrintJson(j);
       }
@@ -162,10 +168,10 @@ int RunWatch(cachecar::client::Client& client, const WatchArgs& a, bool allow_co
       }
     } else if (r.has_events()) {
       for (const auto& e : r.events().events()) {
-        json j = EntryJson(e.entry());
+        json j = EntryJson(e.entry(), original);
         j["type"] = cachecar::v1::WatchEvent::Type_Name(e.type());
         if (e.type() == cachecar::v1::WatchEvent::DELETE) j.erase("value");
-        if (e.has_prev_entry()) j["prev"] = EntryJson(e.prev_entry());
+        if (e.has_prev_entry()) j["prev"] = EntryJson(e.prev_entry(), original);
         PrintJson(j);
         if (a.count > 0 && ++events >= a.count) {
           std::cout.flush();
@@ -223,6 +229,10 @@ int Run(int argc, char** argv) {
       ->check(CLI::Range(1, 3600000))
       ->capture_default_str();
   app.add_flag("--allow-cold-cache", allow_cold, "read even before the sidecar has caught up");
+  bool original = false;
+  app.add_flag("--original", original,
+               "get, list, watch: values exactly as they were in Kafka (a registry topic's "
+               "wire-format bytes) rather than their decoded JSON");
   std::string token_file;
   app.add_option("--token-file", token_file,
                  "file holding the sidecar's token (grpc.auth_token_file); env "
@@ -380,6 +390,7 @@ int Run(int argc, char** argv) {
   }
   cachecar::client::Client client(opts);
   cachecar::client::ReadOptions ro{allow_cold};
+  ro.original_value = original;
 
   if (snapshot_save->parsed()) {
     auto r = client.SaveSnapshot(snapshot_file, std::chrono::milliseconds(transfer_timeout_ms));
@@ -406,7 +417,7 @@ int Run(int argc, char** argv) {
       std::fprintf(stderr, "cachecarctl: watch needs a key or --prefix (\"\" for all keys)\n");
       return kUsage;
     }
-    return RunWatch(client, wa, allow_cold);
+    return RunWatch(client, wa, allow_cold, original);
   }
   if (get->parsed()) {
     auto r = client.Get(topic, key, ro);
@@ -418,7 +429,7 @@ int Run(int argc, char** argv) {
     }
     const auto& e = r->entry();
     if (as_json) {
-      json j = EntryJson(e);
+      json j = EntryJson(e, original);
       j["found"] = true;
       PrintJson(j);
     } else if (output == "raw") {
@@ -438,10 +449,10 @@ int Run(int argc, char** argv) {
     if (!r.ok()) return ExitFor(r.status());
     if (output == "json") {
       json all = json::array();
-      for (const auto& e : *r) all.push_back(EntryJson(e));
+      for (const auto& e : *r) all.push_back(EntryJson(e, original));
       PrintJson(all);
     } else if (output == "jsonl" || output == "raw") {
-      for (const auto& e : *r) PrintJson(EntryJson(e));
+      for (const auto& e : *r) PrintJson(EntryJson(e, original));
     } else {
       size_t width = 3;
       for (const auto& e : *r) width = std::max(width, Printable(e.key(), kMaxKeyWidth).size());

@@ -112,6 +112,7 @@ Result<v1::GetResponse> Client::Get(const std::string& topic, const std::string&
   req.set_key(key);
   req.set_allow_cold_cache(ro.allow_cold_cache);
   req.set_min_revision(ro.min_revision);
+  req.set_original_value(ro.original_value);
   v1::GetResponse resp;
   auto ctx = NewContext();
   grpc::Status st = stub_->Get(ctx.get(), req, &resp);
@@ -127,6 +128,7 @@ Result<v1::BatchGetResponse> Client::BatchGet(const std::string& topic,
   for (const auto& k : keys) req.add_keys(k);
   req.set_allow_cold_cache(ro.allow_cold_cache);
   req.set_min_revision(ro.min_revision);
+  req.set_original_value(ro.original_value);
   v1::BatchGetResponse resp;
   auto ctx = NewContext();
   grpc::Status st = stub_->BatchGet(ctx.get(), req, &resp);
@@ -144,6 +146,7 @@ Result<v1::ListResponse> Client::List(const std::string& topic, const std::strin
   req.set_page_token(page_token);
   req.set_allow_cold_cache(ro.allow_cold_cache);
   req.set_min_revision(ro.min_revision);
+  req.set_original_value(ro.original_value);
   v1::ListResponse resp;
   auto ctx = NewContext();
   grpc::Status st = stub_->List(ctx.get(), req, &resp);

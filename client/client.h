@@ -34,6 +34,9 @@ struct ReadOptions {
   // Read only once the store has reached this revision (e.g. a Put's store_revision seen
   // by another client); 0 reads now. See GetRequest.min_revision.
   uint64_t min_revision = 0;
+  // Values exactly as they were in Kafka (a registry topic's wire-format bytes) rather
+  // than as stored; see GetRequest.original_value.
+  bool original_value = false;
 };
 
 // One Watch stream (see WatchRequest/WatchResponse in the proto): send creates, cancels

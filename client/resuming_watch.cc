@@ -47,6 +47,7 @@ v1::WatchRequest ResumingWatch::CreateRequest() const {
   c->set_prefix(spec_.prefix);
   c->set_snapshot(want_snapshot_);
   c->set_prev_entry(spec_.prev_entry);
+  c->set_original_value(spec_.original_value);
   if (started_ && !want_snapshot_) {
     c->set_resume_revision(revision_);
     c->set_store_id(store_id_);

@@ -29,6 +29,8 @@ struct WatchSpec {
   bool prefix = false;
   bool snapshot = false;  // first deliver the current entries (snapshot = true items)
   bool prev_entry = false;
+  // Values as they were in Kafka (see ReadOptions::original_value).
+  bool original_value = false;
   // Deliver the changes after this revision (e.g. a store_revision read earlier), without
   // a snapshot. Unset: after the store's revision when the stream opens (the first Next()).
   std::optional<uint64_t> from_revision;

@@ -13,4 +13,17 @@ void EntryToProto(std::string_view key, std::string_view value, const store::Ent
   if (meta.schema_id) out->set_schema_id(*meta.schema_id);
 }
 
+std::string WhyNoOriginal(const config::TopicConfig& topic) {
+  if (topic.serves_original()) return "";
+  if (topic.is_view()) {
+    return topic.name + " is a view: its values are made by cachecar, not read from Kafka";
+  }
+  if (topic.value_format == config::ValueFormat::kRegistry) {
+    return "topic " + topic.name + " does not keep original values (keep_original: false)";
+  }
+  return "topic " + topic.name + " stores its values " +
+         (topic.transform.empty() ? "merged (apply: merge-patch)" : "transformed") +
+         ", not as they were in Kafka";
+}
+
 }  // namespace cachecar::api

@@ -5,9 +5,12 @@
 #include <google/protobuf/timestamp.pb.h>
 
 #include <cstdint>
+#include <optional>
+#include <string>
 #include <string_view>
 
 #include "cachecar/v1/cache.pb.h"
+#include "config/config.h"
 #include "store/record_codec.h"
 
 namespace cachecar::api {
@@ -26,5 +29,18 @@ void SetKafkaTimestamp(int64_t ms, Message* msg, Mutable mutable_field) {
 // A stored entry as the API's Entry (the Kafka timestamp unset when the record has none).
 void EntryToProto(std::string_view key, std::string_view value, const store::EntryMeta& meta,
                   v1::Entry* out);
+
+// Why a read of `topic` cannot have its values as they were in Kafka (original_value),
+// or empty when it can (config::TopicConfig::serves_original).
+std::string WhyNoOriginal(const config::TopicConfig& topic);
+
+// The value a read serves: the stored `value`, or when `want_original` the record's bytes
+// as read from Kafka. A registry topic that keeps them has them beside the decoded JSON
+// (`original`); a topic that stores values as they come has none there, its value is them.
+template <typename Original>
+std::string_view ServedValue(std::string_view value, const std::optional<Original>& original,
+                             bool want_original) {
+  return want_original && original ? std::string_view(*original) : value;
+}
 
 }  // namespace cachecar::api

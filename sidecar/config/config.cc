@@ -193,7 +193,7 @@ void ReadTopics(YamlReader& r, const YAML::Node& node, const std::filesystem::pa
                       "schema_formats", "read_only", "on_invalid", "dead_letter_topic",
                       "max_value_bytes", "rejected_history", "readiness",
                       "retain_beyond_log", "transform", "apply", "entry_schema", "views",
-                      "registry_subject", "registry_version", "key_format"})) {
+                      "registry_subject", "registry_version", "keep_original", "key_format"})) {
       continue;
     }
     if (!t["name"]) {
@@ -232,6 +232,14 @@ void ReadTopics(YamlReader& r, const YAML::Node& node, const std::filesystem::pa
       if (!registry) {
         r.Problem(path + ".registry_version", t["registry_version"],
                   "only used with value_format: registry");
+      }
+    }
+    if (t["keep_original"]) {
+      r.ReadBool(t, path, "keep_original", &tc.keep_original);
+      if (!registry) {
+        r.Problem(path + ".keep_original", t["keep_original"],
+                  "only used with value_format: registry (other topics store values as "
+                  "they come, or transformed)");
       }
     }
     if (t["key_format"]) {

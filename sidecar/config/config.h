@@ -80,6 +80,10 @@ struct TopicConfig {
   // With value_format: registry, the version of registry_subject a Put encodes with; 0:
   // the latest (asked again after registry.latest_ttl_ms).
   int32_t registry_version = 0;
+  // With value_format: registry, whether each record's wire-format bytes are stored beside
+  // its decoded JSON, so reads can ask for them (original_value). Default true; false
+  // saves their space. Changing it rebuilds the topic.
+  bool keep_original = true;
   // Whether values are JSON once decoded (json, or registry), as stored and served.
   bool json_values() const { return value_format != ValueFormat::kBytes; }
   // Path of the topic's JSON Schema, relative paths resolved against the config file's
@@ -140,6 +144,14 @@ struct TopicConfig {
   // past it is left out of that view key, counted.
   uint32_t view_max_entries_per_key = 1000;
   bool is_view() const { return view_of.has_value(); }
+  // Whether a read can have each value exactly as it was in Kafka (original_value): a
+  // registry topic that keeps them, or a topic that stores its values as they came (no
+  // transform, no merge, not a view).
+  bool serves_original() const {
+    if (is_view()) return false;
+    if (value_format == ValueFormat::kRegistry) return keep_original;
+    return transform.empty() && apply == ApplyMode::kReplace;
+  }
 };
 
 struct KafkaConfig {

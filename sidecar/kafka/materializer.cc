@@ -115,6 +115,11 @@ std::string TopicDefinition(const config::TopicConfig& topic,
                             const std::vector<const config::TopicConfig*>& views) {
   std::string d = std::string("apply=") + config::ApplyModeName(topic.apply) +
                   "\ntransform=" + topic.transform;
+  // Absent for other topics (and for stores from before originals were kept, which are
+  // rebuilt to have them).
+  if (topic.value_format == config::ValueFormat::kRegistry && topic.keep_original) {
+    d += "\noriginal=kept";
+  }
   for (const config::TopicConfig* v : views) {
     d += "\nview=" + std::to_string(v->name.size()) + ":" + v->name + "=" + v->view_key;
   }
@@ -849,8 +854,12 @@ void Materializer::HandleRecord(const SourceEvent& ev, RejectReason reason,
   m.partition = ev.partition;
   m.offset = ev.offset;
   m.timestamp_ms = ev.timestamp_ms;
-  if (decoded != nullptr && m.value) m.schema_id = decoded->schema_id;
-  batch_.bytes += m.key.size() + (m.value ? m.value->size() : 0);
+  if (decoded != nullptr && m.value) {
+    m.schema_id = decoded->schema_id;
+    if (topic.keep_original) m.original.emplace(ev.value);
+  }
+  batch_.bytes += m.key.size() + (m.value ? m.value->size() : 0) +
+                  (m.original ? m.original->size() : 0);
   if (topic.apply == config::ApplyMode::kMergePatch) {
     batch_latest_[LatestKey(ev.topic, m.key)] = batch_.mutations.size();
   }

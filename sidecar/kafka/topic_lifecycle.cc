@@ -191,9 +191,8 @@ bool Materializer::CheckDefinition(size_t t) {
   const std::string was = stored->value_or(TopicDefinition(config::TopicConfig{}, {}));
   if (was != now && !positions->empty()) {
     // What is stored was made by another transform or apply mode: make it again.
-    log::Warn("the topic's transform, apply mode or views changed since its values were "
-              "stored; "
-              "rebuilding it from the beginning (not ready meanwhile)",
+    log::Warn("the topic's transform, apply mode, views or keep_original changed since its "
+              "values were stored; rebuilding it from the beginning (not ready meanwhile)",
               {{"topic", topic.name}});
     stats_.rebuilds->Add({{"topic", topic.name}, {"reason", "definition_changed"}}).Increment();
     CommitWithRetry();
@@ -203,7 +202,8 @@ bool Materializer::CheckDefinition(size_t t) {
     caught_up_recorded_.erase(t);
     CommitWithRetry();
     ForEachObserver([&](store::CommitObserver* o) {
-      o->OnTopicReset(t, "definition_changed: the topic's transform or apply mode changed");
+      o->OnTopicReset(t, "definition_changed: the topic's transform, apply mode, views or "
+                       "keep_original changed");
     });
     FinishReset(t);
     return true;

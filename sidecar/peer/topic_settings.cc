@@ -26,6 +26,9 @@ std::string TopicSettingsFingerprint(const config::TopicConfig& topic,
   s += "key_encoding=" + std::string(config::KeyEncodingName(topic.key_encoding)) + "\n";
   s += "value_format=" + std::string(config::ValueFormatName(topic.value_format)) + "\n";
   if (topic.registry_keys) s += "key_format=registry\n";  // absent: raw, as before
+  if (topic.value_format == config::ValueFormat::kRegistry && topic.keep_original) {
+    s += "original=kept\n";  // absent: not kept (as before they were)
+  }
   s += "on_invalid=" + std::string(config::InvalidPolicyName(topic.on_invalid)) + "\n";
   s += "dead_letter_topic=" + topic.dead_letter_topic + "\n";
   s += std::string("retain_beyond_log=") + (topic.retain_beyond_log ? "true" : "false") + "\n";

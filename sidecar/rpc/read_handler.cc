@@ -9,8 +9,23 @@
 namespace cachecar::rpc {
 namespace {
 
-void ToProto(const store::Entry& e, v1::Entry* out) {
-  api::EntryToProto(e.key, e.value, e.meta, out);
+void ToProto(const store::Entry& e, bool original, v1::Entry* out) {
+  api::EntryToProto(e.key, api::ServedValue(e.value, e.original, original), e.meta, out);
+}
+
+void ToProto(std::string_view key, const store::DecodedRecord& r, bool original,
+             v1::Entry* out) {
+  api::EntryToProto(key, api::ServedValue(r.value, r.original, original), r.meta, out);
+}
+
+// FAILED_PRECONDITION when a read asks for original values the topic does not have.
+Status CheckOriginal(const config::TopicConfig& topic, bool original) {
+  if (!original) return Status::Ok();
+  std::string why = api::WhyNoOriginal(topic);
+  if (why.empty()) return Status::Ok();
+  return Status(Code::kFailedPrecondition, why + "; read without original_value",
+                "ORIGINAL_NOT_KEPT")
+      .With("topic", topic.name);
 }
 
 Status BadRequest(std::vector<FieldViolation> violations) {
@@ -100,6 +115,9 @@ Status ReadHandler::Get(const v1::GetRequest& req, v1::GetResponse* resp) const 
   }
   if (!topic.ok() && req.key().empty()) violations.push_back({"key", "required"});
   if (!violations.empty()) return BadRequest(std::move(violations));
+  if (Status st = CheckOriginal(config_->topics[*topic], req.original_value()); !st.ok()) {
+    return st;
+  }
 
   Result<store::Snapshot> snap = store_->NewSnapshot();
   if (!snap.ok()) return snap.status();
@@ -109,7 +127,7 @@ Status ReadHandler::Get(const v1::GetRequest& req, v1::GetResponse* resp) const 
   resp->set_store_revision(snap->revision());
   if (stale) StaleToProto(*stale, resp->mutable_stale());
   resp->set_found(e->has_value());
-  if (e->has_value()) api::EntryToProto(key, (*e)->value, (*e)->meta, resp->mutable_entry());
+  if (e->has_value()) ToProto(key, **e, req.original_value(), resp->mutable_entry());
   return Status::Ok();
 }
 
@@ -132,6 +150,9 @@ Status ReadHandler::BatchGet(const v1::BatchGetRequest& req, v1::BatchGetRespons
     }
   }
   if (!violations.empty()) return BadRequest(std::move(violations));
+  if (Status st = CheckOriginal(config_->topics[*topic], req.original_value()); !st.ok()) {
+    return st;
+  }
 
   Result<store::Snapshot> snap = store_->NewSnapshot();
   if (!snap.ok()) return snap.status();
@@ -143,7 +164,7 @@ Status ReadHandler::BatchGet(const v1::BatchGetRequest& req, v1::BatchGetRespons
     v1::BatchGetResult* r = resp->add_results();
     r->set_key(asked);
     r->set_found(e->has_value());
-    if (e->has_value()) api::EntryToProto(key, (*e)->value, (*e)->meta, r->mutable_entry());
+    if (e->has_value()) ToProto(key, **e, req.original_value(), r->mutable_entry());
   }
   resp->set_store_revision(snap->revision());
   if (stale) StaleToProto(*stale, resp->mutable_stale());
@@ -169,6 +190,9 @@ Status ReadHandler::List(const v1::ListRequest& req, v1::ListResponse* resp) con
     }
   }
   if (!violations.empty()) return BadRequest(std::move(violations));
+  if (Status st = CheckOriginal(config_->topics[*topic], req.original_value()); !st.ok()) {
+    return st;
+  }
 
   size_t limit = req.page_size() == 0 ? limits_.default_page_size
                                       : std::min(req.page_size(), limits_.max_page_size);
@@ -178,7 +202,7 @@ Status ReadHandler::List(const v1::ListRequest& req, v1::ListResponse* resp) con
       snap->Scan(*topic, req.prefix(), cursor, limit, limits_.max_page_bytes);
   if (!page.ok()) return page.status();
   resp->mutable_entries()->Reserve(static_cast<int>(page->entries.size()));
-  for (const auto& e : page->entries) ToProto(e, resp->add_entries());
+  for (const auto& e : page->entries) ToProto(e, req.original_value(), resp->add_entries());
   if (!page->next_cursor.empty()) {
     resp->set_next_page_token(api::EncodePageToken(req.topic(), req.prefix(), page->next_cursor));
   }

@@ -1,5 +1,6 @@
 #include "watch/create_request.h"
 
+#include "api/entry_proto.h"
 #include "api/key_rules.h"
 
 namespace cachecar::watch {
@@ -39,6 +40,10 @@ std::variant<WatchSpec, Refusal> CheckCreate(const v1::WatchCreateRequest& c,
   }
   if (c.snapshot() && c.has_resume_revision()) {
     problems.push_back("snapshot: cannot be combined with resume_revision");
+  }
+  if (c.original_value() && topic != ctx.topic_index->end()) {
+    std::string why = api::WhyNoOriginal((*ctx.topics)[topic->second]);
+    if (!why.empty()) problems.push_back("original_value: " + why);
   }
   if (c.no_put() && c.no_delete()) {
     problems.push_back("no_put: together with no_delete it leaves nothing to watch");
@@ -89,6 +94,7 @@ std::variant<WatchSpec, Refusal> CheckCreate(const v1::WatchCreateRequest& c,
   spec.no_put = c.no_put();
   spec.no_delete = c.no_delete();
   spec.prev_entry = c.prev_entry();
+  spec.original_value = c.original_value();
   spec.snapshot = c.snapshot();
   if (c.has_resume_revision()) spec.resume_revision = c.resume_revision();
   return spec;

@@ -52,6 +52,7 @@ struct WatchSpec {
   bool no_put = false;
   bool no_delete = false;
   bool prev_entry = false;
+  bool original_value = false;
   bool snapshot = false;
   std::optional<uint64_t> resume_revision;
 };

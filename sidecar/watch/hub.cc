@@ -114,9 +114,17 @@ std::shared_ptr<const Event> Hub::MakeEvent(store::HistoryEvent&& h) const {
   e->is_delete = !h.value.has_value();
   api::EntryToProto(h.key, h.value ? *h.value : std::string_view(), h.meta, &e->entry);
   e->bytes = h.key.size() + (h.value ? h.value->size() : 0);
+  if (h.original) {
+    e->original_entry.emplace();
+    api::EntryToProto(h.key, *h.original, h.meta, &*e->original_entry);
+  }
   if (h.prev) {
     e->prev.emplace();
     api::EntryToProto(h.prev->key, h.prev->value, h.prev->meta, &*e->prev);
+    if (h.prev->original) {
+      e->original_prev.emplace();
+      api::EntryToProto(h.prev->key, *h.prev->original, h.prev->meta, &*e->original_prev);
+    }
   }
   e->key = std::move(h.key);
   return e;

@@ -113,6 +113,7 @@ void Session::Create(const v1::WatchCreateRequest& c) {
   w->no_put = spec.no_put;
   w->no_delete = spec.no_delete;
   w->prev_entry = spec.prev_entry;
+  w->original_value = spec.original_value;
   w->session = this;
   w->last_send = Clock::now();
   if (spec.snapshot) {
@@ -245,8 +246,11 @@ void AppendEvent(const Watch& w, const Event& e, v1::WatchEvents* out) {
   v1::WatchEvent* ev = out->add_events();
   ev->set_type(e.is_delete ? v1::WatchEvent::DELETE : v1::WatchEvent::PUT);
   ev->set_revision(e.revision);
-  *ev->mutable_entry() = e.entry;
-  if (w.prev_entry && e.prev) *ev->mutable_prev_entry() = *e.prev;
+  const bool original = w.original_value;
+  *ev->mutable_entry() = original && e.original_entry ? *e.original_entry : e.entry;
+  if (w.prev_entry && e.prev) {
+    *ev->mutable_prev_entry() = original && e.original_prev ? *e.original_prev : *e.prev;
+  }
 }
 
 }  // namespace
@@ -328,7 +332,8 @@ bool Session::FillSnapshot(const std::shared_ptr<Watch>& w, v1::WatchResponse* o
   }
   v1::WatchSnapshot* snap_out = out->mutable_snapshot();
   for (const store::Entry& e : entries) {
-    api::EntryToProto(e.key, e.value, e.meta, snap_out->add_entries());
+    api::EntryToProto(e.key, api::ServedValue(e.value, e.original, w->original_value), e.meta,
+                      snap_out->add_entries());
   }
   return true;
 }

@@ -53,6 +53,11 @@ struct Event {
   bool is_delete = false;
   v1::Entry entry;
   std::optional<v1::Entry> prev;
+  // The same with the value as it was in Kafka, for watches that ask (original_value):
+  // built only when the change (or the entry it replaced) has its original kept apart
+  // (registry topics); otherwise entry and prev serve them too.
+  std::optional<v1::Entry> original_entry;
+  std::optional<v1::Entry> original_prev;
   size_t bytes = 0;
   // The topic was emptied to be read again (store::HistoryEvent::topic_reset): its
   // watches are cancelled with TOPIC_RESET rather than sent anything.
@@ -71,6 +76,7 @@ struct Watch {
   bool no_put = false;
   bool no_delete = false;
   bool prev_entry = false;
+  bool original_value = false;
   Session* session = nullptr;
 
   enum class Phase { kSnapshot, kCatchUp, kLive };

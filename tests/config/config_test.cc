@@ -710,6 +710,8 @@ topics:
   EXPECT_EQ(cfg->topics[1].apply, ApplyMode::kMergePatch);
   EXPECT_EQ(cfg->topics[1].transform, "{id, email: $key}\n");  // a lone $ is not expanded
   EXPECT_EQ(cfg->topics[1].transform_place, "c.yaml:8:16");
+  EXPECT_TRUE(cfg->topics[0].serves_original());
+  EXPECT_FALSE(cfg->topics[1].serves_original());  // transformed and merged
   EXPECT_EQ(cfg->transforms.record_budget_ms, 250u);
   EXPECT_EQ(cfg->transforms.max_memory_bytes, 134217728u);
 
@@ -883,9 +885,15 @@ topics:
   - {name: users, value_format: registry}
   - {name: orders, value_format: registry, registry_subject: shop.Order, registry_version: 3}
   - {name: cdc, key_format: registry}
+  - {name: lean, value_format: registry, keep_original: false}
 )",
                          "c.yaml", Env());
   ASSERT_TRUE(cfg.ok()) << cfg.status().ToString();
+  EXPECT_TRUE(cfg->topics[0].keep_original);  // kept by default
+  EXPECT_TRUE(cfg->topics[0].serves_original());
+  EXPECT_FALSE(cfg->topics[3].keep_original);
+  EXPECT_FALSE(cfg->topics[3].serves_original());
+  EXPECT_TRUE(cfg->topics[2].serves_original());  // json values stored as they came
   EXPECT_EQ(cfg->topics[0].registry_version, 0);  // the latest
   EXPECT_EQ(cfg->topics[1].registry_version, 3);
   EXPECT_FALSE(cfg->topics[0].registry_keys);
@@ -913,6 +921,8 @@ topics:
   - {name: h, registry_version: 2}
   - {name: i, key_format: avro}
   - {name: k, key_format: registry, read_only: false, transform: "."}
+  - {name: l, keep_original: false}
+  - {name: m, value_format: registry, keep_original: "sometimes"}
 )",
                          "c.yaml", Env());
   ASSERT_FALSE(cfg.ok());
@@ -929,6 +939,8 @@ topics:
   EXPECT_THAT(ProblemFor(st, "topics[8].key_format"), HasSubstr("raw"));
   EXPECT_THAT(ProblemFor(st, "topics[9].read_only"), HasSubstr("read-only"));
   EXPECT_THAT(ProblemFor(st, "topics[9].transform"), HasSubstr("key_format: registry"));
+  EXPECT_THAT(ProblemFor(st, "topics[10].keep_original"), HasSubstr("only used with"));
+  EXPECT_THAT(ProblemFor(st, "topics[11].keep_original"), HasSubstr("true or false"));
 
   auto urls = ParseConfig(R"(
 kafka: {bootstrap_servers: localhost:9092}

@@ -1,6 +1,7 @@
 """value_format: registry topics against the real broker and a real Confluent-compatible
 Schema Registry (Apicurio, scripts/registry.sh), records written by the independent
 Confluent serializers (confluent-kafka's JSONSerializer, AvroSerializer)."""
+import base64
 import contextlib
 import datetime
 import http.server
@@ -785,3 +786,133 @@ def test_a_registry_answering_garbage_is_waited_on_not_believed(admin, bootstrap
         answers.clear()  # from now on, a schema
         c.wait_ready(timeout=120)
         assert get(c, t, b"a") == {"n": 1}
+
+
+def test_original_values_are_served_exactly_as_read_from_kafka_on_request(
+        admin, bootstrap, cachecar_factory, registry):
+    people = create_topic(admin, unique("reg-orig-avro"))
+    ser = AvroSerializer(registry.client, json.dumps(AVRO_USER))
+    user = {"name": "ada", "age": 36, "nick": None, "seen": 0, "avatar": b"\x00",
+            "plan": "PRO", "tags": [], "limits": {}, "home": None}
+    ada1, ada2 = encode(ser, people, user), encode(ser, people, dict(user, age=37))
+    tag = unique("o").replace("-", "")
+    User, _ = protobuf_classes(tag)
+    members = create_topic(admin, unique("reg-orig-proto"))
+    pb_id = struct.unpack(">i", encode(ProtobufSerializer(
+        User, registry.client, {"use.deprecated.format": False}), members, User())[1:5])[0]
+    # Field 2 before field 1: decodes like any other record, but encoding its JSON again
+    # would not give these bytes back.
+    odd = wire(pb_id, b"\x00" + User(user_id=7).SerializeToString() +
+               User(name="ada").SerializeToString())
+    dropped = create_topic(admin, unique("reg-orig-dropped"))
+    plain = create_topic(admin, unique("orig-json"))
+    shaped = create_topic(admin, unique("orig-transformed"))
+    produce(bootstrap, people, [(b"ada", ada1)])
+    produce(bootstrap, members, [(b"ada", odd)])
+    produce(bootstrap, dropped, [(b"ada", ada1)])
+    produce(bootstrap, plain, [(b"k", b'{ "spaced" : 1 }')])
+    produce(bootstrap, shaped, [(b"k", b'{"a": 1}')])
+    topics = [{"name": people, "value_format": "registry"},
+              {"name": members, "value_format": "registry"},
+              {"name": dropped, "value_format": "registry", "keep_original": False},
+              {"name": plain}, {"name": shaped, "transform": "{b: .a}"}]
+    c = cachecar_factory(topics, extra=registry_extra(registry)).start()
+    c.wait_ready()
+
+    def original_get(topic, key):
+        r = c.stub.Get(pb.GetRequest(topic=topic, key=key, original_value=True), timeout=5)
+        assert r.found
+        return r.entry.value
+
+    # The decoded JSON by default, the record's bytes on request (with its schema id).
+    assert get(c, people, b"ada")["age"] == 36
+    assert original_get(people, b"ada") == ada1
+    assert get(c, members, b"ada") == {"name": "ada", "userId": "7"}
+    assert original_get(members, b"ada") == odd
+    assert original_get(plain, b"k") == b'{ "spaced" : 1 }'
+    r = c.stub.BatchGet(pb.BatchGetRequest(topic=members, keys=[b"ada", b"nobody"],
+                                           original_value=True), timeout=5)
+    assert [(x.found, x.entry.value) for x in r.results] == [(True, odd), (False, b"")]
+    r = c.stub.List(pb.ListRequest(topic=people, original_value=True), timeout=5)
+    assert [(e.key, e.value, e.schema_id) for e in r.entries] == [
+        (b"ada", ada1, struct.unpack(">i", ada1[1:5])[0])]
+
+    # A watch: its snapshot, then a change with the entry it replaced, both as read.
+    w, json_w = Watcher(c.address), Watcher(c.address)
+    try:
+        w.create(topic=people, snapshot=True, prev_entry=True, original_value=True)
+        json_w.create(topic=people, prev_entry=True)
+        assert w.next().HasField("created") and json_w.next().HasField("created")
+        assert [e.value for e in w.next().snapshot.entries] == [ada1]
+        assert w.next().HasField("snapshot_end")
+        produce(bootstrap, people, [(b"ada", ada2)])
+        ev = w.next().events.events[0]
+        assert (ev.entry.value, ev.prev_entry.value) == (ada2, ada1)
+        ev = json_w.next().events.events[0]
+        assert json.loads(ev.entry.value)["age"] == 37
+        assert json.loads(ev.prev_entry.value)["age"] == 36
+    finally:
+        w.close()
+        json_w.close()
+
+    # The Python client asks the same way.
+    from cachecar import Client
+    client = Client(c.address)
+    try:
+        assert client.get(members, b"ada", original_value=True).entry.value == odd
+        assert [e.value for e in client.list(people, original_value=True)] == [ada2]
+        watch = client.watch(people, prefix=b"", snapshot=True, original_value=True)
+        try:
+            assert next(iter(watch)).value == ada2
+        finally:
+            watch.close()
+    finally:
+        client.close()
+    # And the TypeScript client.
+    ts = ("const { Client } = require(process.argv[1]);"
+          "(async () => { const c = new Client({ address: process.argv[2] });"
+          " const r = await c.get(process.argv[3], 'ada', { originalValue: true });"
+          " const l = []; for await (const e of c.list(process.argv[3], '', { originalValue: true }))"
+          " l.push(e.value.toString('hex'));"
+          " console.log(r.entry.value.toString('hex'), l.join(',')); process.exit(0); })();")
+    out = subprocess.run(["node", "-e", ts, os.path.join(SOURCE_DIR,
+                          "client/typescript/dist/src/index.js"), c.address, members],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == [odd.hex(), odd.hex()]
+
+    # And cachecarctl.
+    out = subprocess.run([CACHECARCTL_BIN, "-a", c.address, "--original", "-o", "raw", "get",
+                          members, "ada"], capture_output=True, timeout=30)
+    assert out.returncode == 0 and out.stdout == odd, out
+    out = subprocess.run([CACHECARCTL_BIN, "-a", c.address, "--original", "-o", "json", "list",
+                          people], capture_output=True, timeout=30)
+    assert out.returncode == 0, out
+    assert [e["value"] for e in json.loads(out.stdout)] == [
+        {"base64": base64.b64encode(ada2).decode()}]
+
+    # Topics that do not have them say why, and how to read instead.
+    for topic, why in ((dropped, "keep_original: false"), (shaped, "transformed")):
+        for call, req in ((c.stub.Get, pb.GetRequest(topic=topic, key=b"k", original_value=True)),
+                          (c.stub.List, pb.ListRequest(topic=topic, original_value=True))):
+            e = call_error(call, req)
+            assert e.code() == grpc.StatusCode.FAILED_PRECONDITION, (topic, e)
+            assert rich_status(e)[0].reason == "ORIGINAL_NOT_KEPT"
+            assert why in e.details()
+        w = Watcher(c.address)
+        try:
+            w.create(topic=topic, original_value=True)
+            canceled = w.next().canceled
+            assert canceled.reason == pb.WatchCanceled.INVALID_REQUEST
+            assert "original_value" in canceled.message and why in canceled.message
+        finally:
+            w.close()
+
+    # Keeping them from now on rebuilds the topic from Kafka, so every entry has its own.
+    c.stop()
+    topics[2]["keep_original"] = True
+    c = cachecar_factory(topics, store_dir=c.store_dir, extra=registry_extra(registry)).start()
+    c.wait_ready()
+    assert original_get(dropped, b"ada") == ada1
+    assert c.metric("cachecar_materializer_topic_rebuilds_total", topic=dropped,
+                    reason="definition_changed") == 1

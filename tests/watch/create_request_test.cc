@@ -60,6 +60,25 @@ TEST_F(CreateRequestTest, AGoodRequestBecomesASpec) {
   EXPECT_EQ(s.resume_revision, 6u);
 }
 
+TEST_F(CreateRequestTest, OriginalValuesAreAskedOfTopicsThatHaveThem) {
+  v1::WatchCreateRequest c = Request("u1");
+  c.set_original_value(true);
+  auto r = CheckCreate(c, ctx_);  // users stores its values as they came
+  ASSERT_TRUE(std::holds_alternative<WatchSpec>(r));
+  EXPECT_TRUE(std::get<WatchSpec>(r).original_value);
+  topics_[0].transform = "{id}";
+  Refusal refused = Refused(c);
+  EXPECT_EQ(refused.reason, v1::WatchCanceled::INVALID_REQUEST);
+  EXPECT_THAT(refused.message, HasSubstr("original_value: topic users stores its values "
+                                         "transformed"));
+  topics_[0].transform.clear();
+  topics_[0].value_format = config::ValueFormat::kRegistry;
+  topics_[0].keep_original = false;
+  EXPECT_THAT(Refused(c).message, HasSubstr("keep_original: false"));
+  topics_[0].keep_original = true;
+  EXPECT_TRUE(std::holds_alternative<WatchSpec>(CheckCreate(c, ctx_)));
+}
+
 TEST_F(CreateRequestTest, EveryFieldProblemIsListedAtOnce) {
   v1::WatchCreateRequest c = Request("");
   c.set_snapshot(true);

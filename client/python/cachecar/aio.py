@@ -40,25 +40,27 @@ class AsyncClient:
             raise CachecarError.from_rpc_error(e) from None
 
     async def get(self, topic: str, key: Bytes, *, min_revision: int = 0,
-                  allow_cold_cache: bool = False, timeout: Optional[float] = None):
+                  allow_cold_cache: bool = False, original_value: bool = False,
+                  timeout: Optional[float] = None):
         return await self._call(self._stub.Get, pb.GetRequest(
             topic=topic, key=_b(key), min_revision=min_revision,
-            allow_cold_cache=allow_cold_cache), timeout)
+            allow_cold_cache=allow_cold_cache, original_value=original_value), timeout)
 
     async def batch_get(self, topic: str, keys: List[Bytes], *, min_revision: int = 0,
-                        allow_cold_cache: bool = False, timeout: Optional[float] = None):
+                        allow_cold_cache: bool = False, original_value: bool = False,
+                        timeout: Optional[float] = None):
         return await self._call(self._stub.BatchGet, pb.BatchGetRequest(
             topic=topic, keys=[_b(k) for k in keys], min_revision=min_revision,
-            allow_cold_cache=allow_cold_cache), timeout)
+            allow_cold_cache=allow_cold_cache, original_value=original_value), timeout)
 
     async def list(self, topic: str, prefix: Bytes = b"", *, limit: int = 0,
-                   allow_cold_cache: bool = False,
+                   allow_cold_cache: bool = False, original_value: bool = False,
                    timeout: Optional[float] = None) -> AsyncIterator[pb.Entry]:
         token, n = "", 0
         while True:
             page = await self._call(self._stub.List, pb.ListRequest(
                 topic=topic, prefix=_b(prefix), page_size=1000, page_token=token,
-                allow_cold_cache=allow_cold_cache), timeout)
+                allow_cold_cache=allow_cold_cache, original_value=original_value), timeout)
             for e in page.entries:
                 yield e
                 n += 1
@@ -96,14 +98,14 @@ class AsyncClient:
 
     async def watch(self, topic: str, *, key: Optional[Bytes] = None,
                     prefix: Optional[Bytes] = None, snapshot: bool = False,
-                    prev_entry: bool = False,
-                    from_revision: Optional[int] = None) -> AsyncIterator[WatchEvent]:
+                    prev_entry: bool = False, from_revision: Optional[int] = None,
+                    original_value: bool = False) -> AsyncIterator[WatchEvent]:
         """As Client.watch, as an async iterator; break out of it (or cancel the task) to
         end it."""
         if (key is None) == (prefix is None):
             raise ValueError("watch needs exactly one of key and prefix")
         st = _WatchState(topic, _b(key if key is not None else prefix), prefix is not None,
-                         snapshot, prev_entry, from_revision)
+                         snapshot, prev_entry, from_revision, original_value)
         while True:
             call = self._stub.Watch(metadata=self._metadata)
             end = None

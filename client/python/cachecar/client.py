@@ -128,26 +128,28 @@ class Client:
 
     # Reads. A miss is found=False, never an error.
     def get(self, topic: str, key: Bytes, *, min_revision: int = 0,
-            allow_cold_cache: bool = False, timeout: Optional[float] = None) -> pb.GetResponse:
+            allow_cold_cache: bool = False, original_value: bool = False,
+            timeout: Optional[float] = None) -> pb.GetResponse:
         return self._call(self._stub.Get, pb.GetRequest(
             topic=topic, key=_b(key), min_revision=min_revision,
-            allow_cold_cache=allow_cold_cache), timeout)
+            allow_cold_cache=allow_cold_cache, original_value=original_value), timeout)
 
     def batch_get(self, topic: str, keys: List[Bytes], *, min_revision: int = 0,
-                  allow_cold_cache: bool = False,
+                  allow_cold_cache: bool = False, original_value: bool = False,
                   timeout: Optional[float] = None) -> pb.BatchGetResponse:
         return self._call(self._stub.BatchGet, pb.BatchGetRequest(
             topic=topic, keys=[_b(k) for k in keys], min_revision=min_revision,
-            allow_cold_cache=allow_cold_cache), timeout)
+            allow_cold_cache=allow_cold_cache, original_value=original_value), timeout)
 
     def list(self, topic: str, prefix: Bytes = b"", *, limit: int = 0,
-             allow_cold_cache: bool = False, timeout: Optional[float] = None) -> Iterator[pb.Entry]:
+             allow_cold_cache: bool = False, original_value: bool = False,
+             timeout: Optional[float] = None) -> Iterator[pb.Entry]:
         """Every entry whose key starts with prefix, following pages (at most `limit`)."""
         token, n = "", 0
         while True:
             page = self._call(self._stub.List, pb.ListRequest(
                 topic=topic, prefix=_b(prefix), page_size=1000, page_token=token,
-                allow_cold_cache=allow_cold_cache), timeout)
+                allow_cold_cache=allow_cold_cache, original_value=original_value), timeout)
             for e in page.entries:
                 yield e
                 n += 1
@@ -186,7 +188,7 @@ class Client:
 
     def watch(self, topic: str, *, key: Optional[Bytes] = None, prefix: Optional[Bytes] = None,
               snapshot: bool = False, prev_entry: bool = False,
-              from_revision: Optional[int] = None) -> "Watch":
+              from_revision: Optional[int] = None, original_value: bool = False) -> "Watch":
         """Changes to one key or every key with a prefix, resumed by itself after a
         disconnect or a sidecar restart; see WatchEvent for RESET. Iterate it; close() ends
         it (from any thread). The stream opens on the first iteration: changes start after
@@ -195,16 +197,18 @@ class Client:
         if (key is None) == (prefix is None):
             raise ValueError("watch needs exactly one of key and prefix")
         return Watch(self, topic, _b(key if key is not None else prefix), prefix is not None,
-                     snapshot, prev_entry, from_revision)
+                     snapshot, prev_entry, from_revision, original_value)
 
 
 class _WatchState:
     """What a resuming watch knows between connections: where to resume, and whether the
     next connection must start over from a snapshot. Shared by the sync and async clients."""
 
-    def __init__(self, topic, key, prefix, snapshot, prev_entry, from_revision=None):
+    def __init__(self, topic, key, prefix, snapshot, prev_entry, from_revision=None,
+                 original_value=False):
         self.topic, self.key, self.prefix = topic, key, prefix
         self.snapshot, self.prev = snapshot, prev_entry
+        self.original = original_value
         self.revision = from_revision or 0  # the last revision delivered: resumes start here
         self.store_id = ""
         self.started = from_revision is not None  # a resume point exists
@@ -214,7 +218,7 @@ class _WatchState:
     def request(self) -> pb.WatchRequest:
         create = pb.WatchCreateRequest(watch_id=1, topic=self.topic, key=self.key,
                                        prefix=self.prefix, snapshot=self.snapshot,
-                                       prev_entry=self.prev)
+                                       prev_entry=self.prev, original_value=self.original)
         if self.started and not self.snapshot:
             create.resume_revision = self.revision
             create.store_id = self.store_id
@@ -276,9 +280,11 @@ class Watch:
     close() may be called from any thread."""
 
     def __init__(self, client: Client, topic: str, key: bytes, prefix: bool, snapshot: bool,
-                 prev_entry: bool, from_revision: Optional[int] = None):
+                 prev_entry: bool, from_revision: Optional[int] = None,
+                 original_value: bool = False):
         self._client = client
-        self._state = _WatchState(topic, key, prefix, snapshot, prev_entry, from_revision)
+        self._state = _WatchState(topic, key, prefix, snapshot, prev_entry, from_revision,
+                                  original_value)
         self._closed = threading.Event()
         self._call = None
 

@@ -93,11 +93,20 @@ export interface ClientOptions {
   timeoutMs?: number; // deadline of every call; default 5000
 }
 
+export interface ReadOptions {
+  allowColdCache?: boolean;
+  originalValue?: boolean;
+  timeoutMs?: number;
+}
+
 export interface WatchOptions {
   key?: Bytes;
   prefix?: Bytes;
   snapshot?: boolean;
   prevEntry?: boolean;
+  // Values exactly as they were in Kafka (a registry topic's wire-format bytes) rather than
+  // as stored (their decoded JSON); see GetRequest.original_value.
+  originalValue?: boolean;
   // Deliver the changes after this revision (e.g. a store_revision read earlier). Unset:
   // after the store's revision when the stream opens (the first next()).
   fromRevision?: bigint;
@@ -139,24 +148,28 @@ export class Client {
   }
 
   // A miss is { found: false }, never an error.
-  get(topic: string, key: Bytes, opts: { minRevision?: bigint; allowColdCache?: boolean; timeoutMs?: number } = {}) {
+  // originalValue: the value exactly as it was in Kafka (a registry topic's wire-format
+  // bytes) rather than as stored (their decoded JSON).
+  get(topic: string, key: Bytes, opts: ReadOptions & { minRevision?: bigint } = {}) {
     return this.call<object, { found: boolean; entry: Entry__Output | null; store_revision: string }>("Get", {
       topic, key: b(key), min_revision: String(opts.minRevision ?? 0n), allow_cold_cache: !!opts.allowColdCache,
+      original_value: !!opts.originalValue,
     }, opts.timeoutMs);
   }
 
-  batchGet(topic: string, keys: Bytes[], opts: { allowColdCache?: boolean; timeoutMs?: number } = {}) {
-    return this.call<object, any>("BatchGet", { topic, keys: keys.map(b), allow_cold_cache: !!opts.allowColdCache },
-                                  opts.timeoutMs);
+  batchGet(topic: string, keys: Bytes[], opts: ReadOptions = {}) {
+    return this.call<object, any>("BatchGet", { topic, keys: keys.map(b), allow_cold_cache: !!opts.allowColdCache,
+                                                original_value: !!opts.originalValue }, opts.timeoutMs);
   }
 
   // Every entry whose key starts with prefix, following pages.
-  async *list(topic: string, prefix: Bytes = "", opts: { allowColdCache?: boolean; timeoutMs?: number } = {}):
+  async *list(topic: string, prefix: Bytes = "", opts: ReadOptions = {}):
       AsyncIterable<Entry__Output> {
     let page_token = "";
     do {
       const page = await this.call<object, any>("List", { topic, prefix: b(prefix), page_size: 1000, page_token,
-                                                          allow_cold_cache: !!opts.allowColdCache }, opts.timeoutMs);
+                                                          allow_cold_cache: !!opts.allowColdCache,
+                                                          original_value: !!opts.originalValue }, opts.timeoutMs);
       yield* page.entries as Entry__Output[];
       page_token = page.next_page_token;
     } while (page_token);
@@ -209,7 +222,7 @@ export class Client {
       opts.signal?.addEventListener("abort", abort);
       const create: WatchRequest = { create: {
         watch_id: 1, topic, key: b(opts.key ?? opts.prefix!), prefix: opts.prefix !== undefined,
-        snapshot, prev_entry: !!opts.prevEntry,
+        snapshot, prev_entry: !!opts.prevEntry, original_value: !!opts.originalValue,
         ...(started && !snapshot ? { resume_revision: String(revision), store_id: storeId } : {}),
       } };
       call.write(create);
