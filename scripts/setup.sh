@@ -92,9 +92,9 @@ fi  # test-only tools
 
 # Apache Kafka's jars (cached under ~/.cache/cachecar after the first run).
 scripts/kafka.sh fetch
-# The Schema Registry the registry-topic tests run (Apicurio, built from Maven Central into
-# the same cache; scripts/registry/pom.xml).
-if [ -z "$demo" ]; then scripts/registry.sh fetch; fi
+# The Schema Registry the registry-topic tests and the demo run (Apicurio, built from Maven
+# Central into the same cache; scripts/registry/pom.xml).
+scripts/registry.sh fetch
 
 # The TypeScript client (npm registry): its dependencies, and a build (types generated
 # from proto/, then tsc) that the client tests run.

@@ -21,7 +21,8 @@ def free_port():
 def test_the_demo_serves_its_examples_and_its_walkthrough_works(tmp_path):
     grpc_address = f"127.0.0.1:{free_port()}"
     env = dict(os.environ, DEMO_SKIP_SETUP="1", DEMO_RUN_DIR=str(tmp_path / "run"),
-               KAFKA_PORT=str(free_port()), CACHECAR_GRPC_ADDRESS=grpc_address,
+               KAFKA_PORT=str(free_port()), REGISTRY_PORT=str(free_port()),
+               CACHECAR_GRPC_ADDRESS=grpc_address,
                CACHECAR_HTTP_ADDRESS=f"127.0.0.1:{free_port()}", CACHECAR_ADDRESS=grpc_address)
     log = open(tmp_path / "demo.log", "wb")
     demo = subprocess.Popen(["scripts/demo.sh"], cwd=SOURCE_DIR, env=env, stdout=log,
@@ -92,6 +93,29 @@ def test_the_demo_serves_its_examples_and_its_walkthrough_works(tmp_path):
                 'topic="users"} 1') in text
         assert ('cachecar_materializer_records_rejected_total{reason="invalid_json",'
                 'topic="users"} 0') in text
+
+        # Orders written by Confluent's Avro serializer into the demo's registry: served as
+        # JSON (Avro's JSON encoding: the union's branch named), the bytes on request.
+        got = ctl("get", "orders", "o-1001", "-o", "json")
+        assert got.returncode == 0, got
+        order = json.loads(got.stdout)
+        assert order["value"]["status"] == "PAID", got.stdout
+        assert order["value"]["coupon"] == {"string": "WELCOME10"}, got.stdout
+        raw = subprocess.run([CACHECARCTL_BIN, "--original", "-o", "raw", "get", "orders",
+                              "o-1001"], env=env, capture_output=True, timeout=30)
+        assert raw.returncode == 0 and raw.stdout[:5] == b"\x00" + order["schema_id"].to_bytes(
+            4, "big"), raw
+        new = ('{"id":"o-1004","customer":"ada","status":"PLACED","total_cents":1999,'
+               '"items":[{"sku":"book-42","quantity":1}],"coupon":null}')
+        put = ctl("put", "orders", "o-1004", new)
+        assert put.returncode == 0, put
+        got = ctl("get", "orders", "o-1004", "-o", "json")
+        assert got.returncode == 0 and json.loads(got.stdout)["value"] == json.loads(new), got
+        bad = ctl("put", "orders", "o-1005", '{"id":"o-1005","status":"LOST"}')
+        assert bad.returncode == 5 and "/status" in bad.stdout + bad.stderr, bad
+        status = ctl("status")
+        assert re.search(r"^orders\s+%d\s+[1-9]" % order["schema_id"], status.stdout, re.M), \
+            status.stdout
 
         refused = ctl("put", "users", "x", '{"id":"x"}')
         assert refused.returncode == 5 and "email" in refused.stderr + refused.stdout, refused
