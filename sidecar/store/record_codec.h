@@ -27,6 +27,15 @@ inline constexpr size_t kLongKeyPrefix = 448;
 inline constexpr size_t kLongKeyThreshold = kLongKeyPrefix + 32;
 
 struct EntryMeta {
+  EntryMeta() = default;
+  EntryMeta(int32_t partition_, int64_t offset_, int64_t timestamp_ms_, uint64_t revision_,
+            std::optional<int32_t> schema_id_ = std::nullopt)
+      : partition(partition_),
+        offset(offset_),
+        timestamp_ms(timestamp_ms_),
+        revision(revision_),
+        schema_id(schema_id_) {}
+
   int32_t partition = 0;
   int64_t offset = 0;
   int64_t timestamp_ms = 0;

@@ -52,7 +52,7 @@ TEST(RecordCodecTest, ARegistrySchemaIdIsKeptOnlyWhenThereIsOne) {
 TEST(RecordCodecTest, OriginalBytesAreKeptBesideADecodedValue) {
   EntryMeta meta{1, 2, 3, 4};
   meta.schema_id = 17;
-  const std::string original("\0\0\0\0\x11\x06ada", 9);
+  const std::string original("\0\0\0\0\x11\x06" "ada", 9);
   std::string with, without;
   EncodeRecord("k", "{\"name\":\"ada\"}", meta, &with, &original);
   EncodeRecord("k", "{\"name\":\"ada\"}", meta, &without);
