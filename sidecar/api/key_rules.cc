@@ -16,7 +16,8 @@ std::string ValidateKey(const config::TopicConfig& topic, const std::string& key
     return "must be valid UTF-8 (topic " + topic.name + " has key_encoding utf-8)";
   }
   if (topic.registry_keys && !CanonicalJson(key)) {
-    return "must be the key as JSON (topic " + topic.name + " has key_format: registry)";
+    return "must be the key as JSON, nested at most " + std::to_string(kMaxCanonicalJsonDepth) +
+           " deep (topic " + topic.name + " has key_format: registry)";
   }
   return {};
 }

@@ -641,7 +641,8 @@ bool Materializer::DecodeRegistryKey(const SourceEvent& ev, std::string* key) {
   if (!canonical || canonical->empty() || canonical->size() > kMaxRegistryKeyBytes) {
     return reject(RejectReason::kUndecodablePayload,
                   "schema id " + id + ": the decoded key is not JSON of at most " +
-                      std::to_string(kMaxRegistryKeyBytes) + " bytes");
+                      std::to_string(kMaxRegistryKeyBytes) + " bytes, nested at most " +
+                      std::to_string(kMaxCanonicalJsonDepth) + " deep");
   }
   *key = std::move(*canonical);
   return true;
