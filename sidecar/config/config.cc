@@ -193,7 +193,8 @@ void ReadTopics(YamlReader& r, const YAML::Node& node, const std::filesystem::pa
                       "schema_formats", "read_only", "on_invalid", "dead_letter_topic",
                       "max_value_bytes", "rejected_history", "readiness",
                       "retain_beyond_log", "transform", "apply", "entry_schema", "views",
-                      "registry_subject", "registry_version", "keep_original", "key_format"})) {
+                      "registry_subject", "registry_version", "keep_original", "key_format",
+                      "registry_key_subject"})) {
       continue;
     }
     if (!t["name"]) {
@@ -262,11 +263,19 @@ void ReadTopics(YamlReader& r, const YAML::Node& node, const std::filesystem::pa
                     "not available with key_format: registry (not supported yet)");
         }
       }
-      if (t["read_only"] && t["read_only"].IsScalar() && t["read_only"].Scalar() == "false") {
-        r.Problem(path + ".read_only", t["read_only"],
-                  "a key_format: registry topic is read-only: cachecar does not encode keys "
-                  "for Puts and Deletes yet");
+    }
+    if (t["registry_key_subject"]) {
+      r.ReadString(t, path, "registry_key_subject", &tc.registry_key_subject);
+      if (!tc.registry_keys) {
+        r.Problem(path + ".registry_key_subject", t["registry_key_subject"],
+                  "only used with key_format: registry");
+      } else if (tc.registry_key_subject.empty()) {
+        r.Problem(path + ".registry_key_subject", t["registry_key_subject"],
+                  "must name a subject (remove it for <topic>-key)");
       }
+    }
+    if (tc.registry_keys && tc.registry_key_subject.empty()) {
+      tc.registry_key_subject = tc.name + "-key";
     }
     // What registry topics do not take yet: their schema is the registry's, and the
     // decoded value does not flow through transforms, merges or views (README).

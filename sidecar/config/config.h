@@ -69,8 +69,12 @@ struct TopicConfig {
   KeyEncoding key_encoding = KeyEncoding::kUtf8;
   // registry: keys are in the Schema Registry wire format too (Confluent's key
   // serializers); each is decoded with its schema and stored as compact JSON with sorted
-  // members (README "Keys in the registry format"). Such topics are read-only.
+  // members (README "Keys in the registry format"). A Put's or Delete's key, given as
+  // JSON, is encoded with registry_key_subject's latest schema.
   bool registry_keys = false;
+  // With key_format: registry, the subject a Put's or Delete's key is encoded under.
+  // Default "<topic>-key" (the TopicNameStrategy).
+  std::string registry_key_subject;
   // json: values must be JSON documents (invalid ones are rejected, never served).
   // bytes: any value. registry: see ValueFormat.
   ValueFormat value_format = ValueFormat::kJson;

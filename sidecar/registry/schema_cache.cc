@@ -129,28 +129,38 @@ Result<std::shared_ptr<const ResolvedSchema>> SchemaCache::ForRecord(size_t topi
 
 Result<std::shared_ptr<const ResolvedSchema>> SchemaCache::ForPuts(size_t topic) {
   const config::TopicConfig& t = config_.topics.at(topic);
+  return Latest(topic, false, t.registry_subject, t.registry_version);
+}
+
+Result<std::shared_ptr<const ResolvedSchema>> SchemaCache::ForPutKeys(size_t topic) {
+  const config::TopicConfig& t = config_.topics.at(topic);
+  return Latest(topic, true, t.registry_key_subject, 0);
+}
+
+Result<std::shared_ptr<const ResolvedSchema>> SchemaCache::Latest(size_t topic, bool key,
+                                                                  const std::string& subject,
+                                                                  int32_t version) {
   const auto now = std::chrono::steady_clock::now();
   const std::chrono::milliseconds ttl(config_.registry.latest_ttl_ms);
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (auto it = latest_.find(topic);
-        it != latest_.end() && (t.registry_version > 0 || now - it->second.first < ttl)) {
+    if (auto it = latest_.find({topic, key});
+        it != latest_.end() && (version > 0 || now - it->second.first < ttl)) {
       if (hits_ != nullptr) hits_->Increment();
       return it->second.second;
     }
   }
   if (misses_ != nullptr) misses_->Increment();
   if (Status away = AwayNow(); !away.ok()) return away;
-  Result<RegisteredSchema> got = t.registry_version > 0
-                                     ? client_->VersionOf(t.registry_subject, t.registry_version)
-                                     : client_->LatestOf(t.registry_subject);
+  Result<RegisteredSchema> got =
+      version > 0 ? client_->VersionOf(subject, version) : client_->LatestOf(subject);
   Answered(got.status());
   if (!got.ok()) return got.status();
   Result<Raw> raw = Fetch(*got);
   if (!raw.ok()) return raw.status();
   auto c = Compile(topic, got->id, *raw, got->version);
   std::lock_guard<std::mutex> lock(mu_);
-  latest_[topic] = {now, c};
+  latest_[{topic, key}] = {now, c};
   if (raw_.count(got->id) == 0) {  // the records written with it decode without asking
     if (raw->unusable.empty()) fetched_[StoreKey(got->id)] = Stored(*raw);
     raw_.emplace(got->id, std::move(*raw));

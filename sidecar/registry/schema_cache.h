@@ -74,6 +74,9 @@ class SchemaCache {
   // after registry.latest_ttl_ms (a failed ask is not cached). NOT_FOUND
   // (REGISTRY_SUBJECT_NOT_FOUND) if the registry has no such subject or version.
   Result<std::shared_ptr<const ResolvedSchema>> ForPuts(size_t topic);
+  // The schema a Put's or Delete's key is encoded with on a key_format: registry topic:
+  // registry_key_subject's latest, held and asked again as ForPuts's.
+  Result<std::shared_ptr<const ResolvedSchema>> ForPutKeys(size_t topic);
 
   // Schemas kept by an earlier run (Store::LoadRegistrySchemas): those of this registry
   // are known without asking. Entries that do not parse are ignored (asked again).
@@ -93,6 +96,10 @@ class SchemaCache {
   };
   std::shared_ptr<const ResolvedSchema> Compile(size_t topic, int32_t id, const Raw& raw,
                                                 int32_t version) const;
+  // ForPuts (key false) and ForPutKeys (key true): `version` of `subject`, 0 the latest.
+  Result<std::shared_ptr<const ResolvedSchema>> Latest(size_t topic, bool key,
+                                                       const std::string& subject,
+                                                       int32_t version);
   // `got` with its references fetched (outside the lock: it may wait). Not OK only if the
   // registry did not answer (ask again later); a reference it lacks, a loop or too many
   // levels make the schema unusable instead.
@@ -117,8 +124,10 @@ class SchemaCache {
   std::mutex mu_;
   std::map<int32_t, Raw> raw_;                                           // guarded by mu_
   std::map<std::pair<size_t, int32_t>, std::shared_ptr<const ResolvedSchema>> compiled_;  // mu_
-  std::map<size_t, std::pair<std::chrono::steady_clock::time_point,
-                             std::shared_ptr<const ResolvedSchema>>> latest_;  // mu_
+  // (topic, key subject?) -> when it was asked, and the answer.
+  std::map<std::pair<size_t, bool>, std::pair<std::chrono::steady_clock::time_point,
+                                              std::shared_ptr<const ResolvedSchema>>>
+      latest_;  // guarded by mu_
   std::map<std::string, std::string> fetched_;                           // guarded by mu_
   // After the registry did not answer, misses fail at once until then rather than each
   // waiting out registry.timeout_ms (so a registry that drops packets costs the writer one

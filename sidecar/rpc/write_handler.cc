@@ -78,13 +78,6 @@ Result<size_t> WriteHandler::ResolveWritable(const std::string& topic, const std
                     "VIEW_READ_ONLY")
           .With("topic", topic);
     }
-    if (t.registry_keys) {
-      return Status(Code::kPermissionDenied,
-                    "topic " + topic + " is read-only: it has key_format: registry, and "
-                    "cachecar does not encode keys in the registry format for writes yet",
-                    "TOPIC_READ_ONLY")
-          .With("topic", topic);
-    }
     if (t.read_only || sink_ == nullptr) {
       return Status(Code::kPermissionDenied,
                     "topic " + topic + " is read-only in this sidecar (set read_only: false "
@@ -101,6 +94,88 @@ Result<size_t> WriteHandler::ResolveWritable(const std::string& topic, const std
       .With("topic", shown);
 }
 
+namespace {
+
+// `json` against `schema`: OK, or INVALID_ARGUMENT naming every problem (at most
+// kMaxViolations) under `field` by JSON Pointer.
+Status CheckAgainst(const schema::JsonSchema& schema, const std::string& json,
+                    const std::string& field, const std::string& topic) {
+  schema::Verdict verdict = schema.Check(json);
+  if (verdict == schema::Verdict::kValid) return Status::Ok();
+  std::vector<schema::Violation> found = schema.Explain(json, kMaxViolations);
+  if (verdict == schema::Verdict::kNotJson) {
+    return Status(Code::kInvalidArgument, "the " + field + " is not a JSON document",
+                  "INVALID_JSON", {{field, found.empty() ? "not JSON" : found[0].message, "json"}});
+  }
+  if (verdict == schema::Verdict::kBudgetExceeded) {
+    std::string at = found.empty() ? "" : found[0].pointer;
+    return Status(Code::kInvalidArgument,
+                  "the schema of topic " + topic + " could not decide the " + field +
+                      " within its budget (nothing was produced)",
+                  "SCHEMA_BUDGET_EXCEEDED",
+                  {{field + at, found.empty() ? "undecided" : found[0].message, "budget"}})
+        .With("topic", topic);
+  }
+  std::vector<FieldViolation> violations;
+  violations.reserve(found.size());
+  for (auto& v : found) {
+    violations.push_back({field + v.pointer, std::move(v.message), std::move(v.keyword)});
+  }
+  size_t n = violations.size();
+  return Status(Code::kInvalidArgument,
+                "the " + field + " breaks the schema of topic " + topic + " (" +
+                    std::to_string(n) + (n == 1 ? " violation)" : " violations)"),
+                "SCHEMA_VIOLATION", std::move(violations))
+      .With("topic", topic);
+}
+
+}  // namespace
+
+Status WriteHandler::EncodeRegistry(
+    const config::TopicConfig& t, const std::string& subject,
+    const Result<std::shared_ptr<const registry::ResolvedSchema>>& latest,
+    const std::string& json, const std::string& field, std::string* wire) const {
+  if (!latest.ok()) {
+    const Status& st = latest.status();
+    Code code = st.code() == Code::kNotFound ? Code::kFailedPrecondition : Code::kUnavailable;
+    return Status(code,
+                  "cannot write to topic " + t.name + " (subject " + subject + "): " +
+                      st.message() + " (nothing was produced)",
+                  st.reason())
+        .With("topic", t.name);
+  }
+  const registry::ResolvedSchema& schema = **latest;
+  if (schema.avro != nullptr || schema.protobuf != nullptr) {
+    Result<std::string> encoded =
+        schema.avro != nullptr ? schema.avro->Encode(json) : schema.protobuf->Encode(json);
+    if (!encoded.ok()) {
+      const Status& bad = encoded.status();
+      // The codecs name their problems under "value".
+      std::vector<FieldViolation> violations = bad.violations();
+      for (FieldViolation& v : violations) {
+        if (v.field.compare(0, 5, "value") == 0) v.field = field + v.field.substr(5);
+      }
+      return Status(bad.code(),
+                    bad.message() + ": subject " + subject + ", schema id " +
+                        std::to_string(schema.id) + " (nothing was produced)",
+                    bad.reason(), std::move(violations))
+          .With("topic", t.name);
+    }
+    *wire = registry::EncodeWireValue(schema.id, *encoded);
+    return Status::Ok();
+  }
+  if (schema.json == nullptr) {
+    return Status(Code::kFailedPrecondition,
+                  "cannot write to topic " + t.name + " (subject " + subject + "): " +
+                      schema.unusable + " (nothing was produced)",
+                  "REGISTRY_SCHEMA_UNSUPPORTED")
+        .With("topic", t.name);
+  }
+  Status st = CheckAgainst(*schema.json, json, field, t.name);
+  if (st.ok()) *wire = registry::EncodeWireValue(schema.id, json);
+  return st;
+}
+
 Status WriteHandler::CheckValue(size_t topic, const std::string& value,
                                 std::string* wire) const {
   const config::TopicConfig& t = config_->topics[topic];
@@ -113,55 +188,20 @@ Status WriteHandler::CheckValue(size_t topic, const std::string& value,
         .With("max_value_bytes", std::to_string(t.max_value_bytes));
   }
   if (!t.json_values()) return Status::Ok();
-  std::shared_ptr<const schema::JsonSchema> schema =
-      schemas_ != nullptr ? schemas_->Get(topic) : nullptr;
-  int32_t registry_id = -1;
   if (t.value_format == config::ValueFormat::kRegistry) {
     if (registry_ == nullptr) {
       return Status(Code::kFailedPrecondition,
                     "topic " + t.name + " has value_format: registry, and no schema registry "
                     "is configured here", "REGISTRY_UNAVAILABLE");
     }
-    Result<std::shared_ptr<const registry::ResolvedSchema>> latest = registry_->ForPuts(topic);
-    if (!latest.ok()) {
-      const Status& st = latest.status();
-      Code code = st.code() == Code::kNotFound ? Code::kFailedPrecondition : Code::kUnavailable;
-      return Status(code,
-                    "cannot write to topic " + t.name + " (subject " + t.registry_subject +
-                        "): " + st.message() + " (nothing was produced)",
-                    st.reason())
-          .With("topic", t.name);
-    }
-    if ((*latest)->avro != nullptr || (*latest)->protobuf != nullptr) {
-      Result<std::string> encoded = (*latest)->avro != nullptr
-                                        ? (*latest)->avro->Encode(value)
-                                        : (*latest)->protobuf->Encode(value);
-      if (!encoded.ok()) {
-        const Status& bad = encoded.status();
-        return Status(bad.code(),
-                      bad.message() + ": subject " + t.registry_subject + ", schema id " +
-                          std::to_string((*latest)->id) + " (nothing was produced)",
-                      bad.reason(), bad.violations())
-            .With("topic", t.name);
-      }
-      if (wire != nullptr) *wire = registry::EncodeWireValue((*latest)->id, *encoded);
-      return Status::Ok();
-    }
-    if ((*latest)->json == nullptr) {
-      return Status(Code::kFailedPrecondition,
-                    "cannot write to topic " + t.name + " (subject " + t.registry_subject +
-                        "): " + (*latest)->unusable + " (nothing was produced)",
-                    "REGISTRY_SCHEMA_UNSUPPORTED")
-          .With("topic", t.name);
-    }
-    schema = (*latest)->json;
-    registry_id = (*latest)->id;
+    std::string encoded;
+    Status st = EncodeRegistry(t, t.registry_subject, registry_->ForPuts(topic), value,
+                               "value", &encoded);
+    if (st.ok() && wire != nullptr) *wire = std::move(encoded);
+    return st;
   }
-  if (schema != nullptr && registry_id >= 0 && wire != nullptr &&
-      schema->Check(value) == schema::Verdict::kValid) {
-    *wire = registry::EncodeWireValue(registry_id, value);
-    return Status::Ok();
-  }
+  std::shared_ptr<const schema::JsonSchema> schema =
+      schemas_ != nullptr ? schemas_->Get(topic) : nullptr;
   if (schema == nullptr) {
     // The parser the schema path uses: JSON means one thing with or without a schema.
     Status json = schema::IsJson(value);
@@ -169,33 +209,24 @@ Status WriteHandler::CheckValue(size_t topic, const std::string& value,
     return Status(Code::kInvalidArgument, "the value is not a JSON document", "INVALID_JSON",
                   {{"value", json.message() + " (topic " + t.name + " is json)", "json"}});
   }
-  schema::Verdict verdict = schema->Check(value);
-  if (verdict == schema::Verdict::kValid) return Status::Ok();
-  std::vector<schema::Violation> found = schema->Explain(value, kMaxViolations);
-  if (verdict == schema::Verdict::kNotJson) {
-    return Status(Code::kInvalidArgument, "the value is not a JSON document", "INVALID_JSON",
-                  {{"value", found.empty() ? "not JSON" : found[0].message, "json"}});
+  return CheckAgainst(*schema, value, "value", t.name);
+}
+
+Status WriteHandler::EncodeKey(size_t topic, const std::string& key, std::string* wire) const {
+  const config::TopicConfig& t = config_->topics[topic];
+  if (!t.registry_keys) {
+    *wire = key;
+    return Status::Ok();
   }
-  if (verdict == schema::Verdict::kBudgetExceeded) {
-    std::string at = found.empty() ? "" : found[0].pointer;
-    return Status(Code::kInvalidArgument,
-                  "the schema of topic " + t.name +
-                      " could not decide the value within its budget (nothing was produced)",
-                  "SCHEMA_BUDGET_EXCEEDED",
-                  {{"value" + at, found.empty() ? "undecided" : found[0].message, "budget"}})
-        .With("topic", t.name);
+  if (registry_ == nullptr) {
+    return Status(Code::kFailedPrecondition,
+                  "topic " + t.name + " has key_format: registry, and no schema registry is "
+                  "configured here", "REGISTRY_UNAVAILABLE");
   }
-  std::vector<FieldViolation> violations;
-  violations.reserve(found.size());
-  for (auto& v : found) {
-    violations.push_back({"value" + v.pointer, std::move(v.message), std::move(v.keyword)});
-  }
-  size_t n = violations.size();
-  return Status(Code::kInvalidArgument,
-                "the value breaks the schema of topic " + t.name + " (" + std::to_string(n) +
-                    (n == 1 ? " violation)" : " violations)"),
-                "SCHEMA_VIOLATION", std::move(violations))
-      .With("topic", t.name);
+  // Its canonical JSON (what the store keeps), so one key is one byte string in Kafka:
+  // compaction and the partitioner see the same key however a client spaced it.
+  return EncodeRegistry(t, t.registry_key_subject, registry_->ForPutKeys(topic),
+                        api::StoredKey(t, key), "key", wire);
 }
 
 WriteHandler::Abandon WriteHandler::Put(const v1::PutRequest& req, Clock::time_point deadline,
@@ -224,6 +255,11 @@ WriteHandler::Abandon WriteHandler::Write(const std::string& topic_name, const s
     return [] {};
   }
   std::string wire;  // a registry topic's record: the value in the wire format
+  std::string wire_key;
+  if (Status st = EncodeKey(*resolved, key, &wire_key); !st.ok()) {
+    done(st, {});
+    return [] {};
+  }
   if (value != nullptr) {
     Status st = CheckValue(*resolved, *value, &wire);
     if (st.ok() && entries_ != nullptr && entries_->Applies(*resolved)) {
@@ -249,8 +285,8 @@ WriteHandler::Abandon WriteHandler::Write(const std::string& topic_name, const s
       return [] {};
     }
   }
-  return Produce(*resolved, key, value != nullptr && !wire.empty() ? &wire : value, ack_only,
-                 deadline, arrived, std::move(done));
+  return Produce(*resolved, wire_key, value != nullptr && !wire.empty() ? &wire : value,
+                 ack_only, deadline, arrived, std::move(done));
 }
 
 WriteHandler::Abandon WriteHandler::Produce(size_t topic, const std::string& key,

@@ -70,6 +70,10 @@ class WriteHandler {
   // registry's absence is UNAVAILABLE (REGISTRY_UNAVAILABLE), a subject it does not have
   // or a schema cachecar cannot use FAILED_PRECONDITION.
   Status CheckValue(size_t topic, const std::string& value, std::string* wire = nullptr) const;
+  // For a key_format: registry topic: the key (JSON, as ValidateKey requires) in the wire
+  // format, encoded with registry_key_subject's latest schema into `wire`; otherwise as
+  // CheckValue (problems named under "key").
+  Status EncodeKey(size_t topic, const std::string& key, std::string* wire) const;
 
   // Also check, for topics with a transform, merge-patch or entry_schema, the entry a Put
   // would lead to (TRANSFORM_FAILED, ENTRY_SCHEMA_VIOLATION). Not owned; call before use.
@@ -79,6 +83,13 @@ class WriteHandler {
   void set_registry(registry::SchemaCache* registry) { registry_ = registry; }
 
  private:
+  // The latest schema of `subject` (`latest`, as SchemaCache gave it) applied to `json`,
+  // a Put's value or key (`field`): the record's bytes in the wire format into `wire`, or
+  // why not (problems named under `field`).
+  Status EncodeRegistry(const config::TopicConfig& t, const std::string& subject,
+                        const Result<std::shared_ptr<const registry::ResolvedSchema>>& latest,
+                        const std::string& json, const std::string& field,
+                        std::string* wire) const;
   // Resolves a writable topic; appends violations for missing fields.
   Result<size_t> ResolveWritable(const std::string& topic, const std::string& key,
                                  std::vector<FieldViolation>* violations) const;

@@ -898,6 +898,8 @@ topics:
   EXPECT_EQ(cfg->topics[1].registry_version, 3);
   EXPECT_FALSE(cfg->topics[0].registry_keys);
   EXPECT_TRUE(cfg->topics[2].registry_keys);
+  EXPECT_EQ(cfg->topics[2].registry_key_subject, "cdc-key");  // TopicNameStrategy
+  EXPECT_EQ(cfg->topics[0].registry_key_subject, "");
   EXPECT_EQ(cfg->topics[2].value_format, ValueFormat::kJson);
   EXPECT_EQ(cfg->registry.url, "http://registry:8080/apis/ccompat/v7");
   EXPECT_EQ(cfg->registry.timeout_ms, 1500u);
@@ -923,6 +925,8 @@ topics:
   - {name: k, key_format: registry, read_only: false, transform: "."}
   - {name: l, keep_original: false}
   - {name: m, value_format: registry, keep_original: "sometimes"}
+  - {name: n, registry_key_subject: keys}
+  - {name: o, key_format: registry, registry_key_subject: ""}
 )",
                          "c.yaml", Env());
   ASSERT_FALSE(cfg.ok());
@@ -937,10 +941,12 @@ topics:
   EXPECT_THAT(ProblemFor(st, "topics[6].registry_version"), HasSubstr("whole number"));
   EXPECT_THAT(ProblemFor(st, "topics[7].registry_version"), HasSubstr("only used with"));
   EXPECT_THAT(ProblemFor(st, "topics[8].key_format"), HasSubstr("raw"));
-  EXPECT_THAT(ProblemFor(st, "topics[9].read_only"), HasSubstr("read-only"));
+  EXPECT_EQ(ProblemFor(st, "topics[9].read_only"), "");  // Puts encode registry keys
   EXPECT_THAT(ProblemFor(st, "topics[9].transform"), HasSubstr("key_format: registry"));
   EXPECT_THAT(ProblemFor(st, "topics[10].keep_original"), HasSubstr("only used with"));
   EXPECT_THAT(ProblemFor(st, "topics[11].keep_original"), HasSubstr("true or false"));
+  EXPECT_THAT(ProblemFor(st, "topics[12].registry_key_subject"), HasSubstr("only used with"));
+  EXPECT_THAT(ProblemFor(st, "topics[13].registry_key_subject"), HasSubstr("must name"));
 
   auto urls = ParseConfig(R"(
 kafka: {bootstrap_servers: localhost:9092}

@@ -16,7 +16,7 @@ import grpc
 import pytest
 from google.protobuf import (descriptor_pb2, descriptor_pool, json_format, message_factory,
                              timestamp_pb2)
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.schema_registry import Schema, SchemaReference, SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
 from confluent_kafka.schema_registry.json_schema import JSONDeserializer, JSONSerializer
@@ -563,11 +563,92 @@ def test_keys_in_the_registry_format_are_decoded_and_looked_up_as_json(
     assert r.found and r.entry.key == b'{"a":[1,2],"b":2}'
     assert c.metric("cachecar_materializer_records_rejected_total", topic=j,
                     reason="schema_violation") == 1  # {"a": 1} lacks "b"
-    # Read-only: cachecar does not encode keys for Puts yet, and says so.
-    e = call_error(c.stub.Put, pb.PutRequest(topic=t, key=b'{"id":9,"region":"eu"}',
-                                             value=b'{"name": "n"}'))
-    assert e.code() == grpc.StatusCode.PERMISSION_DENIED
-    assert "key_format: registry" in e.details()
+
+
+def test_puts_and_deletes_to_registry_keyed_topics_encode_the_key_for_confluent_consumers(
+        admin, bootstrap, cachecar_factory, registry):
+    t = create_topic(admin, unique("reg-put-keys"), partitions=3)
+    kctx = SerializationContext(t, MessageField.KEY)
+    key_schema = {"type": "record", "name": "Key", "namespace": "com.putkeys",
+                  "fields": [{"name": "id", "type": "long"}, {"name": "region", "type": "string"}]}
+    key_ser = AvroSerializer(registry.client, json.dumps(key_schema))
+    key_id = struct.unpack(">i", key_ser({"id": 0, "region": "x"}, kctx)[1:5])[0]
+    encode(json_serializer(registry, USER_V1), t, {"name": "x"})  # the value's subject
+    j = create_topic(admin, unique("reg-put-json-keys"))
+    JSONSerializer(json.dumps({"type": "object", "properties": {"b": {"type": "integer"}},
+                               "required": ["b"]}), registry.client)(
+        {"b": 1}, SerializationContext(j, MessageField.KEY))
+    nosubject = create_topic(admin, unique("reg-put-no-key-subject"))
+    c = cachecar_factory([
+        {"name": t, "key_format": "registry", "value_format": "registry", "read_only": False},
+        {"name": j, "key_format": "registry", "read_only": False},
+        {"name": nosubject, "key_format": "registry", "read_only": False}],
+        extra=registry_extra(registry)).start()
+    c.wait_ready()
+
+    # The key as JSON, spaced and ordered any way: encoded with the key subject's latest
+    # schema, so Confluent's deserializer reads it, and served under its stored form.
+    r = c.stub.Put(pb.PutRequest(topic=t, key=b'{"region": "eu", "id": 7}',
+                                 value=b'{"name": "ada"}'), timeout=30)
+    assert r.applied
+    got = c.stub.Get(pb.GetRequest(topic=t, key=b'{"id":7,"region":"eu"}'), timeout=5)
+    assert got.found and json.loads(got.entry.value) == {"name": "ada"}
+    msg = read_message(bootstrap, t, r.partition, r.offset)
+    assert struct.unpack(">i", msg.key()[1:5])[0] == key_id
+    assert AvroDeserializer(registry.client)(msg.key(), kctx) == {"id": 7, "region": "eu"}
+    # The same key bytes go to the same partition from the Java client's partitioner, so
+    # cachecar's writes and other producers' compact and order together.
+    scratch = create_topic(admin, unique("reg-put-keys-scratch"), partitions=3)
+    assert r.partition == java_partition(bootstrap, scratch, msg.key())
+
+    d = c.stub.Delete(pb.DeleteRequest(topic=t, key=b'{"id": 7, "region": "eu"}'), timeout=30)
+    assert d.applied and d.partition == r.partition
+    assert not c.stub.Get(pb.GetRequest(topic=t, key=b'{"id":7,"region":"eu"}'),
+                          timeout=5).found
+
+    # A key that does not fit its schema: every problem by JSON Pointer under "key",
+    # nothing produced.
+    e = call_error(c.stub.Put, pb.PutRequest(topic=t, key=b'{"id": "seven"}',
+                                             value=b'{"name": "ada"}'))
+    assert e.code() == grpc.StatusCode.INVALID_ARGUMENT
+    info, violations = rich_status(e)
+    assert info.reason == "SCHEMA_VIOLATION" and violations, violations
+    assert all(f.startswith("key") for f in violations), violations
+    # A JSON Schema key: validated, written as its canonical JSON.
+    e = call_error(c.stub.Put, pb.PutRequest(topic=j, key=b'{"a": 1}', value=b'{}'))
+    assert e.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert set(rich_status(e)[1]) == {"key"}, rich_status(e)[1]  # "b" is required
+    r = c.stub.Put(pb.PutRequest(topic=j, key=b'{ "b": 2, "a": [1] }', value=b'{"n": 1}'),
+                   timeout=30)
+    assert r.applied
+    assert read_message(bootstrap, j, r.partition, r.offset).key()[5:] == b'{"a":[1],"b":2}'
+    assert c.stub.Get(pb.GetRequest(topic=j, key=b'{"a":[1],"b":2}'), timeout=5).found
+    # A hostile key (800 KB of nested brackets, under the 1 MiB key limit): refused, and
+    # the sidecar serves on.
+    deep = b"[" * 400000 + b"]" * 400000
+    for call, req in ((c.stub.Get, pb.GetRequest(topic=t, key=deep)),
+                      (c.stub.Put, pb.PutRequest(topic=t, key=deep, value=b'{"name": "x"}')),
+                      (c.stub.Delete, pb.DeleteRequest(topic=t, key=deep))):
+        e = call_error(call, req)
+        assert e.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "nested at most 128 deep" in rich_status(e)[1]["key"]
+    assert c.stub.Get(pb.GetRequest(topic=j, key=b'{"a":[1],"b":2}'), timeout=5).found
+    # No key subject in the registry: said, nothing produced.
+    e = call_error(c.stub.Put, pb.PutRequest(topic=nosubject, key=b'{"id": 1}', value=b'{}'))
+    assert e.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert rich_status(e)[0].reason == "REGISTRY_SUBJECT_NOT_FOUND"
+    assert nosubject + "-key" in e.details()
+
+
+def java_partition(bootstrap, topic, key):
+    """The partition the Java client's partitioner (murmur2 of the key bytes) gives `key`
+    on a topic with as many partitions as `topic`, as librdkafka's murmur2_random computes
+    it (a record is produced to `topic` to find out)."""
+    got = []
+    p = Producer({"bootstrap.servers": bootstrap, "partitioner": "murmur2_random"})
+    p.produce(topic, key=key, value=b"{}", on_delivery=lambda err, m: got.append(m.partition()))
+    assert p.flush(30) == 0 and len(got) == 1
+    return got[0]
 
 
 def test_put_encodes_with_the_subjects_latest_schema_for_confluent_consumers(
@@ -696,14 +777,18 @@ def test_a_restart_with_the_registry_down_decodes_with_the_kept_schemas(
     finally:
         registry.resume()
 
-def read_record(bootstrap, topic, partition, offset):
+def read_message(bootstrap, topic, partition, offset):
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": unique("g"),
                          "enable.auto.commit": False})
     consumer.assign([TopicPartition(topic, partition, offset)])
     msg = consumer.poll(30)
     consumer.close()
     assert msg is not None and msg.error() is None
-    return msg.value()
+    return msg
+
+
+def read_record(bootstrap, topic, partition, offset):
+    return read_message(bootstrap, topic, partition, offset).value()
 
 
 def test_puts_to_avro_and_protobuf_subjects_are_read_by_confluents_deserializers(
