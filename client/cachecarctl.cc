@@ -98,6 +98,7 @@ json EntryJson(const cachecar::v1::Entry& e, bool original) {
          {"timestamp", e.has_kafka_timestamp() ? json(Timestamp(e)) : json(nullptr)},
          {"revision", e.revision()}};
   if (e.has_schema_id()) j["schema_id"] = e.schema_id();  // registry topics
+  if (e.has_subject_version()) j["subject_version"] = e.subject_version();
   return j;
 }
 

@@ -253,6 +253,13 @@ Status Server::Start() {
       &config_, store_.get(), tracker_.get(),
       [m = materializer_.get()] { return m->Counters(); });
   read_handler_->set_rejected_log(rejected_log_.get());
+  if (schema_registry_ != nullptr) {
+    api::SubjectVersionFn versions = [r = schema_registry_.get()](size_t topic, int32_t id) {
+      return r->SubjectVersionFor(topic, id);
+    };
+    read_handler_->set_subject_versions(versions);
+    watch_hub_->set_subject_versions(std::move(versions));
+  }
   write_handler_ = std::make_unique<rpc::WriteHandler>(
       &config_, schemas_.get(), producer_.get(), notifier_.get(), 1 << 20, registry_.get());
   write_handler_->set_registry(schema_registry_.get());

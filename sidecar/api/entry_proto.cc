@@ -3,14 +3,21 @@
 namespace cachecar::api {
 
 void EntryToProto(std::string_view key, std::string_view value, const store::EntryMeta& meta,
-                  v1::Entry* out) {
+                  v1::Entry* out, const SubjectVersionFn& versions, size_t topic) {
   out->set_key(key.data(), key.size());
   out->set_value(value.data(), value.size());
   out->set_partition(meta.partition);
   out->set_offset(meta.offset);
   SetKafkaTimestamp(meta.timestamp_ms, out, &v1::Entry::mutable_kafka_timestamp);
   out->set_revision(meta.revision);
-  if (meta.schema_id) out->set_schema_id(*meta.schema_id);
+  if (meta.schema_id) {
+    out->set_schema_id(*meta.schema_id);
+    if (versions) {
+      if (std::optional<int32_t> v = versions(topic, *meta.schema_id)) {
+        out->set_subject_version(*v);
+      }
+    }
+  }
 }
 
 std::string WhyNoOriginal(const config::TopicConfig& topic) {

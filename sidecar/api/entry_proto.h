@@ -5,6 +5,7 @@
 #include <google/protobuf/timestamp.pb.h>
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -26,9 +27,15 @@ void SetKafkaTimestamp(int64_t ms, Message* msg, Mutable mutable_field) {
   t->set_nanos(static_cast<int32_t>(ms % 1000) * 1000000);
 }
 
+// Which version of its topic's subject a registry schema id is, where known
+// (registry::SchemaCache::SubjectVersionFor). Empty where no topic reads a registry.
+using SubjectVersionFn = std::function<std::optional<int32_t>(size_t topic, int32_t id)>;
+
 // A stored entry as the API's Entry (the Kafka timestamp unset when the record has none).
+// `versions` (may be empty) gives subject_version for an entry of topic `topic` that has a
+// schema id.
 void EntryToProto(std::string_view key, std::string_view value, const store::EntryMeta& meta,
-                  v1::Entry* out);
+                  v1::Entry* out, const SubjectVersionFn& versions = {}, size_t topic = 0);
 
 // Why a read of `topic` cannot have its values as they were in Kafka (original_value),
 // or empty when it can (config::TopicConfig::serves_original).

@@ -159,6 +159,41 @@ Result<RegisteredSchema> RegistryClient::SchemaById(int32_t id) const {
                 "REGISTRY_UNAVAILABLE");
 }
 
+Result<std::vector<SubjectAndVersion>> RegistryClient::SubjectVersionsOf(int32_t id) const {
+  Result<std::pair<long, std::string>> got =
+      Get("/schemas/ids/" + std::to_string(id) + "/versions");
+  if (!got.ok()) return got.status();
+  auto& [code, body] = *got;
+  if (code == 200) {
+    nlohmann::json j = nlohmann::json::parse(body, nullptr, false);
+    if (!j.is_array()) return BadAnswer("for the versions of schema id " + std::to_string(id) +
+                                        " is not a JSON array");
+    std::vector<SubjectAndVersion> out;
+    for (const auto& v : j) {
+      if (out.size() >= kMaxSubjectVersions) break;
+      const bool good = v.is_object() && v.contains("subject") && v["subject"].is_string() &&
+                        v.contains("version") && v["version"].is_number_integer() &&
+                        v["version"] >= 1 && v["version"] <= INT32_MAX;
+      if (!good) {
+        return BadAnswer("for the versions of schema id " + std::to_string(id) +
+                         " has an item without a string \"subject\" and a positive "
+                         "\"version\"");
+      }
+      out.push_back({v["subject"].get<std::string>(), v["version"].get<int32_t>()});
+    }
+    return out;
+  }
+  if (code >= 400 && code < 500 && code != 401 && code != 403 && code != 408 && code != 429) {
+    return NotFound("the schema registry lists no subject versions for schema id " +
+                        std::to_string(id) + " (" + ErrorText(code, body) + ")",
+                    "REGISTRY_SCHEMA_NOT_FOUND");
+  }
+  return Status(Code::kUnavailable,
+                "the schema registry did not give the versions of schema id " +
+                    std::to_string(id) + ": " + ErrorText(code, body),
+                "REGISTRY_UNAVAILABLE");
+}
+
 Result<RegisteredSchema> RegistryClient::LatestOf(const std::string& subject) const {
   return SubjectVersion(subject, "latest");
 }

@@ -39,6 +39,14 @@ struct RegisteredSchema {
 inline constexpr size_t kMaxResponseBytes = 16u << 20;
 // The most references one schema may make (a larger list is an error, not a schema).
 inline constexpr size_t kMaxReferences = 64;
+// The most subject versions one schema id may be listed under (more are left out).
+inline constexpr size_t kMaxSubjectVersions = 1000;
+
+// One subject version a schema id is registered as.
+struct SubjectAndVersion {
+  std::string subject;
+  int32_t version = 0;
+};
 
 class RegistryClient {
  public:
@@ -54,6 +62,9 @@ class RegistryClient {
   // GET /subjects/{subject}/versions/{version}: a reference's target. NOT_FOUND (reason
   // REGISTRY_SUBJECT_NOT_FOUND) if the registry has no such version.
   Result<RegisteredSchema> VersionOf(const std::string& subject, int32_t version) const;
+  // GET /schemas/ids/{id}/versions: the subject versions the id is registered as (at most
+  // kMaxSubjectVersions), classed as SchemaById (a registry without the endpoint: NOT_FOUND).
+  Result<std::vector<SubjectAndVersion>> SubjectVersionsOf(int32_t id) const;
 
   const std::string& url() const { return config_.url; }
 

@@ -117,6 +117,19 @@ Result<std::shared_ptr<const ResolvedSchema>> SchemaCache::ForRecord(size_t topi
   if (!got.ok()) return got.status();
   Result<Raw> raw = Fetch(*got);
   if (!raw.ok()) return raw.status();
+  // Which subject versions it is: a detail for the entries, so a registry that does not
+  // say (or has no such endpoint) leaves it unknown rather than holding the record up.
+  Result<std::vector<SubjectAndVersion>> versions = client_->SubjectVersionsOf(id);
+  if (versions.ok()) raw->versions = std::move(*versions);
+  if (has_stats_) {
+    const Status& st = versions.status();
+    stats_.requests
+        ->Add({{"result", st.ok()                             ? "ok"
+                          : st.code() == Code::kNotFound      ? "not_found"
+                          : st.code() == Code::kUnavailable   ? "unavailable"
+                                                              : "bad_answer"}})
+        .Increment();
+  }
   auto c = Compile(topic, id, *raw, 0);
   std::lock_guard<std::mutex> lock(mu_);
   // One that cannot be used is asked again after a restart (the registry may be mended).
@@ -162,6 +175,7 @@ Result<std::shared_ptr<const ResolvedSchema>> SchemaCache::Latest(size_t topic, 
   std::lock_guard<std::mutex> lock(mu_);
   latest_[{topic, key}] = {now, c};
   if (raw_.count(got->id) == 0) {  // the records written with it decode without asking
+    raw->versions.push_back({subject, got->version});
     if (raw->unusable.empty()) fetched_[StoreKey(got->id)] = Stored(*raw);
     raw_.emplace(got->id, std::move(*raw));
     if (has_stats_) stats_.cached->Set(static_cast<double>(raw_.size()));
@@ -190,7 +204,7 @@ void SchemaCache::Seed(const std::map<std::string, std::string>& stored) {
         !j.contains("schema") || !j["schema"].is_string()) {
       continue;
     }
-    Raw raw{j["type"].get<std::string>(), j["schema"].get<std::string>(), {}, {}};
+    Raw raw{j["type"].get<std::string>(), j["schema"].get<std::string>(), {}, {}, {}};
     bool whole = true;
     if (auto refs = j.find("references"); refs != j.end() && *refs != false) {
       // An array of {name, schema}; anything else (true: kept by a cachecar that did not
@@ -206,6 +220,15 @@ void SchemaCache::Seed(const std::map<std::string, std::string>& stored) {
                                     r["schema"].get<std::string>());
       }
     }
+    if (auto versions = j.find("versions"); versions != j.end() && versions->is_array()) {
+      for (const auto& v : *versions) {
+        if (v.is_object() && v.contains("subject") && v["subject"].is_string() &&
+            v.contains("version") && v["version"].is_number_integer() &&
+            v["version"] >= 1 && v["version"] <= INT32_MAX) {
+          raw.versions.push_back({v["subject"].get<std::string>(), v["version"].get<int32_t>()});
+        }
+      }
+    }
     if (whole) raw_.emplace(id, std::move(raw));
   }
   if (has_stats_) stats_.cached->Set(static_cast<double>(raw_.size()));
@@ -216,12 +239,30 @@ std::string SchemaCache::Stored(const Raw& raw) {
   for (const auto& [name, text] : raw.references) {
     refs.push_back({{"name", name}, {"schema", text}});
   }
-  return nlohmann::json({{"type", raw.type}, {"schema", raw.text}, {"references", refs}})
-      .dump();
+  nlohmann::json j = {{"type", raw.type}, {"schema", raw.text}, {"references", refs}};
+  if (!raw.versions.empty()) {
+    nlohmann::json versions = nlohmann::json::array();
+    for (const SubjectAndVersion& v : raw.versions) {
+      versions.push_back({{"subject", v.subject}, {"version", v.version}});
+    }
+    j["versions"] = std::move(versions);
+  }
+  return j.dump();
+}
+
+std::optional<int32_t> SchemaCache::SubjectVersionFor(size_t topic, int32_t id) {
+  const std::string& subject = config_.topics.at(topic).registry_subject;
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = raw_.find(id);
+  if (it == raw_.end()) return std::nullopt;
+  for (const registry::SubjectAndVersion& v : it->second.versions) {
+    if (v.subject == subject) return v.version;
+  }
+  return std::nullopt;
 }
 
 Result<SchemaCache::Raw> SchemaCache::Fetch(const RegisteredSchema& got) {
-  Raw raw{got.type, got.schema, {}, {}};
+  Raw raw{got.type, got.schema, {}, {}, {}};
   std::vector<std::string> open;
   Status st = FollowReferences(got.references, got.type, 0, &open, &raw);
   if (!st.ok()) return st;

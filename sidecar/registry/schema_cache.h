@@ -77,6 +77,11 @@ class SchemaCache {
   // The schema a Put's or Delete's key is encoded with on a key_format: registry topic:
   // registry_key_subject's latest, held and asked again as ForPuts's.
   Result<std::shared_ptr<const ResolvedSchema>> ForPutKeys(size_t topic);
+  // Which version of the topic's value subject (registry_subject) schema `id` is, as the
+  // registry said when the id was first fetched (GET /schemas/ids/{id}/versions, kept in
+  // the store with the schema); nullopt if it did not say, or the id is not registered
+  // under that subject. Never asks the registry: cheap enough for every entry served.
+  std::optional<int32_t> SubjectVersionFor(size_t topic, int32_t id);
 
   // Schemas kept by an earlier run (Store::LoadRegistrySchemas): those of this registry
   // are known without asking. Entries that do not parse are ignored (asked again).
@@ -93,6 +98,7 @@ class SchemaCache {
     std::string text;
     std::vector<std::pair<std::string, std::string>> references;
     std::string unusable;
+    std::vector<registry::SubjectAndVersion> versions;  // the subject versions it is, if said
   };
   std::shared_ptr<const ResolvedSchema> Compile(size_t topic, int32_t id, const Raw& raw,
                                                 int32_t version) const;

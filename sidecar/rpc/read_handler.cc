@@ -9,14 +9,21 @@
 namespace cachecar::rpc {
 namespace {
 
-void ToProto(const store::Entry& e, bool original, v1::Entry* out) {
-  api::EntryToProto(e.key, api::ServedValue(e.value, e.original, original), e.meta, out);
-}
+// An entry of `topic` as the API's, its value as asked (original_value).
+struct EntryWriter {
+  const api::SubjectVersionFn& versions;
+  size_t topic;
+  bool original;
 
-void ToProto(std::string_view key, const store::DecodedRecord& r, bool original,
-             v1::Entry* out) {
-  api::EntryToProto(key, api::ServedValue(r.value, r.original, original), r.meta, out);
-}
+  void operator()(const store::Entry& e, v1::Entry* out) const {
+    api::EntryToProto(e.key, api::ServedValue(e.value, e.original, original), e.meta, out,
+                      versions, topic);
+  }
+  void operator()(std::string_view key, const store::DecodedRecord& r, v1::Entry* out) const {
+    api::EntryToProto(key, api::ServedValue(r.value, r.original, original), r.meta, out,
+                      versions, topic);
+  }
+};
 
 // FAILED_PRECONDITION when a read asks for original values the topic does not have.
 Status CheckOriginal(const config::TopicConfig& topic, bool original) {
@@ -127,7 +134,9 @@ Status ReadHandler::Get(const v1::GetRequest& req, v1::GetResponse* resp) const 
   resp->set_store_revision(snap->revision());
   if (stale) StaleToProto(*stale, resp->mutable_stale());
   resp->set_found(e->has_value());
-  if (e->has_value()) ToProto(key, **e, req.original_value(), resp->mutable_entry());
+  if (e->has_value()) {
+    EntryWriter{versions_, *topic, req.original_value()}(key, **e, resp->mutable_entry());
+  }
   return Status::Ok();
 }
 
@@ -157,6 +166,7 @@ Status ReadHandler::BatchGet(const v1::BatchGetRequest& req, v1::BatchGetRespons
   Result<store::Snapshot> snap = store_->NewSnapshot();
   if (!snap.ok()) return snap.status();
   resp->mutable_results()->Reserve(req.keys_size());
+  const EntryWriter write{versions_, *topic, req.original_value()};
   for (const std::string& asked : req.keys()) {
     const std::string key = api::StoredKey(config_->topics[*topic], asked);
     Result<std::optional<store::DecodedRecord>> e = snap->GetView(*topic, key);
@@ -164,7 +174,7 @@ Status ReadHandler::BatchGet(const v1::BatchGetRequest& req, v1::BatchGetRespons
     v1::BatchGetResult* r = resp->add_results();
     r->set_key(asked);
     r->set_found(e->has_value());
-    if (e->has_value()) ToProto(key, **e, req.original_value(), r->mutable_entry());
+    if (e->has_value()) write(key, **e, r->mutable_entry());
   }
   resp->set_store_revision(snap->revision());
   if (stale) StaleToProto(*stale, resp->mutable_stale());
@@ -202,7 +212,8 @@ Status ReadHandler::List(const v1::ListRequest& req, v1::ListResponse* resp) con
       snap->Scan(*topic, req.prefix(), cursor, limit, limits_.max_page_bytes);
   if (!page.ok()) return page.status();
   resp->mutable_entries()->Reserve(static_cast<int>(page->entries.size()));
-  for (const auto& e : page->entries) ToProto(e, req.original_value(), resp->add_entries());
+  const EntryWriter write{versions_, *topic, req.original_value()};
+  for (const auto& e : page->entries) write(e, resp->add_entries());
   if (!page->next_cursor.empty()) {
     resp->set_next_page_token(api::EncodePageToken(req.topic(), req.prefix(), page->next_cursor));
   }

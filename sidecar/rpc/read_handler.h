@@ -8,6 +8,7 @@
 #include <functional>
 #include <vector>
 
+#include "api/entry_proto.h"
 #include "cachecar/v1/cache.pb.h"
 #include "common/status.h"
 #include "config/config.h"
@@ -44,6 +45,8 @@ class ReadHandler {
 
   // Where rejected records are remembered (not owned; null: none are).
   void set_rejected_log(const kafka::RejectedLog* log) { rejected_ = log; }
+  // Gives registry entries their subject_version. Call before use.
+  void set_subject_versions(api::SubjectVersionFn versions) { versions_ = std::move(versions); }
 
   // The store's revision now (for response headers on any outcome).
   uint64_t revision() const { return store_->revision(); }
@@ -64,6 +67,7 @@ class ReadHandler {
   CountersFn counters_;
   ReadLimits limits_;
   const kafka::RejectedLog* rejected_ = nullptr;
+  api::SubjectVersionFn versions_;
 };
 
 }  // namespace cachecar::rpc

@@ -112,18 +112,21 @@ std::shared_ptr<const Event> Hub::MakeEvent(store::HistoryEvent&& h) const {
   e->topic = t->second;
   e->topic_reset = h.topic_reset;
   e->is_delete = !h.value.has_value();
-  api::EntryToProto(h.key, h.value ? *h.value : std::string_view(), h.meta, &e->entry);
+  const size_t topic = t->second;
+  api::EntryToProto(h.key, h.value ? *h.value : std::string_view(), h.meta, &e->entry,
+                    versions_, topic);
   e->bytes = h.key.size() + (h.value ? h.value->size() : 0);
   if (h.original) {
     e->original_entry.emplace();
-    api::EntryToProto(h.key, *h.original, h.meta, &*e->original_entry);
+    api::EntryToProto(h.key, *h.original, h.meta, &*e->original_entry, versions_, topic);
   }
   if (h.prev) {
     e->prev.emplace();
-    api::EntryToProto(h.prev->key, h.prev->value, h.prev->meta, &*e->prev);
+    api::EntryToProto(h.prev->key, h.prev->value, h.prev->meta, &*e->prev, versions_, topic);
     if (h.prev->original) {
       e->original_prev.emplace();
-      api::EntryToProto(h.prev->key, *h.prev->original, h.prev->meta, &*e->original_prev);
+      api::EntryToProto(h.prev->key, *h.prev->original, h.prev->meta, &*e->original_prev,
+                        versions_, topic);
     }
   }
   e->key = std::move(h.key);

@@ -50,6 +50,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "api/entry_proto.h"
 #include "cachecar/v1/cache.pb.h"
 #include "common/task_pool.h"
 #include "config/config.h"
@@ -73,6 +74,10 @@ class Hub final : public store::CommitObserver {
   ~Hub() override;
   Hub(const Hub&) = delete;
   Hub& operator=(const Hub&) = delete;
+
+  // Gives registry entries their subject_version. Call before Start.
+  void set_subject_versions(api::SubjectVersionFn versions) { versions_ = std::move(versions); }
+  const api::SubjectVersionFn& subject_versions() const { return versions_; }
 
   // Starts the fan-out thread.
   void Start();
@@ -137,6 +142,7 @@ class Hub final : public store::CommitObserver {
   const Options options_;
   ReadyFn ready_;
   std::unordered_map<std::string, size_t> topic_index_;
+  api::SubjectVersionFn versions_;
   WatchStats stats_;
 
   mutable std::mutex mu_;  // guards the fields below

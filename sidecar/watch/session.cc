@@ -333,7 +333,7 @@ bool Session::FillSnapshot(const std::shared_ptr<Watch>& w, v1::WatchResponse* o
   v1::WatchSnapshot* snap_out = out->mutable_snapshot();
   for (const store::Entry& e : entries) {
     api::EntryToProto(e.key, api::ServedValue(e.value, e.original, w->original_value), e.meta,
-                      snap_out->add_entries());
+                      snap_out->add_entries(), hub_->subject_versions(), w->topic);
   }
   return true;
 }

@@ -161,6 +161,10 @@ def test_records_of_the_confluent_json_serializer_are_decoded_validated_and_serv
     entry = lambda key: c.stub.Get(pb.GetRequest(topic=t, key=key), timeout=5).entry
     assert entry(b"ada").schema_id == id_v1 and entry(b"bob").schema_id == id_v2
     assert entry(b"ref").schema_id == with_ref
+    # ... and which version of the topic's subject that is (none for a schema registered
+    # under another subject only).
+    assert entry(b"ada").subject_version == 1 and entry(b"bob").subject_version == 2
+    assert entry(b"ref").HasField("schema_id") and not entry(b"ref").HasField("subject_version")
     listed = c.stub.List(pb.ListRequest(topic=t), timeout=5).entries
     assert {e.key: e.schema_id for e in listed} == {b"ada": id_v1, b"bob": id_v2,
                                                     b"eve": id_v1, b"ref": with_ref}
@@ -178,6 +182,8 @@ def test_records_of_the_confluent_json_serializer_are_decoded_validated_and_serv
         while len(events) < 2:
             events += list(w.next().events.events)
         assert events[1].entry.schema_id == id_v2 and events[1].prev_entry.schema_id == id_v1
+        assert events[1].entry.subject_version == 2
+        assert events[1].prev_entry.subject_version == 1
     finally:
         w.close()
     # The status says which schema ids the topic's records were written with, and how many
@@ -193,6 +199,7 @@ def test_records_of_the_confluent_json_serializer_are_decoded_validated_and_serv
     assert f"{t} " in text and "SCHEMA_ID" in text, text
     got = json.loads(c.ctl("get", "-o", "json", t, "bob").stdout)
     assert got["schema_id"] == id_v2 and got["value"] == {"name": "bob", "age": 36}, got
+    assert got["subject_version"] == 2, got
     for key in (b"raw", b"short", b"unknown", b"neg", b"garbage", b"badref", b"gone"):
         assert get(c, t, key) is None, key
     rejected = lambda reason: c.metric("cachecar_materializer_records_rejected_total",
@@ -207,8 +214,8 @@ def test_records_of_the_confluent_json_serializer_are_decoded_validated_and_serv
     assert "/age" in details[b"eve"]
     assert "city" in details[b"badref"]
     # Each schema was asked of the registry once, then served from memory: v1, v2,
-    # with_ref and the address it refers to.
-    assert c.metric("cachecar_registry_requests_total", result="ok") == 4
+    # with_ref and the address it refers to, and the subject versions of the first three.
+    assert c.metric("cachecar_registry_requests_total", result="ok") == 7
     assert c.metric("cachecar_registry_requests_total", result="not_found") == 2
     assert c.metric("cachecar_registry_schema_lookups_total", result="hit") >= 2
     assert c.metric("cachecar_registry_up") == 1
@@ -774,6 +781,8 @@ def test_a_restart_with_the_registry_down_decodes_with_the_kept_schemas(
         c.wait_ready(timeout=60)
         deadline_wait(lambda: get(c, t, b"b") == {"n": 2}, what="the later record decoded")
         assert c.metric("cachecar_registry_requests_total") == 0
+        # Which version of the subject it is was kept with the schema.
+        assert c.stub.Get(pb.GetRequest(topic=t, key=b"b"), timeout=5).entry.subject_version == 1
     finally:
         registry.resume()
 

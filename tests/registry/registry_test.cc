@@ -182,6 +182,29 @@ TEST(SchemaCacheTest, KeptSchemasOfThisRegistryAreUsedWithoutAskingAndDamagedOne
   EXPECT_TRUE(cache.TakeFetched().empty());  // kept ones are not stored again
 }
 
+TEST(SchemaCacheTest, SubjectVersionsAreKeptWithTheSchemaAndReadBackWithoutAsking) {
+  const std::string url = "http://127.0.0.1:" + std::to_string(ClosedPort());
+  config::Config c = RegistryConfigAt(url);
+  RegistryClient client(c.registry);
+  SchemaCache cache(c, &client, nullptr);
+  cache.Seed({
+      {url + "#3", R"({"type":"JSON","schema":"{}","versions":[)"
+                   R"({"subject":"other","version":9},{"subject":"users-value","version":2}]})"},
+      // Damaged items are left out, the schema itself still kept.
+      {url + "#4", R"({"type":"JSON","schema":"{}","versions":[{"subject":"users-value"},)"
+                   R"({"subject":7,"version":1},{"subject":"users-value","version":-1},)"
+                   R"("x",{"subject":"users-value","version":4294967297}]})"},
+      {url + "#5", R"({"type":"JSON","schema":"{}","versions":"users-value"})"},
+      {url + "#6", R"({"type":"JSON","schema":"{}"})"},  // kept before versions were
+  });
+  EXPECT_EQ(cache.SubjectVersionFor(0, 3), 2);
+  EXPECT_EQ(cache.SubjectVersionFor(0, 4), std::nullopt);
+  EXPECT_EQ(cache.SubjectVersionFor(0, 5), std::nullopt);
+  EXPECT_EQ(cache.SubjectVersionFor(0, 6), std::nullopt);
+  EXPECT_EQ(cache.SubjectVersionFor(0, 77), std::nullopt);  // never fetched: not asked
+  for (int32_t id : {3, 4, 5, 6}) EXPECT_TRUE(cache.ForRecord(0, id).ok()) << id;
+}
+
 TEST(AvroSchemaTest, HostileDatumsAreRefusedNotBelieved) {
   auto s = AvroSchema::Compile(R"("string")");
   ASSERT_TRUE(s.ok()) << s.status().ToString();
