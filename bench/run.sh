@@ -326,7 +326,7 @@ fi
 if phase registry; then
   # The same records as $topic in the Confluent wire format, each format's schema registered
   # in a real registry (scripts/registry.sh); catch-up of each beside the raw-JSON one.
-  say "## catch-up of Schema Registry topics (registry-json validates with the registered JSON Schema) vs raw JSON (alternating rounds)"
+  say "## catch-up of Schema Registry topics (registry-json validates with the registered JSON Schema; +original keeps the wire-format bytes too) vs raw JSON (alternating rounds)"
   rdir=$work/registry
   scripts/registry.sh start "$rdir"
   pids+=("$(cat "$rdir/pid")")
@@ -355,12 +355,18 @@ if phase registry; then
       --format "$format" --schema-id "$id" >/dev/null
   done
   CC_EXTRA="registry: {url: \"$rurl\"}"
+  # "+original": the same topic keeping each record's wire-format bytes beside its JSON
+  # (keep_original: true), so reads can serve them; the others keep only the JSON.
   for round in 1 2 3; do
-    for format in json registry-json avro protobuf; do
+    for format in json registry-json avro protobuf avro+original protobuf+original; do
       if [ "$format" = json ]; then
         start_cachecar "$topic" "registry-$format"
+      elif [ "${format%+original}" != "$format" ]; then
+        start_cachecar "${reg_topic[${format%+original}]}" "registry-$format" \
+          ", value_format: registry, keep_original: true"
       else
-        start_cachecar "${reg_topic[$format]}" "registry-$format" ", value_format: registry"
+        start_cachecar "${reg_topic[$format]}" "registry-$format" \
+          ", value_format: registry, keep_original: false"
       fi
       say "$(printf '%-14s' "$format") round=$round records=$RECORDS seconds=$catchup records_per_second=$(awk -v n="$RECORDS" -v s="$catchup" 'BEGIN{printf "%.0f", n/s}')"
       kill "$cc_pid"; wait "$cc_pid" || true
