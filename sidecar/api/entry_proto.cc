@@ -26,7 +26,8 @@ std::string WhyNoOriginal(const config::TopicConfig& topic) {
     return topic.name + " is a view: its values are made by cachecar, not read from Kafka";
   }
   if (topic.value_format == config::ValueFormat::kRegistry) {
-    return "topic " + topic.name + " does not keep original values (keep_original: false)";
+    return "topic " + topic.name +
+           " does not keep original values (set keep_original: true in its configuration)";
   }
   return "topic " + topic.name + " stores its values " +
          (topic.transform.empty() ? "merged (apply: merge-patch)" : "transformed") +

@@ -85,9 +85,10 @@ struct TopicConfig {
   // the latest (asked again after registry.latest_ttl_ms).
   int32_t registry_version = 0;
   // With value_format: registry, whether each record's wire-format bytes are stored beside
-  // its decoded JSON, so reads can ask for them (original_value). Default true; false
-  // saves their space. Changing it rebuilds the topic.
-  bool keep_original = true;
+  // its decoded JSON, so reads can ask for them (original_value). Default false: they cost
+  // their size again and catch-up time (README "Benchmarks"). Changing it rebuilds the
+  // topic.
+  bool keep_original = false;
   // Whether values are JSON once decoded (json, or registry), as stored and served.
   bool json_values() const { return value_format != ValueFormat::kBytes; }
   // Path of the topic's JSON Schema, relative paths resolved against the config file's

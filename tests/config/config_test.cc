@@ -885,14 +885,14 @@ topics:
   - {name: users, value_format: registry}
   - {name: orders, value_format: registry, registry_subject: shop.Order, registry_version: 3}
   - {name: cdc, key_format: registry}
-  - {name: lean, value_format: registry, keep_original: false}
+  - {name: kept, value_format: registry, keep_original: true}
 )",
                          "c.yaml", Env());
   ASSERT_TRUE(cfg.ok()) << cfg.status().ToString();
-  EXPECT_TRUE(cfg->topics[0].keep_original);  // kept by default
-  EXPECT_TRUE(cfg->topics[0].serves_original());
-  EXPECT_FALSE(cfg->topics[3].keep_original);
-  EXPECT_FALSE(cfg->topics[3].serves_original());
+  EXPECT_FALSE(cfg->topics[0].keep_original);  // not kept by default
+  EXPECT_FALSE(cfg->topics[0].serves_original());
+  EXPECT_TRUE(cfg->topics[3].keep_original);
+  EXPECT_TRUE(cfg->topics[3].serves_original());
   EXPECT_TRUE(cfg->topics[2].serves_original());  // json values stored as they came
   EXPECT_EQ(cfg->topics[0].registry_version, 0);  // the latest
   EXPECT_EQ(cfg->topics[1].registry_version, 3);

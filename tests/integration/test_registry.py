@@ -906,9 +906,9 @@ def test_original_values_are_served_exactly_as_read_from_kafka_on_request(
     produce(bootstrap, dropped, [(b"ada", ada1)])
     produce(bootstrap, plain, [(b"k", b'{ "spaced" : 1 }')])
     produce(bootstrap, shaped, [(b"k", b'{"a": 1}')])
-    topics = [{"name": people, "value_format": "registry"},
-              {"name": members, "value_format": "registry"},
-              {"name": dropped, "value_format": "registry", "keep_original": False},
+    topics = [{"name": people, "value_format": "registry", "keep_original": True},
+              {"name": members, "value_format": "registry", "keep_original": True},
+              {"name": dropped, "value_format": "registry"},  # not kept by default
               {"name": plain}, {"name": shaped, "transform": "{b: .a}"}]
     c = cachecar_factory(topics, extra=registry_extra(registry)).start()
     c.wait_ready()
@@ -986,7 +986,7 @@ def test_original_values_are_served_exactly_as_read_from_kafka_on_request(
         {"base64": base64.b64encode(ada2).decode()}]
 
     # Topics that do not have them say why, and how to read instead.
-    for topic, why in ((dropped, "keep_original: false"), (shaped, "transformed")):
+    for topic, why in ((dropped, "set keep_original: true"), (shaped, "transformed")):
         for call, req in ((c.stub.Get, pb.GetRequest(topic=topic, key=b"k", original_value=True)),
                           (c.stub.List, pb.ListRequest(topic=topic, original_value=True))):
             e = call_error(call, req)

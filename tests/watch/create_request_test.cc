@@ -74,7 +74,7 @@ TEST_F(CreateRequestTest, OriginalValuesAreAskedOfTopicsThatHaveThem) {
   topics_[0].transform.clear();
   topics_[0].value_format = config::ValueFormat::kRegistry;
   topics_[0].keep_original = false;
-  EXPECT_THAT(Refused(c).message, HasSubstr("keep_original: false"));
+  EXPECT_THAT(Refused(c).message, HasSubstr("set keep_original: true"));
   topics_[0].keep_original = true;
   EXPECT_TRUE(std::holds_alternative<WatchSpec>(CheckCreate(c, ctx_)));
 }
