@@ -28,13 +28,13 @@ inline constexpr size_t kLongKeyThreshold = kLongKeyPrefix + 32;
 
 struct EntryMeta {
   EntryMeta() = default;
-  EntryMeta(int32_t partition_, int64_t offset_, int64_t timestamp_ms_, uint64_t revision_,
-            std::optional<int32_t> schema_id_ = std::nullopt)
-      : partition(partition_),
-        offset(offset_),
-        timestamp_ms(timestamp_ms_),
-        revision(revision_),
-        schema_id(schema_id_) {}
+  EntryMeta(int32_t in_partition, int64_t at_offset, int64_t at_ms, uint64_t at_revision,
+            std::optional<int32_t> with_schema_id = std::nullopt)
+      : partition(in_partition),
+        offset(at_offset),
+        timestamp_ms(at_ms),
+        revision(at_revision),
+        schema_id(with_schema_id) {}
 
   int32_t partition = 0;
   int64_t offset = 0;
