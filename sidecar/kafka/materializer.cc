@@ -115,8 +115,8 @@ std::string TopicDefinition(const config::TopicConfig& topic,
                             const std::vector<const config::TopicConfig*>& views) {
   std::string d = std::string("apply=") + config::ApplyModeName(topic.apply) +
                   "\ntransform=" + topic.transform;
-  // Absent for other topics (and for stores from before originals were kept, which are
-  // rebuilt to have them).
+  // Only where a registry topic keeps its records' original bytes: turning that on or off
+  // makes the topic again, so every entry has them or none does.
   if (topic.value_format == config::ValueFormat::kRegistry && topic.keep_original) {
     d += "\noriginal=kept";
   }

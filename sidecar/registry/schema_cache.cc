@@ -34,8 +34,8 @@ Status SchemaCache::AwayNow() {
                 "REGISTRY_UNAVAILABLE");
 }
 
-void SchemaCache::Answered(const Status& st) {
-  if (st.code() == Code::kUnavailable) {
+void SchemaCache::Answered(const Status& st, bool away_if_unavailable) {
+  if (st.code() == Code::kUnavailable && away_if_unavailable) {
     std::lock_guard<std::mutex> lock(mu_);
     away_until_ = std::chrono::steady_clock::now() + kAwayFor;
   }
@@ -120,16 +120,8 @@ Result<std::shared_ptr<const ResolvedSchema>> SchemaCache::ForRecord(size_t topi
   // Which subject versions it is: a detail for the entries, so a registry that does not
   // say (or has no such endpoint) leaves it unknown rather than holding the record up.
   Result<std::vector<SubjectAndVersion>> versions = client_->SubjectVersionsOf(id);
+  Answered(versions.status(), /*away_if_unavailable=*/false);
   if (versions.ok()) raw->versions = std::move(*versions);
-  if (has_stats_) {
-    const Status& st = versions.status();
-    stats_.requests
-        ->Add({{"result", st.ok()                             ? "ok"
-                          : st.code() == Code::kNotFound      ? "not_found"
-                          : st.code() == Code::kUnavailable   ? "unavailable"
-                                                              : "bad_answer"}})
-        .Increment();
-  }
   auto c = Compile(topic, id, *raw, 0);
   std::lock_guard<std::mutex> lock(mu_);
   // One that cannot be used is asked again after a restart (the registry may be mended).

@@ -115,7 +115,9 @@ class SchemaCache {
   // The schema as kept in the store (Seed reads it back).
   static std::string Stored(const Raw& raw);
   std::string StoreKey(int32_t id) const;
-  void Answered(const Status& st);
+  // Counts an answer; one that did not come marks the registry away (AwayNow), unless
+  // `away_if_unavailable` is false (an optional detail that held nothing up).
+  void Answered(const Status& st, bool away_if_unavailable = true);
   // UNAVAILABLE while the registry is taken to be away (see away_until_), else OK.
   Status AwayNow();
 
