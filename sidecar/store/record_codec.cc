@@ -29,6 +29,17 @@ T Get(const char* p) {
 
 static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "the store format is little-endian");
 
+// Reads a u32 length and that many bytes at *pos into *out; false if they run past the end.
+bool TakeLengthPrefixed(std::string_view stored, size_t* pos, std::string_view* out) {
+  if (stored.size() < *pos + 4) return false;
+  uint32_t len = Get<uint32_t>(stored.data() + *pos);
+  *pos += 4;
+  if (stored.size() - *pos < len) return false;
+  *out = stored.substr(*pos, len);
+  *pos += len;
+  return true;
+}
+
 }  // namespace
 
 std::string StoreKey(std::string_view key) {
@@ -87,20 +98,12 @@ std::optional<DecodedRecord> DecodeRecord(std::string_view store_key, std::strin
     pos += 4;
   }
   if (version == kVersionWithOriginal) {
-    if (stored.size() < pos + 4) return std::nullopt;
-    uint32_t len = Get<uint32_t>(p + pos);
-    pos += 4;
-    if (stored.size() - pos < len) return std::nullopt;
-    r.original = stored.substr(pos, len);
-    pos += len;
+    std::string_view original;
+    if (!TakeLengthPrefixed(stored, &pos, &original)) return std::nullopt;
+    r.original = original;
   }
   if (flags & kFlagLongKey) {
-    if (stored.size() < pos + 4) return std::nullopt;
-    uint32_t len = Get<uint32_t>(p + pos);
-    pos += 4;
-    if (stored.size() - pos < len) return std::nullopt;
-    r.key = stored.substr(pos, len);
-    pos += len;
+    if (!TakeLengthPrefixed(stored, &pos, &r.key)) return std::nullopt;
   } else {
     r.key = store_key;
   }
